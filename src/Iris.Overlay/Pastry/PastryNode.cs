@@ -1,0 +1,849 @@
+using Iris.Overlay.Diagnostics;
+using Iris.Overlay.Timing;
+using Iris.Overlay.Transport;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Iris.Overlay.Pastry;
+
+/// <summary>
+/// One node of the Pastry ring: its leaf set and routing table, routing of messages toward the root of a key, the
+/// join protocol, failure detection by heartbeats and hop acknowledgements, and repair.
+/// </summary>
+/// <remarks>
+/// All state sits behind one lock and every handler runs to completion without waiting, so the node is driven
+/// entirely by the messages its transport delivers and by one timer of the injected <see cref="TimeProvider"/>.
+/// With the in-memory network and a fake time provider, a ring of thousands of nodes runs deterministically in one
+/// thread. Knowledge of other nodes is only trusted first hand: a node is added to the tables when a message comes
+/// from it; nodes heard of second hand are probed first, so stale tables never bring a dead node back.
+/// </remarks>
+internal sealed class PastryNode : IOverlayReceiver, IDisposable
+{
+    private readonly Lock _lock = new();
+    private readonly IOverlayTransport _transport;
+    private readonly TimerQueue _timers;
+    private readonly PastryOptions _options;
+    private readonly Random _random;
+    private readonly ILogger _logger;
+    private readonly long _heartbeatMs;
+    private readonly long _ackTimeoutMs;
+    private readonly long _ackCheckMs;
+    private readonly LeafSet _leafSet;
+    private readonly RoutingTable _table;
+    private readonly Dictionary<NodeKey, Peer> _peers = [];
+    private readonly Dictionary<NodeKey, Grave> _graveyard = [];
+    private readonly Queue<NodeKey> _graveRotation = new();
+    private readonly Dictionary<NodeKey, long> _probes = [];
+    private readonly Dictionary<ulong, PendingHop> _pending = [];
+    private readonly Dictionary<ushort, IRouteHandler> _handlers = [];
+    private readonly List<NodeHandle> _joinCandidates = [];
+    private readonly List<NodeHandle> _evicted = [];
+    private TimerQueue.Entry? _wake;
+    private long _armedMs = long.MaxValue;
+    private long _nextTickMs = long.MaxValue;
+    private long _nextAckCheckMs = long.MaxValue;
+    private ulong _hopSequence;
+    private NodeState _state;
+    private NodeAddress _bootstrap;
+    private long _joinDeadlineMs;
+
+    public PastryNode(NodeKey key, IOverlayTransport transport, TimerQueue timers, PastryOptions options, Random random, ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(transport);
+        ArgumentNullException.ThrowIfNull(timers);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(random);
+        var validation = new PastryOptionsValidator().Validate(null, options);
+        if (validation.Failed)
+        {
+            throw new ArgumentException(validation.FailureMessage, nameof(options));
+        }
+
+        Self = new NodeHandle(key, transport.LocalAddress);
+        _transport = transport;
+        _timers = timers;
+        _options = options;
+        _random = random;
+        _logger = logger ?? NullLogger.Instance;
+        _heartbeatMs = Math.Max(1, (long)options.HeartbeatInterval.TotalMilliseconds);
+        _ackTimeoutMs = Math.Max(1, (long)options.HopAckTimeout.TotalMilliseconds);
+        _ackCheckMs = Math.Max(1, _ackTimeoutMs / 4);
+        _leafSet = new LeafSet(key, options.LeafSetSize);
+        _table = new RoutingTable(key);
+        transport.SetReceiver(this);
+    }
+
+    private enum NodeState
+    {
+        Created,
+        Joining,
+        Ready,
+        Stopped,
+    }
+
+    /// <summary>This node's key and address.</summary>
+    public NodeHandle Self { get; }
+
+    /// <summary>Whether the node has joined a ring (or started one) and not stopped.</summary>
+    public bool IsReady
+    {
+        get { lock (_lock) { return _state == NodeState.Ready; } }
+    }
+
+    /// <summary>Whether the node has left, crashed or been disposed.</summary>
+    public bool IsStopped
+    {
+        get { lock (_lock) { return _state == NodeState.Stopped; } }
+    }
+
+    /// <summary>Registers the handler of routed messages on <paramref name="channel"/>.</summary>
+    public void RegisterHandler(ushort channel, IRouteHandler handler)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        lock (_lock)
+        {
+            if (!_handlers.TryAdd(channel, handler))
+            {
+                throw new InvalidOperationException($"Channel {channel} already has a route handler on node {Self}.");
+            }
+        }
+    }
+
+    /// <summary>Starts a new ring with this node alone in it.</summary>
+    public void Start()
+    {
+        lock (_lock)
+        {
+            EnsureState(NodeState.Created);
+            _state = NodeState.Ready;
+            StartTimer();
+            Log.StartedRing(_logger, Self);
+        }
+    }
+
+    /// <summary>Joins the ring that the node at <paramref name="bootstrap"/> belongs to. The node becomes ready when
+    /// the root of its key answers; the join is retried every <see cref="PastryOptions.JoinTimeout"/> until then.</summary>
+    public void Join(NodeAddress bootstrap)
+    {
+        lock (_lock)
+        {
+            EnsureState(NodeState.Created);
+            _state = NodeState.Joining;
+            _bootstrap = bootstrap;
+            StartTimer();
+            Log.Joining(_logger, Self, bootstrap);
+            SendJoin();
+            Rearm();
+        }
+    }
+
+    /// <summary>Routes <paramref name="payload"/> to the root of <paramref name="key"/>, where the handler of
+    /// <paramref name="channel"/> receives it (possibly on this node).</summary>
+    public void Route(NodeKey key, ushort channel, ReadOnlyMemory<byte> payload)
+    {
+        List<RouteDelivery>? deliveries = null;
+        lock (_lock)
+        {
+            if (_state != NodeState.Ready)
+            {
+                throw new InvalidOperationException($"Pastry node {Self} cannot route: it is {_state.ToString().ToLowerInvariant()}, not part of a ring.");
+            }
+
+            var message = new RouteMessage
+            {
+                Sender = Self, Key = key, Hops = 0, Kind = RouteKind.Application, Channel = channel, Origin = Self, Payload = payload,
+            };
+            RouteOnward(message, 0, ref deliveries);
+            Rearm();
+        }
+
+        Deliver(deliveries);
+    }
+
+    /// <summary>Leaves the ring gracefully: tells the leaf set, so it repairs at once, then stops.</summary>
+    public void Leave()
+    {
+        lock (_lock)
+        {
+            if (_state == NodeState.Stopped)
+            {
+                return;
+            }
+
+            Log.Leaving(_logger, Self);
+            var leafSet = _leafSet.ToArray();
+            foreach (var member in leafSet)
+            {
+                _transport.Send(member.Address, new LeaveMessage { Sender = Self, LeafSet = leafSet });
+            }
+
+            StopLocked();
+        }
+    }
+
+    /// <summary>Stops without telling anyone, as a crash would.</summary>
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            StopLocked();
+        }
+    }
+
+    /// <summary>A snapshot of the leaf set: counter-clockwise side and clockwise side, nearest first.</summary>
+    public (NodeHandle[] CounterClockwise, NodeHandle[] Clockwise) GetLeafSet()
+    {
+        lock (_lock)
+        {
+            return ([.. _leafSet.CounterClockwise], [.. _leafSet.Clockwise]);
+        }
+    }
+
+    /// <summary>A snapshot of the filled routing-table slots.</summary>
+    public List<(int Row, int Column, NodeHandle Node)> GetRoutingTable()
+    {
+        lock (_lock)
+        {
+            var result = new List<(int, int, NodeHandle)>();
+            for (var row = 0; row < NodeKey.DigitCount; row++)
+            {
+                for (var column = 0; column < NodeKey.Base; column++)
+                {
+                    if (_table.Get(row, column) is { } entry)
+                    {
+                        result.Add((row, column, entry));
+                    }
+                }
+            }
+
+            return result;
+        }
+    }
+
+    /// <summary>Where this node would send a message for <paramref name="key"/> next; null when it is the root.</summary>
+    public NodeHandle? NextHopFor(NodeKey key)
+    {
+        lock (_lock)
+        {
+            return NextHop(key, Self.Key);
+        }
+    }
+
+    public void Receive(OverlayMessage message)
+    {
+        List<RouteDelivery>? deliveries = null;
+        lock (_lock)
+        {
+            if (_state is NodeState.Stopped or NodeState.Created)
+            {
+                return;
+            }
+
+            // Until the root answers, the node is not in the ring: only the state sent along its join route counts.
+            if (_state == NodeState.Joining && message is not JoinStateMessage)
+            {
+                return;
+            }
+
+            switch (message)
+            {
+                case RouteMessage route:
+                    OnRoute(route, ref deliveries);
+                    break;
+                case RouteAckMessage ack:
+                    ConsiderDirect(ack.Sender);
+                    _pending.Remove(ack.HopId);
+                    break;
+                case PingMessage ping:
+                    OnPing(ping);
+                    break;
+                case PongMessage pong:
+                    OnPong(pong);
+                    break;
+                case JoinStateMessage joinState:
+                    OnJoinState(joinState);
+                    break;
+                case RowRequestMessage request:
+                    ConsiderDirect(request.Sender);
+                    _transport.Send(request.Sender.Address, new RowReplyMessage { Sender = Self, Row = request.Row, Nodes = _table.Row(request.Row) });
+                    break;
+                case RowReplyMessage reply:
+                    ConsiderDirect(reply.Sender);
+                    foreach (var node in reply.Nodes)
+                    {
+                        ConsiderIndirect(node);
+                    }
+
+                    break;
+                case LeaveMessage leave:
+                    OnLeave(leave);
+                    break;
+            }
+
+            Rearm();
+        }
+
+        Deliver(deliveries);
+    }
+
+    private void OnRoute(RouteMessage message, ref List<RouteDelivery>? deliveries)
+    {
+        _transport.Send(message.Sender.Address, new RouteAckMessage { Sender = Self, HopId = message.HopId });
+        var isJoin = message.Kind == RouteKind.Join;
+        if (isJoin && message.Origin.Key == Self.Key)
+        {
+            return;
+        }
+
+        // A joining node is not part of the ring until the root has answered it: do not route to it yet.
+        if (!(isJoin && message.Sender.Key == message.Origin.Key))
+        {
+            ConsiderDirect(message.Sender);
+        }
+
+        RouteOnward(message, 0, ref deliveries);
+    }
+
+    private void RouteOnward(RouteMessage message, int attempts, ref List<RouteDelivery>? deliveries)
+    {
+        var isJoin = message.Kind == RouteKind.Join;
+        var next = NextHop(message.Key, isJoin ? message.Origin.Key : Self.Key);
+        if (isJoin && (next is null || attempts == 0))
+        {
+            SendJoinState(message.Origin, isRoot: next is null);
+        }
+
+        if (next is null)
+        {
+            if (!isJoin)
+            {
+                OverlayMetrics.Hops.Record(message.Hops);
+                (deliveries ??= []).Add(new RouteDelivery(message.Key, message.Origin, message.Channel, message.Payload, message.Hops));
+            }
+
+            return;
+        }
+
+        if (message.Hops >= _options.MaxHops)
+        {
+            OverlayMetrics.RoutesDropped.Add(1);
+            Log.RouteDropped(_logger, Self, message.Key, message.Channel, $"it already took {message.Hops} hops (limit {_options.MaxHops})");
+            return;
+        }
+
+        var hopId = ++_hopSequence;
+        var now = NowMs();
+        _pending[hopId] = new PendingHop(message, next.Value, now + _ackTimeoutMs, attempts);
+        if (_nextAckCheckMs == long.MaxValue)
+        {
+            _nextAckCheckMs = now + _ackCheckMs;
+        }
+
+        OverlayMetrics.MessagesRouted.Add(1);
+        _transport.Send(next.Value.Address, message.NextHop(Self, hopId));
+    }
+
+    /// <summary>
+    /// Pastry's routing rule: inside the leaf set's range, the member closest to the key; else the routing-table
+    /// entry sharing one more digit with the key; else (a hole in the table) any known node closer to the key.
+    /// Returns null when this node is the root as far as it knows.
+    /// </summary>
+    private NodeHandle? NextHop(NodeKey key, NodeKey exclude)
+    {
+        if (_leafSet.IsInRange(key))
+        {
+            return _leafSet.CloserThanSelf(key, exclude);
+        }
+
+        if (!_table.TryGetSlot(key, out var row, out var column))
+        {
+            return null;
+        }
+
+        if (_table.Get(row, column) is { } entry && entry.Key != exclude)
+        {
+            return entry;
+        }
+
+        var best = _leafSet.CloserThanSelf(key, exclude);
+        if (_table.ClosestTo(key, exclude) is { } candidate && key.IsCloser(candidate.Key, best?.Key ?? Self.Key))
+        {
+            best = candidate;
+        }
+
+        return best;
+    }
+
+    private void SendJoin()
+    {
+        _joinDeadlineMs = NowMs() + (long)_options.JoinTimeout.TotalMilliseconds;
+        _transport.Send(_bootstrap, new RouteMessage
+        {
+            Sender = Self, HopId = 0, Key = Self.Key, Hops = 1, Kind = RouteKind.Join, Origin = Self, Payload = ReadOnlyMemory<byte>.Empty,
+        });
+    }
+
+    private void SendJoinState(NodeHandle origin, bool isRoot)
+    {
+        var rows = Self.Key.SharedPrefixLength(origin.Key);
+        var nodes = _table.Rows(rows);
+        if (isRoot)
+        {
+            nodes.AddRange(_leafSet.ToArray());
+        }
+
+        _transport.Send(origin.Address, new JoinStateMessage { Sender = Self, IsRoot = isRoot, Nodes = [.. nodes] });
+    }
+
+    private void OnJoinState(JoinStateMessage message)
+    {
+        if (_state != NodeState.Joining)
+        {
+            ConsiderDirect(message.Sender);
+            return;
+        }
+
+        _joinCandidates.Add(message.Sender);
+        _joinCandidates.AddRange(message.Nodes);
+        if (!message.IsRoot)
+        {
+            return;
+        }
+
+        // The root answered: the node is part of the ring. Announce it to every node learned on the way; their
+        // answers fill the leaf set and the routing table.
+        _state = NodeState.Ready;
+        ConsiderDirect(message.Sender);
+        var announced = new HashSet<NodeKey> { Self.Key };
+        foreach (var candidate in _joinCandidates)
+        {
+            if (announced.Add(candidate.Key) && !_graveyard.ContainsKey(candidate.Key))
+            {
+                SendProbe(candidate);
+            }
+        }
+
+        _joinCandidates.Clear();
+        Log.Joined(_logger, Self, message.Sender);
+    }
+
+    private void OnPing(PingMessage ping)
+    {
+        ConsiderDirect(ping.Sender);
+        var peer = _peers.GetValueOrDefault(ping.Sender.Key);
+        if (ping.LeafSet is not null)
+        {
+            Merge(ping.LeafSet);
+            peer?.SeenTheirs = ping.LeafVersion;
+        }
+
+        var include = ping.WantLeafSet || ping.SeenVersion != _leafSet.Version;
+        if (peer is not null)
+        {
+            peer.PingReceived = true;
+            peer.TheyHaveSeenMine = include ? _leafSet.Version : ping.SeenVersion;
+        }
+
+        _transport.Send(ping.Sender.Address, new PongMessage
+        {
+            Sender = Self,
+            LeafVersion = _leafSet.Version,
+            SeenVersion = peer?.SeenTheirs ?? 0,
+            LeafSet = include ? _leafSet.ToArray() : null,
+        });
+    }
+
+    private void OnPong(PongMessage pong)
+    {
+        _probes.Remove(pong.Sender.Key);
+        ConsiderDirect(pong.Sender);
+        var peer = _peers.GetValueOrDefault(pong.Sender.Key);
+        if (pong.LeafSet is not null)
+        {
+            Merge(pong.LeafSet);
+            peer?.SeenTheirs = pong.LeafVersion;
+        }
+
+        peer?.TheyHaveSeenMine = pong.SeenVersion;
+    }
+
+    private void OnLeave(LeaveMessage message)
+    {
+        if (_graveyard.ContainsKey(message.Sender.Key))
+        {
+            return;
+        }
+
+        Log.PeerLeft(_logger, Self, message.Sender);
+        Remove(message.Sender);
+        Merge(message.LeafSet);
+    }
+
+    private void Merge(NodeHandle[] nodes)
+    {
+        foreach (var node in nodes)
+        {
+            ConsiderIndirect(node);
+        }
+    }
+
+    /// <summary>A message came from <paramref name="node"/> itself: it is alive, and may belong in the tables.</summary>
+    private void ConsiderDirect(NodeHandle node)
+    {
+        if (node.Key == Self.Key)
+        {
+            return;
+        }
+
+        if (_graveyard.Remove(node.Key))
+        {
+            Log.Revived(_logger, Self, node);
+        }
+
+        _probes.Remove(node.Key);
+        _evicted.Clear();
+        if (_leafSet.TryAdd(node, _evicted))
+        {
+            _peers.TryAdd(node.Key, new Peer());
+            foreach (var evicted in _evicted)
+            {
+                _peers.Remove(evicted.Key);
+            }
+        }
+
+        _table.TryAdd(node);
+        if (_peers.TryGetValue(node.Key, out var peer))
+        {
+            peer.LastHeardMs = NowMs();
+        }
+    }
+
+    /// <summary>Another node mentioned <paramref name="node"/>: probe it if it would be useful and is not known.</summary>
+    private void ConsiderIndirect(NodeHandle node)
+    {
+        if (node.Key == Self.Key || _graveyard.ContainsKey(node.Key) || _probes.ContainsKey(node.Key))
+        {
+            return;
+        }
+
+        // A node already in the routing table may still belong in the leaf set (WouldAccept is false for members).
+        if (_leafSet.WouldAccept(node.Key) || _table.HasRoomFor(node.Key))
+        {
+            SendProbe(node);
+        }
+    }
+
+    private void SendProbe(NodeHandle node)
+    {
+        _probes[node.Key] = NowMs();
+        _transport.Send(node.Address, new PingMessage { Sender = Self, LeafVersion = _leafSet.Version, WantLeafSet = true });
+    }
+
+    /// <summary>Takes a node out of the tables for good (dead or left) and starts the repair of what it held.</summary>
+    private void Remove(NodeHandle node)
+    {
+        var wasLeaf = _leafSet.Remove(node.Key);
+        _peers.Remove(node.Key);
+        var row = _table.Remove(node.Key);
+        _probes.Remove(node.Key);
+        if (_graveyard.TryAdd(node.Key, new Grave(node, NowMs() + (long)_options.DeadNodeRetention.TotalMilliseconds)))
+        {
+            _graveRotation.Enqueue(node.Key);
+        }
+
+        if (wasLeaf)
+        {
+            // The farthest member on each side knows the nodes just beyond our view.
+            OverlayMetrics.Repairs.Add(1);
+            AskForLeafSet(_leafSet.Clockwise);
+            AskForLeafSet(_leafSet.CounterClockwise);
+        }
+
+        if (row >= 0)
+        {
+            OverlayMetrics.Repairs.Add(1);
+            RepairRow(row);
+        }
+    }
+
+    private void AskForLeafSet(IReadOnlyList<NodeHandle> side)
+    {
+        if (side.Count > 0)
+        {
+            var farthest = side[^1];
+            _transport.Send(farthest.Address, new PingMessage
+            {
+                Sender = Self, LeafVersion = _leafSet.Version, SeenVersion = _peers.GetValueOrDefault(farthest.Key)?.SeenTheirs ?? 0, WantLeafSet = true,
+            });
+        }
+    }
+
+    private void RepairRow(int row)
+    {
+        // Nodes in the same row, or failing that the next one, share enough digits to know candidates for it.
+        for (var r = row; r < Math.Min(row + 2, NodeKey.DigitCount); r++)
+        {
+            var entries = _table.Row(r);
+            if (entries.Length > 0)
+            {
+                var helper = entries[_random.Next(entries.Length)];
+                _transport.Send(helper.Address, new RowRequestMessage { Sender = Self, Row = row });
+                return;
+            }
+        }
+    }
+
+    private void DeclareDead(NodeHandle node, string reason)
+    {
+        OverlayMetrics.FailuresDetected.Add(1);
+        Log.DeclaredDead(_logger, Self, node, reason);
+        Remove(node);
+    }
+
+    private void StartTimer()
+    {
+        _wake = _timers.Create(OnTimer);
+        // A random phase keeps thousands of nodes from beating in step.
+        _nextTickMs = NowMs() + 1 + _random.NextInt64(_heartbeatMs);
+        Rearm();
+    }
+
+    private void OnTimer()
+    {
+        List<RouteDelivery>? deliveries = null;
+        lock (_lock)
+        {
+            if (_state == NodeState.Stopped)
+            {
+                return;
+            }
+
+            _armedMs = long.MaxValue;
+            var now = NowMs();
+            if (now >= _nextAckCheckMs)
+            {
+                CheckAcks(now, ref deliveries);
+            }
+
+            if (now >= _nextTickMs)
+            {
+                _nextTickMs = now + _heartbeatMs;
+                if (_state == NodeState.Joining)
+                {
+                    RetryJoin(now);
+                }
+                else
+                {
+                    Tick(now);
+                }
+            }
+
+            Rearm();
+        }
+
+        Deliver(deliveries);
+    }
+
+    private void CheckAcks(long now, ref List<RouteDelivery>? deliveries)
+    {
+        List<PendingHop>? expired = null;
+        foreach (var (hopId, hop) in _pending)
+        {
+            if (hop.DeadlineMs <= now)
+            {
+                (expired ??= []).Add(hop);
+                _pending.Remove(hopId);
+            }
+        }
+
+        _nextAckCheckMs = _pending.Count > 0 ? now + _ackCheckMs : long.MaxValue;
+        if (expired is null)
+        {
+            return;
+        }
+
+        foreach (var hop in expired)
+        {
+            if (_leafSet.Contains(hop.To.Key) || _table.Contains(hop.To.Key))
+            {
+                DeclareDead(hop.To, $"hop not acknowledged within {_options.HopAckTimeout}");
+            }
+
+            if (hop.Attempts + 1 >= _options.MaxRouteAttempts)
+            {
+                OverlayMetrics.RoutesDropped.Add(1);
+                Log.RouteDropped(_logger, Self, hop.Message.Key, hop.Message.Channel, $"{hop.Attempts + 1} next hops failed to acknowledge");
+                continue;
+            }
+
+            OverlayMetrics.Reroutes.Add(1);
+            RouteOnward(hop.Message, hop.Attempts + 1, ref deliveries);
+        }
+    }
+
+    private void Tick(long now)
+    {
+        var silenceLimit = _heartbeatMs * _options.MissCount;
+        List<NodeHandle>? dead = null;
+        NodeHandle[]? leafSet = null;
+        foreach (var member in _leafSet.ToArray())
+        {
+            var peer = _peers[member.Key];
+            if (now - peer.LastHeardMs >= silenceLimit)
+            {
+                (dead ??= []).Add(member);
+                continue;
+            }
+
+            // One ping per pair and interval is enough: if the other side pinged us since the last tick, we know it
+            // lives, and its ping told it the same about us.
+            if (!peer.PingReceived)
+            {
+                var include = peer.TheyHaveSeenMine != _leafSet.Version;
+                _transport.Send(member.Address, new PingMessage
+                {
+                    Sender = Self,
+                    LeafVersion = _leafSet.Version,
+                    SeenVersion = peer.SeenTheirs,
+                    WantLeafSet = peer.SeenTheirs == 0,
+                    LeafSet = include ? leafSet ??= _leafSet.ToArray() : null,
+                });
+            }
+
+            peer.PingReceived = false;
+        }
+
+        if (dead is not null)
+        {
+            foreach (var node in dead)
+            {
+                DeclareDead(node, $"silent for {_options.MissCount} heartbeat intervals");
+            }
+        }
+
+        ExpireProbes(now);
+        VisitGraveyard(now);
+    }
+
+    private void RetryJoin(long now)
+    {
+        if (now >= _joinDeadlineMs)
+        {
+            Log.JoinRetry(_logger, Self, _bootstrap, _options.JoinTimeout);
+            _joinCandidates.Clear();
+            SendJoin();
+        }
+    }
+
+    private void ExpireProbes(long now)
+    {
+        if (_probes.Count == 0)
+        {
+            return;
+        }
+
+        List<NodeKey>? expired = null;
+        foreach (var (key, sentMs) in _probes)
+        {
+            if (now - sentMs >= _heartbeatMs * _options.MissCount)
+            {
+                (expired ??= []).Add(key);
+            }
+        }
+
+        expired?.ForEach(key => _probes.Remove(key));
+    }
+
+    /// <summary>Forgets old graves and probes one remembered dead node per tick: after a partition heals, the two
+    /// sides find each other this way.</summary>
+    private void VisitGraveyard(long now)
+    {
+        while (_graveRotation.TryDequeue(out var key))
+        {
+            if (!_graveyard.TryGetValue(key, out var grave))
+            {
+                continue;
+            }
+
+            if (grave.ExpiresMs <= now)
+            {
+                _graveyard.Remove(key);
+                continue;
+            }
+
+            _graveRotation.Enqueue(key);
+            _transport.Send(grave.Node.Address, new PingMessage { Sender = Self, LeafVersion = _leafSet.Version, WantLeafSet = true });
+            return;
+        }
+    }
+
+    private void Rearm()
+    {
+        if (_wake is null || _state == NodeState.Stopped)
+        {
+            return;
+        }
+
+        var due = Math.Min(_nextTickMs, _pending.Count > 0 ? _nextAckCheckMs : long.MaxValue);
+        if (due < _armedMs)
+        {
+            _armedMs = due;
+            _wake.ScheduleAt(due);
+        }
+    }
+
+    private void StopLocked()
+    {
+        _state = NodeState.Stopped;
+        _wake?.Cancel();
+        _wake = null;
+        _pending.Clear();
+    }
+
+    private void EnsureState(NodeState expected)
+    {
+        if (_state != expected)
+        {
+            throw new InvalidOperationException($"Pastry node {Self} is {_state.ToString().ToLowerInvariant()}; it can start or join only once.");
+        }
+    }
+
+    private void Deliver(List<RouteDelivery>? deliveries)
+    {
+        if (deliveries is null)
+        {
+            return;
+        }
+
+        foreach (var delivery in deliveries)
+        {
+            IRouteHandler? handler;
+            lock (_lock)
+            {
+                handler = _handlers.GetValueOrDefault(delivery.Channel);
+            }
+
+            if (handler is null)
+            {
+                Log.RouteDropped(_logger, Self, delivery.Key, delivery.Channel, "no handler is registered for the channel");
+                continue;
+            }
+
+            handler.Deliver(delivery);
+        }
+    }
+
+    private long NowMs() => _timers.NowMs;
+
+    private sealed class Peer
+    {
+        public long LastHeardMs;
+        public bool PingReceived;
+        public uint SeenTheirs;
+        public uint TheyHaveSeenMine;
+    }
+
+    private readonly record struct Grave(NodeHandle Node, long ExpiresMs);
+
+    private readonly record struct PendingHop(RouteMessage Message, NodeHandle To, long DeadlineMs, int Attempts);
+}

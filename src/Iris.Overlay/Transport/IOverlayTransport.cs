@@ -1,0 +1,28 @@
+namespace Iris.Overlay.Transport;
+
+/// <summary>
+/// Carries typed overlay messages between node addresses. Sending never blocks and never throws for an unreachable or
+/// dead destination: the message is dropped, and the ring notices through missing acknowledgements and heartbeats.
+/// Implementations: <see cref="InMemoryNetwork"/> for tests and simulation; TCP for real deployments.
+/// </summary>
+internal interface IOverlayTransport
+{
+    /// <summary>The address other nodes use to reach this one.</summary>
+    NodeAddress LocalAddress { get; }
+
+    /// <summary>Queues <paramref name="message"/> for <paramref name="destination"/>. Per-destination order is kept.</summary>
+    void Send(NodeAddress destination, OverlayMessage message);
+
+    /// <summary>
+    /// Sets the single receiver of messages for this address. Messages arrive one at a time per receiver; the
+    /// receiver must not block.
+    /// </summary>
+    void SetReceiver(IOverlayReceiver receiver);
+}
+
+/// <summary>Receives messages from an <see cref="IOverlayTransport"/>.</summary>
+internal interface IOverlayReceiver
+{
+    /// <summary>Handles one message that arrived from the network.</summary>
+    void Receive(OverlayMessage message);
+}

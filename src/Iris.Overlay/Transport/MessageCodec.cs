@@ -1,0 +1,307 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Text;
+
+namespace Iris.Overlay.Transport;
+
+/// <summary>
+/// Binary encoding of <see cref="OverlayMessage"/>s, one message per frame (framing belongs to the transport).
+/// Layout: type (1 byte), sender handle, then the type's fields. A handle is its key (16 bytes, big-endian) and its
+/// address (1-byte length, UTF-8). Integers are big-endian. Decoding checks every length against the frame and the
+/// limits below and throws <see cref="OverlayProtocolException"/> on anything malformed.
+/// </summary>
+internal static class MessageCodec
+{
+    /// <summary>The most handles a single message may carry (a full routing row plus a leaf set, with room).</summary>
+    public const int MaxHandles = 512;
+
+    /// <summary>The largest routed payload, in bytes.</summary>
+    public const int MaxPayload = 16 * 1024 * 1024;
+
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    public static byte[] Encode(OverlayMessage message)
+    {
+        var writer = new ArrayBufferWriter<byte>(128);
+        Write(writer, message);
+        return writer.WrittenSpan.ToArray();
+    }
+
+    public static void Write(IBufferWriter<byte> output, OverlayMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        var w = new Writer(output);
+        w.Byte((byte)message.Type);
+        w.Handle(message.Sender);
+        switch (message)
+        {
+            case LivenessMessage live:
+                w.UInt32(live.LeafVersion);
+                w.UInt32(live.SeenVersion);
+                w.Byte(live is PingMessage { WantLeafSet: true } ? (byte)1 : (byte)0);
+                w.Byte(live.LeafSet is null ? (byte)0 : (byte)1);
+                if (live.LeafSet is not null)
+                {
+                    w.Handles(live.LeafSet);
+                }
+
+                break;
+            case RouteMessage route:
+                w.UInt64(route.HopId);
+                w.Key(route.Key);
+                w.Byte(checked((byte)route.Hops));
+                w.Byte((byte)route.Kind);
+                w.UInt16(route.Channel);
+                w.Handle(route.Origin);
+                if (route.Payload.Length > MaxPayload)
+                {
+                    throw new ArgumentException($"A routed payload is at most {MaxPayload} bytes; this one has {route.Payload.Length}.", nameof(message));
+                }
+
+                w.UInt32((uint)route.Payload.Length);
+                w.Bytes(route.Payload.Span);
+                break;
+            case RouteAckMessage ack:
+                w.UInt64(ack.HopId);
+                break;
+            case JoinStateMessage join:
+                w.Byte(join.IsRoot ? (byte)1 : (byte)0);
+                w.Handles(join.Nodes);
+                break;
+            case RowRequestMessage request:
+                w.Byte((byte)request.Row);
+                break;
+            case RowReplyMessage reply:
+                w.Byte((byte)reply.Row);
+                w.Handles(reply.Nodes);
+                break;
+            case LeaveMessage leave:
+                w.Handles(leave.LeafSet);
+                break;
+            default:
+                throw new ArgumentException($"No encoding for {message.GetType().Name}.", nameof(message));
+        }
+    }
+
+    public static OverlayMessage Read(ReadOnlySpan<byte> frame)
+    {
+        var r = new Reader(frame);
+        var type = (MessageType)r.Byte();
+        var sender = r.Handle();
+        OverlayMessage message;
+        switch (type)
+        {
+            case MessageType.Ping:
+            case MessageType.Pong:
+                var leafVersion = r.UInt32();
+                var seenVersion = r.UInt32();
+                var want = r.Bool();
+                var leafSet = r.Bool() ? r.Handles() : null;
+                message = type == MessageType.Ping
+                    ? new PingMessage { Sender = sender, LeafVersion = leafVersion, SeenVersion = seenVersion, WantLeafSet = want, LeafSet = leafSet }
+                    : new PongMessage { Sender = sender, LeafVersion = leafVersion, SeenVersion = seenVersion, LeafSet = leafSet };
+                break;
+            case MessageType.Route:
+                var hopId = r.UInt64();
+                var key = r.Key();
+                var hops = r.Byte();
+                var kind = (RouteKind)r.Byte();
+                if (kind is not (RouteKind.Join or RouteKind.Application))
+                {
+                    throw new OverlayProtocolException($"Unknown route kind {(byte)kind} from {sender}.");
+                }
+
+                var channel = r.UInt16();
+                var origin = r.Handle();
+                var length = r.UInt32();
+                if (length > MaxPayload)
+                {
+                    throw new OverlayProtocolException($"Routed payload of {length} bytes from {sender} exceeds the limit of {MaxPayload}.");
+                }
+
+                message = new RouteMessage
+                {
+                    Sender = sender, HopId = hopId, Key = key, Hops = hops, Kind = kind, Channel = channel, Origin = origin,
+                    Payload = r.Bytes((int)length).ToArray(),
+                };
+                break;
+            case MessageType.RouteAck:
+                message = new RouteAckMessage { Sender = sender, HopId = r.UInt64() };
+                break;
+            case MessageType.JoinState:
+                var isRoot = r.Bool();
+                message = new JoinStateMessage { Sender = sender, IsRoot = isRoot, Nodes = r.Handles() };
+                break;
+            case MessageType.RowRequest:
+                message = new RowRequestMessage { Sender = sender, Row = r.Row() };
+                break;
+            case MessageType.RowReply:
+                var row = r.Row();
+                message = new RowReplyMessage { Sender = sender, Row = row, Nodes = r.Handles() };
+                break;
+            case MessageType.Leave:
+                message = new LeaveMessage { Sender = sender, LeafSet = r.Handles() };
+                break;
+            default:
+                throw new OverlayProtocolException($"Unknown overlay message type {(byte)type}.");
+        }
+
+        r.End(type);
+        return message;
+    }
+
+    private ref struct Writer(IBufferWriter<byte> output)
+    {
+        private readonly IBufferWriter<byte> _output = output;
+
+        public readonly void Byte(byte value)
+        {
+            _output.GetSpan(1)[0] = value;
+            _output.Advance(1);
+        }
+
+        public readonly void UInt16(ushort value)
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(_output.GetSpan(2), value);
+            _output.Advance(2);
+        }
+
+        public readonly void UInt32(uint value)
+        {
+            BinaryPrimitives.WriteUInt32BigEndian(_output.GetSpan(4), value);
+            _output.Advance(4);
+        }
+
+        public readonly void UInt64(ulong value)
+        {
+            BinaryPrimitives.WriteUInt64BigEndian(_output.GetSpan(8), value);
+            _output.Advance(8);
+        }
+
+        public readonly void Key(NodeKey key)
+        {
+            key.Write(_output.GetSpan(NodeKey.Size));
+            _output.Advance(NodeKey.Size);
+        }
+
+        public readonly void Bytes(ReadOnlySpan<byte> bytes)
+        {
+            _output.Write(bytes);
+        }
+
+        public readonly void Handle(NodeHandle handle)
+        {
+            Key(handle.Key);
+            var address = handle.Address.Value ?? string.Empty;
+            var span = _output.GetSpan(1 + NodeAddress.MaxLength);
+            var length = Encoding.UTF8.GetBytes(address, span[1..]);
+            span[0] = (byte)length;
+            _output.Advance(1 + length);
+        }
+
+        public readonly void Handles(NodeHandle[] handles)
+        {
+            if (handles.Length > MaxHandles)
+            {
+                throw new ArgumentException($"A message carries at most {MaxHandles} node handles; got {handles.Length}.", nameof(handles));
+            }
+
+            UInt16((ushort)handles.Length);
+            foreach (var handle in handles)
+            {
+                Handle(handle);
+            }
+        }
+    }
+
+    private ref struct Reader(ReadOnlySpan<byte> frame)
+    {
+        private ReadOnlySpan<byte> _rest = frame;
+
+        private ReadOnlySpan<byte> Take(int count)
+        {
+            if (_rest.Length < count)
+            {
+                throw new OverlayProtocolException($"Overlay message truncated: needed {count} more bytes, {_rest.Length} left.");
+            }
+
+            var taken = _rest[..count];
+            _rest = _rest[count..];
+            return taken;
+        }
+
+        public byte Byte() => Take(1)[0];
+
+        public bool Bool() => Byte() switch
+        {
+            0 => false,
+            1 => true,
+            var other => throw new OverlayProtocolException($"Overlay message has {other} where a flag (0 or 1) belongs."),
+        };
+
+        public ushort UInt16() => BinaryPrimitives.ReadUInt16BigEndian(Take(2));
+
+        public uint UInt32() => BinaryPrimitives.ReadUInt32BigEndian(Take(4));
+
+        public ulong UInt64() => BinaryPrimitives.ReadUInt64BigEndian(Take(8));
+
+        public NodeKey Key() => NodeKey.Read(Take(NodeKey.Size));
+
+        public ReadOnlySpan<byte> Bytes(int count) => Take(count);
+
+        public int Row()
+        {
+            var row = Byte();
+            return row < NodeKey.DigitCount
+                ? row
+                : throw new OverlayProtocolException($"Routing-table row {row} is out of range (0..{NodeKey.DigitCount - 1}).");
+        }
+
+        public NodeHandle Handle()
+        {
+            var key = Key();
+            var length = Byte();
+            if (length == 0)
+            {
+                throw new OverlayProtocolException("Overlay message carries a node handle with an empty address.");
+            }
+
+            string address;
+            try
+            {
+                address = StrictUtf8.GetString(Take(length));
+            }
+            catch (DecoderFallbackException e)
+            {
+                throw new OverlayProtocolException("Overlay message carries a node address that is not valid UTF-8.", e);
+            }
+
+            return new NodeHandle(key, new NodeAddress(address));
+        }
+
+        public NodeHandle[] Handles()
+        {
+            var count = UInt16();
+            if (count > MaxHandles)
+            {
+                throw new OverlayProtocolException($"Overlay message lists {count} node handles; the limit is {MaxHandles}.");
+            }
+
+            var handles = new NodeHandle[count];
+            for (var i = 0; i < handles.Length; i++)
+            {
+                handles[i] = Handle();
+            }
+
+            return handles;
+        }
+
+        public readonly void End(MessageType type)
+        {
+            if (!_rest.IsEmpty)
+            {
+                throw new OverlayProtocolException($"Overlay {type} message has {_rest.Length} unexpected trailing bytes.");
+            }
+        }
+    }
+}
