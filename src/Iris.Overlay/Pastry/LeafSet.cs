@@ -39,10 +39,14 @@ internal sealed class LeafSet
     public int HalfSize => _half;
 
     /// <summary>
-    /// Whether neither side is full: then both sides hold every other node there is, and the leaf set covers the
-    /// whole ring. (One short side alone means a repair is under way, not a small ring.)
+    /// Whether the leaf set covers the whole ring: either neither side is full (then both hold every other node there
+    /// is), or the two sides meet or overlap (the ring has at most as many nodes as the leaf set has room for). One
+    /// short side alone means a repair is under way, not a small ring.
     /// </summary>
-    public bool CoversRing => _clockwise.Count < _half && _counterClockwise.Count < _half;
+    public bool CoversRing =>
+        (_clockwise.Count < _half && _counterClockwise.Count < _half)
+        || (_clockwise.Count > 0 && _counterClockwise.Count > 0
+            && _self.ClockwiseDistance(_clockwise[^1].Key) >= _self.ClockwiseDistance(_counterClockwise[^1].Key));
 
     public bool IsEmpty => _clockwise.Count == 0;
 

@@ -38,6 +38,9 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
     private readonly Dictionary<ushort, IRouteHandler> _handlers = [];
     private readonly List<NodeHandle> _joinCandidates = [];
     private readonly List<NodeHandle> _evicted = [];
+    private readonly RecentSet<(NodeKey, ulong)> _recentHops = new(4096);
+    private readonly Dictionary<NodeKey, (long SentMs, int Tries)> _tableChecks = [];
+    private int _tableCheckCursor;
     private TimerQueue.Entry? _wake;
     private long _armedMs = long.MaxValue;
     private long _nextTickMs = long.MaxValue;
@@ -289,6 +292,13 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
     private void OnRoute(RouteMessage message, ref List<RouteDelivery>? deliveries)
     {
         _transport.Send(message.Sender.Address, new RouteAckMessage { Sender = Self, HopId = message.HopId });
+        if (message.HopId != 0 && !_recentHops.Add((message.Sender.Key, message.HopId)))
+        {
+            // A retransmission of a hop we already took (its acknowledgement was lost): acknowledged again, not
+            // routed again.
+            return;
+        }
+
         var isJoin = message.Kind == RouteKind.Join;
         if (isJoin && message.Origin.Key == Self.Key)
         {
@@ -331,16 +341,20 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
             return;
         }
 
-        var hopId = ++_hopSequence;
+        OverlayMetrics.MessagesRouted.Add(1);
+        SendHop(message, next.Value, ++_hopSequence, attempts, retransmits: 0);
+    }
+
+    private void SendHop(RouteMessage message, NodeHandle to, ulong hopId, int attempts, int retransmits)
+    {
         var now = NowMs();
-        _pending[hopId] = new PendingHop(message, next.Value, now + _ackTimeoutMs, attempts);
+        _pending[hopId] = new PendingHop(message, to, now + _ackTimeoutMs, attempts, retransmits);
         if (_nextAckCheckMs == long.MaxValue)
         {
             _nextAckCheckMs = now + _ackCheckMs;
         }
 
-        OverlayMetrics.MessagesRouted.Add(1);
-        _transport.Send(next.Value.Address, message.NextHop(Self, hopId));
+        _transport.Send(to.Address, message.NextHop(Self, hopId));
     }
 
     /// <summary>
@@ -365,13 +379,32 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
             return entry;
         }
 
-        var best = _leafSet.CloserThanSelf(key, exclude);
-        if (_table.ClosestTo(key, exclude) is { } candidate && key.IsCloser(candidate.Key, best?.Key ?? Self.Key))
+        // The rare case. Prefer nodes that share at least as many digits with the key as we do: every hop then
+        // either lengthens the shared prefix or, at equal prefix, gets numerically closer, so routes cannot loop.
+        // Only when no such node is closer does any closer node do.
+        NodeHandle? best = null;
+        NodeHandle? fallback = null;
+        foreach (var candidate in _leafSet.Clockwise.Concat(_leafSet.CounterClockwise).Concat(_table.All()))
         {
-            best = candidate;
+            if (candidate.Key == exclude || !key.IsCloser(candidate.Key, Self.Key))
+            {
+                continue;
+            }
+
+            if (candidate.Key.SharedPrefixLength(key) >= row)
+            {
+                if (best is null || key.IsCloser(candidate.Key, best.Value.Key))
+                {
+                    best = candidate;
+                }
+            }
+            else if (fallback is null || key.IsCloser(candidate.Key, fallback.Value.Key))
+            {
+                fallback = candidate;
+            }
         }
 
-        return best;
+        return best ?? fallback;
     }
 
     private void SendJoin()
@@ -437,7 +470,9 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
             peer?.SeenTheirs = ping.LeafVersion;
         }
 
-        var include = ping.WantLeafSet || ping.SeenVersion != _leafSet.Version;
+        // SeenVersion 0 means the pinger never tracked our leaf set (a routing-table check): it only gets the leaf
+        // set when it asks.
+        var include = ping.WantLeafSet || (ping.SeenVersion != 0 && ping.SeenVersion != _leafSet.Version);
         if (peer is not null)
         {
             peer.PingReceived = true;
@@ -501,6 +536,7 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
         }
 
         _probes.Remove(node.Key);
+        _tableChecks.Remove(node.Key);
         _evicted.Clear();
         if (_leafSet.TryAdd(node, _evicted))
         {
@@ -546,6 +582,7 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
         _peers.Remove(node.Key);
         var row = _table.Remove(node.Key);
         _probes.Remove(node.Key);
+        _tableChecks.Remove(node.Key);
         if (_graveyard.TryAdd(node.Key, new Grave(node, NowMs() + (long)_options.DeadNodeRetention.TotalMilliseconds)))
         {
             _graveRotation.Enqueue(node.Key);
@@ -646,24 +683,33 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
 
     private void CheckAcks(long now, ref List<RouteDelivery>? deliveries)
     {
-        List<PendingHop>? expired = null;
+        List<(ulong, PendingHop)>? expired = null;
         foreach (var (hopId, hop) in _pending)
         {
             if (hop.DeadlineMs <= now)
             {
-                (expired ??= []).Add(hop);
+                (expired ??= []).Add((hopId, hop));
                 _pending.Remove(hopId);
             }
         }
 
-        _nextAckCheckMs = _pending.Count > 0 ? now + _ackCheckMs : long.MaxValue;
         if (expired is null)
         {
+            _nextAckCheckMs = _pending.Count > 0 ? now + _ackCheckMs : long.MaxValue;
             return;
         }
 
-        foreach (var hop in expired)
+        _nextAckCheckMs = now + _ackCheckMs;
+
+        foreach (var (hopId, hop) in expired)
         {
+            if (hop.Retransmits < _options.HopRetransmits)
+            {
+                // Same node, same hop id: the receiver recognises a duplicate if only the acknowledgement was lost.
+                SendHop(hop.Message, hop.To, hopId, hop.Attempts, hop.Retransmits + 1);
+                continue;
+            }
+
             if (_leafSet.Contains(hop.To.Key) || _table.Contains(hop.To.Key))
             {
                 DeclareDead(hop.To, $"hop not acknowledged within {_options.HopAckTimeout}");
@@ -722,8 +768,74 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
         }
 
         ExpireProbes(now);
+        CheckRoutingTable(now);
         VisitGraveyard(now);
     }
+
+    /// <summary>
+    /// Pastry's periodic table maintenance: each tick one routing-table entry outside the leaf set is pinged, so
+    /// entries of nodes that died are found and replaced even if no message ever goes their way. An entry that
+    /// answers neither the check nor two more pings, one interval apart, is declared dead.
+    /// </summary>
+    private void CheckRoutingTable(long now)
+    {
+        if (_tableChecks.Count > 0)
+        {
+            List<NodeKey>? stale = null;
+            foreach (var (key, check) in _tableChecks)
+            {
+                if (now - check.SentMs >= _heartbeatMs)
+                {
+                    (stale ??= []).Add(key);
+                }
+            }
+
+            if (stale is not null)
+            {
+                foreach (var key in stale)
+                {
+                    var (_, tries) = _tableChecks[key];
+                    if (!_table.TryGetSlot(key, out var row, out var column) || _table.Get(row, column) is not { } entry || entry.Key != key)
+                    {
+                        _tableChecks.Remove(key);
+                    }
+                    else if (tries >= 3)
+                    {
+                        _tableChecks.Remove(key);
+                        DeclareDead(entry, "did not answer routing-table checks");
+                    }
+                    else
+                    {
+                        _tableChecks[key] = (now, tries + 1);
+                        SendTableCheck(entry);
+                    }
+                }
+            }
+        }
+
+        if (_table.Count == 0)
+        {
+            return;
+        }
+
+        const int Slots = NodeKey.DigitCount * NodeKey.Base;
+        for (var scanned = 0; scanned < Slots; scanned++)
+        {
+            _tableCheckCursor = (_tableCheckCursor + 1) % Slots;
+            if (_table.Get(_tableCheckCursor / NodeKey.Base, _tableCheckCursor % NodeKey.Base) is { } entry)
+            {
+                if (!_leafSet.Contains(entry.Key) && _tableChecks.TryAdd(entry.Key, (now, 1)))
+                {
+                    SendTableCheck(entry);
+                }
+
+                return;
+            }
+        }
+    }
+
+    private void SendTableCheck(NodeHandle entry) =>
+        _transport.Send(entry.Address, new PingMessage { Sender = Self, LeafVersion = _leafSet.Version });
 
     private void RetryJoin(long now)
     {
@@ -845,5 +957,5 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
 
     private readonly record struct Grave(NodeHandle Node, long ExpiresMs);
 
-    private readonly record struct PendingHop(RouteMessage Message, NodeHandle To, long DeadlineMs, int Attempts);
+    private readonly record struct PendingHop(RouteMessage Message, NodeHandle To, long DeadlineMs, int Attempts, int Retransmits);
 }

@@ -18,6 +18,10 @@ public sealed class PastryOptions
     /// and the message rerouted. Default 500 ms.</summary>
     public TimeSpan HopAckTimeout { get; set; } = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>Times an unacknowledged hop is sent again to the same node before that node is taken as dead; covers
+    /// a lost message or acknowledgement. Default 2.</summary>
+    public int HopRetransmits { get; set; } = 2;
+
     /// <summary>How long a join waits for the root's state before it is retried. Default 5 seconds.</summary>
     public TimeSpan JoinTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
@@ -58,6 +62,11 @@ public sealed class PastryOptionsValidator : IValidateOptions<PastryOptions>
         if (options.HopAckTimeout <= TimeSpan.Zero)
         {
             errors.Add($"Pastry HopAckTimeout must be positive; it is {options.HopAckTimeout}.");
+        }
+
+        if (options.HopRetransmits is < 0 or > 10)
+        {
+            errors.Add($"Pastry HopRetransmits must be from 0 to 10; it is {options.HopRetransmits}.");
         }
 
         if (options.JoinTimeout <= TimeSpan.Zero)

@@ -124,19 +124,4 @@ internal sealed class RoutingTable
             }
         }
     }
-
-    /// <summary>Of the filled slots, the one closest to <paramref name="key"/> (null when the table is empty).</summary>
-    public NodeHandle? ClosestTo(NodeKey key, NodeKey exclude)
-    {
-        NodeHandle? best = null;
-        foreach (var slot in _slots)
-        {
-            if (slot is { } entry && entry.Key != exclude && (best is null || key.IsCloser(entry.Key, best.Value.Key)))
-            {
-                best = entry;
-            }
-        }
-
-        return best;
-    }
 }

@@ -1,0 +1,44 @@
+using System.Text.Json;
+using Iris.Simulator;
+
+namespace Iris.Tests.Overlay;
+
+public class SimulatorCommandTests
+{
+    [Fact]
+    public void The_pastry_command_prints_its_result_as_json_on_the_last_line()
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var exit = SimulatorCommand.Run(["pastry", "--nodes", "200", "--lookups", "1000", "--fail", "0.1", "--seed", "2", "--json"], output, error);
+        Assert.Equal(0, exit);
+
+        var last = output.ToString().TrimEnd().Split('\n')[^1];
+        using var json = JsonDocument.Parse(last);
+        var root = json.RootElement;
+        Assert.Equal(200, root.GetProperty("nodes").GetInt32());
+        Assert.Equal(1000, root.GetProperty("lookups").GetInt32());
+        Assert.Equal(0.1, root.GetProperty("failFraction").GetDouble());
+        foreach (var phase in new[] { "before", "after" })
+        {
+            var stats = root.GetProperty(phase);
+            Assert.Equal(1.0, stats.GetProperty("delivered").GetDouble());
+            Assert.Equal(1.0, stats.GetProperty("correct").GetDouble());
+            Assert.InRange(stats.GetProperty("meanHops").GetDouble(), 1, 4);
+            Assert.True(stats.GetProperty("p99Hops").GetInt32() <= stats.GetProperty("maxHops").GetInt32());
+        }
+
+        Assert.True(root.GetProperty("seconds").GetDouble() > 0);
+        Assert.True(root.GetProperty("counters").GetProperty("iris.overlay.failures.detected").GetInt64() >= 20);
+    }
+
+    [Fact]
+    public void Bad_arguments_print_the_usage_and_fail()
+    {
+        var error = new StringWriter();
+        Assert.Equal(2, SimulatorCommand.Run(["pastry", "--fail", "2"], new StringWriter(), error));
+        Assert.Contains("--fail must be", error.ToString());
+        Assert.Equal(2, SimulatorCommand.Run(["raft"], new StringWriter(), error));
+        Assert.Contains("Usage", error.ToString());
+    }
+}
