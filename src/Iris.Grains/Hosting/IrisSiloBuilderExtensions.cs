@@ -1,0 +1,29 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Orleans.Runtime;
+
+namespace Iris.Hosting;
+
+/// <summary>Adds Iris to an Orleans silo.</summary>
+public static class IrisSiloBuilderExtensions
+{
+    /// <summary>
+    /// Adds Iris to the silo. For now the silo forms its cluster on localhost, on the ports of
+    /// <see cref="IrisSiloOptions"/>; the Pastry overlay takes over membership in a later version.
+    /// </summary>
+    public static ISiloBuilder UseIris(this ISiloBuilder builder, IrisSiloOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(options);
+        var validation = new IrisSiloOptionsValidator().Validate(null, options);
+        if (validation.Failed)
+        {
+            throw new OptionsValidationException(nameof(IrisSiloOptions), typeof(IrisSiloOptions), validation.Failures);
+        }
+
+        builder.UseLocalhostClustering(options.SiloPort, options.GatewayPort, null, options.ServiceId, options.ClusterId);
+        builder.Services.AddSingleton(Options.Create(options));
+        builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, SiloEndpointLogger>();
+        return builder;
+    }
+}

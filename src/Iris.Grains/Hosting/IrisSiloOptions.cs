@@ -1,0 +1,53 @@
+using Microsoft.Extensions.Options;
+
+namespace Iris.Hosting;
+
+/// <summary>Where an Iris silo listens. Bound from the <c>Iris:Silo</c> configuration section.</summary>
+public sealed class IrisSiloOptions
+{
+    /// <summary>The configuration section these options are bound from.</summary>
+    public const string SectionName = "Iris:Silo";
+
+    /// <summary>Port for silo-to-silo traffic, on loopback in development. Default 11111.</summary>
+    public int SiloPort { get; set; } = 11111;
+
+    /// <summary>Port Orleans clients connect to. Default 30000.</summary>
+    public int GatewayPort { get; set; } = 30000;
+
+    /// <summary>Orleans cluster id: silos with the same id form one cluster. Default <c>iris</c>.</summary>
+    public string ClusterId { get; set; } = "iris";
+
+    /// <summary>Orleans service id: stays the same across deployments of one service. Default <c>iris</c>.</summary>
+    public string ServiceId { get; set; } = "iris";
+}
+
+/// <summary>Checks <see cref="IrisSiloOptions"/> at start-up.</summary>
+public sealed class IrisSiloOptionsValidator : IValidateOptions<IrisSiloOptions>
+{
+    /// <inheritdoc />
+    public ValidateOptionsResult Validate(string? name, IrisSiloOptions options)
+    {
+        var errors = new List<string>();
+        if (options.SiloPort is < 1 or > 65535)
+        {
+            errors.Add($"Iris:Silo:SiloPort must be a TCP port from 1 to 65535; it is {options.SiloPort}.");
+        }
+
+        if (options.GatewayPort is < 1 or > 65535)
+        {
+            errors.Add($"Iris:Silo:GatewayPort must be a TCP port from 1 to 65535; it is {options.GatewayPort}.");
+        }
+
+        if (options.SiloPort == options.GatewayPort)
+        {
+            errors.Add($"Iris:Silo:SiloPort and GatewayPort must differ; both are {options.SiloPort}.");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.ClusterId) || string.IsNullOrWhiteSpace(options.ServiceId))
+        {
+            errors.Add("Iris:Silo:ClusterId and ServiceId must not be empty.");
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}
