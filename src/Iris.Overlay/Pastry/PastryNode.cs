@@ -12,7 +12,7 @@ namespace Iris.Overlay.Pastry;
 /// </summary>
 /// <remarks>
 /// All state sits behind one lock and every handler runs to completion without waiting, so the node is driven
-/// entirely by the messages its transport delivers and by one timer of the injected <see cref="TimeProvider"/>.
+/// entirely by the messages its transport delivers and by one deadline on its <see cref="TimerQueue"/>.
 /// With the in-memory network and a fake time provider, a ring of thousands of nodes runs deterministically in one
 /// thread. Knowledge of other nodes is only trusted first hand: a node is added to the tables when a message comes
 /// from it; nodes heard of second hand are probed first, so stale tables never bring a dead node back.

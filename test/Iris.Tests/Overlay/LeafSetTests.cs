@@ -7,8 +7,7 @@ namespace Iris.Tests.Overlay;
 
 public class LeafSetTests
 {
-    private static readonly Gen<NodeKey> Key =
-        Gen.Select(Gen.ULong, Gen.ULong, (hi, lo) => new NodeKey(new UInt128(hi, lo)));
+    private static readonly Gen<NodeKey> Key = Generators.Key;
 
     private static NodeHandle Handle(NodeKey key) => new(key, new NodeAddress("mem://" + key.ToShortString()));
 

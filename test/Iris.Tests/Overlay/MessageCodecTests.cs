@@ -6,8 +6,7 @@ namespace Iris.Tests.Overlay;
 
 public class MessageCodecTests
 {
-    private static readonly Gen<NodeKey> Key =
-        Gen.Select(Gen.ULong, Gen.ULong, (hi, lo) => new NodeKey(new UInt128(hi, lo)));
+    private static readonly Gen<NodeKey> Key = Generators.Key;
 
     private static readonly Gen<NodeHandle> Handle =
         Gen.Select(Key, Gen.String[Gen.Char.AlphaNumeric, 1, 40], (key, host) => new NodeHandle(key, new NodeAddress("tcp://" + host)));

@@ -5,8 +5,7 @@ namespace Iris.Tests.Overlay;
 
 public class NodeKeyTests
 {
-    private static readonly Gen<NodeKey> Key =
-        Gen.Select(Gen.ULong, Gen.ULong, (hi, lo) => new NodeKey(new UInt128(hi, lo)));
+    private static readonly Gen<NodeKey> Key = Generators.Key;
 
     // Keys that share long prefixes, so prefix arithmetic is exercised beyond the first digit.
     private static readonly Gen<(NodeKey, NodeKey)> NearbyPair =

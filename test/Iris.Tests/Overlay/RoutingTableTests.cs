@@ -7,8 +7,7 @@ namespace Iris.Tests.Overlay;
 
 public class RoutingTableTests
 {
-    private static readonly Gen<NodeKey> Key =
-        Gen.Select(Gen.ULong, Gen.ULong, (hi, lo) => new NodeKey(new UInt128(hi, lo)));
+    private static readonly Gen<NodeKey> Key = Generators.Key;
 
     // Keys near the table's owner, so deep rows get filled too.
     private static Gen<NodeKey> Near(NodeKey self) =>
