@@ -144,7 +144,7 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
     /// <paramref name="channel"/> receives it (possibly on this node).</summary>
     public void Route(NodeKey key, ushort channel, ReadOnlyMemory<byte> payload)
     {
-        List<RouteDelivery>? deliveries = null;
+        List<Action>? callbacks = null;
         lock (_lock)
         {
             if (_state != NodeState.Ready)
@@ -156,11 +156,55 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
             {
                 Sender = Self, Key = key, Hops = 0, Kind = RouteKind.Application, Channel = channel, Origin = Self, Payload = payload,
             };
-            RouteOnward(message, 0, ref deliveries);
+            RouteOnward(message, 0, ref callbacks);
             Rearm();
         }
 
-        Deliver(deliveries);
+        RunCallbacks(callbacks);
+    }
+
+    /// <summary>
+    /// Sends <paramref name="payload"/> straight to <paramref name="to"/>, whose handler of
+    /// <paramref name="channel"/> receives it once. The send is acknowledged and retransmitted like a hop; if
+    /// <paramref name="to"/> never acknowledges it is taken as dead and the handler here hears
+    /// <see cref="IRouteHandler.DirectFailed"/>.
+    /// </summary>
+    public void SendDirect(NodeHandle to, ushort channel, ReadOnlyMemory<byte> payload)
+    {
+        List<Action>? callbacks = null;
+        lock (_lock)
+        {
+            if (_state != NodeState.Ready)
+            {
+                throw new InvalidOperationException($"Pastry node {Self} cannot send: it is {_state.ToString().ToLowerInvariant()}, not part of a ring.");
+            }
+
+            var message = new DirectMessage { Sender = Self, Channel = channel, Payload = payload };
+            if (to.Key == Self.Key)
+            {
+                if (_handlers.GetValueOrDefault(channel) is { } handler)
+                {
+                    var delivery = new DirectDelivery(Self, channel, payload);
+                    (callbacks ??= []).Add(() => handler.ReceiveDirect(delivery));
+                }
+            }
+            else
+            {
+                SendHop(message, to, ++_hopSequence, 0, 0);
+                Rearm();
+            }
+        }
+
+        RunCallbacks(callbacks);
+    }
+
+    /// <summary>Whether this node is the root of <paramref name="key"/> as far as it knows.</summary>
+    public bool IsRootFor(NodeKey key)
+    {
+        lock (_lock)
+        {
+            return _state == NodeState.Ready && NextHop(key, Self.Key) is null;
+        }
     }
 
     /// <summary>Leaves the ring gracefully: tells the leaf set, so it repairs at once, then stops.</summary>
@@ -234,7 +278,8 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
 
     public void Receive(OverlayMessage message)
     {
-        List<RouteDelivery>? deliveries = null;
+        List<Action>? callbacks = null;
+        (RouteMessage Message, IRouteHandler Handler)? intercepted = null;
         lock (_lock)
         {
             if (_state is NodeState.Stopped or NodeState.Created)
@@ -250,8 +295,20 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
 
             switch (message)
             {
-                case RouteMessage route:
-                    OnRoute(route, ref deliveries);
+                case RouteMessage route when AcceptRoute(route):
+                    if (route.Kind == RouteKind.Application && _handlers.GetValueOrDefault(route.Channel) is { InterceptsForwarding: true } hook
+                        && NextHop(route.Key, Self.Key) is not null)
+                    {
+                        intercepted = (route, hook);
+                    }
+                    else
+                    {
+                        RouteOnward(route, 0, ref callbacks);
+                    }
+
+                    break;
+                case DirectMessage direct:
+                    OnDirect(direct, ref callbacks);
                     break;
                 case RouteAckMessage ack:
                     ConsiderDirect(ack.Sender);
@@ -286,23 +343,40 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
             Rearm();
         }
 
-        Deliver(deliveries);
+        RunCallbacks(callbacks);
+        if (intercepted is { } hop && hop.Handler.Forward(Delivery(hop.Message), hop.Message.Sender))
+        {
+            // The handler let the message pass: route it on (the tables may have changed meanwhile).
+            callbacks = null;
+            lock (_lock)
+            {
+                if (_state == NodeState.Ready)
+                {
+                    RouteOnward(hop.Message, 0, ref callbacks);
+                    Rearm();
+                }
+            }
+
+            RunCallbacks(callbacks);
+        }
     }
 
-    private void OnRoute(RouteMessage message, ref List<RouteDelivery>? deliveries)
+    /// <summary>Acknowledges a routed message and decides whether this node takes it further. False for a
+    /// retransmitted duplicate or our own join coming back.</summary>
+    private bool AcceptRoute(RouteMessage message)
     {
         _transport.Send(message.Sender.Address, new RouteAckMessage { Sender = Self, HopId = message.HopId });
         if (message.HopId != 0 && !_recentHops.Add((message.Sender.Key, message.HopId)))
         {
             // A retransmission of a hop we already took (its acknowledgement was lost): acknowledged again, not
             // routed again.
-            return;
+            return false;
         }
 
         var isJoin = message.Kind == RouteKind.Join;
         if (isJoin && message.Origin.Key == Self.Key)
         {
-            return;
+            return false;
         }
 
         // A joining node is not part of the ring until the root has answered it: do not route to it yet.
@@ -311,10 +385,29 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
             ConsiderDirect(message.Sender);
         }
 
-        RouteOnward(message, 0, ref deliveries);
+        return true;
     }
 
-    private void RouteOnward(RouteMessage message, int attempts, ref List<RouteDelivery>? deliveries)
+    private static RouteDelivery Delivery(RouteMessage message) =>
+        new(message.Key, message.Origin, message.Channel, message.Payload, message.Hops);
+
+    private void OnDirect(DirectMessage message, ref List<Action>? callbacks)
+    {
+        _transport.Send(message.Sender.Address, new RouteAckMessage { Sender = Self, HopId = message.HopId });
+        if (!_recentHops.Add((message.Sender.Key, message.HopId)))
+        {
+            return;
+        }
+
+        ConsiderDirect(message.Sender);
+        if (_handlers.GetValueOrDefault(message.Channel) is { } handler)
+        {
+            var delivery = new DirectDelivery(message.Sender, message.Channel, message.Payload);
+            (callbacks ??= []).Add(() => handler.ReceiveDirect(delivery));
+        }
+    }
+
+    private void RouteOnward(RouteMessage message, int attempts, ref List<Action>? callbacks)
     {
         var isJoin = message.Kind == RouteKind.Join;
         var next = NextHop(message.Key, isJoin ? message.Origin.Key : Self.Key);
@@ -328,7 +421,7 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
             if (!isJoin)
             {
                 OverlayMetrics.Hops.Record(message.Hops);
-                (deliveries ??= []).Add(new RouteDelivery(message.Key, message.Origin, message.Channel, message.Payload, message.Hops));
+                DeliverLater(Delivery(message), ref callbacks);
             }
 
             return;
@@ -345,7 +438,7 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
         SendHop(message, next.Value, ++_hopSequence, attempts, retransmits: 0);
     }
 
-    private void SendHop(RouteMessage message, NodeHandle to, ulong hopId, int attempts, int retransmits)
+    private void SendHop(OverlayMessage message, NodeHandle to, ulong hopId, int attempts, int retransmits)
     {
         var now = NowMs();
         _pending[hopId] = new PendingHop(message, to, now + _ackTimeoutMs, attempts, retransmits);
@@ -354,7 +447,12 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
             _nextAckCheckMs = now + _ackCheckMs;
         }
 
-        _transport.Send(to.Address, message.NextHop(Self, hopId));
+        _transport.Send(to.Address, message switch
+        {
+            RouteMessage route => route.NextHop(Self, hopId),
+            DirectMessage direct => direct.WithHopId(hopId),
+            _ => throw new InvalidOperationException($"{message.Type} is not sent hop by hop."),
+        });
     }
 
     /// <summary>
@@ -647,7 +745,7 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
 
     private void OnTimer()
     {
-        List<RouteDelivery>? deliveries = null;
+        List<Action>? callbacks = null;
         lock (_lock)
         {
             if (_state == NodeState.Stopped)
@@ -659,7 +757,7 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
             var now = NowMs();
             if (now >= _nextAckCheckMs)
             {
-                CheckAcks(now, ref deliveries);
+                CheckAcks(now, ref callbacks);
             }
 
             if (now >= _nextTickMs)
@@ -678,10 +776,10 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
             Rearm();
         }
 
-        Deliver(deliveries);
+        RunCallbacks(callbacks);
     }
 
-    private void CheckAcks(long now, ref List<RouteDelivery>? deliveries)
+    private void CheckAcks(long now, ref List<Action>? callbacks)
     {
         List<(ulong, PendingHop)>? expired = null;
         foreach (var (hopId, hop) in _pending)
@@ -715,15 +813,27 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
                 DeclareDead(hop.To, $"hop not acknowledged within {_options.HopAckTimeout}");
             }
 
+            if (hop.Message is DirectMessage direct)
+            {
+                if (_handlers.GetValueOrDefault(direct.Channel) is { } handler)
+                {
+                    var to = hop.To;
+                    (callbacks ??= []).Add(() => handler.DirectFailed(to, direct.Channel, direct.Payload));
+                }
+
+                continue;
+            }
+
+            var route = (RouteMessage)hop.Message;
             if (hop.Attempts + 1 >= _options.MaxRouteAttempts)
             {
                 OverlayMetrics.RoutesDropped.Add(1);
-                Log.RouteDropped(_logger, Self, hop.Message.Key, hop.Message.Channel, $"{hop.Attempts + 1} next hops failed to acknowledge");
+                Log.RouteDropped(_logger, Self, route.Key, route.Channel, $"{hop.Attempts + 1} next hops failed to acknowledge");
                 continue;
             }
 
             OverlayMetrics.Reroutes.Add(1);
-            RouteOnward(hop.Message, hop.Attempts + 1, ref deliveries);
+            RouteOnward(route, hop.Attempts + 1, ref callbacks);
         }
     }
 
@@ -920,29 +1030,29 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
         }
     }
 
-    private void Deliver(List<RouteDelivery>? deliveries)
+    /// <summary>Runs what handlers must hear, outside the lock: handlers may call back into the node.</summary>
+    private static void RunCallbacks(List<Action>? callbacks)
     {
-        if (deliveries is null)
+        if (callbacks is null)
         {
             return;
         }
 
-        foreach (var delivery in deliveries)
+        foreach (var callback in callbacks)
         {
-            IRouteHandler? handler;
-            lock (_lock)
-            {
-                handler = _handlers.GetValueOrDefault(delivery.Channel);
-            }
-
-            if (handler is null)
-            {
-                Log.RouteDropped(_logger, Self, delivery.Key, delivery.Channel, "no handler is registered for the channel");
-                continue;
-            }
-
-            handler.Deliver(delivery);
+            callback();
         }
+    }
+
+    private void DeliverLater(RouteDelivery delivery, ref List<Action>? callbacks)
+    {
+        if (_handlers.GetValueOrDefault(delivery.Channel) is not { } handler)
+        {
+            Log.RouteDropped(_logger, Self, delivery.Key, delivery.Channel, "no handler is registered for the channel");
+            return;
+        }
+
+        (callbacks ??= []).Add(() => handler.Deliver(delivery));
     }
 
     private long NowMs() => _timers.NowMs;
@@ -957,5 +1067,7 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
 
     private readonly record struct Grave(NodeHandle Node, long ExpiresMs);
 
-    private readonly record struct PendingHop(RouteMessage Message, NodeHandle To, long DeadlineMs, int Attempts, int Retransmits);
+    /// <summary>A hop or direct message awaiting its acknowledgement. For a route, the message as this node received
+    /// it (the next hop's copy is made when sending).</summary>
+    private readonly record struct PendingHop(OverlayMessage Message, NodeHandle To, long DeadlineMs, int Attempts, int Retransmits);
 }

@@ -53,13 +53,12 @@ internal static class MessageCodec
                 w.Byte((byte)route.Kind);
                 w.UInt16(route.Channel);
                 w.Handle(route.Origin);
-                if (route.Payload.Length > MaxPayload)
-                {
-                    throw new ArgumentException($"A routed payload is at most {MaxPayload} bytes; this one has {route.Payload.Length}.", nameof(message));
-                }
-
-                w.UInt32((uint)route.Payload.Length);
-                w.Bytes(route.Payload.Span);
+                w.Payload(route.Payload);
+                break;
+            case DirectMessage direct:
+                w.UInt64(direct.HopId);
+                w.UInt16(direct.Channel);
+                w.Payload(direct.Payload);
                 break;
             case RouteAckMessage ack:
                 w.UInt64(ack.HopId);
@@ -113,17 +112,16 @@ internal static class MessageCodec
 
                 var channel = r.UInt16();
                 var origin = r.Handle();
-                var length = r.UInt32();
-                if (length > MaxPayload)
-                {
-                    throw new OverlayProtocolException($"Routed payload of {length} bytes from {sender} exceeds the limit of {MaxPayload}.");
-                }
-
                 message = new RouteMessage
                 {
                     Sender = sender, HopId = hopId, Key = key, Hops = hops, Kind = kind, Channel = channel, Origin = origin,
-                    Payload = r.Bytes((int)length).ToArray(),
+                    Payload = r.Payload(),
                 };
+                break;
+            case MessageType.Direct:
+                var directHop = r.UInt64();
+                var directChannel = r.UInt16();
+                message = new DirectMessage { Sender = sender, HopId = directHop, Channel = directChannel, Payload = r.Payload() };
                 break;
             case MessageType.RouteAck:
                 message = new RouteAckMessage { Sender = sender, HopId = r.UInt64() };
@@ -189,6 +187,17 @@ internal static class MessageCodec
             _output.Write(bytes);
         }
 
+        public readonly void Payload(ReadOnlyMemory<byte> payload)
+        {
+            if (payload.Length > MaxPayload)
+            {
+                throw new ArgumentException($"An overlay payload is at most {MaxPayload} bytes; this one has {payload.Length}.", nameof(payload));
+            }
+
+            UInt32((uint)payload.Length);
+            Bytes(payload.Span);
+        }
+
         public readonly void Handle(NodeHandle handle)
         {
             Key(handle.Key);
@@ -248,6 +257,17 @@ internal static class MessageCodec
         public NodeKey Key() => NodeKey.Read(Take(NodeKey.Size));
 
         public ReadOnlySpan<byte> Bytes(int count) => Take(count);
+
+        public byte[] Payload()
+        {
+            var length = UInt32();
+            if (length > MaxPayload)
+            {
+                throw new OverlayProtocolException($"Overlay payload of {length} bytes exceeds the limit of {MaxPayload}.");
+            }
+
+            return Bytes((int)length).ToArray();
+        }
 
         public int Row()
         {

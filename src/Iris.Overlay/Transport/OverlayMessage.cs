@@ -11,6 +11,7 @@ internal enum MessageType : byte
     RowRequest = 6,
     RowReply = 7,
     Leave = 8,
+    Direct = 9,
 }
 
 /// <summary>What a routed message is for.</summary>
@@ -144,4 +145,20 @@ internal sealed class LeaveMessage : OverlayMessage
     public required NodeHandle[] LeafSet { get; init; }
 
     public override MessageType Type => MessageType.Leave;
+}
+
+/// <summary>An application message sent straight to one node, acknowledged like a hop.</summary>
+internal sealed class DirectMessage : OverlayMessage
+{
+    /// <summary>Identifies the send at the sender, echoed in the <see cref="RouteAckMessage"/>.</summary>
+    public ulong HopId { get; init; }
+
+    /// <summary>Which application protocol handles the payload.</summary>
+    public ushort Channel { get; init; }
+
+    public ReadOnlyMemory<byte> Payload { get; init; }
+
+    public override MessageType Type => MessageType.Direct;
+
+    public DirectMessage WithHopId(ulong hopId) => new() { Sender = Sender, HopId = hopId, Channel = Channel, Payload = Payload };
 }

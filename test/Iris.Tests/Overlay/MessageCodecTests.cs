@@ -26,7 +26,9 @@ public class MessageCodecTests
         Gen.Select(Handle, Gen.Bool, Handle.Array[0, 60], (s, root, nodes) => new JoinStateMessage { Sender = s, IsRoot = root, Nodes = nodes }),
         Gen.Select(Handle, Gen.Int[0, 31], (s, row) => new RowRequestMessage { Sender = s, Row = row }),
         Gen.Select(Handle, Gen.Int[0, 31], Handle.Array[0, 15], (s, row, nodes) => new RowReplyMessage { Sender = s, Row = row, Nodes = nodes }),
-        Gen.Select(Handle, Handle.Array[0, 16], (s, leaf) => new LeaveMessage { Sender = s, LeafSet = leaf }));
+        Gen.Select(Handle, Handle.Array[0, 16], (s, leaf) => new LeaveMessage { Sender = s, LeafSet = leaf }),
+        Gen.Select(Handle, Gen.ULong, Gen.UShort, Gen.Byte.Array[0, 300], (s, hop, channel, payload) =>
+            new DirectMessage { Sender = s, HopId = hop, Channel = channel, Payload = payload }));
 
     [Fact]
     public void Every_message_survives_encoding_and_decoding() =>
