@@ -3,30 +3,36 @@ using System.Globalization;
 using System.Text.Json;
 using Iris.Simulator;
 
-// The simulator's command line: `pastry [--nodes N] [--lookups N] [--fail F] [--seed S] [--json] [--encode]`.
+// The simulator's command line: `pastry|scribe [options]`; see SimulatorCommand.Usage.
 return SimulatorCommand.Run(args, Console.Out, Console.Error);
 
 internal static class SimulatorCommand
 {
     private const string Usage = """
-        Usage: Iris.Simulator pastry [options]
+        Usage: Iris.Simulator pastry|scribe [options]
           --nodes N       nodes to join one after another (default 1000)
-          --lookups N     lookups routed before and after the failure (default 10000)
           --fail F        fraction of nodes crashed at once, 0 to 1 (default 0.1)
           --seed S        seed of keys, latencies and choices (default 1)
-          --encode        send every message through the binary codec, as on a socket
           --json          print only the result, as one JSON object on the last line
+        pastry:
+          --lookups N     lookups routed before and after the failure (default 10000)
+          --encode        send every message through the binary codec, as on a socket
+        scribe:
+          --groups N      group names (default 20)
+          --members N     members per group, on random nodes, capacities 1 to 10 (default 20)
+          --messages N    messages per phase, half multicast, half anycast (default 2000)
+          --splits K      groups each name is split over (default 4)
         """;
 
     public static int Run(string[] args, TextWriter output, TextWriter error)
     {
-        if (args.Length == 0 || args[0] != "pastry")
+        if (args.Length == 0 || args[0] is not ("pastry" or "scribe"))
         {
             error.WriteLine(Usage);
             return 2;
         }
 
-        int nodes = 1000, lookups = 10000, seed = 1;
+        int nodes = 1000, lookups = 10000, seed = 1, groups = 20, members = 20, messages = 2000, splits = 4;
         double fail = 0.1;
         bool json = false, encode = false;
         try
@@ -38,6 +44,10 @@ internal static class SimulatorCommand
                     case "--nodes": nodes = ParseInt(args, ++i, 1, 1_000_000); break;
                     case "--lookups": lookups = ParseInt(args, ++i, 0, 100_000_000); break;
                     case "--seed": seed = ParseInt(args, ++i, int.MinValue, int.MaxValue); break;
+                    case "--groups": groups = ParseInt(args, ++i, 1, 1_000_000); break;
+                    case "--members": members = ParseInt(args, ++i, 1, 1_000_000); break;
+                    case "--messages": messages = ParseInt(args, ++i, 0, 100_000_000); break;
+                    case "--splits": splits = ParseInt(args, ++i, 1, 64); break;
                     case "--fail":
                         fail = double.Parse(Value(args, ++i), CultureInfo.InvariantCulture);
                         if (fail is < 0 or >= 1)
@@ -60,6 +70,13 @@ internal static class SimulatorCommand
         }
 
         var progress = json ? error : output;
+        if (args[0] == "scribe")
+        {
+            var scribe = ScribeCommand.Run(nodes, groups, members, messages, fail, seed, splits, progress);
+            output.WriteLine(json ? JsonSerializer.Serialize(scribe, SimulatorJson.Default.ScribeResult) : $"{scribe}");
+            return 0;
+        }
+
         var result = RunPastry(nodes, lookups, fail, seed, encode, progress);
         if (json)
         {

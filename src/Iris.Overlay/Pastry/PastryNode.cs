@@ -167,9 +167,9 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
     /// Sends <paramref name="payload"/> straight to <paramref name="to"/>, whose handler of
     /// <paramref name="channel"/> receives it once. The send is acknowledged and retransmitted like a hop; if
     /// <paramref name="to"/> never acknowledges it is taken as dead and the handler here hears
-    /// <see cref="IRouteHandler.DirectFailed"/>.
+    /// <see cref="IRouteHandler.DirectFailed"/>. An unreliable send (heartbeats) is sent once and forgotten.
     /// </summary>
-    public void SendDirect(NodeHandle to, ushort channel, ReadOnlyMemory<byte> payload)
+    public void SendDirect(NodeHandle to, ushort channel, ReadOnlyMemory<byte> payload, bool reliable = true)
     {
         List<Action>? callbacks = null;
         lock (_lock)
@@ -188,10 +188,15 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
                     (callbacks ??= []).Add(() => handler.ReceiveDirect(delivery));
                 }
             }
-            else
+            else if (reliable)
             {
                 SendHop(message, to, ++_hopSequence, 0, 0);
                 Rearm();
+            }
+            else
+            {
+                // Hop id 0: not acknowledged, not retransmitted, not checked for duplicates (heartbeats).
+                _transport.Send(to.Address, message);
             }
         }
 
@@ -393,10 +398,13 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
 
     private void OnDirect(DirectMessage message, ref List<Action>? callbacks)
     {
-        _transport.Send(message.Sender.Address, new RouteAckMessage { Sender = Self, HopId = message.HopId });
-        if (!_recentHops.Add((message.Sender.Key, message.HopId)))
+        if (message.HopId != 0)
         {
-            return;
+            _transport.Send(message.Sender.Address, new RouteAckMessage { Sender = Self, HopId = message.HopId });
+            if (!_recentHops.Add((message.Sender.Key, message.HopId)))
+            {
+                return;
+            }
         }
 
         ConsiderDirect(message.Sender);

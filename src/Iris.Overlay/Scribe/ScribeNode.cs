@@ -1,0 +1,846 @@
+using Iris.Overlay.Pastry;
+using Iris.Overlay.Timing;
+using Iris.Overlay.Transport;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Iris.Overlay.Scribe;
+
+/// <summary>
+/// Scribe on one Pastry node: the trees of the groups this node hosts members of or forwards for, multicast down
+/// them, and anycast that picks a member in proportion to capacity.
+/// </summary>
+/// <remarks>
+/// A join is routed toward the group key; each node on the way adopts the previous hop as a child and, if it was not
+/// in the tree yet, joins in turn; the key's root is the tree's root. Parents and children exchange heartbeats:
+/// parents send the path from the root and the capacity outside the child's subtree, children their subtree's
+/// capacity. So every tree node knows the capacity in every direction, and anycast, choosing among its local members,
+/// its children and its parent in proportion to capacity (never back where the message came from), lands on each
+/// member with probability proportional to its capacity. Messages to the outside run outside the lock.
+/// </remarks>
+internal sealed class ScribeNode : IRouteHandler, IDisposable
+{
+    /// <summary>The overlay channel Scribe messages travel on.</summary>
+    public const ushort Channel = 2;
+
+    private const int MaxAnycastHops = 64;
+
+    private readonly Lock _lock = new();
+    private readonly PastryNode _pastry;
+    private readonly TimerQueue _timers;
+    private readonly IScribeHandler _handler;
+    private readonly Random _random;
+    private readonly ILogger _logger;
+    private readonly long _heartbeatMs;
+    private readonly long _silenceMs;
+    private readonly long _joinTimeoutMs;
+    private readonly Dictionary<NodeKey, GroupState> _groups = [];
+    private readonly RecentSet<ScribeMessageId> _seen = new(16384);
+    private readonly Dictionary<ScribeMessageId, PendingAnycast> _anycasts = [];
+    private readonly TimerQueue.Entry _tick;
+    private ulong _sequence;
+    private bool _stopped;
+
+    public ScribeNode(PastryNode pastry, TimerQueue timers, ScribeOptions options, Random random, IScribeHandler handler, ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(pastry);
+        ArgumentNullException.ThrowIfNull(timers);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(random);
+        ArgumentNullException.ThrowIfNull(handler);
+        var validation = new ScribeOptionsValidator().Validate(null, options);
+        if (validation.Failed)
+        {
+            throw new ArgumentException(validation.FailureMessage, nameof(options));
+        }
+
+        _pastry = pastry;
+        _timers = timers;
+        _handler = handler;
+        _random = random;
+        _logger = logger ?? NullLogger.Instance;
+        _heartbeatMs = Math.Max(1, (long)options.HeartbeatInterval.TotalMilliseconds);
+        _silenceMs = _heartbeatMs * options.MissCount;
+        _joinTimeoutMs = Math.Max(1, (long)options.JoinTimeout.TotalMilliseconds);
+        pastry.RegisterHandler(Channel, this);
+        _tick = timers.Create(OnTick);
+        _tick.ScheduleAt(timers.NowMs + 1 + random.NextInt64(_heartbeatMs));
+    }
+
+    /// <summary>Raised, outside the lock, when this node's view of a group changes: members, children, parent,
+    /// root.</summary>
+    public event Action<NodeKey>? GroupChanged;
+
+    public NodeHandle Self => _pastry.Self;
+
+    public bool InterceptsForwarding => true;
+
+    /// <summary>Adds (or updates) a local member of <paramref name="group"/>; the node joins the tree if needed.</summary>
+    public void Subscribe(NodeKey group, string member, double capacity = 1)
+    {
+        ArgumentNullException.ThrowIfNull(member);
+        if (!(capacity > 0) || double.IsInfinity(capacity))
+        {
+            throw new ArgumentOutOfRangeException(nameof(capacity), capacity, "A member's capacity must be a positive, finite number.");
+        }
+
+        var outbox = new Outbox();
+        lock (_lock)
+        {
+            var state = GetOrAdd(group);
+            state.Members[member] = capacity;
+            if (!state.Attached && !state.Joining)
+            {
+                StartJoin(state, outbox);
+            }
+
+            outbox.Changed(group);
+        }
+
+        Flush(outbox);
+    }
+
+    /// <summary>Changes a local member's capacity; reported upward with the next heartbeat.</summary>
+    public void SetCapacity(NodeKey group, string member, double capacity) => Subscribe(group, member, capacity);
+
+    /// <summary>Removes a local member; the node leaves the tree when nothing is left below it.</summary>
+    public void Unsubscribe(NodeKey group, string member)
+    {
+        var outbox = new Outbox();
+        lock (_lock)
+        {
+            if (_groups.TryGetValue(group, out var state) && state.Members.Remove(member))
+            {
+                if (state.IsEmpty)
+                {
+                    Prune(state, outbox);
+                }
+
+                outbox.Changed(group);
+            }
+        }
+
+        Flush(outbox);
+    }
+
+    /// <summary>Sends <paramref name="payload"/> to every member of <paramref name="group"/>, through its root.</summary>
+    public ScribeMessageId Multicast(NodeKey group, ReadOnlyMemory<byte> payload)
+    {
+        ScribeMessageId id;
+        lock (_lock)
+        {
+            id = new ScribeMessageId(Self.Key, ++_sequence);
+        }
+
+        _pastry.Route(group, Channel, new ScribeMessage(ScribeMessageType.Multicast, group) { Id = id, Origin = Self, Payload = payload }.Encode());
+        return id;
+    }
+
+    /// <summary>Sends <paramref name="payload"/> to one member of <paramref name="group"/>, chosen in proportion to
+    /// capacity. If the group has no member, <see cref="IScribeHandler.OnNoMembers"/> is called here.</summary>
+    public ScribeMessageId Anycast(NodeKey group, ReadOnlyMemory<byte> payload)
+    {
+        var outbox = new Outbox();
+        ScribeMessageId id;
+        lock (_lock)
+        {
+            id = new ScribeMessageId(Self.Key, ++_sequence);
+            var message = new ScribeMessage(ScribeMessageType.Anycast, group) { Id = id, Origin = Self, Payload = payload };
+            if (_groups.TryGetValue(group, out var state) && state.Attached)
+            {
+                HandleAnycast(state, message, cameFrom: null, [], outbox);
+            }
+            else
+            {
+                outbox.Add(() => _pastry.Route(group, Channel, message.Encode()));
+            }
+        }
+
+        Flush(outbox);
+        return id;
+    }
+
+    /// <summary>What this node knows of <paramref name="group"/>'s tree, or null if it is not in it.</summary>
+    public GroupSnapshot? GetGroup(NodeKey group)
+    {
+        lock (_lock)
+        {
+            if (!_groups.TryGetValue(group, out var state))
+            {
+                return null;
+            }
+
+            return new GroupSnapshot(
+                group,
+                state.IsRoot,
+                state.Parent,
+                [.. state.Children.Values.Select(c => new ScribeChild(c.Node, c.Capacity))],
+                new Dictionary<string, double>(state.Members, StringComparer.Ordinal),
+                [.. state.Path],
+                state.AboveCapacity);
+        }
+    }
+
+    /// <summary>The groups this node is in the tree of.</summary>
+    public NodeKey[] Groups()
+    {
+        lock (_lock)
+        {
+            return [.. _groups.Keys];
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            _stopped = true;
+            _tick.Cancel();
+        }
+    }
+
+    public bool Forward(RouteDelivery message, NodeHandle previousHop)
+    {
+        if (Decode(message.Payload, message.Origin) is not { } scribe)
+        {
+            return true;
+        }
+
+        var outbox = new Outbox();
+        var passOn = true;
+        lock (_lock)
+        {
+            if (_stopped)
+            {
+                return true;
+            }
+
+            switch (scribe.Type)
+            {
+                case ScribeMessageType.Join:
+                    passOn = !HandleJoin(scribe.Group, message.Origin, atRoot: false, outbox);
+                    break;
+                case ScribeMessageType.Anycast when _groups.TryGetValue(scribe.Group, out var state) && state.Attached:
+                    // The first tree node on the route takes the anycast into the tree.
+                    HandleAnycast(state, scribe, cameFrom: null, [], outbox);
+                    passOn = false;
+                    break;
+            }
+        }
+
+        Flush(outbox);
+        return passOn;
+    }
+
+    public void Deliver(RouteDelivery delivery)
+    {
+        if (Decode(delivery.Payload, delivery.Origin) is not { } scribe)
+        {
+            return;
+        }
+
+        var outbox = new Outbox();
+        lock (_lock)
+        {
+            if (_stopped)
+            {
+                return;
+            }
+
+            // This node is the key's root: if it is in the tree, it is the tree's root.
+            if (_groups.TryGetValue(scribe.Group, out var state) && !state.IsRoot)
+            {
+                BecomeRoot(state, outbox);
+            }
+
+            switch (scribe.Type)
+            {
+                case ScribeMessageType.Join:
+                    HandleJoin(scribe.Group, delivery.Origin, atRoot: true, outbox);
+                    break;
+                case ScribeMessageType.Multicast when state is not null:
+                    Disseminate(state, scribe, from: null, outbox);
+                    break;
+                case ScribeMessageType.Anycast when state is not null:
+                    HandleAnycast(state, scribe, cameFrom: null, [], outbox);
+                    break;
+                case ScribeMessageType.Anycast:
+                    SendNoMembers(scribe, outbox);
+                    break;
+            }
+        }
+
+        Flush(outbox);
+    }
+
+    public void ReceiveDirect(DirectDelivery delivery)
+    {
+        if (Decode(delivery.Payload, delivery.From) is not { } scribe)
+        {
+            return;
+        }
+
+        var from = delivery.From;
+        var outbox = new Outbox();
+        lock (_lock)
+        {
+            if (_stopped)
+            {
+                return;
+            }
+
+            var state = _groups.GetValueOrDefault(scribe.Group);
+            switch (scribe.Type)
+            {
+                case ScribeMessageType.JoinAck:
+                    OnJoinAck(state, from, scribe, outbox);
+                    break;
+                case ScribeMessageType.ParentBeat:
+                    OnParentBeat(state, from, scribe, outbox);
+                    break;
+                case ScribeMessageType.ChildReport:
+                    OnChildReport(state, from, scribe, outbox);
+                    break;
+                case ScribeMessageType.Leave when state is not null:
+                    if (state.Children.Remove(from.Key))
+                    {
+                        outbox.Changed(state.Key);
+                        if (state.IsEmpty)
+                        {
+                            Prune(state, outbox);
+                        }
+                    }
+
+                    break;
+                case ScribeMessageType.Reject when state?.Parent is { } parent && parent.Key == from.Key:
+                    Orphan(state, "it is no longer in the tree", outbox);
+                    StartJoin(state, outbox);
+                    break;
+                case ScribeMessageType.Data when state is not null:
+                    Disseminate(state, scribe, from, outbox);
+                    break;
+                case ScribeMessageType.Anycast when state is not null && state.Attached:
+                    HandleAnycast(state, scribe, from.Key, [], outbox);
+                    break;
+                case ScribeMessageType.Anycast:
+                    // No longer in this tree: send it back into the ring toward the group's root.
+                    outbox.Add(() => _pastry.Route(scribe.Group, Channel, (scribe with { Hops = scribe.Hops + 1 }).Encode()));
+                    break;
+                case ScribeMessageType.NoMembers:
+                    outbox.Add(() => _handler.OnNoMembers(scribe.Group, scribe.Id));
+                    break;
+            }
+        }
+
+        Flush(outbox);
+    }
+
+    public void DirectFailed(NodeHandle to, ushort channel, ReadOnlyMemory<byte> payload)
+    {
+        if (Decode(payload, to) is not { } scribe)
+        {
+            return;
+        }
+
+        var outbox = new Outbox();
+        lock (_lock)
+        {
+            if (_stopped || !_groups.TryGetValue(scribe.Group, out var state))
+            {
+                return;
+            }
+
+            if (state.Parent is { } parent && parent.Key == to.Key)
+            {
+                Orphan(state, "it did not acknowledge", outbox);
+                StartJoin(state, outbox);
+            }
+
+            if (state.Children.Remove(to.Key))
+            {
+                outbox.Changed(state.Key);
+            }
+
+            // An anycast sent into a dead subtree tries another direction.
+            if (scribe.Type == ScribeMessageType.Anycast && _anycasts.Remove(scribe.Id, out var pending))
+            {
+                pending.Tried.Add(to.Key);
+                HandleAnycast(state, scribe, pending.CameFrom, pending.Tried, outbox);
+            }
+        }
+
+        Flush(outbox);
+    }
+
+    /// <summary>Adopts <paramref name="joiner"/> as a child. Returns false (pass the join on) when the joiner is
+    /// this node's ancestor, which would close a loop.</summary>
+    private bool HandleJoin(NodeKey group, NodeHandle joiner, bool atRoot, Outbox outbox)
+    {
+        if (joiner.Key == Self.Key)
+        {
+            return true;
+        }
+
+        var state = _groups.GetValueOrDefault(group);
+        if (state is not null && !atRoot && Array.IndexOf(state.Path, joiner.Key) >= 0)
+        {
+            return false;
+        }
+
+        var created = state is null;
+        state ??= GetOrAdd(group);
+        if (atRoot && !state.IsRoot)
+        {
+            BecomeRoot(state, outbox);
+        }
+
+        var now = _timers.NowMs;
+        if (state.Children.TryGetValue(joiner.Key, out var child))
+        {
+            child.Node = joiner;
+            child.HeardMs = now;
+        }
+        else
+        {
+            state.Children[joiner.Key] = new GroupState.Child(joiner, now);
+        }
+
+        Send(joiner, new ScribeMessage(ScribeMessageType.JoinAck, group) { Path = state.Path }, reliable: true, outbox);
+        if (created && !state.Attached)
+        {
+            StartJoin(state, outbox);
+        }
+
+        outbox.Changed(group);
+        return true;
+    }
+
+    private void OnJoinAck(GroupState? state, NodeHandle from, ScribeMessage ack, Outbox outbox)
+    {
+        if (state is null || state.IsRoot || Array.IndexOf(ack.Path, Self.Key) >= 0)
+        {
+            // Not ours to take (we left, became root, or it would close a loop): tell the would-be parent.
+            Send(from, new ScribeMessage(ScribeMessageType.Leave, ack.Group), reliable: true, outbox);
+            if (state is not null && !state.IsRoot)
+            {
+                state.Joining = false;
+            }
+
+            return;
+        }
+
+        if (state.Parent is { } old && old.Key != from.Key)
+        {
+            Send(old, new ScribeMessage(ScribeMessageType.Leave, state.Key), reliable: true, outbox);
+        }
+
+        state.Parent = from;
+        state.Joining = false;
+        state.ParentHeardMs = _timers.NowMs;
+        state.Path = [.. ack.Path, Self.Key];
+        outbox.Changed(state.Key);
+    }
+
+    private void OnParentBeat(GroupState? state, NodeHandle from, ScribeMessage beat, Outbox outbox)
+    {
+        if (state?.Parent is not { } parent || parent.Key != from.Key)
+        {
+            Send(from, new ScribeMessage(ScribeMessageType.Leave, beat.Group), reliable: true, outbox);
+            return;
+        }
+
+        if (Array.IndexOf(beat.Path, Self.Key) >= 0)
+        {
+            Send(from, new ScribeMessage(ScribeMessageType.Leave, beat.Group), reliable: true, outbox);
+            Orphan(state, "the tree looped through this node", outbox);
+            return;
+        }
+
+        state.ParentHeardMs = _timers.NowMs;
+        state.Path = [.. beat.Path, Self.Key];
+        state.AboveCapacity = beat.Capacity;
+    }
+
+    private void OnChildReport(GroupState? state, NodeHandle from, ScribeMessage report, Outbox outbox)
+    {
+        if (state is null || Array.IndexOf(state.Path, from.Key) >= 0 || (state.Parent is { } parent && parent.Key == from.Key))
+        {
+            Send(from, new ScribeMessage(ScribeMessageType.Reject, report.Group), reliable: true, outbox);
+            return;
+        }
+
+        if (!state.Children.TryGetValue(from.Key, out var child))
+        {
+            // It still takes us for its parent (we lost track, say after it went silent for a while): take it back.
+            child = new GroupState.Child(from, _timers.NowMs);
+            state.Children[from.Key] = child;
+            outbox.Changed(state.Key);
+        }
+
+        if (child.Capacity != report.Capacity)
+        {
+            child.Capacity = report.Capacity;
+            outbox.Changed(state.Key);
+        }
+
+        child.Node = from;
+        child.HeardMs = _timers.NowMs;
+    }
+
+    private void Disseminate(GroupState state, ScribeMessage message, NodeHandle? from, Outbox outbox)
+    {
+        if (!_seen.Add(message.Id))
+        {
+            return;
+        }
+
+        foreach (var member in state.Members.Keys)
+        {
+            var name = member;
+            outbox.Add(() => _handler.OnMulticast(message.Group, name, message.Id, message.Payload, message.Origin));
+        }
+
+        var data = message.Type == ScribeMessageType.Data ? message : message with { Type = ScribeMessageType.Data };
+        foreach (var child in state.Children.Values)
+        {
+            if (from is null || child.Node.Key != from.Value.Key)
+            {
+                Send(child.Node, data, reliable: true, outbox);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Chooses where an anycast goes from this tree node: a local member, a child's subtree or the rest of the tree
+    /// above, at random in proportion to capacity, never back to <paramref name="cameFrom"/> nor to a direction that
+    /// already failed. With nothing left, it goes back where it came from, or the sender hears there are no members.
+    /// </summary>
+    private void HandleAnycast(GroupState state, ScribeMessage message, NodeKey? cameFrom, HashSet<NodeKey> tried, Outbox outbox)
+    {
+        if (message.Hops >= MaxAnycastHops)
+        {
+            SendNoMembers(message, outbox);
+            return;
+        }
+
+        var local = state.LocalCapacity;
+        var total = local;
+        foreach (var child in state.Children.Values)
+        {
+            if (Eligible(child.Node.Key) && child.Capacity > 0)
+            {
+                total += child.Capacity;
+            }
+        }
+
+        var parent = state.Parent is { } p && Eligible(p.Key) && state.AboveCapacity > 0 ? p : (NodeHandle?)null;
+        if (parent is not null)
+        {
+            total += state.AboveCapacity;
+        }
+
+        if (total <= 0)
+        {
+            if (cameFrom is { } back && !tried.Contains(back) && FindNeighbour(state, back) is { } neighbour)
+            {
+                // Capacities were stale: hand it back, and that node chooses again without this branch.
+                SendAnycast(neighbour, message, cameFrom: null, tried, outbox);
+            }
+            else
+            {
+                SendNoMembers(message, outbox);
+            }
+
+            return;
+        }
+
+        var pick = _random.NextDouble() * total;
+        if (pick < local)
+        {
+            foreach (var (member, capacity) in state.Members)
+            {
+                pick -= capacity;
+                if (pick < 0)
+                {
+                    var name = member;
+                    outbox.Add(() => _handler.OnAnycast(message.Group, name, message.Id, message.Payload, message.Origin));
+                    return;
+                }
+            }
+
+            var last = state.Members.Keys.Last();
+            outbox.Add(() => _handler.OnAnycast(message.Group, last, message.Id, message.Payload, message.Origin));
+            return;
+        }
+
+        pick -= local;
+        foreach (var child in state.Children.Values)
+        {
+            if (Eligible(child.Node.Key) && child.Capacity > 0)
+            {
+                pick -= child.Capacity;
+                if (pick < 0)
+                {
+                    SendAnycast(child.Node, message, cameFrom, tried, outbox);
+                    return;
+                }
+            }
+        }
+
+        if (parent is { } up)
+        {
+            SendAnycast(up, message, cameFrom, tried, outbox);
+        }
+        else
+        {
+            SendNoMembers(message, outbox);
+        }
+
+        bool Eligible(NodeKey key) => key != cameFrom && !tried.Contains(key);
+    }
+
+    private static NodeHandle? FindNeighbour(GroupState state, NodeKey key) =>
+        state.Parent is { } parent && parent.Key == key ? parent
+        : state.Children.TryGetValue(key, out var child) ? child.Node
+        : null;
+
+    private void SendAnycast(NodeHandle to, ScribeMessage message, NodeKey? cameFrom, HashSet<NodeKey> tried, Outbox outbox)
+    {
+        _anycasts[message.Id] = new PendingAnycast(cameFrom, tried, _timers.NowMs);
+        Send(to, message with { Hops = message.Hops + 1 }, reliable: true, outbox);
+    }
+
+    private void SendNoMembers(ScribeMessage message, Outbox outbox)
+    {
+        var notice = new ScribeMessage(ScribeMessageType.NoMembers, message.Group) { Id = message.Id };
+        if (message.Origin.Key == Self.Key)
+        {
+            outbox.Add(() => _handler.OnNoMembers(message.Group, message.Id));
+        }
+        else
+        {
+            Send(message.Origin, notice, reliable: true, outbox);
+        }
+    }
+
+    private void StartJoin(GroupState state, Outbox outbox)
+    {
+        if (_pastry.IsRootFor(state.Key))
+        {
+            BecomeRoot(state, outbox);
+            return;
+        }
+
+        state.Joining = true;
+        state.JoinSentMs = _timers.NowMs;
+        var join = new ScribeMessage(ScribeMessageType.Join, state.Key).Encode();
+        var key = state.Key;
+        outbox.Add(() => _pastry.Route(key, Channel, join));
+    }
+
+    private void BecomeRoot(GroupState state, Outbox outbox)
+    {
+        if (state.Parent is { } old)
+        {
+            Send(old, new ScribeMessage(ScribeMessageType.Leave, state.Key), reliable: true, outbox);
+        }
+
+        state.Parent = null;
+        state.IsRoot = true;
+        state.Joining = false;
+        state.Path = [Self.Key];
+        state.AboveCapacity = 0;
+        Log.BecameRoot(_logger, Self, state.Key);
+        outbox.Changed(state.Key);
+    }
+
+    private void Orphan(GroupState state, string reason, Outbox outbox)
+    {
+        if (state.Parent is { } parent)
+        {
+            Log.Orphaned(_logger, Self, parent, state.Key, reason);
+        }
+
+        state.Parent = null;
+        state.Joining = false;
+        state.Path = [];
+        state.AboveCapacity = 0;
+        outbox.Changed(state.Key);
+    }
+
+    private void Prune(GroupState state, Outbox outbox)
+    {
+        if (state.Parent is { } parent)
+        {
+            Send(parent, new ScribeMessage(ScribeMessageType.Leave, state.Key), reliable: true, outbox);
+        }
+
+        _groups.Remove(state.Key);
+        outbox.Changed(state.Key);
+    }
+
+    private GroupState GetOrAdd(NodeKey group)
+    {
+        if (!_groups.TryGetValue(group, out var state))
+        {
+            state = new GroupState(group);
+            _groups[group] = state;
+        }
+
+        return state;
+    }
+
+    private void OnTick()
+    {
+        var outbox = new Outbox();
+        lock (_lock)
+        {
+            if (_stopped)
+            {
+                return;
+            }
+
+            var now = _timers.NowMs;
+            foreach (var state in _groups.Values.ToList())
+            {
+                Maintain(state, now, outbox);
+            }
+
+            List<ScribeMessageId>? stale = null;
+            foreach (var (id, pending) in _anycasts)
+            {
+                if (now - pending.SentMs > _silenceMs * 4)
+                {
+                    (stale ??= []).Add(id);
+                }
+            }
+
+            stale?.ForEach(id => _anycasts.Remove(id));
+            _tick.ScheduleAt(now + _heartbeatMs);
+        }
+
+        Flush(outbox);
+    }
+
+    private void Maintain(GroupState state, long now, Outbox outbox)
+    {
+        List<NodeKey>? silent = null;
+        foreach (var child in state.Children.Values)
+        {
+            if (now - child.HeardMs > _silenceMs)
+            {
+                (silent ??= []).Add(child.Node.Key);
+            }
+        }
+
+        if (silent is not null)
+        {
+            silent.ForEach(key => state.Children.Remove(key));
+            outbox.Changed(state.Key);
+        }
+
+        if (state.IsEmpty)
+        {
+            Prune(state, outbox);
+            return;
+        }
+
+        // The tree's root must be the key's root: a closer node may have joined the ring, or the root died.
+        var isKeyRoot = _pastry.IsRootFor(state.Key);
+        if (state.IsRoot && !isKeyRoot)
+        {
+            Log.LostRoot(_logger, Self, state.Key);
+            state.IsRoot = false;
+            state.Path = [];
+            StartJoin(state, outbox);
+        }
+        else if (!state.IsRoot && isKeyRoot)
+        {
+            BecomeRoot(state, outbox);
+        }
+
+        if (state.Parent is { } parent && now - state.ParentHeardMs > _silenceMs)
+        {
+            Orphan(state, $"silent for {_silenceMs} ms", outbox);
+        }
+
+        if (!state.Attached && (!state.Joining || now - state.JoinSentMs > _joinTimeoutMs))
+        {
+            StartJoin(state, outbox);
+        }
+
+        if (state.Parent is { } up)
+        {
+            Send(up, new ScribeMessage(ScribeMessageType.ChildReport, state.Key) { Capacity = state.LocalCapacity + state.ChildrenCapacity }, reliable: false, outbox);
+        }
+
+        if (state.Children.Count > 0)
+        {
+            var everything = state.LocalCapacity + state.ChildrenCapacity + (state.IsRoot ? 0 : state.AboveCapacity);
+            foreach (var child in state.Children.Values)
+            {
+                Send(child.Node, new ScribeMessage(ScribeMessageType.ParentBeat, state.Key)
+                {
+                    Path = state.Path,
+                    Capacity = Math.Max(0, everything - child.Capacity),
+                }, reliable: false, outbox);
+            }
+        }
+    }
+
+    private void Send(NodeHandle to, ScribeMessage message, bool reliable, Outbox outbox)
+    {
+        var bytes = message.Encode();
+        outbox.Add(() => _pastry.SendDirect(to, Channel, bytes, reliable));
+    }
+
+    private ScribeMessage? Decode(ReadOnlyMemory<byte> payload, NodeHandle sender)
+    {
+        try
+        {
+            return ScribeMessage.Decode(payload.Span);
+        }
+        catch (OverlayProtocolException e)
+        {
+            Log.Malformed(_logger, Self, sender, e.Message);
+            return null;
+        }
+    }
+
+    private void Flush(Outbox outbox)
+    {
+        foreach (var action in outbox.Actions)
+        {
+            try
+            {
+                action();
+            }
+            catch (InvalidOperationException) when (_pastry.IsStopped)
+            {
+                // The node stopped meanwhile; nothing to send from it any more.
+            }
+        }
+
+        if (outbox.ChangedGroups is { } changed && GroupChanged is { } handler)
+        {
+            foreach (var group in changed)
+            {
+                handler(group);
+            }
+        }
+    }
+
+    /// <summary>Work decided under the lock and done after it: sends, deliveries, change events.</summary>
+    private sealed class Outbox
+    {
+        public List<Action> Actions { get; } = [];
+
+        public HashSet<NodeKey>? ChangedGroups { get; private set; }
+
+        public void Add(Action action) => Actions.Add(action);
+
+        public void Changed(NodeKey group) => (ChangedGroups ??= []).Add(group);
+    }
+
+    private sealed record PendingAnycast(NodeKey? CameFrom, HashSet<NodeKey> Tried, long SentMs);
+}
