@@ -42,3 +42,28 @@ public class SimulatorCommandTests
         Assert.Contains("Usage", error.ToString());
     }
 }
+
+public class ScribeCommandTests
+{
+    [Fact]
+    public void The_scribe_command_prints_its_result_as_json_on_the_last_line()
+    {
+        var output = new StringWriter();
+        var exit = SimulatorCommand.Run(["scribe", "--nodes", "300", "--groups", "10", "--members", "10", "--messages", "1000", "--fail", "0.1", "--seed", "2", "--json"], output, new StringWriter());
+        Assert.Equal(0, exit);
+
+        using var json = System.Text.Json.JsonDocument.Parse(output.ToString().TrimEnd().Split('\n')[^1]);
+        var root = json.RootElement;
+        Assert.Equal(300, root.GetProperty("nodes").GetInt32());
+        var before = root.GetProperty("before");
+        Assert.Equal(1.0, before.GetProperty("multicastDelivery").GetDouble());
+        Assert.Equal(0, before.GetProperty("multicastDuplicates").GetInt64());
+        Assert.True(before.GetProperty("anycastShareTvd").GetDouble() <= 0.03);
+        var after = root.GetProperty("after");
+        Assert.True(after.GetProperty("multicastDelivery").GetDouble() >= 0.999);
+        Assert.True(after.GetProperty("anycastDelivered").GetDouble() >= 0.999);
+        Assert.True(before.GetProperty("meanTreeDepth").GetDouble() > 0);
+        Assert.True(before.GetProperty("maxChildren").GetInt32() > 0);
+        Assert.True(before.GetProperty("rootLoadMaxOverMean").GetDouble() >= 1);
+    }
+}
