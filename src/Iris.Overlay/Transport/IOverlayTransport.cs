@@ -3,7 +3,8 @@ namespace Iris.Overlay.Transport;
 /// <summary>
 /// Carries typed overlay messages between node addresses. Sending never blocks and never throws for an unreachable or
 /// dead destination: the message is dropped, and the ring notices through missing acknowledgements and heartbeats.
-/// Implementations: <see cref="InMemoryNetwork"/> for tests and simulation; TCP for real deployments.
+/// Implementations: <see cref="InMemoryNetwork"/> for tests and simulation; <see cref="TcpTransport"/> between
+/// processes.
 /// </summary>
 internal interface IOverlayTransport
 {
@@ -14,8 +15,8 @@ internal interface IOverlayTransport
     void Send(NodeAddress destination, OverlayMessage message);
 
     /// <summary>
-    /// Sets the single receiver of messages for this address. Messages arrive one at a time per receiver; the
-    /// receiver must not block.
+    /// Sets the single receiver of messages for this address. Messages from one sender arrive in the order sent;
+    /// messages from different senders may arrive concurrently. The receiver must not block.
     /// </summary>
     void SetReceiver(IOverlayReceiver receiver);
 }

@@ -19,6 +19,10 @@ internal sealed record InMemoryNetworkOptions
 
     /// <summary>Whether every message goes through <see cref="MessageCodec"/> on its way, as it would on a socket.</summary>
     public bool EncodeMessages { get; init; } = true;
+
+    /// <summary>Largest encoded message carried, like the TCP transport's frame limit; larger ones are dropped.
+    /// Checked only when <see cref="EncodeMessages"/> is on. Default 16 MiB.</summary>
+    public int MaxMessageSize { get; init; } = 16 * 1024 * 1024;
 }
 
 /// <summary>
@@ -135,7 +139,18 @@ internal sealed class InMemoryNetwork : IDisposable
         if (_options.EncodeMessages)
         {
             // Encoding at send time captures the message as it was, exactly as a socket would.
-            message = MessageCodec.Read(MessageCodec.Encode(message));
+            var bytes = MessageCodec.Encode(message);
+            if (bytes.Length > _options.MaxMessageSize)
+            {
+                lock (_lock)
+                {
+                    Dropped++;
+                }
+
+                return;
+            }
+
+            message = MessageCodec.Read(bytes);
         }
 
         lock (_lock)

@@ -1,0 +1,69 @@
+using Microsoft.Extensions.Options;
+
+namespace Iris.Overlay.Transport;
+
+/// <summary>Settings of the TCP overlay transport. Bound from <c>Iris:Overlay:Tcp</c>.</summary>
+public sealed class TcpTransportOptions
+{
+    /// <summary>Largest overlay message a frame may carry, in bytes; a bigger frame ends its connection. Default 16 MiB.</summary>
+    public int MaxFrameSize { get; set; } = 16 * 1024 * 1024;
+
+    /// <summary>Messages queued per peer while its connection is busy or being made; beyond this <c>Send</c> drops
+    /// (the ring retransmits) and <c>SendAsync</c> waits. Default 4096.</summary>
+    public int OutboundQueueCapacity { get; set; } = 4096;
+
+    /// <summary>How long a connection may take to complete its handshake. Default 5 seconds.</summary>
+    public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long a connection attempt may take. Default 5 seconds.</summary>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>First wait before connecting again to a peer that could not be reached; doubles up to
+    /// <see cref="ReconnectMaxDelay"/>. Default 100 ms.</summary>
+    public TimeSpan ReconnectMinDelay { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Longest wait between connection attempts. Default 5 seconds.</summary>
+    public TimeSpan ReconnectMaxDelay { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Frames sent under one key before both sides move to the next. Default 2^32.</summary>
+    public long RekeyAfterFrames { get; set; } = 1L << 32;
+
+    /// <summary>How long shutting down waits for queued messages to be written. Default 2 seconds.</summary>
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(2);
+}
+
+/// <summary>Checks <see cref="TcpTransportOptions"/> at start-up.</summary>
+public sealed class TcpTransportOptionsValidator : IValidateOptions<TcpTransportOptions>
+{
+    /// <inheritdoc />
+    public ValidateOptionsResult Validate(string? name, TcpTransportOptions options)
+    {
+        var errors = new List<string>();
+        if (options.MaxFrameSize is < 1024 or > MessageCodec.MaxPayload + 65536)
+        {
+            errors.Add($"Tcp MaxFrameSize must be from 1 KiB to {MessageCodec.MaxPayload + 65536} bytes; it is {options.MaxFrameSize}.");
+        }
+
+        if (options.OutboundQueueCapacity < 1)
+        {
+            errors.Add($"Tcp OutboundQueueCapacity must be at least 1; it is {options.OutboundQueueCapacity}.");
+        }
+
+        if (options.HandshakeTimeout <= TimeSpan.Zero || options.ConnectTimeout <= TimeSpan.Zero || options.ShutdownTimeout < TimeSpan.Zero)
+        {
+            errors.Add("Tcp HandshakeTimeout and ConnectTimeout must be positive, ShutdownTimeout not negative.");
+        }
+
+        if (options.ReconnectMinDelay <= TimeSpan.Zero || options.ReconnectMaxDelay < options.ReconnectMinDelay)
+        {
+            errors.Add("Tcp ReconnectMinDelay must be positive and at most ReconnectMaxDelay.");
+        }
+
+        if (options.RekeyAfterFrames < 1)
+        {
+            errors.Add($"Tcp RekeyAfterFrames must be at least 1; it is {options.RekeyAfterFrames}.");
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}
