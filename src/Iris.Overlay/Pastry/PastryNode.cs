@@ -41,12 +41,15 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
     private readonly RecentSet<(NodeKey, ulong)> _recentHops = new(4096);
     private readonly Dictionary<NodeKey, (long SentMs, int Tries)> _tableChecks = [];
     private int _tableCheckCursor;
+    private uint _leafVersionSeen = 1;
     private TimerQueue.Entry? _wake;
     private long _armedMs = long.MaxValue;
     private long _nextTickMs = long.MaxValue;
     private long _nextAckCheckMs = long.MaxValue;
     private ulong _hopSequence;
     private NodeState _state;
+    private NodeAddress[] _bootstraps = [];
+    private int _bootstrapIndex;
     private NodeAddress _bootstrap;
     private long _joinDeadlineMs;
 
@@ -126,15 +129,25 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
 
     /// <summary>Joins the ring that the node at <paramref name="bootstrap"/> belongs to. The node becomes ready when
     /// the root of its key answers; the join is retried every <see cref="PastryOptions.JoinTimeout"/> until then.</summary>
-    public void Join(NodeAddress bootstrap)
+    public void Join(NodeAddress bootstrap) => Join([bootstrap]);
+
+    /// <summary>Joins through the first of <paramref name="bootstraps"/>, moving to the next one on each retry.</summary>
+    public void Join(IReadOnlyList<NodeAddress> bootstraps)
     {
+        ArgumentNullException.ThrowIfNull(bootstraps);
+        if (bootstraps.Count == 0)
+        {
+            throw new ArgumentException("Joining needs at least one node address to join through.", nameof(bootstraps));
+        }
+
         lock (_lock)
         {
             EnsureState(NodeState.Created);
             _state = NodeState.Joining;
-            _bootstrap = bootstrap;
+            _bootstraps = [.. bootstraps];
+            _bootstrap = _bootstraps[0];
             StartTimer();
-            Log.Joining(_logger, Self, bootstrap);
+            Log.Joining(_logger, Self, _bootstrap);
             SendJoin();
             Rearm();
         }
@@ -201,6 +214,32 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
         }
 
         RunCallbacks(callbacks);
+    }
+
+    /// <summary>Raised, outside the lock, after the leaf set changed.</summary>
+    public event Action? LeafSetChanged;
+
+    /// <summary>
+    /// Tells the node of another node heard of outside the ring (a discovery beacon). It is probed, and taken into
+    /// the tables if it answers and fits: this is how two rings that formed apart merge.
+    /// </summary>
+    public void Introduce(NodeHandle node)
+    {
+        uint version;
+        lock (_lock)
+        {
+            if (_state != NodeState.Ready)
+            {
+                return;
+            }
+
+            version = _leafVersionSeen;
+            ConsiderIndirect(node);
+            Rearm();
+            _leafVersionSeen = _leafSet.Version;
+        }
+
+        NotifyLeafSetChange(version);
     }
 
     /// <summary>Whether this node is the root of <paramref name="key"/> as far as it knows.</summary>
@@ -285,6 +324,7 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
     {
         List<Action>? callbacks = null;
         (RouteMessage Message, IRouteHandler Handler)? intercepted = null;
+        var version = Volatile.Read(ref _leafVersionSeen);
         lock (_lock)
         {
             if (_state is NodeState.Stopped or NodeState.Created)
@@ -346,8 +386,10 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
             }
 
             Rearm();
+            _leafVersionSeen = _leafSet.Version;
         }
 
+        NotifyLeafSetChange(version);
         RunCallbacks(callbacks);
         if (intercepted is { } hop && hop.Handler.Forward(Delivery(hop.Message), hop.Message.Sender))
         {
@@ -754,6 +796,7 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
     private void OnTimer()
     {
         List<Action>? callbacks = null;
+        var version = Volatile.Read(ref _leafVersionSeen);
         lock (_lock)
         {
             if (_state == NodeState.Stopped)
@@ -782,8 +825,10 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
             }
 
             Rearm();
+            _leafVersionSeen = _leafSet.Version;
         }
 
+        NotifyLeafSetChange(version);
         RunCallbacks(callbacks);
     }
 
@@ -960,6 +1005,8 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
         if (now >= _joinDeadlineMs)
         {
             Log.JoinRetry(_logger, Self, _bootstrap, _options.JoinTimeout);
+            _bootstrapIndex = (_bootstrapIndex + 1) % _bootstraps.Length;
+            _bootstrap = _bootstraps[_bootstrapIndex];
             _joinCandidates.Clear();
             SendJoin();
         }
@@ -1035,6 +1082,14 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
         if (_state != expected)
         {
             throw new InvalidOperationException($"Pastry node {Self} is {_state.ToString().ToLowerInvariant()}; it can start or join only once.");
+        }
+    }
+
+    private void NotifyLeafSetChange(uint versionBefore)
+    {
+        if (LeafSetChanged is { } handler && Volatile.Read(ref _leafVersionSeen) != versionBefore)
+        {
+            handler();
         }
     }
 

@@ -1,0 +1,233 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.NetworkInformation;
+using System.Net.Sockets;
+using Iris.Overlay.Discovery;
+using Iris.Overlay.Pastry;
+using Iris.Overlay.Security;
+using Iris.Overlay.Timing;
+using Iris.Overlay.Transport;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Iris.Overlay.Hosting;
+
+/// <summary>
+/// One node's overlay in a real process: the secure TCP transport, the Pastry node on the system clock, and the way
+/// into a ring: configured seeds, or else discovery beacons. With discovery, a node listens for beacons a moment; if
+/// it hears a node already in a ring it joins through it, and if it hears none it starts a ring (when several start
+/// together, the one with the smallest key starts and the others join it). Beacons heard later are introduced to the
+/// ring, so rings that formed apart merge.
+/// </summary>
+internal sealed partial class OverlayHost : IAsyncDisposable
+{
+    private readonly TimerQueue _timers;
+    private readonly ConcurrentDictionary<NodeKey, Beacon> _heard = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly ILogger _logger;
+    private readonly OverlayOptions _options;
+    private readonly Lock _neighbourLock = new();
+    private HashSet<NodeHandle> _neighbours = [];
+    private Task _bootstrap = Task.CompletedTask;
+
+    private OverlayHost(TimerQueue timers, TcpTransport transport, PastryNode node, OverlayOptions options, ILogger logger)
+    {
+        _timers = timers;
+        Transport = transport;
+        Node = node;
+        _options = options;
+        _logger = logger;
+        node.LeafSetChanged += OnLeafSetChanged;
+    }
+
+    /// <summary>A leaf-set member appeared.</summary>
+    public event Action<NodeHandle>? NeighbourJoined;
+
+    /// <summary>A leaf-set member disappeared (dead, left, or pushed out by a closer node).</summary>
+    public event Action<NodeHandle>? NeighbourLeft;
+
+    public TcpTransport Transport { get; }
+
+    public PastryNode Node { get; }
+
+    public BeaconDiscovery? Discovery { get; private set; }
+
+    public TimerQueue Timers => _timers;
+
+    public static OverlayHost Start(OverlayOptions options, NetworkKey key, bool development, ILoggerFactory? loggers = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(key);
+        loggers ??= NullLoggerFactory.Instance;
+        var logger = loggers.CreateLogger("Iris.Overlay");
+        var seeds = options.Seeds.Select(ParseSeed).ToList();
+        var scope = options.Discovery.Scope ?? (development ? DiscoveryScope.Loopback : DiscoveryScope.Lan);
+        var listen = ListenAddress(options, development);
+        var timers = new TimerQueue(TimeProvider.System);
+        var transport = TcpTransport.Start(new IPEndPoint(listen, options.Port), key, options.Tcp, loggers.CreateLogger("Iris.Overlay.Transport"));
+        OverlayHost host;
+        try
+        {
+            var node = new PastryNode(NodeKey.NewRandom(), transport, timers, options.Pastry, new Random(), loggers.CreateLogger("Iris.Overlay.Pastry"));
+            host = new OverlayHost(timers, transport, node, options, logger);
+            LogNode(logger, node.Self.Key, node.Self.Address, seeds.Count > 0 ? "seeds " + string.Join(", ", seeds) : $"{scope} discovery");
+            if (seeds.Count > 0)
+            {
+                node.Join(seeds);
+            }
+            else if (scope == DiscoveryScope.None)
+            {
+                node.Start();
+            }
+            else
+            {
+                host.Discovery = BeaconDiscovery.Start(scope, node.Self, key, options.Discovery, logger);
+                host.Discovery.Heard += host.OnHeard;
+                host._bootstrap = Task.Run(host.BootstrapAsync);
+            }
+        }
+        catch
+        {
+            transport.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            timers.Dispose();
+            throw;
+        }
+
+        return host;
+    }
+
+    /// <summary>Completes when the node is in a ring.</summary>
+    public async Task WaitUntilReadyAsync(CancellationToken cancellationToken)
+    {
+        while (!Node.IsReady)
+        {
+            await Task.Delay(50, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    internal static NodeAddress ParseSeed(string seed)
+    {
+        var text = seed.Trim();
+        var address = new NodeAddress(text.StartsWith("tcp://", StringComparison.Ordinal) ? text : "tcp://" + text);
+        try
+        {
+            TcpLink.ParseEndPoint(address);
+        }
+        catch (FormatException)
+        {
+            throw new FormatException($"Iris:Network:Seeds has '{seed}', which is not an overlay address: expected <ip>:<port> or tcp://<ip>:<port>.");
+        }
+
+        return address;
+    }
+
+    private void OnHeard(Beacon beacon)
+    {
+        _heard[beacon.Node.Key] = beacon;
+        if (beacon.Ready && Node.IsReady)
+        {
+            Node.Introduce(beacon.Node);
+        }
+    }
+
+    private async Task BootstrapAsync()
+    {
+        try
+        {
+            for (var round = 0; ; round++)
+            {
+                await Task.Delay(round == 0 ? _options.DiscoveryWait : _options.Discovery.BeaconInterval, _stopping.Token).ConfigureAwait(false);
+                var ready = _heard.Values.Where(b => b.Ready).OrderBy(b => b.Node.Key).Select(b => b.Node.Address).ToList();
+                if (ready.Count > 0)
+                {
+                    Node.Join(ready);
+                    break;
+                }
+
+                // Nodes starting together: the smallest key starts the ring, the others wait to hear it is ready.
+                if (!_heard.Keys.Any(k => k < Node.Self.Key) || round >= 10)
+                {
+                    Node.Start();
+                    break;
+                }
+            }
+
+            await WaitUntilReadyAsync(_stopping.Token).ConfigureAwait(false);
+            Discovery?.SetReady(true);
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopped before the node got into a ring.
+        }
+    }
+
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Information, Message = "Overlay node {Key} at {Address}, finding the ring through {How}")]
+    private static partial void LogNode(ILogger logger, NodeKey key, NodeAddress address, string how);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _bootstrap.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        Node.Leave();
+        if (Discovery is not null)
+        {
+            await Discovery.DisposeAsync().ConfigureAwait(false);
+        }
+
+        await Transport.DisposeAsync().ConfigureAwait(false);
+        _timers.Dispose();
+    }
+
+    private static IPAddress ListenAddress(OverlayOptions options, bool development)
+    {
+        if (options.ListenAddress is { Length: > 0 } text)
+        {
+            return IPAddress.TryParse(text, out var address)
+                ? address
+                : throw new FormatException($"Iris:Overlay:ListenAddress '{text}' is not an IP address.");
+        }
+
+        if (development)
+        {
+            return IPAddress.Loopback;
+        }
+
+        foreach (var nic in NetworkInterface.GetAllNetworkInterfaces())
+        {
+            if (nic.OperationalStatus == OperationalStatus.Up && nic.NetworkInterfaceType != NetworkInterfaceType.Loopback)
+            {
+                foreach (var unicast in nic.GetIPProperties().UnicastAddresses)
+                {
+                    if (unicast.Address.AddressFamily == AddressFamily.InterNetwork)
+                    {
+                        return unicast.Address;
+                    }
+                }
+            }
+        }
+
+        throw new InvalidOperationException("No IPv4 interface is up to listen on: set Iris:Overlay:ListenAddress.");
+    }
+
+    private void OnLeafSetChanged()
+    {
+        var (ccw, cw) = Node.GetLeafSet();
+        var now = cw.Concat(ccw).ToHashSet();
+        HashSet<NodeHandle> before;
+        lock (_neighbourLock)
+        {
+            before = _neighbours;
+            _neighbours = now;
+        }
+
+        foreach (var joined in now.Except(before))
+        {
+            NeighbourJoined?.Invoke(joined);
+        }
+
+        foreach (var left in before.Except(now))
+        {
+            NeighbourLeft?.Invoke(left);
+        }
+    }
+}

@@ -1,0 +1,107 @@
+using System.Diagnostics;
+
+namespace Iris.Tests.Support;
+
+/// <summary>A program started by a test, with its output collected line by line. Disposing closes its standard
+/// input (the test host's signal to stop), then kills it if it lingers.</summary>
+internal sealed class ChildProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly List<string> _lines = [];
+
+    private ChildProcess(Process process) => _process = process;
+
+    public int Id => _process.Id;
+
+    public bool HasExited => _process.HasExited;
+
+    public int ExitCode => _process.ExitCode;
+
+    public string[] Lines
+    {
+        get { lock (_lines) { return [.. _lines]; } }
+    }
+
+    public string Output => string.Join(Environment.NewLine, Lines);
+
+    public static ChildProcess Start(string fileName, IEnumerable<string> arguments, IDictionary<string, string>? environment = null)
+    {
+        var start = new ProcessStartInfo(fileName)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
+
+        var child = new ChildProcess(Process.Start(start)!);
+        child._process.OutputDataReceived += (_, e) => child.Add(e.Data);
+        child._process.ErrorDataReceived += (_, e) => child.Add(e.Data);
+        child._process.BeginOutputReadLine();
+        child._process.BeginErrorReadLine();
+        return child;
+    }
+
+    /// <summary>Polls the output until <paramref name="condition"/> holds; fails the test with the output if it does
+    /// not within <paramref name="limit"/>.</summary>
+    public async Task WaitForAsync(Func<string[], bool> condition, TimeSpan limit, string what)
+    {
+        var deadline = DateTime.UtcNow + limit;
+        while (!condition(Lines))
+        {
+            if (DateTime.UtcNow > deadline || _process.HasExited)
+            {
+                Assert.Fail($"{what}: not seen within {limit} (exited: {_process.HasExited}).\n{Output}");
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>Sends SIGINT, as Ctrl-C would (Process.Kill sends SIGKILL and skips a graceful stop).</summary>
+    public void Interrupt()
+    {
+        using var kill = Process.Start("kill", ["-INT", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
+
+    public Task WaitForExitAsync(TimeSpan limit) => _process.WaitForExitAsync(new CancellationTokenSource(limit).Token);
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            if (!_process.HasExited)
+            {
+                _process.StandardInput.Close();
+                await _process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(5)).Token);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or InvalidOperationException)
+        {
+            _process.Kill(entireProcessTree: true);
+        }
+
+        _process.Dispose();
+    }
+
+    private void Add(string? line)
+    {
+        if (line is not null)
+        {
+            lock (_lines)
+            {
+                _lines.Add(line);
+            }
+        }
+    }
+}
