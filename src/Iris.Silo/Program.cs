@@ -1,18 +1,43 @@
 using Iris.Hosting;
+using Iris.Overlay.Security;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
-// An Iris node: one Orleans silo. Settings come from appsettings.json, environment variables
-// (Iris__Silo__SiloPort=11112) and the command line (--Iris:Silo:SiloPort=11112). Ctrl-C stops it cleanly.
+// An Iris node: one Orleans silo with its overlay node. Settings come from appsettings.json, environment variables
+// (Iris__Silo__SiloPort=11112) and the command line (--Iris:Silo:SiloPort=11112). `dotnet run` starts it in
+// development (see Properties/launchSettings.json): loopback only, the user's development network key, discovery of
+// other nodes on this machine, and free ports picked where the defaults are taken. Ctrl-C stops it cleanly.
 // appsettings.json is read next to the program, wherever it is started from.
 var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = AppContext.BaseDirectory });
-var options = builder.Configuration.GetSection(IrisSiloOptions.SectionName).Get<IrisSiloOptions>() ?? new IrisSiloOptions();
-builder.UseOrleans(silo => silo.UseIris(options));
+var section = builder.Configuration.GetSection(IrisSiloOptions.SectionName);
+var options = section.Get<IrisSiloOptions>() ?? new IrisSiloOptions();
+if (builder.Environment.IsDevelopment())
+{
+    // A port other than the default was asked for: use it or fail. The default moves aside for a second silo.
+    options.SiloPort = PortPicker.Choose(options.SiloPort, explicitlySet: options.SiloPort != IrisSiloOptions.DefaultSiloPort);
+    options.GatewayPort = PortPicker.Choose(options.GatewayPort, explicitlySet: options.GatewayPort != IrisSiloOptions.DefaultGatewayPort);
+}
+
+try
+{
+    // Settings are checked before anything starts: a mistake stops the silo with what to fix, not a stack trace.
+    builder.Services.AddSingleton(NetworkKeys.Resolve(builder.Configuration, builder.Environment.IsDevelopment()));
+    OverlayHostedService.Bind(builder.Configuration);
+    builder.UseOrleans(silo => silo.UseIris(options));
+}
+catch (Exception e) when (e is NetworkKeyException or OptionsValidationException or FormatException)
+{
+    await Console.Error.WriteLineAsync($"Iris silo cannot start: {e.Message}");
+    return 1;
+}
 
 using var host = builder.Build();
 var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Iris.Silo");
 await host.StartAsync();
+
 await host.WaitForShutdownAsync();
 logger.LogInformation("Iris silo stopped");
+return 0;

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Orleans.Runtime;
 
@@ -8,8 +9,9 @@ namespace Iris.Hosting;
 public static class IrisSiloBuilderExtensions
 {
     /// <summary>
-    /// Adds Iris to the silo. For now the silo forms its cluster on localhost, on the ports of
-    /// <see cref="IrisSiloOptions"/>; the Pastry overlay takes over membership in a later version.
+    /// Adds Iris to the silo: its overlay node (network key, secure transport, discovery or seeds; see
+    /// <c>OverlayHostedService</c>), and for now an Orleans cluster on localhost on the ports of
+    /// <see cref="IrisSiloOptions"/>, until the overlay takes over Orleans membership.
     /// </summary>
     public static ISiloBuilder UseIris(this ISiloBuilder builder, IrisSiloOptions options)
     {
@@ -24,6 +26,8 @@ public static class IrisSiloBuilderExtensions
         builder.UseLocalhostClustering(options.SiloPort, options.GatewayPort, null, options.ServiceId, options.ClusterId);
         builder.Services.AddSingleton(Options.Create(options));
         builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, SiloEndpointLogger>();
+        builder.Services.AddSingleton<OverlayHostedService>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<OverlayHostedService>());
         return builder;
     }
 }

@@ -8,11 +8,18 @@ public sealed class IrisSiloOptions
     /// <summary>The configuration section these options are bound from.</summary>
     public const string SectionName = "Iris:Silo";
 
-    /// <summary>Port for silo-to-silo traffic, on loopback in development. Default 11111.</summary>
-    public int SiloPort { get; set; } = 11111;
+    /// <summary>The default <see cref="SiloPort"/>.</summary>
+    public const int DefaultSiloPort = 11111;
 
-    /// <summary>Port Orleans clients connect to. Default 30000.</summary>
-    public int GatewayPort { get; set; } = 30000;
+    /// <summary>The default <see cref="GatewayPort"/>.</summary>
+    public const int DefaultGatewayPort = 30000;
+
+    /// <summary>Port for silo-to-silo traffic, on loopback in development. Default 11111; in development a silo
+    /// moves to a free port when the default is taken.</summary>
+    public int SiloPort { get; set; } = DefaultSiloPort;
+
+    /// <summary>Port Orleans clients connect to. Default 30000, moved like <see cref="SiloPort"/>.</summary>
+    public int GatewayPort { get; set; } = DefaultGatewayPort;
 
     /// <summary>Orleans cluster id: silos with the same id form one cluster. Default <c>iris</c>.</summary>
     public string ClusterId { get; set; } = "iris";

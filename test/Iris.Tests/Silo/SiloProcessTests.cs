@@ -1,95 +1,101 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using System.Text;
+using Iris.Overlay.Security;
+using Iris.Tests.Support;
 
 namespace Iris.Tests.Silo;
 
-/// <summary>Runs the real Iris.Silo program as a separate process, on loopback ports chosen for the test.</summary>
+/// <summary>Runs the real Iris.Silo program as separate processes, on loopback.</summary>
 public class SiloProcessTests
 {
     private static readonly TimeSpan StartLimit = TimeSpan.FromSeconds(60);
+
+    private static ChildProcess StartSilo(string environment, IDictionary<string, string> settings)
+    {
+        var variables = new Dictionary<string, string>(settings)
+        {
+            ["DOTNET_ENVIRONMENT"] = environment,
+            ["Logging__Console__DisableColors"] = "true",
+        };
+        return ChildProcess.Start("dotnet", [RepositoryPaths.Program("src", "Iris.Silo")], variables);
+    }
+
+    /// <summary>A network key and a discovery port range of the test's own, so silos of other tests stay apart.</summary>
+    private static Dictionary<string, string> Network() => new()
+    {
+        ["Iris__Network__Key"] = Convert.ToBase64String(NetworkKey.Generate().Bytes),
+        ["Iris__Network__Discovery__Port"] = (40000 + (Random.Shared.Next(0, 1000) * 16)).ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+
+    private static string OverlayKeyOf(ChildProcess silo)
+    {
+        var line = silo.Lines.First(l => l.Contains("Overlay node ", StringComparison.Ordinal));
+        return line[(line.IndexOf("Overlay node ", StringComparison.Ordinal) + "Overlay node ".Length)..].Split(' ')[0];
+    }
 
     [Fact]
     public async Task The_silo_starts_on_localhost_logs_where_it_listens_and_stops_cleanly_on_ctrl_c()
     {
         var siloPort = FreePort();
         var gatewayPort = FreePort();
-        using var silo = StartSilo(siloPort, gatewayPort, out var output);
+        var settings = Network();
+        settings["Iris__Silo__SiloPort"] = siloPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        settings["Iris__Silo__GatewayPort"] = gatewayPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        await using var silo = StartSilo("Development", settings);
 
         var listening = $"listening: silo-to-silo on 127.0.0.1:{siloPort}, clients on 127.0.0.1:{gatewayPort}";
-        await WaitForAsync(() => output.ToString().Contains(listening, StringComparison.Ordinal), StartLimit, silo, output);
-
+        await silo.WaitForAsync(lines => lines.Any(l => l.Contains(listening, StringComparison.Ordinal)), StartLimit, "the listening line");
         using (var client = new TcpClient())
         {
             await client.ConnectAsync(IPAddress.Loopback, gatewayPort);
         }
 
-        Interrupt(silo);
-        using var exitLimit = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        await silo.WaitForExitAsync(exitLimit.Token);
-        Assert.True(silo.ExitCode == 0, $"exit code {silo.ExitCode}\n{output}");
-        Assert.Contains("Iris silo stopped", output.ToString());
+        silo.Interrupt();
+        await silo.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(silo.ExitCode == 0, $"exit code {silo.ExitCode}\n{silo.Output}");
+        Assert.Contains(silo.Lines, l => l.Contains("Iris silo stopped", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Two_silos_started_with_defaults_on_one_machine_both_start_and_find_each_other_as_ring_neighbours()
+    {
+        var settings = Network();
+        await using var first = StartSilo("Development", settings);
+        await first.WaitForAsync(lines => lines.Any(l => l.Contains("Overlay node ", StringComparison.Ordinal)), StartLimit, "the first overlay node");
+        await using var second = StartSilo("Development", settings);
+        await second.WaitForAsync(lines => lines.Any(l => l.Contains("Overlay node ", StringComparison.Ordinal)), StartLimit, "the second overlay node");
+        await second.WaitForAsync(lines => lines.Any(l => l.Contains("listening: silo-to-silo", StringComparison.Ordinal)), StartLimit, "the second silo listening");
+
+        var started = DateTime.UtcNow;
+        await first.WaitForAsync(lines => lines.Any(l => l.Contains($"Ring neighbour {OverlayKeyOf(second)}", StringComparison.Ordinal)), TimeSpan.FromSeconds(10), "the second silo as ring neighbour");
+        await second.WaitForAsync(lines => lines.Any(l => l.Contains($"Ring neighbour {OverlayKeyOf(first)}", StringComparison.Ordinal)), TimeSpan.FromSeconds(10), "the first silo as ring neighbour");
+        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task A_production_silo_without_a_network_key_refuses_to_start_and_says_how_to_create_one()
+    {
+        await using var silo = StartSilo("Production", new Dictionary<string, string>
+        {
+            ["Iris__Silo__SiloPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Iris__Silo__GatewayPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+        });
+        await silo.WaitForExitAsync(StartLimit);
+        Assert.NotEqual(0, silo.ExitCode);
+        Assert.Contains(silo.Lines, l => l.Contains("openssl rand -base64 32", StringComparison.Ordinal));
+        Assert.DoesNotContain(silo.Lines, l => l.TrimStart().StartsWith("at ", StringComparison.Ordinal));
     }
 
     [Fact]
     public async Task A_silo_with_invalid_ports_refuses_to_start_and_says_which_setting_is_wrong()
     {
-        using var silo = StartSilo(5000, 5000, out var output);
-        using var exitLimit = new CancellationTokenSource(StartLimit);
-        await silo.WaitForExitAsync(exitLimit.Token);
+        var settings = Network();
+        settings["Iris__Silo__SiloPort"] = "5000";
+        settings["Iris__Silo__GatewayPort"] = "5000";
+        await using var silo = StartSilo("Development", settings);
+        await silo.WaitForExitAsync(StartLimit);
         Assert.NotEqual(0, silo.ExitCode);
-        Assert.Contains("SiloPort and GatewayPort must differ", output.ToString());
-    }
-
-    private static Process StartSilo(int siloPort, int gatewayPort, out StringBuilder output)
-    {
-        var dll = Path.Combine(RepositoryRoot(), "src", "Iris.Silo", "bin", BuildConfiguration(), "net10.0", "Iris.Silo.dll");
-        Assert.True(File.Exists(dll), $"Iris.Silo is not built at {dll}");
-        var start = new ProcessStartInfo("dotnet")
-        {
-            ArgumentList = { dll },
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.Environment["Iris__Silo__SiloPort"] = siloPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        start.Environment["Iris__Silo__GatewayPort"] = gatewayPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        start.Environment["Logging__Console__DisableColors"] = "true";
-        var process = Process.Start(start)!;
-        var text = new StringBuilder();
-        process.OutputDataReceived += (_, e) => { lock (text) { text.AppendLine(e.Data); } };
-        process.ErrorDataReceived += (_, e) => { lock (text) { text.AppendLine(e.Data); } };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        output = text;
-        return process;
-    }
-
-    private static void Interrupt(Process process)
-    {
-        // Ctrl-C is SIGINT; Process.Kill would send SIGKILL and skip the graceful shutdown under test.
-        using var kill = Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-        kill.WaitForExit();
-    }
-
-    private static async Task WaitForAsync(Func<bool> condition, TimeSpan limit, Process process, StringBuilder output)
-    {
-        var deadline = DateTime.UtcNow + limit;
-        while (!condition())
-        {
-            if (process.HasExited || DateTime.UtcNow > deadline)
-            {
-                if (!process.HasExited)
-                {
-                    process.Kill(entireProcessTree: true);
-                }
-
-                Assert.Fail($"The silo did not report its endpoints within {limit}:\n{output}");
-            }
-
-            await Task.Delay(100);
-        }
+        Assert.Contains(silo.Lines, l => l.Contains("SiloPort and GatewayPort must differ", StringComparison.Ordinal));
     }
 
     private static int FreePort()
@@ -97,19 +103,5 @@ public class SiloProcessTests
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    private static string BuildConfiguration() =>
-        AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Release" : "Debug";
-
-    private static string RepositoryRoot()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Iris.Orleans.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        return directory?.FullName ?? throw new InvalidOperationException("Iris.Orleans.sln not found above " + AppContext.BaseDirectory);
     }
 }
