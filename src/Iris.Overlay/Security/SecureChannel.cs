@@ -166,6 +166,8 @@ internal sealed class FrameProtector : IDisposable
     private uint _epoch;
     private long _counter;
 
+    private readonly bool _plaintext;
+
     public FrameProtector(byte[] key, long rekeyAfterFrames)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(rekeyAfterFrames, 1);
@@ -174,13 +176,36 @@ internal sealed class FrameProtector : IDisposable
         _rekeyAfterFrames = rekeyAfterFrames;
     }
 
+    private FrameProtector()
+    {
+        _plaintext = true;
+        _key = new byte[32];
+        _aes = new AesGcm(_key, TagSize);
+        _rekeyAfterFrames = long.MaxValue;
+    }
+
     /// <summary>How many times the key has been replaced.</summary>
     public uint Epoch => _epoch;
+
+    /// <summary>Bytes a sealed frame adds to its plaintext: the tag.</summary>
+    public int Overhead => _plaintext ? 0 : TagSize;
+
+    /// <summary>
+    /// A protector that only copies: the same framing without encryption, so a benchmark can measure what
+    /// encryption costs. Never used by a running node (<see cref="Transport.TcpTransportOptions"/> cannot ask for it).
+    /// </summary>
+    internal static FrameProtector PlaintextForBenchmarks() => new();
 
     /// <summary>Encrypts <paramref name="plaintext"/> into <paramref name="destination"/> (ciphertext then tag),
     /// authenticating <paramref name="header"/> too.</summary>
     public void Seal(ReadOnlySpan<byte> header, ReadOnlySpan<byte> plaintext, Span<byte> destination)
     {
+        if (_plaintext)
+        {
+            plaintext.CopyTo(destination);
+            return;
+        }
+
         Span<byte> nonce = stackalloc byte[12];
         NextNonce(nonce);
         _aes.Encrypt(nonce, plaintext, destination[..plaintext.Length], destination.Slice(plaintext.Length, TagSize), header);
@@ -189,6 +214,12 @@ internal sealed class FrameProtector : IDisposable
     /// <summary>Decrypts a frame sealed by the other side's <see cref="Seal"/>.</summary>
     public void Open(ReadOnlySpan<byte> header, ReadOnlySpan<byte> sealedFrame, Span<byte> plaintext)
     {
+        if (_plaintext)
+        {
+            sealedFrame.CopyTo(plaintext);
+            return;
+        }
+
         if (sealedFrame.Length < TagSize)
         {
             throw new OverlayAuthenticationException($"A frame of {sealedFrame.Length} bytes is shorter than its authentication tag.");

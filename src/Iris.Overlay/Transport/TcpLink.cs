@@ -38,7 +38,7 @@ internal sealed class TcpLink : IAsyncDisposable
         _stream = stream;
         _send = send;
         _receive = receive;
-        _maxSealed = maxFrameSize + 1 + FrameProtector.TagSize;
+        _maxSealed = maxFrameSize + 1 + send.Overhead;
         Initiated = initiated;
         _reader = PipeReader.Create(stream, new StreamPipeReaderOptions(leaveOpen: true));
         _writer = PipeWriter.Create(stream, new StreamPipeWriterOptions(leaveOpen: true));
@@ -72,6 +72,7 @@ internal sealed class TcpLink : IAsyncDisposable
 
             var stream = new NetworkStream(socket, ownsSocket: false);
             var (send, receive) = await Handshake.RunAsync(stream, initiator: true, key, options.HandshakeTimeout, options.RekeyAfterFrames, cancellationToken).ConfigureAwait(false);
+            (send, receive) = Protectors(options, send, receive);
             var link = new TcpLink(socket, stream, send, receive, options.MaxFrameSize, initiated: true) { InitiatorAddress = local };
             await link.WriteHelloAsync(local, cancellationToken).ConfigureAwait(false);
             link.Remote = await link.ReadHelloAsync(options.HandshakeTimeout, cancellationToken).ConfigureAwait(false);
@@ -89,11 +90,24 @@ internal sealed class TcpLink : IAsyncDisposable
         socket.NoDelay = true;
         var stream = new NetworkStream(socket, ownsSocket: false);
         var (send, receive) = await Handshake.RunAsync(stream, initiator: false, key, options.HandshakeTimeout, options.RekeyAfterFrames, cancellationToken).ConfigureAwait(false);
+        (send, receive) = Protectors(options, send, receive);
         var link = new TcpLink(socket, stream, send, receive, options.MaxFrameSize, initiated: false);
         link.Remote = await link.ReadHelloAsync(options.HandshakeTimeout, cancellationToken).ConfigureAwait(false);
         link.InitiatorAddress = link.Remote;
         await link.WriteHelloAsync(local, cancellationToken).ConfigureAwait(false);
         return link;
+    }
+
+    private static (FrameProtector, FrameProtector) Protectors(TcpTransportOptions options, FrameProtector send, FrameProtector receive)
+    {
+        if (!options.PlaintextForBenchmarks)
+        {
+            return (send, receive);
+        }
+
+        send.Dispose();
+        receive.Dispose();
+        return (FrameProtector.PlaintextForBenchmarks(), FrameProtector.PlaintextForBenchmarks());
     }
 
     public static IPEndPoint ParseEndPoint(NodeAddress address)
@@ -174,7 +188,7 @@ internal sealed class TcpLink : IAsyncDisposable
                 _scratch.GetSpan(1)[0] = MessageKind;
                 _scratch.Advance(1);
                 MessageCodec.Write(_scratch, message);
-                if (_scratch.WrittenCount + FrameProtector.TagSize > _maxSealed)
+                if (_scratch.WrittenCount + _send.Overhead > _maxSealed)
                 {
                     refused++;
                     continue;
@@ -223,10 +237,10 @@ internal sealed class TcpLink : IAsyncDisposable
 
     private void WriteFrame(ReadOnlySpan<byte> plaintext)
     {
-        var sealedLength = plaintext.Length + FrameProtector.TagSize;
+        var sealedLength = plaintext.Length + _send.Overhead;
         if (sealedLength > _maxSealed)
         {
-            throw new OverlayProtocolException($"An overlay message of {plaintext.Length - 1} bytes exceeds the frame limit of {_maxSealed - 1 - FrameProtector.TagSize} bytes.");
+            throw new OverlayProtocolException($"An overlay message of {plaintext.Length - 1} bytes exceeds the frame limit of {_maxSealed - 1 - _send.Overhead} bytes.");
         }
 
         var span = _writer.GetSpan(HeaderSize + sealedLength);
@@ -248,9 +262,9 @@ internal sealed class TcpLink : IAsyncDisposable
         Span<byte> header = stackalloc byte[HeaderSize];
         buffer.Slice(0, HeaderSize).CopyTo(header);
         var length = BinaryPrimitives.ReadInt32BigEndian(header);
-        if (length < 1 + FrameProtector.TagSize || length > _maxSealed)
+        if (length < 1 + _receive.Overhead || length > _maxSealed)
         {
-            throw new OverlayProtocolException($"A frame of {length} bytes is outside the allowed 17..{_maxSealed} bytes.");
+            throw new OverlayProtocolException($"A frame of {length} bytes is outside the allowed {1 + _receive.Overhead}..{_maxSealed} bytes.");
         }
 
         if (buffer.Length < HeaderSize + length)
@@ -277,7 +291,7 @@ internal sealed class TcpLink : IAsyncDisposable
 
         buffer = buffer.Slice(HeaderSize + length);
         kind = owner[0];
-        body = owner.AsMemory(1, length - FrameProtector.TagSize - 1);
+        body = owner.AsMemory(1, length - _receive.Overhead - 1);
         return true;
     }
 

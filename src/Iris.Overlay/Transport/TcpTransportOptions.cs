@@ -30,6 +30,10 @@ public sealed class TcpTransportOptions
 
     /// <summary>How long shutting down waits for queued messages to be written. Default 2 seconds.</summary>
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Frames without encryption after the handshake: only for the benchmark that measures what encryption
+    /// costs. Internal, so configuration cannot turn it on.</summary>
+    internal bool PlaintextForBenchmarks { get; set; }
 }
 
 /// <summary>Checks <see cref="TcpTransportOptions"/> at start-up.</summary>

@@ -1,0 +1,30 @@
+using System.Globalization;
+using System.Text.Json;
+using BenchmarkDotNet.Running;
+using Iris.Benchmarks;
+
+// dotnet run -c Release --project bench/Iris.Benchmarks [-- BenchmarkDotNet arguments]
+// Runs the transport throughput benchmark, then prints MB/s and frames/s of the encrypted transport and its
+// plaintext baseline side by side with their ratio, and writes them to BenchmarkDotNet.Artifacts/transport.json.
+var summary = BenchmarkRunner.Run<TransportThroughput>(args: args);
+var rows = new List<object>();
+Console.WriteLine();
+Console.WriteLine($"{"frame",8} {"plaintext MB/s",15} {"AES-GCM MB/s",13} {"plaintext frames/s",19} {"AES-GCM frames/s",17} {"ratio",6}");
+foreach (var size in summary.Reports.Select(r => (int)r.BenchmarkCase.Parameters["FrameSize"]).Distinct().Order())
+{
+    double Seconds(string method) => summary.Reports
+        .Single(r => (int)r.BenchmarkCase.Parameters["FrameSize"] == size && r.BenchmarkCase.Descriptor.WorkloadMethod.Name == method)
+        .ResultStatistics!.Mean / 1e9;
+
+    var plain = Seconds(nameof(TransportThroughput.Plaintext));
+    var sealedTime = Seconds(nameof(TransportThroughput.Encrypted));
+    var megabytes = TransportThroughput.BytesPerOperation / 1e6;
+    var frames = TransportThroughput.BytesPerOperation / (double)size;
+    var ratio = plain / sealedTime;
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"{size,8} {megabytes / plain,15:F1} {megabytes / sealedTime,13:F1} {frames / plain,19:F0} {frames / sealedTime,17:F0} {ratio,6:P0}"));
+    rows.Add(new { frameSize = size, plaintextMBps = megabytes / plain, encryptedMBps = megabytes / sealedTime, plaintextFramesPerSecond = frames / plain, encryptedFramesPerSecond = frames / sealedTime, ratio });
+}
+
+Directory.CreateDirectory("BenchmarkDotNet.Artifacts");
+File.WriteAllText(Path.Combine("BenchmarkDotNet.Artifacts", "transport.json"), JsonSerializer.Serialize(rows));
