@@ -57,6 +57,9 @@ internal sealed class TcpTransport : IOverlayTransport, IAsyncDisposable
     /// <summary>Messages dropped: queue full, peer unreachable, connection lost while writing, or too large.</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
 
+    /// <summary>Connections open now (each being read).</summary>
+    public int OpenConnections => _readLoops.Count;
+
     /// <summary>Connections refused or closed for a wrong key, a bad handshake, or a forged or malformed frame.</summary>
     public long Refused => Interlocked.Read(ref _refused);
 

@@ -222,4 +222,40 @@ public sealed class TcpTransportContractTests : TransportContractTests
             await transport.DisposeAsync();
         }
     }
+
+    [Fact]
+    public async Task Shutting_down_writes_what_is_queued_first()
+    {
+        var sender = (TcpTransport)await StartAsync();
+        var receiver = (TcpTransport)await StartAsync();
+        var inbox = new Inbox();
+        receiver.SetReceiver(inbox);
+        for (ulong i = 0; i < 1000; i++)
+        {
+            sender.Send(receiver.LocalAddress, new RouteAckMessage { Sender = new NodeHandle(NodeKey.Zero, sender.LocalAddress), HopId = i });
+        }
+
+        await sender.DisposeAsync();
+        Assert.True(await EventuallyAsync(() => inbox.Messages.Count == 1000, TimeSpan.FromSeconds(10)), $"{inbox.Messages.Count} of 1000 arrived");
+    }
+
+    [Fact]
+    public async Task Two_nodes_sending_to_each_other_at_once_end_up_on_one_connection()
+    {
+        var a = (TcpTransport)await StartAsync();
+        var b = (TcpTransport)await StartAsync();
+        var inboxA = new Inbox();
+        var inboxB = new Inbox();
+        a.SetReceiver(inboxA);
+        b.SetReceiver(inboxB);
+        for (ulong i = 0; i < 200; i++)
+        {
+            a.Send(b.LocalAddress, new RouteAckMessage { Sender = new NodeHandle(NodeKey.Zero, a.LocalAddress), HopId = i });
+            b.Send(a.LocalAddress, new RouteAckMessage { Sender = new NodeHandle(NodeKey.Zero, b.LocalAddress), HopId = i });
+        }
+
+        Assert.True(await EventuallyAsync(() => inboxA.Messages.Count >= 150 && inboxB.Messages.Count >= 150, TimeSpan.FromSeconds(10)));
+        Assert.True(await EventuallyAsync(() => a.OpenConnections == 1 && b.OpenConnections == 1, TimeSpan.FromSeconds(5)),
+            $"connections: {a.OpenConnections} and {b.OpenConnections}");
+    }
 }
