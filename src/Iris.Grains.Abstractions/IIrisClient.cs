@@ -1,0 +1,25 @@
+namespace Iris;
+
+/// <summary>
+/// Iris for application code, from dependency injection in silos and in Orleans clients: serve a cluster, subscribe
+/// to topics, and send to clusters and topics.
+/// </summary>
+public interface IIrisClient
+{
+    /// <summary>Becomes a member of <paramref name="cluster"/>: requests and broadcasts for it may reach
+    /// <paramref name="handler"/>. Returns once the member can be reached from every silo; disposing the result
+    /// leaves the cluster.</summary>
+    Task<IAsyncDisposable> RegisterAsync(string cluster, IClusterHandler handler, MemberLimits? limits = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Subscribes <paramref name="handler"/> to <paramref name="topic"/>; disposing the result unsubscribes.</summary>
+    Task<IAsyncDisposable> SubscribeAsync(string topic, ITopicHandler handler, CancellationToken cancellationToken = default);
+
+    /// <summary>Sends a request to one member of <paramref name="cluster"/>; see <see cref="IClusterGrain.Request"/>.</summary>
+    Task<byte[]> RequestAsync(string cluster, byte[] request, TimeSpan timeout, CancellationToken cancellationToken = default);
+
+    /// <summary>Sends a message to every member of <paramref name="cluster"/>.</summary>
+    Task BroadcastAsync(string cluster, byte[] message, CancellationToken cancellationToken = default);
+
+    /// <summary>Publishes a message to every subscriber of <paramref name="topic"/>.</summary>
+    Task PublishAsync(string topic, byte[] message, CancellationToken cancellationToken = default);
+}
