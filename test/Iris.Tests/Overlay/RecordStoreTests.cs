@@ -1,0 +1,134 @@
+using System.Text;
+using Iris.Overlay;
+using Iris.Overlay.Pastry;
+using Iris.Overlay.Records;
+using Iris.Simulator;
+
+namespace Iris.Tests.Overlay;
+
+public class RecordStoreTests
+{
+    private static (PastrySimulation Ring, Dictionary<PastryNode, RecordStore> Stores) Build(int nodes, int seed = 1)
+    {
+        var ring = new PastrySimulation(new PastrySimulationOptions { Seed = seed });
+        ring.AddNodes(nodes, TimeSpan.FromMilliseconds(2));
+        Assert.True(ring.Stabilise(TimeSpan.FromSeconds(60)) is not null);
+        return (ring, ring.Nodes.ToDictionary(n => n, n => new RecordStore(n, ring.Timers)));
+    }
+
+    private static T Await<T>(PastrySimulation ring, Task<T> task)
+    {
+        Pump(ring, task, TimeSpan.FromSeconds(30));
+        return task.GetAwaiter().GetResult();
+    }
+
+    /// <summary>Advances simulated time until <paramref name="task"/> completes. Continuations of the store's tasks
+    /// run on the thread pool, so each step gives them a moment of real time first.</summary>
+    private static void Pump(PastrySimulation ring, Task task, TimeSpan limit)
+    {
+        for (var elapsed = TimeSpan.Zero; !task.Wait(TimeSpan.FromMilliseconds(1)); elapsed += TimeSpan.FromMilliseconds(5))
+        {
+            Assert.True(elapsed < limit, "the operation did not complete");
+            ring.Run(TimeSpan.FromMilliseconds(5));
+        }
+    }
+
+    private static byte[] Text(string text) => Encoding.UTF8.GetBytes(text);
+
+    [Fact]
+    public void Compare_and_swap_applies_only_on_the_expected_version()
+    {
+        var (ring, stores) = Build(40);
+        using var _ = ring;
+        var key = NodeKey.FromName("membership");
+        var a = stores[ring.Nodes[3]];
+        var b = stores[ring.Nodes[17]];
+
+        Assert.Null(Await(ring, a.ReadAsync(key)));
+        var first = Await(ring, a.CompareAndSwapAsync(key, 0, Text("one")));
+        Assert.True(first.Success);
+        Assert.Equal(1, first.Current!.Version);
+
+        var stale = Await(ring, b.CompareAndSwapAsync(key, 0, Text("other")));
+        Assert.False(stale.Success);
+        Assert.Equal("one", Encoding.UTF8.GetString(stale.Current!.Data));
+
+        var second = Await(ring, b.CompareAndSwapAsync(key, 1, Text("two")));
+        Assert.True(second.Success);
+        Assert.Equal(2, Await(ring, a.ReadAsync(key))!.Version);
+    }
+
+    [Fact]
+    public void Concurrent_writers_lose_no_update()
+    {
+        var (ring, stores) = Build(60);
+        using var _ = ring;
+        var key = NodeKey.FromName("counter");
+        var writers = ring.Nodes.Take(30).Select(n => stores[n]).ToList();
+
+        // Every writer increments once: read, then compare-and-swap, again on conflict.
+        async Task Increment(RecordStore store)
+        {
+            while (true)
+            {
+                var current = await store.ReadAsync(key);
+                var next = (current is null ? 0 : BitConverter.ToInt32(current.Data)) + 1;
+                if ((await store.CompareAndSwapAsync(key, current?.Version ?? 0, BitConverter.GetBytes(next))).Success)
+                {
+                    return;
+                }
+            }
+        }
+
+        var all = Task.WhenAll(writers.Select(Increment));
+        Pump(ring, all, TimeSpan.FromSeconds(120));
+        var final = Await(ring, writers[0].ReadAsync(key))!;
+        Assert.Equal(30, BitConverter.ToInt32(final.Data));
+        Assert.Equal(30, final.Version);
+    }
+
+    [Fact]
+    public void Committed_writes_survive_the_death_of_the_records_root()
+    {
+        var (ring, stores) = Build(50);
+        using var _ = ring;
+        var key = NodeKey.FromName("table");
+        var client = stores[ring.Nodes[9]];
+        for (var version = 0; version < 5; version++)
+        {
+            Assert.True(Await(ring, client.CompareAndSwapAsync(key, version, Text($"v{version + 1}"))).Success);
+        }
+
+        var root = ring.TrueRoot(key);
+        Assert.NotEqual(ring.Nodes[9], root);
+        stores[root].Dispose();
+        ring.Crash(root);
+        Assert.True(ring.Stabilise(TimeSpan.FromSeconds(30)) is not null);
+
+        var after = Await(ring, client.ReadAsync(key))!;
+        Assert.Equal(5, after.Version);
+        Assert.Equal("v5", Encoding.UTF8.GetString(after.Data));
+        Assert.True(Await(ring, client.CompareAndSwapAsync(key, 5, Text("v6"))).Success);
+    }
+
+    [Fact]
+    public void A_closer_node_that_joins_takes_the_record_over_with_its_newest_value()
+    {
+        var (ring, stores) = Build(30);
+        using var _ = ring;
+        var key = NodeKey.FromName("leases");
+        var client = stores[ring.Nodes[4]];
+        Assert.True(Await(ring, client.CompareAndSwapAsync(key, 0, Text("a"))).Success);
+        Assert.True(Await(ring, client.CompareAndSwapAsync(key, 1, Text("b"))).Success);
+
+        var newcomer = ring.AddNode(new NodeKey(key.Value + 1));
+        stores[newcomer] = new RecordStore(newcomer, ring.Timers);
+        Assert.True(ring.Stabilise(TimeSpan.FromSeconds(30)) is not null);
+        Assert.Equal(newcomer, ring.TrueRoot(key));
+
+        Assert.True(Await(ring, client.CompareAndSwapAsync(key, 2, Text("c"))).Success);
+        var now = Await(ring, stores[ring.Nodes[20]].ReadAsync(key))!;
+        Assert.Equal(3, now.Version);
+        Assert.Equal("c", Encoding.UTF8.GetString(now.Data));
+    }
+}
