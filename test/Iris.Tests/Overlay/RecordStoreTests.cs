@@ -3,6 +3,7 @@ using Iris.Overlay;
 using Iris.Overlay.Pastry;
 using Iris.Overlay.Records;
 using Iris.Simulator;
+using Iris.Tests.Support;
 
 namespace Iris.Tests.Overlay;
 
@@ -16,23 +17,6 @@ public class RecordStoreTests
         return (ring, ring.Nodes.ToDictionary(n => n, n => new RecordStore(n, ring.Timers)));
     }
 
-    private static T Await<T>(PastrySimulation ring, Task<T> task)
-    {
-        Pump(ring, task, TimeSpan.FromSeconds(30));
-        return task.GetAwaiter().GetResult();
-    }
-
-    /// <summary>Advances simulated time until <paramref name="task"/> completes. Continuations of the store's tasks
-    /// run on the thread pool, so each step gives them a moment of real time first.</summary>
-    private static void Pump(PastrySimulation ring, Task task, TimeSpan limit)
-    {
-        for (var elapsed = TimeSpan.Zero; !task.Wait(TimeSpan.FromMilliseconds(1)); elapsed += TimeSpan.FromMilliseconds(5))
-        {
-            Assert.True(elapsed < limit, "the operation did not complete");
-            ring.Run(TimeSpan.FromMilliseconds(5));
-        }
-    }
-
     private static byte[] Text(string text) => Encoding.UTF8.GetBytes(text);
 
     [Fact]
@@ -44,18 +28,18 @@ public class RecordStoreTests
         var a = stores[ring.Nodes[3]];
         var b = stores[ring.Nodes[17]];
 
-        Assert.Null(Await(ring, a.ReadAsync(key)));
-        var first = Await(ring, a.CompareAndSwapAsync(key, 0, Text("one")));
+        Assert.Null(ring.Await(a.ReadAsync(key)));
+        var first = ring.Await(a.CompareAndSwapAsync(key, 0, Text("one")));
         Assert.True(first.Success);
         Assert.Equal(1, first.Current!.Version);
 
-        var stale = Await(ring, b.CompareAndSwapAsync(key, 0, Text("other")));
+        var stale = ring.Await(b.CompareAndSwapAsync(key, 0, Text("other")));
         Assert.False(stale.Success);
         Assert.Equal("one", Encoding.UTF8.GetString(stale.Current!.Data));
 
-        var second = Await(ring, b.CompareAndSwapAsync(key, 1, Text("two")));
+        var second = ring.Await(b.CompareAndSwapAsync(key, 1, Text("two")));
         Assert.True(second.Success);
-        Assert.Equal(2, Await(ring, a.ReadAsync(key))!.Version);
+        Assert.Equal(2, ring.Await(a.ReadAsync(key))!.Version);
     }
 
     [Fact]
@@ -81,8 +65,8 @@ public class RecordStoreTests
         }
 
         var all = Task.WhenAll(writers.Select(Increment));
-        Pump(ring, all, TimeSpan.FromSeconds(120));
-        var final = Await(ring, writers[0].ReadAsync(key))!;
+        ring.Pump(all, TimeSpan.FromSeconds(120));
+        var final = ring.Await(writers[0].ReadAsync(key))!;
         Assert.Equal(30, BitConverter.ToInt32(final.Data));
         Assert.Equal(30, final.Version);
     }
@@ -96,7 +80,7 @@ public class RecordStoreTests
         var client = stores[ring.Nodes[9]];
         for (var version = 0; version < 5; version++)
         {
-            Assert.True(Await(ring, client.CompareAndSwapAsync(key, version, Text($"v{version + 1}"))).Success);
+            Assert.True(ring.Await(client.CompareAndSwapAsync(key, version, Text($"v{version + 1}"))).Success);
         }
 
         var root = ring.TrueRoot(key);
@@ -105,10 +89,10 @@ public class RecordStoreTests
         ring.Crash(root);
         Assert.True(ring.Stabilise(TimeSpan.FromSeconds(30)) is not null);
 
-        var after = Await(ring, client.ReadAsync(key))!;
+        var after = ring.Await(client.ReadAsync(key))!;
         Assert.Equal(5, after.Version);
         Assert.Equal("v5", Encoding.UTF8.GetString(after.Data));
-        Assert.True(Await(ring, client.CompareAndSwapAsync(key, 5, Text("v6"))).Success);
+        Assert.True(ring.Await(client.CompareAndSwapAsync(key, 5, Text("v6"))).Success);
     }
 
     [Fact]
@@ -118,16 +102,16 @@ public class RecordStoreTests
         using var _ = ring;
         var key = NodeKey.FromName("leases");
         var client = stores[ring.Nodes[4]];
-        Assert.True(Await(ring, client.CompareAndSwapAsync(key, 0, Text("a"))).Success);
-        Assert.True(Await(ring, client.CompareAndSwapAsync(key, 1, Text("b"))).Success);
+        Assert.True(ring.Await(client.CompareAndSwapAsync(key, 0, Text("a"))).Success);
+        Assert.True(ring.Await(client.CompareAndSwapAsync(key, 1, Text("b"))).Success);
 
         var newcomer = ring.AddNode(new NodeKey(key.Value + 1));
         stores[newcomer] = new RecordStore(newcomer, ring.Timers);
         Assert.True(ring.Stabilise(TimeSpan.FromSeconds(30)) is not null);
         Assert.Equal(newcomer, ring.TrueRoot(key));
 
-        Assert.True(Await(ring, client.CompareAndSwapAsync(key, 2, Text("c"))).Success);
-        var now = Await(ring, stores[ring.Nodes[20]].ReadAsync(key))!;
+        Assert.True(ring.Await(client.CompareAndSwapAsync(key, 2, Text("c"))).Success);
+        var now = ring.Await(stores[ring.Nodes[20]].ReadAsync(key))!;
         Assert.Equal(3, now.Version);
         Assert.Equal("c", Encoding.UTF8.GetString(now.Data));
     }
