@@ -1,7 +1,12 @@
+using System.Net;
+using Iris.Membership;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Configuration;
 using Orleans.Runtime;
+using Orleans.Serialization;
 
 namespace Iris.Hosting;
 
@@ -9,9 +14,10 @@ namespace Iris.Hosting;
 public static class IrisSiloBuilderExtensions
 {
     /// <summary>
-    /// Adds Iris to the silo: its overlay node (network key, secure transport, discovery or seeds; see
-    /// <c>OverlayHostedService</c>), and for now an Orleans cluster on localhost on the ports of
-    /// <see cref="IrisSiloOptions"/>, until the overlay takes over Orleans membership.
+    /// Adds Iris to the silo: its overlay node (network key, secure transport, discovery or seeds), and Orleans
+    /// membership kept on the ring, so the silo needs no other clustering provider. With
+    /// <see cref="IrisSiloOptions.Membership"/> set to <see cref="IrisMembership.Localhost"/> Orleans forms a
+    /// one-machine cluster of its own instead.
     /// </summary>
     public static ISiloBuilder UseIris(this ISiloBuilder builder, IrisSiloOptions options)
     {
@@ -23,11 +29,38 @@ public static class IrisSiloBuilderExtensions
             throw new OptionsValidationException(nameof(IrisSiloOptions), typeof(IrisSiloOptions), validation.Failures);
         }
 
-        builder.UseLocalhostClustering(options.SiloPort, options.GatewayPort, null, options.ServiceId, options.ClusterId);
+        if (options.Membership == IrisMembership.Localhost)
+        {
+            builder.UseLocalhostClustering(options.SiloPort, options.GatewayPort, null, options.ServiceId, options.ClusterId);
+        }
+        else
+        {
+            builder.Configure<ClusterOptions>(cluster =>
+            {
+                cluster.ClusterId = options.ClusterId;
+                cluster.ServiceId = options.ServiceId;
+            });
+            if (options.ConfigureEndpoints)
+            {
+                builder.Configure<EndpointOptions>(endpoints =>
+                {
+                    endpoints.AdvertisedIPAddress = IPAddress.Loopback;
+                    endpoints.SiloPort = options.SiloPort;
+                    endpoints.GatewayPort = options.GatewayPort;
+                });
+            }
+
+            builder.Services.AddSingleton<IMembershipTable>(services => new OverlayMembershipTable(
+                services.GetRequiredService<IrisOverlay>().GetRecordsAsync,
+                services.GetRequiredService<Serializer<MembershipTableState>>(),
+                options.ClusterId,
+                services.GetRequiredService<ILogger<OverlayMembershipTable>>()));
+        }
+
         builder.Services.AddSingleton(Options.Create(options));
+        builder.Services.AddSingleton<IrisOverlay>();
         builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, SiloEndpointLogger>();
-        builder.Services.AddSingleton<OverlayHostedService>();
-        builder.Services.AddHostedService(services => services.GetRequiredService<OverlayHostedService>());
+        builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, OverlayHostedService>();
         return builder;
     }
 }

@@ -3,44 +3,22 @@ using Iris.Overlay.Security;
 using Iris.Overlay.Transport;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
+using Orleans.Runtime;
 using Microsoft.Extensions.Logging;
 
 namespace Iris.Hosting;
 
 /// <summary>
-/// Runs this silo's overlay node for the life of the host: the network key from configuration (or, in development,
-/// the user's development key), the secure TCP transport, and the way into the ring (seeds or discovery). Logs ring
-/// neighbours as they come and go.
+/// Starts this silo's overlay node before anything else in the silo, and leaves the ring after everything else has
+/// stopped: Orleans writes its last membership rows, which live on the ring, while shutting down.
 /// </summary>
-internal sealed partial class OverlayHostedService(
-    IConfiguration configuration, IHostEnvironment environment, ILoggerFactory loggers, NetworkKey? key = null) : IHostedService
+internal sealed class OverlayHostedService(IrisOverlay overlay) : ILifecycleParticipant<ISiloLifecycle>
 {
-    private readonly ILogger _logger = loggers.CreateLogger("Iris.Hosting.Overlay");
-    private OverlayHost? _host;
+    /// <summary>Before Orleans' runtime initialises (membership included).</summary>
+    public const int Stage = ServiceLifecycleStage.RuntimeInitialize - 100;
 
-    /// <summary>The running overlay, once started.</summary>
-    public OverlayHost? Host => _host;
-
-    public Task StartAsync(CancellationToken cancellationToken)
-    {
-        var development = environment.IsDevelopment();
-        var networkKey = key ?? NetworkKeys.Resolve(configuration, development);
-        LogKey(_logger, networkKey.Fingerprint, configuration["Iris:Network:Key"] is { Length: > 0 } ? "Iris:Network:Key"
-            : configuration["Iris:Network:KeyFile"] ?? NetworkKeys.DevelopmentPath(configuration));
-        var options = Bind(configuration);
-        _host = OverlayHost.Start(options, networkKey, development, loggers);
-        _host.NeighbourJoined += node => LogNeighbourJoined(_logger, node.Key, node.Address);
-        _host.NeighbourLeft += node => LogNeighbourLeft(_logger, node.Key, node.Address);
-        return Task.CompletedTask;
-    }
-
-    public async Task StopAsync(CancellationToken cancellationToken)
-    {
-        if (_host is not null)
-        {
-            await _host.DisposeAsync().ConfigureAwait(false);
-        }
-    }
+    public void Participate(ISiloLifecycle lifecycle) =>
+        lifecycle.Subscribe(nameof(OverlayHostedService), Stage, overlay.StartAsync, async _ => await overlay.DisposeAsync().ConfigureAwait(false));
 
     /// <summary>Overlay settings from <c>Iris:Overlay</c>, seeds and discovery from <c>Iris:Network</c>.</summary>
     internal static OverlayOptions Bind(IConfiguration configuration)
@@ -63,15 +41,6 @@ internal sealed partial class OverlayHostedService(
 
         return options;
     }
-
-    [LoggerMessage(EventId = 110, Level = LogLevel.Information, Message = "Ring neighbour {Key} at {Address} joined")]
-    private static partial void LogNeighbourJoined(ILogger logger, Overlay.NodeKey key, NodeAddress address);
-
-    [LoggerMessage(EventId = 112, Level = LogLevel.Information, Message = "Network key {Fingerprint} from {Source}")]
-    private static partial void LogKey(ILogger logger, string fingerprint, string source);
-
-    [LoggerMessage(EventId = 111, Level = LogLevel.Information, Message = "Ring neighbour {Key} at {Address} left")]
-    private static partial void LogNeighbourLeft(ILogger logger, Overlay.NodeKey key, NodeAddress address);
 }
 
 /// <summary>Where a silo's network key comes from.</summary>

@@ -70,6 +70,19 @@ public class SiloProcessTests
         await first.WaitForAsync(lines => lines.Any(l => l.Contains($"Ring neighbour {OverlayKeyOf(second)}", StringComparison.Ordinal)), TimeSpan.FromSeconds(10), "the second silo as ring neighbour");
         await second.WaitForAsync(lines => lines.Any(l => l.Contains($"Ring neighbour {OverlayKeyOf(first)}", StringComparison.Ordinal)), TimeSpan.FromSeconds(10), "the first silo as ring neighbour");
         Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(10));
+
+        // Orleans membership lives on the ring: the two silos form one Orleans cluster with no other provider.
+        await first.WaitForAsync(lines => lines.Any(l => l.Contains("has 2 active silos", StringComparison.Ordinal)), StartLimit, "a two-silo Orleans cluster");
+        await second.WaitForAsync(lines => lines.Any(l => l.Contains("has 2 active silos", StringComparison.Ordinal)), StartLimit, "a two-silo Orleans cluster");
+
+        // When one stops cleanly, the other sees it go.
+        second.Interrupt();
+        await second.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(0, second.ExitCode);
+        await first.WaitForAsync(
+            lines => lines.SkipWhile(l => !l.Contains("has 2 active silos", StringComparison.Ordinal)).Any(l => l.Contains("has 1 active silos", StringComparison.Ordinal)),
+            StartLimit,
+            "the cluster back to one silo");
     }
 
     [Fact]

@@ -1,0 +1,81 @@
+using Iris.Overlay.Hosting;
+using Iris.Overlay.Records;
+using Iris.Overlay.Security;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Iris.Hosting;
+
+/// <summary>
+/// This silo's overlay node and the services on it, started once, on first use: by the hosted service when the host
+/// starts, or earlier by Orleans' membership table, which lives on the ring and so needs the node in a ring first.
+/// </summary>
+internal sealed partial class IrisOverlay(IConfiguration configuration, IHostEnvironment environment, ILoggerFactory loggers, NetworkKey? key = null) : IAsyncDisposable
+{
+    private readonly ILogger _logger = loggers.CreateLogger("Iris.Hosting.Overlay");
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private OverlayHost? _host;
+    private RecordStore? _records;
+
+    /// <summary>The running overlay, once started.</summary>
+    public OverlayHost? Host => _host;
+
+    /// <summary>Starts the overlay node if it is not running yet.</summary>
+    public async Task<OverlayHost> StartAsync(CancellationToken cancellationToken)
+    {
+        if (_host is { } running)
+        {
+            return running;
+        }
+
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_host is null)
+            {
+                var development = environment.IsDevelopment();
+                var networkKey = key ?? NetworkKeys.Resolve(configuration, development);
+                LogKey(_logger, networkKey.Fingerprint, configuration["Iris:Network:Key"] is { Length: > 0 } ? "Iris:Network:Key"
+                    : configuration["Iris:Network:KeyFile"] ?? NetworkKeys.DevelopmentPath(configuration));
+                var host = OverlayHost.Start(OverlayHostedService.Bind(configuration), networkKey, development, loggers);
+                host.NeighbourJoined += node => LogNeighbourJoined(_logger, node.Key, node.Address);
+                host.NeighbourLeft += node => LogNeighbourLeft(_logger, node.Key, node.Address);
+                _records = new RecordStore(host.Node, host.Timers);
+                _host = host;
+            }
+
+            return _host;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>The replicated records of the ring, once this node is in a ring.</summary>
+    public async Task<RecordStore> GetRecordsAsync(CancellationToken cancellationToken)
+    {
+        var host = await StartAsync(cancellationToken).ConfigureAwait(false);
+        await host.WaitUntilReadyAsync(cancellationToken).ConfigureAwait(false);
+        return _records!;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _records?.Dispose();
+        if (_host is not null)
+        {
+            await _host.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    [LoggerMessage(EventId = 110, Level = LogLevel.Information, Message = "Ring neighbour {Key} at {Address} joined")]
+    private static partial void LogNeighbourJoined(ILogger logger, Overlay.NodeKey key, Overlay.Transport.NodeAddress address);
+
+    [LoggerMessage(EventId = 111, Level = LogLevel.Information, Message = "Ring neighbour {Key} at {Address} left")]
+    private static partial void LogNeighbourLeft(ILogger logger, Overlay.NodeKey key, Overlay.Transport.NodeAddress address);
+
+    [LoggerMessage(EventId = 112, Level = LogLevel.Information, Message = "Network key {Fingerprint} from {Source}")]
+    private static partial void LogKey(ILogger logger, string fingerprint, string source);
+}
