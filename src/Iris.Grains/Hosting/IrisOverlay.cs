@@ -4,6 +4,8 @@ using Iris.Overlay.Security;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Configuration;
 
 namespace Iris.Hosting;
 
@@ -11,7 +13,9 @@ namespace Iris.Hosting;
 /// This silo's overlay node and the services on it, started once, on first use: by the hosted service when the host
 /// starts, or earlier by Orleans' membership table, which lives on the ring and so needs the node in a ring first.
 /// </summary>
-internal sealed partial class IrisOverlay(IConfiguration configuration, IHostEnvironment environment, ILoggerFactory loggers, NetworkKey? key = null) : IAsyncDisposable
+internal sealed partial class IrisOverlay(
+    IConfiguration configuration, IHostEnvironment environment, ILoggerFactory loggers, IOptions<EndpointOptions>? endpoints = null, NetworkKey? key = null)
+    : IAsyncDisposable
 {
     private readonly ILogger _logger = loggers.CreateLogger("Iris.Hosting.Overlay");
     private readonly SemaphoreSlim _gate = new(1, 1);
@@ -38,7 +42,14 @@ internal sealed partial class IrisOverlay(IConfiguration configuration, IHostEnv
                 var networkKey = key ?? NetworkKeys.Resolve(configuration, development);
                 LogKey(_logger, networkKey.Fingerprint, configuration["Iris:Network:Key"] is { Length: > 0 } ? "Iris:Network:Key"
                     : configuration["Iris:Network:KeyFile"] ?? NetworkKeys.DevelopmentPath(configuration));
-                var host = OverlayHost.Start(OverlayHostedService.Bind(configuration), networkKey, development, loggers);
+                var options = OverlayHostedService.Bind(configuration);
+                if (endpoints?.Value is { GatewayPort: > 0 } orleans)
+                {
+                    // Beacons offer this silo's gateway, so clients find it with no configuration either.
+                    options.Gateway = $"{orleans.AdvertisedIPAddress ?? System.Net.IPAddress.Loopback}:{orleans.GatewayPort}";
+                }
+
+                var host = OverlayHost.Start(options, networkKey, development, loggers);
                 host.NeighbourJoined += node => LogNeighbourJoined(_logger, node.Key, node.Address);
                 host.NeighbourLeft += node => LogNeighbourLeft(_logger, node.Key, node.Address);
                 _records = new RecordStore(host.Node, host.Timers);

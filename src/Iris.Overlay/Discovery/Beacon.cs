@@ -6,11 +6,11 @@ using Iris.Overlay.Transport;
 namespace Iris.Overlay.Discovery;
 
 /// <summary>
-/// A discovery beacon: "IRIS", version 1, the node's key, whether it is in a ring yet, its TCP overlay address, and
-/// the first 16 bytes of an HMAC-SHA256 over all that under the network key. A beacon from another network fails the
-/// MAC and is ignored.
+/// A discovery beacon: "IRIS", version 1, the node's key, whether it is in a ring yet, its TCP overlay address, the
+/// Orleans gateway it offers to clients (may be empty), and the first 16 bytes of an HMAC-SHA256 over all that under
+/// the network key. A beacon from another network fails the MAC and is ignored.
 /// </summary>
-internal readonly record struct Beacon(NodeHandle Node, bool Ready)
+internal readonly record struct Beacon(NodeHandle Node, bool Ready, string Gateway = "")
 {
     private const int MacSize = 16;
     private static readonly byte[] Magic = "IRIS"u8.ToArray();
@@ -19,13 +19,16 @@ internal readonly record struct Beacon(NodeHandle Node, bool Ready)
     public byte[] Encode(NetworkKey key)
     {
         var address = Encoding.UTF8.GetBytes(Node.Address.Value);
-        var body = new byte[Magic.Length + 1 + NodeKey.Size + 1 + 1 + address.Length];
+        var gateway = Encoding.UTF8.GetBytes(Gateway ?? string.Empty);
+        var body = new byte[Magic.Length + 1 + NodeKey.Size + 1 + 1 + address.Length + 1 + gateway.Length];
         Magic.CopyTo(body, 0);
         body[4] = 1;
         Node.Key.Write(body.AsSpan(5, NodeKey.Size));
         body[21] = Ready ? (byte)1 : (byte)0;
         body[22] = (byte)address.Length;
         address.CopyTo(body, 23);
+        body[23 + address.Length] = (byte)gateway.Length;
+        gateway.CopyTo(body, 24 + address.Length);
         return [.. body, .. Mac(key, body)];
     }
 
@@ -38,15 +41,18 @@ internal readonly record struct Beacon(NodeHandle Node, bool Ready)
         }
 
         var body = datagram[..^MacSize];
-        if (body.Length != 23 + body[22] || !CryptographicOperations.FixedTimeEquals(Mac(key, body), datagram[^MacSize..]))
+        var addressLength = body[22];
+        if (body.Length < 24 + addressLength || body.Length != 24 + addressLength + body[23 + addressLength]
+            || !CryptographicOperations.FixedTimeEquals(Mac(key, body), datagram[^MacSize..]))
         {
             return null;
         }
 
         try
         {
-            var address = new NodeAddress(Encoding.UTF8.GetString(body[23..]));
-            return new Beacon(new NodeHandle(NodeKey.Read(body.Slice(5, NodeKey.Size)), address), body[21] == 1);
+            var address = new NodeAddress(Encoding.UTF8.GetString(body.Slice(23, addressLength)));
+            var gateway = Encoding.UTF8.GetString(body[(24 + addressLength)..]);
+            return new Beacon(new NodeHandle(NodeKey.Read(body.Slice(5, NodeKey.Size)), address), body[21] == 1, gateway);
         }
         catch (ArgumentException)
         {

@@ -26,6 +26,7 @@ internal sealed partial class BeaconDiscovery : IAsyncDisposable
     private readonly Task _sendLoop;
     private long _foreign;
     private readonly NodeHandle _self;
+    private readonly string _gateway;
     private volatile bool _ready;
 
     private BeaconDiscovery(Socket socket, IPEndPoint[] targets, NetworkKey key, Beacon beacon, DiscoveryOptions options, ILogger logger)
@@ -34,6 +35,7 @@ internal sealed partial class BeaconDiscovery : IAsyncDisposable
         _targets = targets;
         _key = key;
         _self = beacon.Node;
+        _gateway = beacon.Gateway;
         _options = options;
         _logger = logger;
         _receiveLoop = Task.Run(ReceiveLoopAsync);
@@ -49,10 +51,10 @@ internal sealed partial class BeaconDiscovery : IAsyncDisposable
     /// <summary>The local UDP endpoint beacons are received on.</summary>
     public IPEndPoint LocalEndPoint => (IPEndPoint)_socket.LocalEndPoint!;
 
-    public static BeaconDiscovery Start(DiscoveryScope scope, NodeHandle self, NetworkKey key, DiscoveryOptions options, ILogger? logger = null)
+    public static BeaconDiscovery Start(DiscoveryScope scope, NodeHandle self, NetworkKey key, DiscoveryOptions options, ILogger? logger = null, string? gateway = null)
     {
         logger ??= NullLogger.Instance;
-        var beacon = new Beacon(self, Ready: false);
+        var beacon = new Beacon(self, Ready: false, gateway ?? string.Empty);
         return scope switch
         {
             DiscoveryScope.Loopback => StartLoopback(beacon, key, options, logger),
@@ -156,7 +158,7 @@ internal sealed partial class BeaconDiscovery : IAsyncDisposable
         using var timer = new PeriodicTimer(_options.BeaconInterval);
         do
         {
-            var datagram = new Beacon(_self, _ready).Encode(_key);
+            var datagram = new Beacon(_self, _ready, _gateway).Encode(_key);
             foreach (var target in _targets)
             {
                 try

@@ -81,7 +81,7 @@ internal sealed partial class OverlayHost : IAsyncDisposable
             }
             else
             {
-                host.Discovery = BeaconDiscovery.Start(scope, node.Self, key, options.Discovery, logger);
+                host.Discovery = BeaconDiscovery.Start(scope, node.Self, key, options.Discovery, logger, options.Gateway);
                 host.Discovery.Heard += host.OnHeard;
                 host._bootstrap = Task.Run(host.BootstrapAsync);
             }

@@ -18,6 +18,9 @@ public sealed class OverlayOptions
     /// replace discovery.</summary>
     public IList<string> Seeds { get; } = [];
 
+    /// <summary>The Orleans gateway (<c>ip:port</c>) this node's beacons offer to clients; none when null.</summary>
+    public string? Gateway { get; set; }
+
     /// <summary>How long a node listens for beacons before it starts a ring of its own. Default 2 seconds.</summary>
     public TimeSpan DiscoveryWait { get; set; } = TimeSpan.FromSeconds(2);
 

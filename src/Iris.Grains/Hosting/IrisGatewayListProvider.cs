@@ -1,0 +1,65 @@
+using System.Net;
+using Iris.Overlay.Discovery;
+using Iris.Overlay.Security;
+using Orleans.Messaging;
+using Orleans.Runtime;
+
+namespace Iris.Hosting;
+
+/// <summary>
+/// Gateways for an Orleans client of an Iris cluster: the configured ones, or else the ones silos announce in their
+/// discovery beacons (MACed with the network key, so a client only ever connects to its own network).
+/// </summary>
+internal sealed class IrisGatewayListProvider(IrisClientOptions options) : IGatewayListProvider, IAsyncDisposable
+{
+    private static readonly TimeSpan FirstBeaconWait = TimeSpan.FromSeconds(5);
+    private BeaconListener? _listener;
+
+    public TimeSpan MaxStaleness => TimeSpan.FromSeconds(5);
+
+    public bool IsUpdatable => true;
+
+    public Task InitializeGatewayListProvider()
+    {
+        if (options.Gateways.Count == 0)
+        {
+            var key = options.NetworkKey is { Length: > 0 } text ? NetworkKey.Parse(text)
+                : options.KeyFile is { Length: > 0 } file ? NetworkKey.ReadFile(file)
+                : NetworkKey.LoadOrCreateDevelopmentKey(NetworkKey.DefaultDevelopmentKeyPath);
+            _listener = BeaconListener.Start(options.Scope, key, new DiscoveryOptions { Port = options.DiscoveryPort });
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public async Task<IList<Uri>> GetGateways()
+    {
+        if (_listener is null)
+        {
+            return [.. options.Gateways.Select(ToUri)];
+        }
+
+        var deadline = DateTime.UtcNow + FirstBeaconWait;
+        var gateways = _listener.Gateways(TimeSpan.FromSeconds(10));
+        while (gateways.Count == 0 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100).ConfigureAwait(false);
+            gateways = _listener.Gateways(TimeSpan.FromSeconds(10));
+        }
+
+        return [.. gateways.Select(ToUri)];
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_listener is not null)
+        {
+            await _listener.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static Uri ToUri(string endpoint) =>
+        IPEndPoint.TryParse(endpoint.Replace("tcp://", string.Empty, StringComparison.Ordinal), out var parsed)
+            ? SiloAddress.New(parsed, 0).ToGatewayUri()
+            : throw new FormatException($"Iris:Client:Gateways has '{endpoint}', which is not an <ip>:<port> endpoint.");
+}

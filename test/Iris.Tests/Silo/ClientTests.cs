@@ -1,0 +1,43 @@
+using Iris.Hosting;
+using Iris.Overlay.Security;
+using Iris.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Orleans;
+using Orleans.Runtime;
+
+namespace Iris.Tests.Silo;
+
+/// <summary>An Orleans client with <c>UseIris</c> against real Iris.Silo processes.</summary>
+public class ClientTests
+{
+    [Fact]
+    public async Task A_client_finds_the_gateways_from_the_silos_beacons_and_sees_the_whole_cluster()
+    {
+        var key = Convert.ToBase64String(NetworkKey.Generate().Bytes);
+        var port = 44000 + (Random.Shared.Next(0, 500) * 16);
+        var settings = new Dictionary<string, string>
+        {
+            ["DOTNET_ENVIRONMENT"] = "Development",
+            ["Iris__Network__Key"] = key,
+            ["Iris__Network__Discovery__Port"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        };
+        var silo = RepositoryPaths.Program("src", "Iris.Silo");
+        await using var first = ChildProcess.Start("dotnet", [silo], settings);
+        await first.WaitForAsync(l => l.Any(x => x.Contains("has 1 active silos", StringComparison.Ordinal)), TimeSpan.FromSeconds(60), "the first silo active");
+        await using var second = ChildProcess.Start("dotnet", [silo], settings);
+        await second.WaitForAsync(l => l.Any(x => x.Contains("has 2 active silos", StringComparison.Ordinal)), TimeSpan.FromSeconds(60), "a cluster of two");
+
+        using var client = Host.CreateDefaultBuilder()
+            .UseOrleansClient(orleans => orleans.UseIris(options =>
+            {
+                options.NetworkKey = key;
+                options.DiscoveryPort = port;
+            }))
+            .Build();
+        await client.StartAsync();
+        var hosts = await client.Services.GetRequiredService<IClusterClient>().GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true);
+        Assert.Equal(2, hosts.Count);
+        await client.StopAsync();
+    }
+}
