@@ -1,3 +1,5 @@
+using Iris.Overlay.Security;
+using Iris.Security;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.Configuration;
 using Orleans.Messaging;
@@ -8,7 +10,9 @@ namespace Iris.Hosting;
 public static class IrisClientBuilderExtensions
 {
     /// <summary>Connects the client to an Iris cluster: its gateways come from <see cref="IrisClientOptions.Gateways"/>
-    /// or, by default, from the silos' discovery beacons.</summary>
+    /// or, by default, from the silos' discovery beacons; its connections open with the network-key handshake, so it
+    /// needs the cluster's network key (<see cref="IrisClientOptions.NetworkKey"/>, a key file, or in development
+    /// the user's development key).</summary>
     public static IClientBuilder UseIris(this IClientBuilder builder, Action<IrisClientOptions>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(builder);
@@ -20,6 +24,11 @@ public static class IrisClientBuilderExtensions
             cluster.ServiceId = options.ServiceId;
         });
         builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(new NetworkKeyProvider(() =>
+            options.NetworkKey is { Length: > 0 } text ? NetworkKey.Parse(text)
+            : options.KeyFile is { Length: > 0 } file ? NetworkKey.ReadFile(file)
+            : NetworkKey.LoadOrCreateDevelopmentKey(NetworkKey.DefaultDevelopmentKeyPath)));
+        builder.Configure<ClientConnectionOptions>(connections => connections.ConfigureConnection(connection => connection.UseIrisSecurity(initiator: true)));
         builder.Services.AddSingleton<IGatewayListProvider, IrisGatewayListProvider>();
         return builder;
     }

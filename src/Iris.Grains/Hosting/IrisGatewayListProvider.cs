@@ -1,6 +1,6 @@
 using System.Net;
 using Iris.Overlay.Discovery;
-using Iris.Overlay.Security;
+using Iris.Security;
 using Orleans.Messaging;
 using Orleans.Runtime;
 
@@ -10,7 +10,7 @@ namespace Iris.Hosting;
 /// Gateways for an Orleans client of an Iris cluster: the configured ones, or else the ones silos announce in their
 /// discovery beacons (MACed with the network key, so a client only ever connects to its own network).
 /// </summary>
-internal sealed class IrisGatewayListProvider(IrisClientOptions options) : IGatewayListProvider, IAsyncDisposable
+internal sealed class IrisGatewayListProvider(IrisClientOptions options, NetworkKeyProvider keys) : IGatewayListProvider, IAsyncDisposable
 {
     private static readonly TimeSpan FirstBeaconWait = TimeSpan.FromSeconds(5);
     private BeaconListener? _listener;
@@ -23,10 +23,7 @@ internal sealed class IrisGatewayListProvider(IrisClientOptions options) : IGate
     {
         if (options.Gateways.Count == 0)
         {
-            var key = options.NetworkKey is { Length: > 0 } text ? NetworkKey.Parse(text)
-                : options.KeyFile is { Length: > 0 } file ? NetworkKey.ReadFile(file)
-                : NetworkKey.LoadOrCreateDevelopmentKey(NetworkKey.DefaultDevelopmentKeyPath);
-            _listener = BeaconListener.Start(options.Scope, key, new DiscoveryOptions { Port = options.DiscoveryPort });
+            _listener = BeaconListener.Start(options.Scope, keys.Key, new DiscoveryOptions { Port = options.DiscoveryPort });
         }
 
         return Task.CompletedTask;

@@ -1,6 +1,7 @@
 using Iris.Overlay.Hosting;
 using Iris.Overlay.Records;
 using Iris.Overlay.Security;
+using Iris.Security;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -14,7 +15,7 @@ namespace Iris.Hosting;
 /// starts, or earlier by Orleans' membership table, which lives on the ring and so needs the node in a ring first.
 /// </summary>
 internal sealed partial class IrisOverlay(
-    IConfiguration configuration, IHostEnvironment environment, ILoggerFactory loggers, IOptions<EndpointOptions>? endpoints = null, NetworkKey? key = null)
+    IConfiguration configuration, IHostEnvironment environment, ILoggerFactory loggers, NetworkKeyProvider keys, IOptions<EndpointOptions>? endpoints = null)
     : IAsyncDisposable
 {
     private readonly ILogger _logger = loggers.CreateLogger("Iris.Hosting.Overlay");
@@ -39,7 +40,7 @@ internal sealed partial class IrisOverlay(
             if (_host is null)
             {
                 var development = environment.IsDevelopment();
-                var networkKey = key ?? NetworkKeys.Resolve(configuration, development);
+                var networkKey = keys.Key;
                 LogKey(_logger, networkKey.Fingerprint, configuration["Iris:Network:Key"] is { Length: > 0 } ? "Iris:Network:Key"
                     : configuration["Iris:Network:KeyFile"] ?? NetworkKeys.DevelopmentPath(configuration));
                 var options = OverlayHostedService.Bind(configuration);

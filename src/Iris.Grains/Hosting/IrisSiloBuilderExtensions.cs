@@ -1,5 +1,8 @@
 using System.Net;
 using Iris.Membership;
+using Iris.Overlay.Security;
+using Iris.Security;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -14,8 +17,9 @@ namespace Iris.Hosting;
 public static class IrisSiloBuilderExtensions
 {
     /// <summary>
-    /// Adds Iris to the silo: its overlay node (network key, secure transport, discovery or seeds), and Orleans
-    /// membership kept on the ring, so the silo needs no other clustering provider. With
+    /// Adds Iris to the silo: its overlay node (network key, secure transport, discovery or seeds), Orleans
+    /// membership kept on the ring, so the silo needs no other clustering provider, and the network-key handshake
+    /// and encryption on every Orleans connection, so a silo or client without the key cannot connect. With
     /// <see cref="IrisSiloOptions.Membership"/> set to <see cref="IrisMembership.Localhost"/> Orleans forms a
     /// one-machine cluster of its own instead.
     /// </summary>
@@ -58,6 +62,15 @@ public static class IrisSiloBuilderExtensions
         }
 
         builder.Services.AddSingleton(Options.Create(options));
+        builder.Services.AddSingleton(services => new NetworkKeyProvider(() => services.GetService<NetworkKey>()
+            ?? NetworkKeys.Resolve(services.GetRequiredService<IConfiguration>(), services.GetRequiredService<IHostEnvironment>().IsDevelopment())));
+        builder.Configure<SiloConnectionOptions>(connections =>
+        {
+            // Every Orleans connection, silo to silo and client to gateway, opens with the network-key handshake.
+            connections.ConfigureSiloInboundConnection(connection => connection.UseIrisSecurity(initiator: false));
+            connections.ConfigureSiloOutboundConnection(connection => connection.UseIrisSecurity(initiator: true));
+            connections.ConfigureGatewayInboundConnection(connection => connection.UseIrisSecurity(initiator: false));
+        });
         builder.Services.AddSingleton<IrisOverlay>();
         builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, SiloEndpointLogger>();
         builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, OverlayHostedService>();

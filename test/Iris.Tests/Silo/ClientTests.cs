@@ -39,5 +39,23 @@ public class ClientTests
         var hosts = await client.Services.GetRequiredService<IClusterClient>().GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true);
         Assert.Equal(2, hosts.Count);
         await client.StopAsync();
+
+        // A client with another network key fails the handshake with the gateway: it never connects (Orleans keeps
+        // retrying until the caller gives up), and the silo logs why it refused.
+        var gatewayLine = first.Lines.First(l => l.Contains("clients on ", StringComparison.Ordinal));
+        var gateway = gatewayLine[(gatewayLine.IndexOf("clients on ", StringComparison.Ordinal) + "clients on ".Length)..].Split(',')[0];
+        using var intruder = Host.CreateDefaultBuilder()
+            .UseOrleansClient(orleans => orleans.UseIris(options =>
+            {
+                options.NetworkKey = Convert.ToBase64String(NetworkKey.Generate().Bytes);
+                options.Gateways.Add(gateway);
+            }))
+            .Build();
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await Assert.ThrowsAnyAsync<Exception>(() => intruder.StartAsync(limit.Token));
+        await first.WaitForAsync(
+            l => l.Any(x => x.Contains("Orleans connection with", StringComparison.Ordinal) && x.Contains("refused", StringComparison.Ordinal)),
+            TimeSpan.FromSeconds(10),
+            "the refused connection logged");
     }
 }
