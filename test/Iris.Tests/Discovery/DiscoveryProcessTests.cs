@@ -69,6 +69,21 @@ public sealed class DiscoveryProcessTests
         }
     }
 
+    [Fact]
+    public async Task Configured_seeds_replace_discovery()
+    {
+        var key = Convert.ToBase64String(NetworkKey.Generate().Bytes);
+        await using var first = Host(key, PortBase(), "--scope", "none");
+        await WaitForNodeAsync(first);
+        var address = first.Lines.First(l => l.StartsWith("NODE ", StringComparison.Ordinal)).Split(' ')[2];
+
+        // A different discovery port: only the seed can bring the second node to the first.
+        await using var second = Host(key, PortBase(), "--scope", "none", "--seed", address);
+        await WaitForNodeAsync(second);
+        await WaitForNeighbourAsync(first, second);
+        await WaitForNeighbourAsync(second, first);
+    }
+
     [SkippableFact]
     public async Task Two_nodes_in_separate_network_namespaces_find_each_other_on_the_lan_by_broadcast()
     {
