@@ -1,5 +1,9 @@
 using System.Net;
+using Iris.Members;
 using Iris.Membership;
+using Iris.Patterns;
+using Iris.Placement;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Iris.Overlay.Security;
 using Iris.Security;
 using Microsoft.Extensions.Configuration;
@@ -72,8 +76,47 @@ public static class IrisSiloBuilderExtensions
             connections.ConfigureGatewayInboundConnection(connection => connection.UseIrisSecurity(initiator: false));
         });
         builder.Services.AddSingleton<IrisOverlay>();
+        builder.Services.AddPlacementDirector<SiloPinnedPlacement, SiloPinnedPlacementDirector>();
+        builder.Services.AddSingleton<LocalMembers>();
+        builder.Services.AddSingleton<MemberDirectory>();
+        builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<SiloIrisClient>();
+        builder.Services.AddSingleton<IIrisClient>(services => services.GetRequiredService<SiloIrisClient>());
+        builder.Services.AddHostedService(services => services.GetRequiredService<SiloIrisClient>());
         builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, SiloEndpointLogger>();
         builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, OverlayHostedService>();
         return builder;
+    }
+
+    /// <summary>Hosts a member of <paramref name="cluster"/> in the silo: <typeparamref name="THandler"/> is created
+    /// from the silo's services and registered when the silo starts.</summary>
+    public static ISiloBuilder AddIrisMember<THandler>(this ISiloBuilder builder, string cluster, MemberLimits? limits = null)
+        where THandler : class, IClusterHandler
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentException.ThrowIfNullOrEmpty(cluster);
+        builder.Services.TryAddSingleton<THandler>();
+        builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(services => new MemberRegistration(
+            services.GetRequiredService<IIrisClient>(), cluster, services.GetRequiredService<THandler>(), limits));
+        return builder;
+    }
+
+    /// <summary>Registers an in-silo member once the silo is active, and leaves the cluster when it stops.</summary>
+    private sealed class MemberRegistration(IIrisClient client, string cluster, IClusterHandler handler, MemberLimits? limits) : ILifecycleParticipant<ISiloLifecycle>
+    {
+        private IAsyncDisposable? _registration;
+
+        public void Participate(ISiloLifecycle lifecycle) =>
+            lifecycle.Subscribe(
+                nameof(MemberRegistration),
+                ServiceLifecycleStage.Active + 1,
+                async cancellationToken => _registration = await client.RegisterAsync(cluster, handler, limits, cancellationToken).ConfigureAwait(false),
+                async _ =>
+                {
+                    if (_registration is not null)
+                    {
+                        await _registration.DisposeAsync().ConfigureAwait(false);
+                    }
+                });
     }
 }

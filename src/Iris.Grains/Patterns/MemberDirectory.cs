@@ -1,0 +1,63 @@
+using System.Collections.Concurrent;
+using Iris.Members;
+
+namespace Iris.Patterns;
+
+/// <summary>
+/// This silo's view of where each cluster's members are: asked of the cluster's rendezvous grain, kept for a short
+/// while, and dropped at once when this silo registers or unregisters members itself. Chooses the member silo for a
+/// request in proportion to its capacity, discounted by the requests this silo already has in flight there.
+/// </summary>
+internal sealed class MemberDirectory(IGrainFactory grains, TimeProvider time)
+{
+    public static readonly TimeSpan CacheTime = TimeSpan.FromMilliseconds(500);
+
+    private readonly ConcurrentDictionary<string, (MemberSilo[] Members, DateTimeOffset Fetched)> _cache = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<SiloAddress, int> _inFlight = new();
+
+    public static string ClusterKey(string cluster) => "cluster/" + cluster;
+
+    public static string TopicKey(string topic) => "topic/" + topic;
+
+    public async Task<MemberSilo[]> MembersAsync(string key)
+    {
+        if (_cache.TryGetValue(key, out var cached) && time.GetUtcNow() - cached.Fetched < CacheTime)
+        {
+            return cached.Members;
+        }
+
+        var members = await grains.GetGrain<IRendezvousGrain>(key).GetMembers().ConfigureAwait(false);
+        _cache[key] = (members, time.GetUtcNow());
+        return members;
+    }
+
+    public void Forget(string key) => _cache.TryRemove(key, out _);
+
+    /// <summary>Picks a member silo at random, weighted by capacity / (1 + requests in flight to it from here).</summary>
+    public MemberSilo Choose(MemberSilo[] members)
+    {
+        var weights = members.Select(m => m.Capacity / (1 + _inFlight.GetValueOrDefault(m.Silo))).ToArray();
+        var pick = Random.Shared.NextDouble() * weights.Sum();
+        for (var i = 0; i < members.Length; i++)
+        {
+            pick -= weights[i];
+            if (pick < 0)
+            {
+                return members[i];
+            }
+        }
+
+        return members[^1];
+    }
+
+    public IDisposable Track(SiloAddress silo)
+    {
+        _inFlight.AddOrUpdate(silo, 1, (_, n) => n + 1);
+        return new Release(this, silo);
+    }
+
+    private sealed class Release(MemberDirectory directory, SiloAddress silo) : IDisposable
+    {
+        public void Dispose() => directory._inFlight.AddOrUpdate(silo, 0, (_, n) => Math.Max(0, n - 1));
+    }
+}

@@ -1,0 +1,166 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text;
+
+namespace Iris.Tests.Patterns;
+
+/// <summary>Request/reply, broadcast and publish/subscribe between two Iris silos.</summary>
+public sealed class PatternTests(IrisClusterFixture cluster) : IClassFixture<IrisClusterFixture>
+{
+    private sealed class Handler(Func<byte[], CancellationToken, Task<byte[]>> request) : IClusterHandler
+    {
+        public ConcurrentBag<string> Broadcasts { get; } = [];
+
+        public Task<byte[]> HandleRequestAsync(byte[] payload, CancellationToken cancellationToken) => request(payload, cancellationToken);
+
+        public Task HandleBroadcastAsync(byte[] message, CancellationToken cancellationToken)
+        {
+            Broadcasts.Add(Encoding.UTF8.GetString(message));
+            return Task.CompletedTask;
+        }
+    }
+
+    private sealed class Subscriber : ITopicHandler
+    {
+        public ConcurrentBag<string> Messages { get; } = [];
+
+        public Task HandlePublishAsync(byte[] message, CancellationToken cancellationToken)
+        {
+            Messages.Add(Encoding.UTF8.GetString(message));
+            return Task.CompletedTask;
+        }
+    }
+
+    private static Handler Echo() => new((payload, _) => Task.FromResult(payload));
+
+    private static string Name(string pattern) => $"{pattern}-{Guid.NewGuid():N}";
+
+    [Fact]
+    public async Task A_request_reaches_a_member_on_another_silo_and_its_reply_comes_back()
+    {
+        var name = Name("echo");
+        await using var member = await cluster.IrisA.RegisterAsync(name, Echo());
+        var reply = await cluster.GrainsB.GetGrain<IClusterGrain>(name).Request(Encoding.UTF8.GetBytes("hello"), TimeSpan.FromSeconds(5));
+        Assert.Equal("hello", Encoding.UTF8.GetString(reply));
+        Assert.Equal("again", Encoding.UTF8.GetString(await cluster.IrisB.RequestAsync(name, Encoding.UTF8.GetBytes("again"), TimeSpan.FromSeconds(5))));
+    }
+
+    [Fact]
+    public async Task A_request_to_a_cluster_without_members_fails_fast()
+    {
+        var clock = Stopwatch.StartNew();
+        var error = await Assert.ThrowsAsync<NoMembersException>(() => cluster.GrainsB.GetGrain<IClusterGrain>("nobody-serves-this").Request([1], TimeSpan.FromSeconds(30)));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"took {clock.Elapsed}");
+        Assert.Contains("nobody-serves-this", error.Message);
+    }
+
+    [Fact]
+    public async Task A_handler_exception_arrives_as_a_remote_exception_with_its_message()
+    {
+        var name = Name("failing");
+        await using var member = await cluster.IrisA.RegisterAsync(name, new Handler((_, _) => throw new InvalidOperationException("disk full")));
+        var error = await Assert.ThrowsAsync<RemoteException>(() => cluster.IrisB.RequestAsync(name, [1], TimeSpan.FromSeconds(5)));
+        Assert.Equal("disk full", error.RemoteMessage);
+        Assert.Contains(name, error.Message);
+    }
+
+    [Fact]
+    public async Task The_timeout_is_honoured()
+    {
+        var name = Name("slow");
+        await using var member = await cluster.IrisA.RegisterAsync(name, new Handler(async (payload, token) =>
+        {
+            await Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None);
+            return payload;
+        }));
+        var clock = Stopwatch.StartNew();
+        await Assert.ThrowsAsync<IrisTimeoutException>(() => cluster.IrisB.RequestAsync(name, [1], TimeSpan.FromMilliseconds(300)));
+        Assert.InRange(clock.Elapsed, TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(2));
+    }
+
+    [Fact]
+    public async Task With_one_handler_slot_slow_requests_run_one_after_another()
+    {
+        var name = Name("serial");
+        var running = 0;
+        var most = 0;
+        await using var member = await cluster.IrisA.RegisterAsync(name, new Handler(async (payload, _) =>
+        {
+            var now = Interlocked.Increment(ref running);
+            InterlockedMax(ref most, now);
+            await Task.Delay(150);
+            Interlocked.Decrement(ref running);
+            return payload;
+        }), new MemberLimits { MaxConcurrentRequests = 1 });
+
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(i => cluster.IrisB.RequestAsync(name, [(byte)i], TimeSpan.FromSeconds(10))));
+        Assert.Equal(1, most);
+    }
+
+    [Fact]
+    public async Task A_request_over_the_queued_bytes_limit_is_refused_while_smaller_ones_pass()
+    {
+        var name = Name("small");
+        await using var member = await cluster.IrisA.RegisterAsync(name, Echo(), new MemberLimits { MaxQueuedBytes = 1000 });
+        var error = await Assert.ThrowsAsync<IrisOverloadedException>(() => cluster.IrisB.RequestAsync(name, new byte[2000], TimeSpan.FromSeconds(5)));
+        Assert.Contains(name, error.Message);
+        Assert.Equal(100, (await cluster.IrisB.RequestAsync(name, new byte[100], TimeSpan.FromSeconds(5))).Length);
+    }
+
+    [Fact]
+    public async Task A_broadcast_reaches_every_member_on_every_silo_exactly_once()
+    {
+        var name = Name("everyone");
+        var onA = Echo();
+        var onB = Echo();
+        var alsoOnB = Echo();
+        await using var a = await cluster.IrisA.RegisterAsync(name, onA);
+        await using var b = await cluster.IrisB.RegisterAsync(name, onB);
+        await using var c = await cluster.IrisB.RegisterAsync(name, alsoOnB);
+        await cluster.GrainsA.GetGrain<IClusterGrain>(name).Broadcast(Encoding.UTF8.GetBytes("news"));
+        Assert.Equal(["news"], onA.Broadcasts);
+        Assert.Equal(["news"], onB.Broadcasts);
+        Assert.Equal(["news"], alsoOnB.Broadcasts);
+    }
+
+    [Fact]
+    public async Task A_publication_reaches_every_subscriber_registered_before_it()
+    {
+        var topic = Name("topic");
+        var first = new Subscriber();
+        var second = new Subscriber();
+        await using var s1 = await cluster.IrisA.SubscribeAsync(topic, first);
+        await using var s2 = await cluster.IrisB.SubscribeAsync(topic, second);
+        await cluster.GrainsB.GetGrain<ITopicGrain>(topic).Publish(Encoding.UTF8.GetBytes("tick"));
+        Assert.Equal(["tick"], first.Messages);
+        Assert.Equal(["tick"], second.Messages);
+
+        await s2.DisposeAsync();
+        await cluster.IrisA.PublishAsync(topic, Encoding.UTF8.GetBytes("tock"));
+        Assert.Equal(2, first.Messages.Count);
+        Assert.Single(second.Messages);
+    }
+
+    [Fact]
+    public async Task Requests_spread_over_members_in_proportion_to_capacity()
+    {
+        var name = Name("weighted");
+        var counts = new ConcurrentDictionary<string, int>();
+        await using var small = await cluster.IrisA.RegisterAsync(name, new Handler((p, _) => { counts.AddOrUpdate("A", 1, (_, n) => n + 1); return Task.FromResult(p); }), new MemberLimits { MaxConcurrentRequests = 1 });
+        await using var large = await cluster.IrisB.RegisterAsync(name, new Handler((p, _) => { counts.AddOrUpdate("B", 1, (_, n) => n + 1); return Task.FromResult(p); }), new MemberLimits { MaxConcurrentRequests = 3 });
+        for (var i = 0; i < 400; i++)
+        {
+            await cluster.IrisA.RequestAsync(name, [1], TimeSpan.FromSeconds(5));
+        }
+
+        Assert.InRange(counts.GetValueOrDefault("B") / 400.0, 0.65, 0.85);
+    }
+
+    private static void InterlockedMax(ref int target, int value)
+    {
+        int current;
+        while ((current = Volatile.Read(ref target)) < value && Interlocked.CompareExchange(ref target, value, current) != current)
+        {
+        }
+    }
+}
