@@ -1,4 +1,6 @@
+using Iris.Members;
 using Iris.Overlay.Security;
+using Iris.Patterns;
 using Iris.Security;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.Configuration;
@@ -30,6 +32,10 @@ public static class IrisClientBuilderExtensions
             : NetworkKey.LoadOrCreateDevelopmentKey(NetworkKey.DefaultDevelopmentKeyPath)));
         builder.Configure<ClientConnectionOptions>(connections => connections.ConfigureConnection(connection => connection.UseIrisSecurity(initiator: true)));
         builder.Services.AddSingleton<IGatewayListProvider, IrisGatewayListProvider>();
+        builder.Services.AddSingleton<LocalMembers>();
+        builder.Services.AddSingleton<ClientIrisClient>();
+        builder.Services.AddSingleton<IIrisClient>(services => services.GetRequiredService<ClientIrisClient>());
+        builder.Services.AddHostedService(services => services.GetRequiredService<ClientIrisClient>());
         return builder;
     }
 }

@@ -1,17 +1,33 @@
 namespace Iris.Members;
 
-/// <summary>A silo hosting members of a cluster (or subscribers of a topic), with the capacity it offers.</summary>
+/// <summary>
+/// Where members of a cluster (or subscribers of a topic) are reached, with the capacity offered there: a silo's
+/// member host, or an Orleans client's member observer.
+/// </summary>
 [GenerateSerializer]
 [Immutable]
-internal sealed record MemberSilo([property: Id(0)] SiloAddress Silo, [property: Id(1)] double Capacity);
+internal sealed record MemberSilo([property: Id(0)] SiloAddress? Silo, [property: Id(1)] double Capacity)
+{
+    /// <summary>The client's observer, for members hosted by an Orleans client.</summary>
+    [Id(2)]
+    public IMemberObserver? Observer { get; init; }
+
+    /// <summary>Identifies the entry: the silo address, or the client's registration id.</summary>
+    [Id(3)]
+    public string Id { get; init; } = Silo?.ToParsableString() ?? string.Empty;
+
+    /// <summary>Where requests, broadcasts and publications for these members go.</summary>
+    public IMemberHost Host(IGrainFactory grains) =>
+        Observer as IMemberHost ?? grains.GetGrain<IMemberHostGrain>(Silo!.ToParsableString());
+}
 
 /// <summary>Where a cluster's (or topic's) member silos are known: key <c>cluster/name</c> or <c>topic/name</c>.</summary>
 internal interface IRendezvousGrain : IGrainWithStringKey
 {
-    /// <summary>Adds or refreshes a member silo. Silos refresh regularly; one that stops is forgotten.</summary>
-    Task Register(SiloAddress silo, double capacity);
+    /// <summary>Adds or refreshes a member entry. Entries are refreshed regularly; one that stops is forgotten.</summary>
+    Task Register(MemberSilo member);
 
-    Task Unregister(SiloAddress silo);
+    Task Unregister(string id);
 
     Task<MemberSilo[]> GetMembers();
 }
@@ -24,17 +40,21 @@ internal sealed class RendezvousGrain(IClusterMembershipService membership, Time
 {
     public static readonly TimeSpan Lease = TimeSpan.FromSeconds(30);
 
-    private readonly Dictionary<SiloAddress, (double Capacity, DateTimeOffset Expires)> _members = [];
+    /// <summary>Lease of a client's entry: clients renew every few seconds, so a dead one goes quickly, long before
+    /// Orleans would drop the client.</summary>
+    public static readonly TimeSpan ClientLease = TimeSpan.FromSeconds(15);
 
-    public Task Register(SiloAddress silo, double capacity)
+    private readonly Dictionary<string, (MemberSilo Member, DateTimeOffset Expires)> _members = new(StringComparer.Ordinal);
+
+    public Task Register(MemberSilo member)
     {
-        _members[silo] = (capacity, time.GetUtcNow() + Lease);
+        _members[member.Id] = (member, time.GetUtcNow() + (member.Observer is null ? Lease : ClientLease));
         return Task.CompletedTask;
     }
 
-    public Task Unregister(SiloAddress silo)
+    public Task Unregister(string id)
     {
-        _members.Remove(silo);
+        _members.Remove(id);
         return Task.CompletedTask;
     }
 
@@ -42,14 +62,14 @@ internal sealed class RendezvousGrain(IClusterMembershipService membership, Time
     {
         var now = time.GetUtcNow();
         var snapshot = membership.CurrentSnapshot;
-        foreach (var silo in _members.Keys.ToList())
+        foreach (var (id, (member, expires)) in _members.ToList())
         {
-            if (_members[silo].Expires < now || snapshot.GetSiloStatus(silo) is SiloStatus.Dead or SiloStatus.ShuttingDown or SiloStatus.Stopping)
+            if (expires < now || (member.Silo is { } silo && snapshot.GetSiloStatus(silo) is SiloStatus.Dead or SiloStatus.ShuttingDown or SiloStatus.Stopping))
             {
-                _members.Remove(silo);
+                _members.Remove(id);
             }
         }
 
-        return Task.FromResult(_members.Select(m => new MemberSilo(m.Key, m.Value.Capacity)).ToArray());
+        return Task.FromResult(_members.Values.Select(m => m.Member).ToArray());
     }
 }

@@ -22,12 +22,10 @@ internal sealed class ClusterGrain(MemberDirectory directory, IGrainFactory grai
         }
 
         var member = directory.Choose(members);
-        using var _ = directory.Track(member.Silo);
+        using var _ = directory.Track(member.Id);
         try
         {
-            return await grains.GetGrain<IMemberHostGrain>(member.Silo.ToParsableString())
-                .Request(Cluster, request, deadline)
-                .WaitAsync(timeout);
+            return await member.Host(grains).Request(Cluster, request, deadline).WaitAsync(timeout);
         }
         catch (TimeoutException)
         {
@@ -38,7 +36,7 @@ internal sealed class ClusterGrain(MemberDirectory directory, IGrainFactory grai
     public async Task Broadcast(byte[] message)
     {
         var members = await directory.MembersAsync(MemberDirectory.ClusterKey(Cluster));
-        await Task.WhenAll(members.Select(m => grains.GetGrain<IMemberHostGrain>(m.Silo.ToParsableString()).Broadcast(Cluster, message)));
+        await Task.WhenAll(members.Select(m => m.Host(grains).Broadcast(Cluster, message)));
     }
 }
 
@@ -53,6 +51,6 @@ internal sealed class TopicGrain(MemberDirectory directory, IGrainFactory grains
         // Ask the rendezvous directly, not the cache: a subscription made before this call must receive it.
         directory.Forget(MemberDirectory.TopicKey(topic));
         var subscribers = await directory.MembersAsync(MemberDirectory.TopicKey(topic));
-        await Task.WhenAll(subscribers.Select(s => grains.GetGrain<IMemberHostGrain>(s.Silo.ToParsableString()).Publish(topic, message)));
+        await Task.WhenAll(subscribers.Select(s => s.Host(grains).Publish(topic, message)));
     }
 }

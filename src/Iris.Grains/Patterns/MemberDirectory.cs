@@ -13,7 +13,7 @@ internal sealed class MemberDirectory(IGrainFactory grains, TimeProvider time)
     public static readonly TimeSpan CacheTime = TimeSpan.FromMilliseconds(500);
 
     private readonly ConcurrentDictionary<string, (MemberSilo[] Members, DateTimeOffset Fetched)> _cache = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<SiloAddress, int> _inFlight = new();
+    private readonly ConcurrentDictionary<string, int> _inFlight = new(StringComparer.Ordinal);
 
     public static string ClusterKey(string cluster) => "cluster/" + cluster;
 
@@ -36,7 +36,7 @@ internal sealed class MemberDirectory(IGrainFactory grains, TimeProvider time)
     /// <summary>Picks a member silo at random, weighted by capacity / (1 + requests in flight to it from here).</summary>
     public MemberSilo Choose(MemberSilo[] members)
     {
-        var weights = members.Select(m => m.Capacity / (1 + _inFlight.GetValueOrDefault(m.Silo))).ToArray();
+        var weights = members.Select(m => m.Capacity / (1 + _inFlight.GetValueOrDefault(m.Id))).ToArray();
         var pick = Random.Shared.NextDouble() * weights.Sum();
         for (var i = 0; i < members.Length; i++)
         {
@@ -50,14 +50,14 @@ internal sealed class MemberDirectory(IGrainFactory grains, TimeProvider time)
         return members[^1];
     }
 
-    public IDisposable Track(SiloAddress silo)
+    public IDisposable Track(string member)
     {
-        _inFlight.AddOrUpdate(silo, 1, (_, n) => n + 1);
-        return new Release(this, silo);
+        _inFlight.AddOrUpdate(member, 1, (_, n) => n + 1);
+        return new Release(this, member);
     }
 
-    private sealed class Release(MemberDirectory directory, SiloAddress silo) : IDisposable
+    private sealed class Release(MemberDirectory directory, string member) : IDisposable
     {
-        public void Dispose() => directory._inFlight.AddOrUpdate(silo, 0, (_, n) => Math.Max(0, n - 1));
+        public void Dispose() => directory._inFlight.AddOrUpdate(member, 0, (_, n) => Math.Max(0, n - 1));
     }
 }

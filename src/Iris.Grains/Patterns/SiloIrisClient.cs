@@ -4,37 +4,39 @@ using Microsoft.Extensions.Hosting;
 namespace Iris.Patterns;
 
 /// <summary>
-/// <see cref="IIrisClient"/> inside a silo: members and subscribers are hosted by this silo's member host and
-/// registered with their name's rendezvous grain, renewed well within its lease while they live.
+/// <see cref="IIrisClient"/>: members and subscribers of this process sit behind its member host (a grain pinned to
+/// this silo, or an observer of this Orleans client) and are registered with their name's rendezvous grain, renewed
+/// well within the lease while they live. Sending goes through the cluster and topic grains.
 /// </summary>
-internal sealed class SiloIrisClient(IGrainFactory grains, LocalMembers members, MemberDirectory directory, ILocalSiloDetails silo) : IIrisClient, IHostedService
+internal abstract class IrisClientBase(IGrainFactory grains, LocalMembers members, TimeSpan renewal) : IIrisClient, IHostedService
 {
-    private static readonly TimeSpan Renewal = TimeSpan.FromSeconds(10);
     private readonly CancellationTokenSource _stopping = new();
     private Task _renewals = Task.CompletedTask;
+
+    protected IGrainFactory Grains => grains;
 
     public async Task<IAsyncDisposable> RegisterAsync(string cluster, IClusterHandler handler, MemberLimits? limits = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(cluster);
         ArgumentNullException.ThrowIfNull(handler);
         var member = members.Add(cluster, handler, limits ?? new MemberLimits());
-        await Rendezvous(MemberDirectory.ClusterKey(cluster)).Register(silo.SiloAddress, members.Capacity(cluster)).ConfigureAwait(false);
+        var key = MemberDirectory.ClusterKey(cluster);
+        await Rendezvous(key).Register(Entry(members.Capacity(cluster))).WaitAsync(cancellationToken).ConfigureAwait(false);
 
         // Every silo keeps what the rendezvous said for a moment: past it, all of them see the new member.
         await Task.Delay(MemberDirectory.CacheTime, cancellationToken).ConfigureAwait(false);
         return new Registration(async () =>
         {
-            var key = MemberDirectory.ClusterKey(cluster);
             if (members.Remove(cluster, member))
             {
-                await Rendezvous(key).Register(silo.SiloAddress, members.Capacity(cluster)).ConfigureAwait(false);
+                await Rendezvous(key).Register(Entry(members.Capacity(cluster))).ConfigureAwait(false);
             }
             else
             {
-                await Rendezvous(key).Unregister(silo.SiloAddress).ConfigureAwait(false);
+                await Rendezvous(key).Unregister(Entry(0).Id).ConfigureAwait(false);
             }
 
-            directory.Forget(key);
+            Forget(key);
         });
     }
 
@@ -43,12 +45,13 @@ internal sealed class SiloIrisClient(IGrainFactory grains, LocalMembers members,
         ArgumentException.ThrowIfNullOrEmpty(topic);
         ArgumentNullException.ThrowIfNull(handler);
         members.Subscribe(topic, handler);
-        await Rendezvous(MemberDirectory.TopicKey(topic)).Register(silo.SiloAddress, 1).ConfigureAwait(false);
+        var key = MemberDirectory.TopicKey(topic);
+        await Rendezvous(key).Register(Entry(1)).WaitAsync(cancellationToken).ConfigureAwait(false);
         return new Registration(async () =>
         {
             if (!members.Unsubscribe(topic, handler))
             {
-                await Rendezvous(MemberDirectory.TopicKey(topic)).Unregister(silo.SiloAddress).ConfigureAwait(false);
+                await Rendezvous(key).Unregister(Entry(1).Id).ConfigureAwait(false);
             }
         });
     }
@@ -74,21 +77,36 @@ internal sealed class SiloIrisClient(IGrainFactory grains, LocalMembers members,
         await _renewals.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 
+    /// <summary>This process's rendezvous entry, offering <paramref name="capacity"/>.</summary>
+    protected abstract MemberSilo Entry(double capacity);
+
+    /// <summary>Drops what this process remembers of a name's members, if anything.</summary>
+    protected virtual void Forget(string key)
+    {
+    }
+
     private IRendezvousGrain Rendezvous(string key) => grains.GetGrain<IRendezvousGrain>(key);
 
     private async Task RenewAsync()
     {
-        using var timer = new PeriodicTimer(Renewal);
+        using var timer = new PeriodicTimer(renewal);
         while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
         {
-            foreach (var cluster in members.Clusters)
+            try
             {
-                await Rendezvous(MemberDirectory.ClusterKey(cluster)).Register(silo.SiloAddress, members.Capacity(cluster)).ConfigureAwait(false);
-            }
+                foreach (var cluster in members.Clusters)
+                {
+                    await Rendezvous(MemberDirectory.ClusterKey(cluster)).Register(Entry(members.Capacity(cluster))).ConfigureAwait(false);
+                }
 
-            foreach (var topic in members.Topics)
+                foreach (var topic in members.Topics)
+                {
+                    await Rendezvous(MemberDirectory.TopicKey(topic)).Register(Entry(1)).ConfigureAwait(false);
+                }
+            }
+            catch (Exception e) when (e is OrleansException or TimeoutException)
             {
-                await Rendezvous(MemberDirectory.TopicKey(topic)).Register(silo.SiloAddress, 1).ConfigureAwait(false);
+                // The cluster is busy or reconfiguring; the lease outlives several renewals, next one then.
             }
         }
     }
@@ -105,4 +123,26 @@ internal sealed class SiloIrisClient(IGrainFactory grains, LocalMembers members,
             }
         }
     }
+}
+
+/// <summary><see cref="IIrisClient"/> in a silo: members behind the silo's member host grain.</summary>
+internal sealed class SiloIrisClient(IGrainFactory grains, LocalMembers members, MemberDirectory directory, ILocalSiloDetails silo)
+    : IrisClientBase(grains, members, TimeSpan.FromSeconds(10))
+{
+    protected override MemberSilo Entry(double capacity) => new(silo.SiloAddress, capacity);
+
+    protected override void Forget(string key) => directory.Forget(key);
+}
+
+/// <summary>
+/// <see cref="IIrisClient"/> in an Orleans client: members behind an observer of this client, renewed every few
+/// seconds so that a client that dies is dropped within a short lease, not after Orleans' client-drop timeout.
+/// </summary>
+internal sealed class ClientIrisClient(IGrainFactory grains, LocalMembers members)
+    : IrisClientBase(grains, members, TimeSpan.FromSeconds(5))
+{
+    private readonly string _id = "client/" + Guid.NewGuid().ToString("N");
+    private readonly Lazy<IMemberObserver> _observer = new(() => grains.CreateObjectReference<IMemberObserver>(new MemberObserver(members)));
+
+    protected override MemberSilo Entry(double capacity) => new(null, capacity) { Observer = _observer.Value, Id = _id };
 }

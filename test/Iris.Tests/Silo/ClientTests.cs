@@ -59,3 +59,66 @@ public class ClientTests
             "the refused connection logged");
     }
 }
+
+/// <summary>The patterns from an Orleans client, as the Iris.Grains.Abstractions README shows them, against a silo
+/// process.</summary>
+public class ClientPatternTests
+{
+    private sealed class Echo : IClusterHandler
+    {
+        public int Broadcasts;
+
+        public Task<byte[]> HandleRequestAsync(byte[] request, CancellationToken cancellationToken) => Task.FromResult(request);
+
+        public Task HandleBroadcastAsync(byte[] message, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref Broadcasts);
+            return Task.CompletedTask;
+        }
+    }
+
+    [Fact]
+    public async Task A_client_serves_a_cluster_calls_it_receives_its_own_broadcast_and_learns_of_missing_members_at_once()
+    {
+        var key = Convert.ToBase64String(NetworkKey.Generate().Bytes);
+        var port = 45000 + (Random.Shared.Next(0, 500) * 16);
+        await using var silo = ChildProcess.Start("dotnet", [RepositoryPaths.Program("src", "Iris.Silo")], new Dictionary<string, string>
+        {
+            ["DOTNET_ENVIRONMENT"] = "Development",
+            ["Iris__Network__Key"] = key,
+            ["Iris__Network__Discovery__Port"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        });
+        await silo.WaitForAsync(l => l.Any(x => x.Contains("has 1 active silos", StringComparison.Ordinal)), TimeSpan.FromSeconds(60), "the silo active");
+
+        using var host = Host.CreateDefaultBuilder()
+            .UseOrleansClient(client => client.UseIris(options =>
+            {
+                options.NetworkKey = key;
+                options.DiscoveryPort = port;
+            }))
+            .Build();
+        await host.StartAsync();
+        var iris = host.Services.GetRequiredService<IIrisClient>();
+        var grains = host.Services.GetRequiredService<IClusterClient>();
+
+        var echo = new Echo();
+        await using (await iris.RegisterAsync("echo", echo))
+        {
+            var reply = await grains.GetGrain<IClusterGrain>("echo").Request([1, 2, 3], TimeSpan.FromSeconds(5));
+            Assert.Equal([1, 2, 3], reply);
+            await grains.GetGrain<IClusterGrain>("echo").Broadcast([9]);
+            Assert.Equal(1, echo.Broadcasts);
+        }
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await Assert.ThrowsAsync<NoMembersException>(() => grains.GetGrain<IClusterGrain>("unknown").Request([], TimeSpan.FromSeconds(30)));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"took {clock.Elapsed}");
+
+        // Once the client's member has left, the cluster has no members either.
+        await Task.Delay(MemberDirectoryCacheTime());
+        await Assert.ThrowsAsync<NoMembersException>(() => grains.GetGrain<IClusterGrain>("echo").Request([], TimeSpan.FromSeconds(5)));
+        await host.StopAsync();
+    }
+
+    private static TimeSpan MemberDirectoryCacheTime() => Iris.Patterns.MemberDirectory.CacheTime + TimeSpan.FromMilliseconds(200);
+}

@@ -1,0 +1,75 @@
+// An Orleans client of a local Iris network (start one or more nodes first: dotnet run --project src/Iris.Silo).
+// It serves the cluster "echo", calls it, broadcasts to it, publishes on a topic, and asks a cluster nobody serves.
+using System.Text;
+using Iris;
+using Iris.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+var builder = Host.CreateApplicationBuilder(args);
+builder.UseOrleansClient(client => client.UseIris()); // gateways from the local silos' beacons, development key
+using var host = builder.Build();
+await host.StartAsync();
+
+var iris = host.Services.GetRequiredService<IIrisClient>();
+var grains = host.Services.GetRequiredService<IClusterClient>();
+
+// Request/reply: become a member of "echo", then call the cluster by name.
+var echo = new EchoHandler();
+await using (await iris.RegisterAsync("echo", echo))
+{
+    var reply = await grains.GetGrain<IClusterGrain>("echo").Request(Encoding.UTF8.GetBytes("hello"), TimeSpan.FromSeconds(5));
+    Console.WriteLine($"reply: {Encoding.UTF8.GetString(reply)}");
+
+    // Broadcast: every member of the cluster gets it once (this one included).
+    await grains.GetGrain<IClusterGrain>("echo").Broadcast(Encoding.UTF8.GetBytes("to everyone"));
+    Console.WriteLine($"broadcasts received: {echo.Broadcasts}");
+}
+
+// Publish/subscribe: every subscriber of the topic gets each publication once.
+var news = new NewsSubscriber();
+await using (await iris.SubscribeAsync("news", news))
+{
+    await grains.GetGrain<ITopicGrain>("news").Publish(Encoding.UTF8.GetBytes("extra"));
+    Console.WriteLine($"publications received: {news.Received}");
+}
+
+// A cluster with no members answers at once.
+try
+{
+    await grains.GetGrain<IClusterGrain>("nobody").Request([], TimeSpan.FromSeconds(30));
+}
+catch (NoMembersException e)
+{
+    Console.WriteLine($"no members: {e.Message}");
+}
+
+await host.StopAsync();
+
+internal sealed class EchoHandler : IClusterHandler
+{
+    private int _broadcasts;
+
+    public int Broadcasts => _broadcasts;
+
+    public Task<byte[]> HandleRequestAsync(byte[] request, CancellationToken cancellationToken) => Task.FromResult(request);
+
+    public Task HandleBroadcastAsync(byte[] message, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref _broadcasts);
+        return Task.CompletedTask;
+    }
+}
+
+internal sealed class NewsSubscriber : ITopicHandler
+{
+    private int _received;
+
+    public int Received => _received;
+
+    public Task HandlePublishAsync(byte[] message, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref _received);
+        return Task.CompletedTask;
+    }
+}
