@@ -23,18 +23,29 @@ internal sealed class LocalMembers
     public Member Add(string cluster, IClusterHandler handler, MemberLimits limits)
     {
         var member = new Member(handler, limits);
+        Diagnostics.IrisMetrics.MembersChanged(1);
         _clusters.AddOrUpdate(cluster, [member], (_, members) => [.. members, member]);
         return member;
     }
 
     /// <summary>Removes a member; returns whether the cluster has members left here.</summary>
-    public bool Remove(string cluster, Member member) =>
-        _clusters.AddOrUpdate(cluster, [], (_, members) => [.. members.Where(m => m != member)]).Length > 0;
+    public bool Remove(string cluster, Member member)
+    {
+        Diagnostics.IrisMetrics.MembersChanged(-1);
+        return _clusters.AddOrUpdate(cluster, [], (_, members) => [.. members.Where(m => m != member)]).Length > 0;
+    }
 
-    public void Subscribe(string topic, ITopicHandler handler) => _topics.AddOrUpdate(topic, [handler], (_, handlers) => [.. handlers, handler]);
+    public void Subscribe(string topic, ITopicHandler handler)
+    {
+        Diagnostics.IrisMetrics.MembersChanged(1);
+        _topics.AddOrUpdate(topic, [handler], (_, handlers) => [.. handlers, handler]);
+    }
 
-    public bool Unsubscribe(string topic, ITopicHandler handler) =>
-        _topics.AddOrUpdate(topic, [], (_, handlers) => [.. handlers.Where(h => h != handler)]).Length > 0;
+    public bool Unsubscribe(string topic, ITopicHandler handler)
+    {
+        Diagnostics.IrisMetrics.MembersChanged(-1);
+        return _topics.AddOrUpdate(topic, [], (_, handlers) => [.. handlers.Where(h => h != handler)]).Length > 0;
+    }
 
     public async Task<byte[]> RequestAsync(string cluster, byte[] request, DateTime deadlineUtc)
     {

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using Iris.Diagnostics;
 using Iris.Members;
 using Orleans.Concurrency;
 
@@ -13,6 +15,36 @@ internal sealed class ClusterGrain(MemberDirectory directory, IGrainFactory grai
     private string Cluster => this.GetPrimaryKeyString();
 
     public async Task<byte[]> Request(byte[] request, TimeSpan timeout)
+    {
+        var started = Stopwatch.GetTimestamp();
+        IrisMetrics.Requests.Add(1);
+        IrisMetrics.Bytes.Add(request.Length, new KeyValuePair<string, object?>("direction", "request"));
+        try
+        {
+            var reply = await RequestCoreAsync(request, timeout);
+            IrisMetrics.Bytes.Add(reply.Length, new KeyValuePair<string, object?>("direction", "reply"));
+            return reply;
+        }
+        catch (Exception e)
+        {
+            IrisMetrics.Failures.Add(1, new KeyValuePair<string, object?>("error", IrisMetrics.ErrorType(e)));
+            throw;
+        }
+        finally
+        {
+            IrisMetrics.RequestDuration.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        }
+    }
+
+    public async Task Broadcast(byte[] message)
+    {
+        IrisMetrics.Broadcasts.Add(1);
+        IrisMetrics.Bytes.Add(message.Length, new KeyValuePair<string, object?>("direction", "broadcast"));
+        var members = await directory.MembersAsync(MemberDirectory.ClusterKey(Cluster));
+        await Task.WhenAll(members.Select(m => m.Host(grains).Broadcast(Cluster, message)));
+    }
+
+    private async Task<byte[]> RequestCoreAsync(byte[] request, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;
         var members = await directory.MembersAsync(MemberDirectory.ClusterKey(Cluster));
@@ -32,12 +64,6 @@ internal sealed class ClusterGrain(MemberDirectory directory, IGrainFactory grai
             throw new IrisTimeoutException(Cluster, timeout);
         }
     }
-
-    public async Task Broadcast(byte[] message)
-    {
-        var members = await directory.MembersAsync(MemberDirectory.ClusterKey(Cluster));
-        await Task.WhenAll(members.Select(m => m.Host(grains).Broadcast(Cluster, message)));
-    }
 }
 
 /// <summary>The entry point of a topic on whichever silo is called.</summary>
@@ -47,6 +73,8 @@ internal sealed class TopicGrain(MemberDirectory directory, IGrainFactory grains
     public async Task Publish(byte[] message)
     {
         var topic = this.GetPrimaryKeyString();
+        IrisMetrics.Publications.Add(1);
+        IrisMetrics.Bytes.Add(message.Length, new KeyValuePair<string, object?>("direction", "publication"));
 
         // Ask the rendezvous directly, not the cache: a subscription made before this call must receive it.
         directory.Forget(MemberDirectory.TopicKey(topic));

@@ -156,6 +156,39 @@ public sealed class PatternTests(IrisClusterFixture cluster) : IClassFixture<Iri
         Assert.InRange(counts.GetValueOrDefault("B") / 400.0, 0.65, 0.85);
     }
 
+    [Fact]
+    public async Task Requests_failures_and_members_show_on_the_iris_meter()
+    {
+        var totals = new ConcurrentDictionary<string, long>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == "Iris")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
+        {
+            var suffix = string.Concat(tags.ToArray().Select(t => $"|{t.Key}={t.Value}"));
+            totals.AddOrUpdate(instrument.Name + suffix, value, (_, v) => v + value);
+        });
+        listener.Start();
+
+        var name = Name("metered");
+        await using (await cluster.IrisA.RegisterAsync(name, Echo()))
+        {
+            await cluster.IrisB.RequestAsync(name, new byte[10], TimeSpan.FromSeconds(5));
+        }
+
+        await Assert.ThrowsAsync<NoMembersException>(() => cluster.IrisB.RequestAsync("nobody-" + name, [1], TimeSpan.FromSeconds(5)));
+        listener.RecordObservableInstruments();
+        Assert.True(totals.GetValueOrDefault("iris.requests") >= 2);
+        Assert.True(totals.GetValueOrDefault("iris.request.failures|error=no_members") >= 1);
+        Assert.True(totals.GetValueOrDefault("iris.bytes|direction=request") >= 11);
+        Assert.True(totals.ContainsKey("iris.members"));
+    }
+
     private static void InterlockedMax(ref int target, int value)
     {
         int current;
