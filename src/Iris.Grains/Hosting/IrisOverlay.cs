@@ -15,13 +15,15 @@ namespace Iris.Hosting;
 /// starts, or earlier by Orleans' membership table, which lives on the ring and so needs the node in a ring first.
 /// </summary>
 internal sealed partial class IrisOverlay(
-    IConfiguration configuration, IHostEnvironment environment, ILoggerFactory loggers, NetworkKeyProvider keys, IOptions<EndpointOptions>? endpoints = null)
+    IConfiguration configuration, IHostEnvironment environment, ILoggerFactory loggers, NetworkKeyProvider keys, IOptions<EndpointOptions>? endpoints = null,
+    IServiceProvider? services = null)
     : IAsyncDisposable
 {
     private readonly ILogger _logger = loggers.CreateLogger("Iris.Hosting.Overlay");
     private readonly SemaphoreSlim _gate = new(1, 1);
     private OverlayHost? _host;
     private RecordStore? _records;
+    private RootLocator? _locator;
 
     /// <summary>The running overlay, once started.</summary>
     public OverlayHost? Host => _host;
@@ -54,6 +56,10 @@ internal sealed partial class IrisOverlay(
                 host.NeighbourJoined += node => LogNeighbourJoined(_logger, node.Key, node.Address);
                 host.NeighbourLeft += node => LogNeighbourLeft(_logger, node.Key, node.Address);
                 _records = new RecordStore(host.Node, host.Timers);
+
+                // The root of a key answers with this silo's Orleans address: rendezvous grains are placed by it.
+                var silo = services?.GetService(typeof(Orleans.Runtime.ILocalSiloDetails)) as Orleans.Runtime.ILocalSiloDetails;
+                _locator = new RootLocator(host.Node, host.Timers, silo?.SiloAddress.ToParsableString() ?? string.Empty);
                 _host = host;
             }
 
@@ -73,9 +79,17 @@ internal sealed partial class IrisOverlay(
         return _records!;
     }
 
+    /// <summary>Finds the root of a key and what it says it is, once this node is in a ring.</summary>
+    public async Task<RootLocator> GetLocatorAsync(CancellationToken cancellationToken)
+    {
+        await GetRecordsAsync(cancellationToken).ConfigureAwait(false);
+        return _locator!;
+    }
+
     public async ValueTask DisposeAsync()
     {
         _records?.Dispose();
+        _locator?.Dispose();
         if (_host is not null)
         {
             await _host.DisposeAsync().ConfigureAwait(false);

@@ -77,6 +77,7 @@ public static class IrisSiloBuilderExtensions
         });
         builder.Services.AddSingleton<IrisOverlay>();
         builder.Services.AddPlacementDirector<SiloPinnedPlacement, SiloPinnedPlacementDirector>();
+        builder.Services.AddPlacementDirector<RendezvousPlacement, RendezvousPlacementDirector>();
         builder.Services.AddSingleton<LocalMembers>();
         builder.Services.AddSingleton<MemberDirectory>();
         builder.Services.TryAddSingleton(TimeProvider.System);

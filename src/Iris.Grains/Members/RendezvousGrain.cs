@@ -1,3 +1,8 @@
+using Iris.Hosting;
+using Iris.Overlay;
+using Iris.Placement;
+using Orleans.Serialization;
+
 namespace Iris.Members;
 
 /// <summary>
@@ -30,14 +35,44 @@ internal interface IRendezvousGrain : IGrainWithStringKey
     Task Unregister(string id);
 
     Task<MemberSilo[]> GetMembers();
+
+    /// <summary>Diagnostics: the silo this activation runs on.</summary>
+    Task<SiloAddress> GetSilo();
 }
 
 /// <summary>
 /// Keeps a name's member silos, each on a lease that the silo renews; silos that died are dropped at once (Orleans
 /// membership says so) and silos that stopped renewing after the lease.
 /// </summary>
-internal sealed class RendezvousGrain(IClusterMembershipService membership, TimeProvider time) : Grain, IRendezvousGrain
+[RendezvousPlacement]
+internal sealed class RendezvousGrain(
+    IClusterMembershipService membership, TimeProvider time, IrisOverlay overlay, Serializer<MemberSilo[]> serializer, ILocalSiloDetails silo)
+    : Grain, IRendezvousGrain
 {
+    /// <summary>How often the grain checks it still sits on its name's ring root.</summary>
+    public static readonly TimeSpan RootCheck = TimeSpan.FromSeconds(5);
+
+    private long _savedVersion;
+
+    private NodeKey RecordKey => NodeKey.FromName("iris/rendezvous-members/" + this.GetPrimaryKeyString());
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        // The member list survives the grain moving to another silo: it is kept in a record on the ring.
+        var records = await overlay.GetRecordsAsync(cancellationToken);
+        if (await records.ReadAsync(RecordKey, cancellationToken) is { } saved)
+        {
+            _savedVersion = saved.Version;
+            var now = time.GetUtcNow();
+            foreach (var member in serializer.Deserialize(saved.Data) ?? [])
+            {
+                _members[member.Id] = (member, now + (member.Observer is null ? Lease : ClientLease));
+            }
+        }
+
+        this.RegisterGrainTimer(CheckRootAsync, new GrainTimerCreationOptions(RootCheck, RootCheck) { Interleave = true });
+    }
+
     public static readonly TimeSpan Lease = TimeSpan.FromSeconds(30);
 
     /// <summary>Lease of a client's entry: clients renew every few seconds, so a dead one goes quickly, long before
@@ -48,15 +83,14 @@ internal sealed class RendezvousGrain(IClusterMembershipService membership, Time
 
     public Task Register(MemberSilo member)
     {
+        var changed = !_members.TryGetValue(member.Id, out var known) || known.Member.Capacity != member.Capacity;
         _members[member.Id] = (member, time.GetUtcNow() + (member.Observer is null ? Lease : ClientLease));
-        return Task.CompletedTask;
+        return changed ? SaveAsync() : Task.CompletedTask;
     }
 
-    public Task Unregister(string id)
-    {
-        _members.Remove(id);
-        return Task.CompletedTask;
-    }
+    public Task<SiloAddress> GetSilo() => Task.FromResult(silo.SiloAddress);
+
+    public Task Unregister(string id) => _members.Remove(id) ? SaveAsync() : Task.CompletedTask;
 
     public Task<MemberSilo[]> GetMembers()
     {
@@ -71,5 +105,35 @@ internal sealed class RendezvousGrain(IClusterMembershipService membership, Time
         }
 
         return Task.FromResult(_members.Values.Select(m => m.Member).ToArray());
+    }
+
+    /// <summary>Writes the member list to the ring (renewals of known entries are not written).</summary>
+    private async Task SaveAsync()
+    {
+        var records = await overlay.GetRecordsAsync(CancellationToken.None);
+        var data = serializer.SerializeToArray(_members.Values.Select(m => m.Member).ToArray());
+        var result = await records.CompareAndSwapAsync(RecordKey, _savedVersion, data);
+        if (!result.Success && result.Current is not null)
+        {
+            // An older activation wrote meanwhile: this one is the live one, write over it.
+            result = await records.CompareAndSwapAsync(RecordKey, result.Current.Version, data);
+        }
+
+        if (result.Current is not null)
+        {
+            _savedVersion = result.Current.Version;
+        }
+    }
+
+    /// <summary>When the ring has moved the name's root to another node, this activation steps aside; the next call
+    /// places the grain on the new root's silo, where it reads the member list back from the ring.</summary>
+    private Task CheckRootAsync(CancellationToken cancellationToken)
+    {
+        if (overlay.Host?.Node is { IsReady: true } node && !node.IsRootFor(RendezvousPlacement.KeyOf(this.GetPrimaryKeyString())))
+        {
+            this.DeactivateOnIdle();
+        }
+
+        return Task.CompletedTask;
     }
 }

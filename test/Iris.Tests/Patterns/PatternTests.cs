@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Iris.Tests.Patterns;
 
@@ -187,6 +188,27 @@ public sealed class PatternTests(IrisClusterFixture cluster) : IClassFixture<Iri
         Assert.True(totals.GetValueOrDefault("iris.request.failures|error=no_members") >= 1);
         Assert.True(totals.GetValueOrDefault("iris.bytes|direction=request") >= 11);
         Assert.True(totals.ContainsKey("iris.members"));
+    }
+
+    [Fact]
+    public async Task Rendezvous_grains_live_on_the_silo_whose_overlay_node_is_the_root_of_their_name()
+    {
+        var silos = new[] { cluster.A, cluster.B }.Select(h => (
+            Overlay: h.Services.GetRequiredService<Iris.Hosting.IrisOverlay>(),
+            Silo: h.Services.GetRequiredService<ILocalSiloDetails>().SiloAddress)).ToList();
+        var placed = new HashSet<SiloAddress>();
+        for (var i = 0; i < 12; i++)
+        {
+            var key = "cluster/" + Name("placed");
+            var rendezvous = cluster.GrainsA.GetGrain<Iris.Members.IRendezvousGrain>(key);
+            await rendezvous.GetMembers();
+            var where = await rendezvous.GetSilo();
+            var root = silos.Single(s => s.Overlay.Host!.Node.IsRootFor(Iris.Placement.RendezvousPlacement.KeyOf(key))).Silo;
+            Assert.Equal(root, where);
+            placed.Add(where);
+        }
+
+        Assert.Equal(2, placed.Count);
     }
 
     private static void InterlockedMax(ref int target, int value)
