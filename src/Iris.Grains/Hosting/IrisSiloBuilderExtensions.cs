@@ -86,6 +86,11 @@ public static class IrisSiloBuilderExtensions
         builder.Services.AddHostedService(services => services.GetRequiredService<SiloIrisClient>());
         builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, SiloEndpointLogger>();
         builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, OverlayHostedService>();
+        if (options.EchoCluster is { Length: > 0 } echo)
+        {
+            builder.AddIrisMember<EchoHandler>(echo);
+        }
+
         return builder;
     }
 

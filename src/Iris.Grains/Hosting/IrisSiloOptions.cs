@@ -38,6 +38,10 @@ public sealed class IrisSiloOptions
     /// <summary>Port Orleans clients connect to. Default 30000, moved like <see cref="SiloPort"/>.</summary>
     public int GatewayPort { get; set; } = DefaultGatewayPort;
 
+    /// <summary>When set, the silo serves this cluster with a member that echoes every request: a check that the
+    /// deployment works end to end. Default none.</summary>
+    public string? EchoCluster { get; set; }
+
     /// <summary>Orleans cluster id: silos with the same id form one cluster. Default <c>iris</c>.</summary>
     public string ClusterId { get; set; } = "iris";
 

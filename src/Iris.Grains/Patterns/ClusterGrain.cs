@@ -46,22 +46,51 @@ internal sealed class ClusterGrain(MemberDirectory directory, IGrainFactory grai
 
     private async Task<byte[]> RequestCoreAsync(byte[] request, TimeSpan timeout)
     {
-        var deadline = DateTime.UtcNow + timeout;
-        var members = await directory.MembersAsync(MemberDirectory.ClusterKey(Cluster));
-        if (members.Length == 0)
-        {
-            throw new NoMembersException(Cluster);
-        }
-
-        var member = directory.Choose(members);
-        using var _ = directory.Track(member.Id);
         try
         {
-            return await member.Host(grains).Request(Cluster, request, deadline).WaitAsync(timeout);
+            return await ToMemberAsync(request, DateTime.UtcNow + timeout).WaitAsync(timeout);
         }
         catch (TimeoutException)
         {
             throw new IrisTimeoutException(Cluster, timeout);
+        }
+    }
+
+    /// <summary>Sends the request to a member; if the member's process is gone (its silo died, its client left), to
+    /// another one, until the deadline.</summary>
+    private async Task<byte[]> ToMemberAsync(byte[] request, DateTime deadline)
+    {
+        var key = MemberDirectory.ClusterKey(Cluster);
+        var failed = new HashSet<string>(StringComparer.Ordinal);
+        while (true)
+        {
+            var members = await directory.MembersAsync(key);
+            if (members.Length == 0)
+            {
+                throw new NoMembersException(Cluster);
+            }
+
+            var candidates = members.Where(m => !failed.Contains(m.Id)).ToArray();
+            if (candidates.Length == 0)
+            {
+                // Every member we know failed: ask again shortly, the rendezvous drops the dead.
+                await Task.Delay(100);
+                directory.Forget(key);
+                failed.Clear();
+                continue;
+            }
+
+            var member = directory.Choose(candidates);
+            using var _ = directory.Track(member.Id);
+            try
+            {
+                return await member.Host(grains).Request(Cluster, request, deadline);
+            }
+            catch (Exception e) when (e is SiloUnavailableException or OrleansMessageRejectionException or ClientNotAvailableException)
+            {
+                failed.Add(member.Id);
+                directory.Forget(key);
+            }
         }
     }
 }

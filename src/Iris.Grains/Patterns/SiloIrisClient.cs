@@ -56,8 +56,32 @@ internal abstract class IrisClientBase(IGrainFactory grains, LocalMembers member
         });
     }
 
-    public Task<byte[]> RequestAsync(string cluster, byte[] request, TimeSpan timeout, CancellationToken cancellationToken = default) =>
-        grains.GetGrain<IClusterGrain>(cluster).Request(request, timeout).WaitAsync(cancellationToken);
+    public async Task<byte[]> RequestAsync(string cluster, byte[] request, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        // The silo taking the call may die with it: try through another one, within the caller's time.
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var left = deadline - DateTime.UtcNow;
+            if (left <= TimeSpan.Zero)
+            {
+                throw new IrisTimeoutException(cluster, timeout);
+            }
+
+            try
+            {
+                return await grains.GetGrain<IClusterGrain>(cluster).Request(request, left).WaitAsync(left, cancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                throw new IrisTimeoutException(cluster, timeout);
+            }
+            catch (Exception e) when (e is SiloUnavailableException or OrleansMessageRejectionException or Orleans.Runtime.Messaging.ConnectionFailedException)
+            {
+                await Task.Delay(50, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
 
     public Task BroadcastAsync(string cluster, byte[] message, CancellationToken cancellationToken = default) =>
         grains.GetGrain<IClusterGrain>(cluster).Broadcast(message).WaitAsync(cancellationToken);

@@ -58,7 +58,7 @@ public sealed class IrisClusterFixture : IAsyncLifetime
             ["Iris:Network:Key"] = _key,
             ["Iris:Network:Discovery:Port"] = _discoveryPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
         });
-        builder.UseOrleans(silo => silo.UseIris(new IrisSiloOptions { SiloPort = FreePort(), GatewayPort = FreePort() }));
+        builder.UseOrleans(silo => silo.UseIris(new IrisSiloOptions { SiloPort = FreePort(), GatewayPort = FreePort(), EchoCluster = "fixture-echo" }));
         var host = builder.Build();
         await host.StartAsync();
         return host;

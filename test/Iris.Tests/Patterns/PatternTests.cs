@@ -47,6 +47,13 @@ public sealed class PatternTests(IrisClusterFixture cluster) : IClassFixture<Iri
     }
 
     [Fact]
+    public async Task A_member_hosted_by_the_silo_from_its_configuration_serves_requests()
+    {
+        var reply = await cluster.IrisB.RequestAsync("fixture-echo", [7, 7], TimeSpan.FromSeconds(5));
+        Assert.Equal([7, 7], reply);
+    }
+
+    [Fact]
     public async Task A_request_to_a_cluster_without_members_fails_fast()
     {
         var clock = Stopwatch.StartNew();
@@ -209,6 +216,33 @@ public sealed class PatternTests(IrisClusterFixture cluster) : IClassFixture<Iri
         }
 
         Assert.Equal(2, placed.Count);
+    }
+
+    [Fact]
+    public async Task Requests_keep_flowing_under_sustained_load()
+    {
+        var name = Name("load");
+        await using var member = await cluster.IrisA.RegisterAsync(name, Echo());
+        var ok = 0;
+        var failures = new ConcurrentQueue<string>();
+        var end = DateTime.UtcNow.AddSeconds(3);
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+        {
+            while (DateTime.UtcNow < end)
+            {
+                try
+                {
+                    await cluster.IrisB.RequestAsync(name, [1], TimeSpan.FromSeconds(2));
+                    Interlocked.Increment(ref ok);
+                }
+                catch (Exception e)
+                {
+                    failures.Enqueue(e.GetType().Name + ": " + e.Message);
+                }
+            }
+        })));
+        Assert.True(failures.IsEmpty, $"{ok} ok; failures: {string.Join(" | ", failures.Take(3))}");
+        Assert.True(ok > 100, $"only {ok} requests in 3 s");
     }
 
     private static void InterlockedMax(ref int target, int value)

@@ -74,6 +74,9 @@ internal sealed class ChildProcess : IAsyncDisposable
         kill.WaitForExit();
     }
 
+    /// <summary>Kills the process outright (SIGKILL), as a crash would.</summary>
+    public void Kill() => _process.Kill(entireProcessTree: true);
+
     public Task WaitForExitAsync(TimeSpan limit) => _process.WaitForExitAsync(new CancellationTokenSource(limit).Token);
 
     public async ValueTask DisposeAsync()
