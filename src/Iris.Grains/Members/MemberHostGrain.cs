@@ -16,8 +16,19 @@ internal interface IMemberHost : IAddressable
 /// <summary>A silo's member host: a grain pinned to the silo.</summary>
 internal interface IMemberHostGrain : IMemberHost, IGrainWithStringKey;
 
-/// <summary>An Orleans client's member host: an observer the client creates.</summary>
-internal interface IMemberObserver : IMemberHost, IGrainObserver;
+/// <summary>An Orleans client's member host: an observer the client creates. Its calls interleave, so the client's
+/// members run requests concurrently (within their <see cref="MemberLimits"/>) instead of one by one.</summary>
+internal interface IMemberObserver : IGrainObserver
+{
+    [AlwaysInterleave]
+    Task<byte[]> Request(string cluster, byte[] request, DateTime deadlineUtc);
+
+    [AlwaysInterleave]
+    Task Broadcast(string cluster, byte[] message);
+
+    [AlwaysInterleave]
+    Task Publish(string topic, byte[] message);
+}
 
 /// <summary>The observer object in an Orleans client, in front of the client's members.</summary>
 internal sealed class MemberObserver(LocalMembers members) : IMemberObserver

@@ -21,9 +21,17 @@ internal sealed record MemberSilo([property: Id(0)] SiloAddress? Silo, [property
     [Id(3)]
     public string Id { get; init; } = Silo?.ToParsableString() ?? string.Empty;
 
-    /// <summary>Where requests, broadcasts and publications for these members go.</summary>
-    public IMemberHost Host(IGrainFactory grains) =>
-        Observer as IMemberHost ?? grains.GetGrain<IMemberHostGrain>(Silo!.ToParsableString());
+    // Requests, broadcasts and publications for these members go to the silo's member host or the client's observer.
+    public Task<byte[]> Request(IGrainFactory grains, string cluster, byte[] request, DateTime deadlineUtc) =>
+        Observer is { } observer ? observer.Request(cluster, request, deadlineUtc) : HostGrain(grains).Request(cluster, request, deadlineUtc);
+
+    public Task Broadcast(IGrainFactory grains, string cluster, byte[] message) =>
+        Observer is { } observer ? observer.Broadcast(cluster, message) : HostGrain(grains).Broadcast(cluster, message);
+
+    public Task Publish(IGrainFactory grains, string topic, byte[] message) =>
+        Observer is { } observer ? observer.Publish(topic, message) : HostGrain(grains).Publish(topic, message);
+
+    private IMemberHostGrain HostGrain(IGrainFactory grains) => grains.GetGrain<IMemberHostGrain>(Silo!.ToParsableString());
 }
 
 /// <summary>Where a cluster's (or topic's) member silos are known: key <c>cluster/name</c> or <c>topic/name</c>.</summary>

@@ -41,7 +41,7 @@ internal sealed class ClusterGrain(MemberDirectory directory, IGrainFactory grai
         IrisMetrics.Broadcasts.Add(1);
         IrisMetrics.Bytes.Add(message.Length, new KeyValuePair<string, object?>("direction", "broadcast"));
         var members = await directory.MembersAsync(MemberDirectory.ClusterKey(Cluster));
-        await Task.WhenAll(members.Select(m => m.Host(grains).Broadcast(Cluster, message)));
+        await Task.WhenAll(members.Select(m => m.Broadcast(grains, Cluster, message)));
     }
 
     private async Task<byte[]> RequestCoreAsync(byte[] request, TimeSpan timeout)
@@ -84,7 +84,7 @@ internal sealed class ClusterGrain(MemberDirectory directory, IGrainFactory grai
             using var _ = directory.Track(member.Id);
             try
             {
-                return await member.Host(grains).Request(Cluster, request, deadline);
+                return await member.Request(grains, Cluster, request, deadline);
             }
             catch (Exception e) when (e is SiloUnavailableException or OrleansMessageRejectionException or ClientNotAvailableException)
             {
@@ -108,6 +108,6 @@ internal sealed class TopicGrain(MemberDirectory directory, IGrainFactory grains
         // Ask the rendezvous directly, not the cache: a subscription made before this call must receive it.
         directory.Forget(MemberDirectory.TopicKey(topic));
         var subscribers = await directory.MembersAsync(MemberDirectory.TopicKey(topic));
-        await Task.WhenAll(subscribers.Select(s => s.Host(grains).Publish(topic, message)));
+        await Task.WhenAll(subscribers.Select(s => s.Publish(grains, topic, message)));
     }
 }

@@ -166,7 +166,12 @@ internal sealed class ClientIrisClient(IGrainFactory grains, LocalMembers member
     : IrisClientBase(grains, members, TimeSpan.FromSeconds(5))
 {
     private readonly string _id = "client/" + Guid.NewGuid().ToString("N");
-    private readonly Lazy<IMemberObserver> _observer = new(() => grains.CreateObjectReference<IMemberObserver>(new MemberObserver(members)));
 
-    protected override MemberSilo Entry(double capacity) => new(null, capacity) { Observer = _observer.Value, Id = _id };
+    // Orleans holds observer objects only weakly: this strong reference keeps the client's members reachable.
+    private readonly MemberObserver _target = new(members);
+    private IMemberObserver? _observer;
+
+    private IMemberObserver Observer => _observer ??= Grains.CreateObjectReference<IMemberObserver>(_target);
+
+    protected override MemberSilo Entry(double capacity) => new(null, capacity) { Observer = Observer, Id = _id };
 }

@@ -110,6 +110,32 @@ public class ClientPatternTests
             Assert.Equal(1, echo.Broadcasts);
         }
 
+        // A client member keeps answering under sustained load, several requests at a time.
+        await using (await iris.RegisterAsync("loaded", new Echo()))
+        {
+            var ok = 0;
+            var failures = new System.Collections.Concurrent.ConcurrentQueue<string>();
+            var end = DateTime.UtcNow.AddSeconds(3);
+            await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+            {
+                while (DateTime.UtcNow < end)
+                {
+                    try
+                    {
+                        await iris.RequestAsync("loaded", [1], TimeSpan.FromSeconds(2));
+                        Interlocked.Increment(ref ok);
+                    }
+                    catch (Exception e)
+                    {
+                        failures.Enqueue(e.GetType().Name + ": " + e.Message);
+                    }
+                }
+            })));
+            GC.Collect();
+            Assert.True(failures.IsEmpty, $"{ok} ok; failures: {string.Join(" | ", failures.Take(3))}");
+            Assert.Equal([5], await iris.RequestAsync("loaded", [5], TimeSpan.FromSeconds(2)));
+        }
+
         var clock = System.Diagnostics.Stopwatch.StartNew();
         await Assert.ThrowsAsync<NoMembersException>(() => grains.GetGrain<IClusterGrain>("unknown").Request([], TimeSpan.FromSeconds(30)));
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"took {clock.Elapsed}");
