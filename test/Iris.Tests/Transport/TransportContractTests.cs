@@ -248,13 +248,17 @@ public sealed class TcpTransportContractTests : TransportContractTests
         var inboxB = new Inbox();
         a.SetReceiver(inboxA);
         b.SetReceiver(inboxB);
-        for (ulong i = 0; i < 200; i++)
-        {
-            a.Send(b.LocalAddress, new RouteAckMessage { Sender = new NodeHandle(NodeKey.Zero, a.LocalAddress), HopId = i });
-            b.Send(a.LocalAddress, new RouteAckMessage { Sender = new NodeHandle(NodeKey.Zero, b.LocalAddress), HopId = i });
-        }
-
-        Assert.True(await EventuallyAsync(() => inboxA.Messages.Count >= 150 && inboxB.Messages.Count >= 150, TimeSpan.FromSeconds(10)));
+        // Both open a connection at once; while the duplicate is being dropped some messages may be lost (the ring
+        // retransmits), so keep sending until traffic flows both ways.
+        var next = 0ul;
+        Assert.True(await EventuallyAsync(
+            () =>
+            {
+                a.Send(b.LocalAddress, new RouteAckMessage { Sender = new NodeHandle(NodeKey.Zero, a.LocalAddress), HopId = next });
+                b.Send(a.LocalAddress, new RouteAckMessage { Sender = new NodeHandle(NodeKey.Zero, b.LocalAddress), HopId = next++ });
+                return inboxA.Messages.Count >= 50 && inboxB.Messages.Count >= 50;
+            },
+            TimeSpan.FromSeconds(20)));
         Assert.True(await EventuallyAsync(() => a.OpenConnections == 1 && b.OpenConnections == 1, TimeSpan.FromSeconds(5)),
             $"connections: {a.OpenConnections} and {b.OpenConnections}");
     }
