@@ -40,7 +40,7 @@ internal sealed class ClusterGrain(MemberDirectory directory, IGrainFactory grai
     {
         IrisMetrics.Broadcasts.Add(1);
         IrisMetrics.Bytes.Add(message.Length, new KeyValuePair<string, object?>("direction", "broadcast"));
-        var members = await directory.MembersAsync(MemberDirectory.ClusterKey(Cluster));
+        var members = await directory.MembersAsync(MemberDirectory.ClusterKey(Cluster, directory.NextSplit()));
         await Task.WhenAll(members.Select(m => m.Broadcast(grains, Cluster, message)));
     }
 
@@ -60,7 +60,7 @@ internal sealed class ClusterGrain(MemberDirectory directory, IGrainFactory grai
     /// another one, until the deadline.</summary>
     private async Task<byte[]> ToMemberAsync(byte[] request, DateTime deadline)
     {
-        var key = MemberDirectory.ClusterKey(Cluster);
+        var key = MemberDirectory.ClusterKey(Cluster, directory.NextSplit());
         var failed = new HashSet<string>(StringComparer.Ordinal);
         while (true)
         {
@@ -106,8 +106,9 @@ internal sealed class TopicGrain(MemberDirectory directory, IGrainFactory grains
         IrisMetrics.Bytes.Add(message.Length, new KeyValuePair<string, object?>("direction", "publication"));
 
         // Ask the rendezvous directly, not the cache: a subscription made before this call must receive it.
-        directory.Forget(MemberDirectory.TopicKey(topic));
-        var subscribers = await directory.MembersAsync(MemberDirectory.TopicKey(topic));
+        var key = MemberDirectory.TopicKey(topic, directory.NextSplit());
+        directory.Forget(key);
+        var subscribers = await directory.MembersAsync(key);
         await Task.WhenAll(subscribers.Select(s => s.Publish(grains, topic, message)));
     }
 }

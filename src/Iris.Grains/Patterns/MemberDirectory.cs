@@ -15,9 +15,22 @@ internal sealed class MemberDirectory(IGrainFactory grains, TimeProvider time)
     private readonly ConcurrentDictionary<string, (MemberSilo[] Members, DateTimeOffset Fetched)> _cache = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int> _inFlight = new(StringComparer.Ordinal);
 
-    public static string ClusterKey(string cluster) => "cluster/" + cluster;
+    /// <summary>Rendezvous grains per name: members register with all of them, senders rotate over them, so no one
+    /// silo carries a popular name alone.</summary>
+    public const int Splits = 4;
 
-    public static string TopicKey(string topic) => "topic/" + topic;
+    private int _rotation;
+
+    public static string ClusterKey(string cluster, int split) => $"cluster/{cluster}#{split}";
+
+    public static string TopicKey(string topic, int split) => $"topic/{topic}#{split}";
+
+    public static string[] ClusterKeys(string cluster) => [.. Enumerable.Range(0, Splits).Select(split => ClusterKey(cluster, split))];
+
+    public static string[] TopicKeys(string topic) => [.. Enumerable.Range(0, Splits).Select(split => TopicKey(topic, split))];
+
+    /// <summary>The split the next message of this silo goes through.</summary>
+    public int NextSplit() => (int)((uint)Interlocked.Increment(ref _rotation) % Splits);
 
     public async Task<MemberSilo[]> MembersAsync(string key)
     {

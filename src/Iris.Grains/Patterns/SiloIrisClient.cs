@@ -20,8 +20,8 @@ internal abstract class IrisClientBase(IGrainFactory grains, LocalMembers member
         ArgumentException.ThrowIfNullOrEmpty(cluster);
         ArgumentNullException.ThrowIfNull(handler);
         var member = members.Add(cluster, handler, limits ?? new MemberLimits());
-        var key = MemberDirectory.ClusterKey(cluster);
-        await Rendezvous(key).Register(Entry(members.Capacity(cluster))).WaitAsync(cancellationToken).ConfigureAwait(false);
+        var keys = MemberDirectory.ClusterKeys(cluster);
+        await RegisterAllAsync(keys, Entry(members.Capacity(cluster))).WaitAsync(cancellationToken).ConfigureAwait(false);
 
         // Every silo keeps what the rendezvous said for a moment: past it, all of them see the new member.
         await Task.Delay(MemberDirectory.CacheTime, cancellationToken).ConfigureAwait(false);
@@ -29,14 +29,17 @@ internal abstract class IrisClientBase(IGrainFactory grains, LocalMembers member
         {
             if (members.Remove(cluster, member))
             {
-                await Rendezvous(key).Register(Entry(members.Capacity(cluster))).ConfigureAwait(false);
+                await RegisterAllAsync(keys, Entry(members.Capacity(cluster))).ConfigureAwait(false);
             }
             else
             {
-                await Rendezvous(key).Unregister(Entry(0).Id).ConfigureAwait(false);
+                await Task.WhenAll(keys.Select(key => Rendezvous(key).Unregister(Entry(0).Id))).ConfigureAwait(false);
             }
 
-            Forget(key);
+            foreach (var key in keys)
+            {
+                Forget(key);
+            }
         });
     }
 
@@ -45,13 +48,13 @@ internal abstract class IrisClientBase(IGrainFactory grains, LocalMembers member
         ArgumentException.ThrowIfNullOrEmpty(topic);
         ArgumentNullException.ThrowIfNull(handler);
         members.Subscribe(topic, handler);
-        var key = MemberDirectory.TopicKey(topic);
-        await Rendezvous(key).Register(Entry(1)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        var keys = MemberDirectory.TopicKeys(topic);
+        await RegisterAllAsync(keys, Entry(1)).WaitAsync(cancellationToken).ConfigureAwait(false);
         return new Registration(async () =>
         {
             if (!members.Unsubscribe(topic, handler))
             {
-                await Rendezvous(key).Unregister(Entry(1).Id).ConfigureAwait(false);
+                await Task.WhenAll(keys.Select(key => Rendezvous(key).Unregister(Entry(1).Id))).ConfigureAwait(false);
             }
         });
     }
@@ -111,6 +114,8 @@ internal abstract class IrisClientBase(IGrainFactory grains, LocalMembers member
 
     private IRendezvousGrain Rendezvous(string key) => grains.GetGrain<IRendezvousGrain>(key);
 
+    private Task RegisterAllAsync(string[] keys, MemberSilo entry) => Task.WhenAll(keys.Select(key => Rendezvous(key).Register(entry)));
+
     private async Task RenewAsync()
     {
         using var timer = new PeriodicTimer(renewal);
@@ -120,12 +125,12 @@ internal abstract class IrisClientBase(IGrainFactory grains, LocalMembers member
             {
                 foreach (var cluster in members.Clusters)
                 {
-                    await Rendezvous(MemberDirectory.ClusterKey(cluster)).Register(Entry(members.Capacity(cluster))).ConfigureAwait(false);
+                    await RegisterAllAsync(MemberDirectory.ClusterKeys(cluster), Entry(members.Capacity(cluster))).ConfigureAwait(false);
                 }
 
                 foreach (var topic in members.Topics)
                 {
-                    await Rendezvous(MemberDirectory.TopicKey(topic)).Register(Entry(1)).ConfigureAwait(false);
+                    await RegisterAllAsync(MemberDirectory.TopicKeys(topic), Entry(1)).ConfigureAwait(false);
                 }
             }
             catch (Exception e) when (e is OrleansException or TimeoutException)

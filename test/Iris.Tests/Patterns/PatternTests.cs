@@ -219,6 +219,23 @@ public sealed class PatternTests(IrisClusterFixture cluster) : IClassFixture<Iri
     }
 
     [Fact]
+    public async Task A_member_is_known_to_every_split_of_its_cluster_and_requests_rotate_over_them()
+    {
+        var name = Name("split");
+        await using var member = await cluster.IrisA.RegisterAsync(name, Echo());
+        foreach (var key in Iris.Patterns.MemberDirectory.ClusterKeys(name))
+        {
+            Assert.Single(await cluster.GrainsB.GetGrain<Iris.Members.IRendezvousGrain>(key).GetMembers());
+        }
+
+        Assert.Equal(4, Iris.Patterns.MemberDirectory.ClusterKeys(name).Distinct().Count());
+        for (var i = 0; i < 8; i++)
+        {
+            Assert.Equal([(byte)i], await cluster.IrisB.RequestAsync(name, [(byte)i], TimeSpan.FromSeconds(5)));
+        }
+    }
+
+    [Fact]
     public async Task Requests_keep_flowing_under_sustained_load()
     {
         var name = Name("load");
