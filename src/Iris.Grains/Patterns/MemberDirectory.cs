@@ -46,10 +46,14 @@ internal sealed class MemberDirectory(IGrainFactory grains, TimeProvider time)
 
     public void Forget(string key) => _cache.TryRemove(key, out _);
 
-    /// <summary>Picks a member silo at random, weighted by capacity / (1 + requests in flight to it from here).</summary>
+    /// <summary>
+    /// Picks a member at random, weighted by its capacity over the square of (1 + requests in flight to it from
+    /// here): a member that answers slowly piles up requests in flight, and the square makes that count, so a member
+    /// three times slower gets clearly less.
+    /// </summary>
     public MemberSilo Choose(MemberSilo[] members)
     {
-        var weights = members.Select(m => m.Capacity / (1 + _inFlight.GetValueOrDefault(m.Id))).ToArray();
+        var weights = members.Select(m => m.Capacity / Math.Pow(1 + _inFlight.GetValueOrDefault(m.Id), 2)).ToArray();
         var pick = Random.Shared.NextDouble() * weights.Sum();
         for (var i = 0; i < members.Length; i++)
         {

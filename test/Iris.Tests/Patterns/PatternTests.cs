@@ -236,6 +236,32 @@ public sealed class PatternTests(IrisClusterFixture cluster) : IClassFixture<Iri
     }
 
     [Fact]
+    public async Task Of_two_members_one_three_times_slower_the_fast_one_gets_clearly_more()
+    {
+        var name = Name("speed");
+        var counts = new ConcurrentDictionary<string, int>();
+        Handler Timed(string who, int milliseconds) => new(async (payload, _) =>
+        {
+            await Task.Delay(milliseconds);
+            counts.AddOrUpdate(who, 1, (_, n) => n + 1);
+            return payload;
+        });
+        var limits = new MemberLimits { MaxConcurrentRequests = 8 };
+        await using var fast = await cluster.IrisA.RegisterAsync(name, Timed("fast", 10), limits);
+        await using var slow = await cluster.IrisB.RegisterAsync(name, Timed("slow", 30), limits);
+        var end = DateTime.UtcNow.AddSeconds(3);
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(async () =>
+        {
+            while (DateTime.UtcNow < end)
+            {
+                await cluster.IrisA.RequestAsync(name, [1], TimeSpan.FromSeconds(5));
+            }
+        })));
+        var total = counts.Values.Sum();
+        Assert.True(counts.GetValueOrDefault("fast") > 1.5 * counts.GetValueOrDefault("slow"), $"fast {counts.GetValueOrDefault("fast")}, slow {counts.GetValueOrDefault("slow")} of {total}");
+    }
+
+    [Fact]
     public async Task Requests_keep_flowing_under_sustained_load()
     {
         var name = Name("load");

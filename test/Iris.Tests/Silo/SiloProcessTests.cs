@@ -86,6 +86,24 @@ public class SiloProcessTests
     }
 
     [Fact]
+    public async Task A_silo_with_another_network_key_cannot_join_even_when_pointed_at_the_cluster()
+    {
+        var settings = Network();
+        await using var member = StartSilo("Development", settings);
+        await member.WaitForAsync(lines => lines.Any(l => l.Contains("has 1 active silos", StringComparison.Ordinal)), StartLimit, "the silo active");
+        var overlayLine = member.Lines.First(l => l.Contains("Overlay node ", StringComparison.Ordinal));
+        var overlayAddress = overlayLine[(overlayLine.IndexOf(" at ", StringComparison.Ordinal) + 4)..].Split(',')[0];
+
+        var intruderSettings = Network();
+        intruderSettings["Iris__Network__Seeds__0"] = overlayAddress;
+        await using var intruder = StartSilo("Development", intruderSettings);
+        await member.WaitForAsync(lines => lines.Any(l => l.Contains("refused", StringComparison.Ordinal)), StartLimit, "the intruder refused");
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        Assert.DoesNotContain(member.Lines, l => l.Contains("has 2 active silos", StringComparison.Ordinal));
+        Assert.DoesNotContain(member.Lines, l => l.Contains("Ring neighbour", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task A_production_silo_without_a_network_key_refuses_to_start_and_says_how_to_create_one()
     {
         await using var silo = StartSilo("Production", new Dictionary<string, string>
