@@ -14,28 +14,10 @@ public class ClientTests
     [Fact]
     public async Task A_client_finds_the_gateways_from_the_silos_beacons_and_sees_the_whole_cluster()
     {
-        var key = Convert.ToBase64String(NetworkKey.Generate().Bytes);
-        var port = 44000 + (Random.Shared.Next(0, 500) * 16);
-        var settings = new Dictionary<string, string>
-        {
-            ["DOTNET_ENVIRONMENT"] = "Development",
-            ["Iris__Network__Key"] = key,
-            ["Iris__Network__Discovery__Port"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        };
-        var silo = RepositoryPaths.Program("src", "Iris.Silo");
-        await using var first = ChildProcess.Start("dotnet", [silo], settings);
-        await first.WaitForAsync(l => l.Any(x => x.Contains("has 1 active silos", StringComparison.Ordinal)), TimeSpan.FromSeconds(60), "the first silo active");
-        await using var second = ChildProcess.Start("dotnet", [silo], settings);
-        await second.WaitForAsync(l => l.Any(x => x.Contains("has 2 active silos", StringComparison.Ordinal)), TimeSpan.FromSeconds(60), "a cluster of two");
-
-        using var client = Host.CreateDefaultBuilder()
-            .UseOrleansClient(orleans => orleans.UseIris(options =>
-            {
-                options.NetworkKey = key;
-                options.DiscoveryPort = port;
-            }))
-            .Build();
-        await client.StartAsync();
+        var network = new IrisNetwork(44000);
+        await using var first = await network.StartSiloAsync(1);
+        await using var second = await network.StartSiloAsync(2);
+        using var client = await network.StartClientAsync();
         var hosts = await client.Services.GetRequiredService<IClusterClient>().GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true);
         Assert.Equal(2, hosts.Count);
         await client.StopAsync();
@@ -80,24 +62,9 @@ public class ClientPatternTests
     [Fact]
     public async Task A_client_serves_a_cluster_calls_it_receives_its_own_broadcast_and_learns_of_missing_members_at_once()
     {
-        var key = Convert.ToBase64String(NetworkKey.Generate().Bytes);
-        var port = 45000 + (Random.Shared.Next(0, 500) * 16);
-        await using var silo = ChildProcess.Start("dotnet", [RepositoryPaths.Program("src", "Iris.Silo")], new Dictionary<string, string>
-        {
-            ["DOTNET_ENVIRONMENT"] = "Development",
-            ["Iris__Network__Key"] = key,
-            ["Iris__Network__Discovery__Port"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        });
-        await silo.WaitForAsync(l => l.Any(x => x.Contains("has 1 active silos", StringComparison.Ordinal)), TimeSpan.FromSeconds(60), "the silo active");
-
-        using var host = Host.CreateDefaultBuilder()
-            .UseOrleansClient(client => client.UseIris(options =>
-            {
-                options.NetworkKey = key;
-                options.DiscoveryPort = port;
-            }))
-            .Build();
-        await host.StartAsync();
+        var network = new IrisNetwork(45000);
+        await using var silo = await network.StartSiloAsync(1);
+        using var host = await network.StartClientAsync();
         var iris = host.Services.GetRequiredService<IIrisClient>();
         var grains = host.Services.GetRequiredService<IClusterClient>();
 
