@@ -17,8 +17,12 @@ internal sealed class LocalMembers
 
     public IEnumerable<string> Topics => _topics.Where(t => t.Value.Length > 0).Select(t => t.Key);
 
-    /// <summary>Capacity this silo offers a cluster: its members' concurrent request slots.</summary>
-    public double Capacity(string cluster) => _clusters.TryGetValue(cluster, out var members) ? members.Sum(m => m.Limits.MaxConcurrentRequests) : 0;
+    /// <summary>
+    /// Capacity this process offers a cluster, in requests per second: for each member, its concurrent slots over the
+    /// time its handler takes per request (a moving average, at least 1 ms; 10 ms until measured). Reported to the
+    /// rendezvous with every renewal, so a member that slows down draws less within a few renewals.
+    /// </summary>
+    public double Capacity(string cluster) => _clusters.TryGetValue(cluster, out var members) ? members.Sum(m => m.Capacity) : 0;
 
     public Member Add(string cluster, IClusterHandler handler, MemberLimits limits)
     {
@@ -76,12 +80,16 @@ internal sealed class LocalMembers
         private readonly SemaphoreSlim _slots = new(limits.MaxConcurrentRequests, limits.MaxConcurrentRequests);
         private long _queuedBytes;
         private int _active;
+        private double _serviceSeconds = 0.010;
 
         public IClusterHandler Handler { get; } = handler;
 
         public MemberLimits Limits { get; } = limits;
 
         public int Load => Volatile.Read(ref _active);
+
+        /// <summary>Requests per second this member can complete: slots over service time.</summary>
+        public double Capacity => Limits.MaxConcurrentRequests / Math.Max(0.001, Volatile.Read(ref _serviceSeconds));
 
         public async Task<byte[]> RunAsync(string cluster, byte[] request, DateTime deadlineUtc)
         {
@@ -101,10 +109,14 @@ internal sealed class LocalMembers
                     throw new IrisTimeoutException(cluster, wait < TimeSpan.Zero ? TimeSpan.Zero : wait);
                 }
 
+                var started = System.Diagnostics.Stopwatch.GetTimestamp();
                 try
                 {
                     using var timeout = new CancellationTokenSource(deadlineUtc - DateTime.UtcNow is var left && left > TimeSpan.Zero ? left : TimeSpan.Zero);
-                    return await Handler.HandleRequestAsync(request, timeout.Token).ConfigureAwait(false);
+                    var reply = await Handler.HandleRequestAsync(request, timeout.Token).ConfigureAwait(false);
+                    var took = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds;
+                    Volatile.Write(ref _serviceSeconds, (0.9 * Volatile.Read(ref _serviceSeconds)) + (0.1 * took));
+                    return reply;
                 }
                 catch (Exception e) when (e is not IrisException)
                 {
