@@ -68,7 +68,7 @@ internal sealed partial class OverlayHost : IAsyncDisposable
         OverlayHost host;
         try
         {
-            var node = new PastryNode(NodeKey.NewRandom(), transport, timers, options.Pastry, new Random(), loggers.CreateLogger("Iris.Overlay.Pastry"));
+            var node = new PastryNode(NodeKeyFor(options), transport, timers, options.Pastry, new Random(), loggers.CreateLogger("Iris.Overlay.Pastry"));
             host = new OverlayHost(timers, transport, node, options, logger);
             LogNode(logger, node.Self.Key, node.Self.Address, seeds.Count > 0 ? "seeds " + string.Join(", ", seeds) : $"{scope} discovery");
             if (seeds.Count > 0)
@@ -103,6 +103,29 @@ internal sealed partial class OverlayHost : IAsyncDisposable
         {
             await Task.Delay(50, cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>The node's key: from <see cref="OverlayOptions.NodeKeyFile"/> (created with a random key if absent),
+    /// or a new random one.</summary>
+    internal static NodeKey NodeKeyFor(OverlayOptions options)
+    {
+        if (options.NodeKeyFile is not { Length: > 0 } path)
+        {
+            return NodeKey.NewRandom();
+        }
+
+        if (File.Exists(path))
+        {
+            var text = File.ReadAllText(path).Trim();
+            return NodeKey.TryParse(text, out var saved)
+                ? saved
+                : throw new FormatException($"Iris:Overlay:NodeKeyFile '{path}' does not hold a node key (32 hexadecimal digits); delete it to get a new one.");
+        }
+
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        var key = NodeKey.NewRandom();
+        File.WriteAllText(path, key.ToString());
+        return key;
     }
 
     internal static NodeAddress ParseSeed(string seed)

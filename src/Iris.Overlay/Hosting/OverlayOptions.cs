@@ -18,6 +18,10 @@ public sealed class OverlayOptions
     /// replace discovery.</summary>
     public IList<string> Seeds { get; } = [];
 
+    /// <summary>File holding this node's key (32 hex digits), created on first start: a restarted node keeps its key
+    /// and so its place on the ring. Null (the default) draws a new random key at every start.</summary>
+    public string? NodeKeyFile { get; set; }
+
     /// <summary>The Orleans gateway (<c>ip:port</c>) this node's beacons offer to clients; none when null.</summary>
     public string? Gateway { get; set; }
 
