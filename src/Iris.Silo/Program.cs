@@ -25,7 +25,7 @@ try
 {
     // Settings are checked before anything starts: a mistake stops the silo with what to fix, not a stack trace.
     builder.Services.AddSingleton(NetworkKeys.Resolve(builder.Configuration, builder.Environment.IsDevelopment()));
-    OverlayHostedService.Bind(builder.Configuration);
+    OverlayLifecycle.Bind(builder.Configuration);
     builder.UseOrleans(silo => silo.UseIris(options));
 }
 catch (Exception e) when (e is NetworkKeyException or OptionsValidationException or FormatException)

@@ -36,7 +36,7 @@ void Say(string line)
     }
 }
 
-await using var host = OverlayHost.Start(options, key ?? throw new ArgumentException("--key is required."), development: true);
+await using var host = await OverlayHost.StartAsync(options, key ?? throw new ArgumentException("--key is required."), development: true);
 host.NeighbourJoined += n => Say($"NEIGHBOUR+ {n.Key}");
 host.NeighbourLeft += n => Say($"NEIGHBOUR- {n.Key}");
 Say($"NODE {host.Node.Self.Key} {host.Node.Self.Address}");

@@ -27,9 +27,7 @@ public static class IrisClientBuilderExtensions
         });
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(new NetworkKeyProvider(() =>
-            options.NetworkKey is { Length: > 0 } text ? NetworkKey.Parse(text)
-            : options.KeyFile is { Length: > 0 } file ? NetworkKey.ReadFile(file)
-            : NetworkKey.LoadOrCreateDevelopmentKey(NetworkKey.DefaultDevelopmentKeyPath)));
+            NetworkKeys.Resolve(options.NetworkKey, options.KeyFile, NetworkKey.DefaultDevelopmentKeyPath)));
         builder.Configure<ClientConnectionOptions>(connections => connections.ConfigureConnection(connection => connection.UseIrisSecurity(initiator: true)));
         builder.Services.AddSingleton<IGatewayListProvider, IrisGatewayListProvider>();
         builder.Services.AddSingleton<LocalMembers>();

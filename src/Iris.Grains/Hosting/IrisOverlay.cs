@@ -45,14 +45,14 @@ internal sealed partial class IrisOverlay(
                 var networkKey = keys.Key;
                 LogKey(_logger, networkKey.Fingerprint, configuration["Iris:Network:Key"] is { Length: > 0 } ? "Iris:Network:Key"
                     : configuration["Iris:Network:KeyFile"] ?? NetworkKeys.DevelopmentPath(configuration));
-                var options = OverlayHostedService.Bind(configuration);
+                var options = OverlayLifecycle.Bind(configuration);
                 if (endpoints?.Value is { GatewayPort: > 0 } orleans)
                 {
                     // Beacons offer this silo's gateway, so clients find it with no configuration either.
                     options.Gateway = $"{orleans.AdvertisedIPAddress ?? System.Net.IPAddress.Loopback}:{orleans.GatewayPort}";
                 }
 
-                var host = OverlayHost.Start(options, networkKey, development, loggers);
+                var host = await OverlayHost.StartAsync(options, networkKey, development, loggers).ConfigureAwait(false);
                 host.NeighbourJoined += node => LogNeighbourJoined(_logger, node.Key, node.Address);
                 host.NeighbourLeft += node => LogNeighbourLeft(_logger, node.Key, node.Address);
                 _records = new RecordStore(host.Node, host.Timers);

@@ -85,7 +85,7 @@ public static class IrisSiloBuilderExtensions
         builder.Services.AddSingleton<IIrisClient>(services => services.GetRequiredService<SiloIrisClient>());
         builder.Services.AddHostedService(services => services.GetRequiredService<SiloIrisClient>());
         builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, SiloEndpointLogger>();
-        builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, OverlayHostedService>();
+        builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, OverlayLifecycle>();
         if (options.EchoCluster is { Length: > 0 } echo)
         {
             builder.AddIrisMember<EchoHandler>(echo);

@@ -54,7 +54,7 @@ internal sealed partial class OverlayHost : IAsyncDisposable
 
     public TimerQueue Timers => _timers;
 
-    public static OverlayHost Start(OverlayOptions options, NetworkKey key, bool development, ILoggerFactory? loggers = null)
+    public static async Task<OverlayHost> StartAsync(OverlayOptions options, NetworkKey key, bool development, ILoggerFactory? loggers = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(key);
@@ -88,7 +88,7 @@ internal sealed partial class OverlayHost : IAsyncDisposable
         }
         catch
         {
-            transport.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            await transport.DisposeAsync().ConfigureAwait(false);
             timers.Dispose();
             throw;
         }

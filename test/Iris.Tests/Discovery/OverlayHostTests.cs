@@ -15,12 +15,12 @@ public class OverlayHostTests
         var network = NetworkKey.Generate();
 
         Iris.Overlay.NodeKey first;
-        await using (var host = OverlayHost.Start(options, network, development: true))
+        await using (var host = await OverlayHost.StartAsync(options, network, development: true))
         {
             first = host.Node.Self.Key;
         }
 
-        await using (var again = OverlayHost.Start(options, network, development: true))
+        await using (var again = await OverlayHost.StartAsync(options, network, development: true))
         {
             Assert.Equal(first, again.Node.Self.Key);
         }

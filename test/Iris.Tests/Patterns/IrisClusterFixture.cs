@@ -58,16 +58,10 @@ public sealed class IrisClusterFixture : IAsyncLifetime
             ["Iris:Network:Key"] = _key,
             ["Iris:Network:Discovery:Port"] = _discoveryPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
         });
-        builder.UseOrleans(silo => silo.UseIris(new IrisSiloOptions { SiloPort = FreePort(), GatewayPort = FreePort(), EchoCluster = "fixture-echo" }));
+        builder.UseOrleans(silo => silo.UseIris(new IrisSiloOptions { SiloPort = PortPicker.AnyFree(), GatewayPort = PortPicker.AnyFree(), EchoCluster = "fixture-echo" }));
         var host = builder.Build();
         await host.StartAsync();
         return host;
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }

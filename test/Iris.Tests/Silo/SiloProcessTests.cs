@@ -1,3 +1,4 @@
+using Iris.Hosting;
 using System.Net;
 using System.Net.Sockets;
 using Iris.Overlay.Security;
@@ -36,8 +37,8 @@ public class SiloProcessTests
     [Fact]
     public async Task The_silo_starts_on_localhost_logs_where_it_listens_and_stops_cleanly_on_ctrl_c()
     {
-        var siloPort = FreePort();
-        var gatewayPort = FreePort();
+        var siloPort = PortPicker.AnyFree();
+        var gatewayPort = PortPicker.AnyFree();
         var settings = Network();
         settings["Iris__Silo__SiloPort"] = siloPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
         settings["Iris__Silo__GatewayPort"] = gatewayPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -108,8 +109,8 @@ public class SiloProcessTests
     {
         await using var silo = StartSilo("Production", new Dictionary<string, string>
         {
-            ["Iris__Silo__SiloPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["Iris__Silo__GatewayPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Iris__Silo__SiloPort"] = PortPicker.AnyFree().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Iris__Silo__GatewayPort"] = PortPicker.AnyFree().ToString(System.Globalization.CultureInfo.InvariantCulture),
         });
         await silo.WaitForExitAsync(StartLimit);
         Assert.NotEqual(0, silo.ExitCode);
@@ -129,10 +130,4 @@ public class SiloProcessTests
         Assert.Contains(silo.Lines, l => l.Contains("SiloPort and GatewayPort must differ", StringComparison.Ordinal));
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }

@@ -203,21 +203,7 @@ public sealed class TcpTransportContractTests : TransportContractTests
 
     private protected override async Task StopAsync(IOverlayTransport transport) => await ((TcpTransport)transport).DisposeAsync();
 
-    private protected override async Task<bool> EventuallyAsync(Func<bool> condition, TimeSpan limit)
-    {
-        var deadline = DateTime.UtcNow + limit;
-        while (DateTime.UtcNow < deadline)
-        {
-            if (condition())
-            {
-                return true;
-            }
-
-            await Task.Delay(20);
-        }
-
-        return condition();
-    }
+    private protected override Task<bool> EventuallyAsync(Func<bool> condition, TimeSpan limit) => TcpRingTests.EventuallyAsync(condition, limit);
 
     public override async Task DisposeAsync()
     {

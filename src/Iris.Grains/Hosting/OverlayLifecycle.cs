@@ -12,13 +12,13 @@ namespace Iris.Hosting;
 /// Starts this silo's overlay node before anything else in the silo, and leaves the ring after everything else has
 /// stopped: Orleans writes its last membership rows, which live on the ring, while shutting down.
 /// </summary>
-internal sealed class OverlayHostedService(IrisOverlay overlay) : ILifecycleParticipant<ISiloLifecycle>
+internal sealed class OverlayLifecycle(IrisOverlay overlay) : ILifecycleParticipant<ISiloLifecycle>
 {
     /// <summary>Before Orleans' runtime initialises (membership included).</summary>
     public const int Stage = ServiceLifecycleStage.RuntimeInitialize - 100;
 
     public void Participate(ISiloLifecycle lifecycle) =>
-        lifecycle.Subscribe(nameof(OverlayHostedService), Stage, overlay.StartAsync, async _ => await overlay.DisposeAsync().ConfigureAwait(false));
+        lifecycle.Subscribe(nameof(OverlayLifecycle), Stage, overlay.StartAsync, async _ => await overlay.DisposeAsync().ConfigureAwait(false));
 
     /// <summary>Overlay settings from <c>Iris:Overlay</c>, seeds and discovery from <c>Iris:Network</c>.</summary>
     internal static OverlayOptions Bind(IConfiguration configuration)
@@ -51,21 +51,26 @@ internal static class NetworkKeys
     /// development key (<c>~/.iris/network-key</c>, created on first use), so every node a developer starts joins the
     /// same network. In production a missing key stops the silo with a message saying how to create one.
     /// </summary>
-    public static NetworkKey Resolve(IConfiguration configuration, bool development)
+    public static NetworkKey Resolve(IConfiguration configuration, bool development) =>
+        Resolve(configuration["Iris:Network:Key"], configuration["Iris:Network:KeyFile"], development ? DevelopmentPath(configuration) : null);
+
+    /// <summary>The key given inline (base64), else the one in <paramref name="file"/>, else the development key at
+    /// <paramref name="developmentPath"/> (created on first use); with none of them, an error saying how to make one.</summary>
+    public static NetworkKey Resolve(string? key, string? file, string? developmentPath)
     {
-        if (configuration["Iris:Network:Key"] is { Length: > 0 } text)
+        if (key is { Length: > 0 })
         {
-            return NetworkKey.Parse(text);
+            return NetworkKey.Parse(key);
         }
 
-        if (configuration["Iris:Network:KeyFile"] is { Length: > 0 } file)
+        if (file is { Length: > 0 })
         {
             return NetworkKey.ReadFile(file);
         }
 
-        if (development)
+        if (developmentPath is not null)
         {
-            return NetworkKey.LoadOrCreateDevelopmentKey(DevelopmentPath(configuration));
+            return NetworkKey.LoadOrCreateDevelopmentKey(developmentPath);
         }
 
         throw new NetworkKeyException(
