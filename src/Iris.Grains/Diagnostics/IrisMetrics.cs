@@ -23,6 +23,9 @@ internal static class IrisMetrics
 
     public static readonly Counter<long> Publications = Meter.CreateCounter<long>("iris.publications", "{message}", "Messages published on topics.");
 
+    public static readonly Counter<long> HandlerFailures = Meter.CreateCounter<long>(
+        "iris.handler.failures", "{message}", "Broadcasts and publications whose handler threw, by exception type.");
+
     private static long _members;
 
     static IrisMetrics() =>

@@ -1,3 +1,4 @@
+using Iris.Patterns;
 using Iris.Placement;
 using Orleans.Concurrency;
 
@@ -8,9 +9,13 @@ internal interface IMemberHost : IAddressable
 {
     Task<byte[]> Request(string cluster, byte[] request, DateTime deadlineUtc);
 
-    Task Broadcast(string cluster, byte[] message);
+    /// <summary>Delivers a broadcast to this process's members of <paramref name="cluster"/> and passes it on to
+    /// <paramref name="forward"/> (see <see cref="Patterns.Dissemination"/>); a repeated <paramref name="id"/> is
+    /// not delivered again.</summary>
+    Task Broadcast(string cluster, byte[] message, Guid id, MemberSilo[] forward);
 
-    Task Publish(string topic, byte[] message);
+    /// <summary>Delivers a publication to this process's subscribers and passes it on, like a broadcast.</summary>
+    Task Publish(string topic, byte[] message, Guid id, MemberSilo[] forward);
 }
 
 /// <summary>A silo's member host: a grain pinned to the silo.</summary>
@@ -24,10 +29,10 @@ internal interface IMemberObserver : IGrainObserver
     Task<byte[]> Request(string cluster, byte[] request, DateTime deadlineUtc);
 
     [AlwaysInterleave]
-    Task Broadcast(string cluster, byte[] message);
+    Task Broadcast(string cluster, byte[] message, Guid id, MemberSilo[] forward);
 
     [AlwaysInterleave]
-    Task Publish(string topic, byte[] message);
+    Task Publish(string topic, byte[] message, Guid id, MemberSilo[] forward);
 }
 
 /// <summary>The observer object in an Orleans client, in front of the client's members.</summary>
@@ -35,9 +40,10 @@ internal sealed class MemberObserver(LocalMembers members) : IMemberObserver
 {
     public Task<byte[]> Request(string cluster, byte[] request, DateTime deadlineUtc) => members.RequestAsync(cluster, request, deadlineUtc);
 
-    public Task Broadcast(string cluster, byte[] message) => members.BroadcastAsync(cluster, message);
+    // Clients are leaves of a dissemination tree: nothing to pass on.
+    public Task Broadcast(string cluster, byte[] message, Guid id, MemberSilo[] forward) => members.BroadcastAsync(cluster, message, id);
 
-    public Task Publish(string topic, byte[] message) => members.PublishAsync(topic, message);
+    public Task Publish(string topic, byte[] message, Guid id, MemberSilo[] forward) => members.PublishAsync(topic, message, id);
 }
 
 /// <summary>One per silo, on that silo (key: the silo's address); reentrant, so members run concurrently within
@@ -48,7 +54,13 @@ internal sealed class MemberHostGrain(LocalMembers members) : Grain, IMemberHost
 {
     public Task<byte[]> Request(string cluster, byte[] request, DateTime deadlineUtc) => members.RequestAsync(cluster, request, deadlineUtc);
 
-    public Task Broadcast(string cluster, byte[] message) => members.BroadcastAsync(cluster, message);
+    public Task Broadcast(string cluster, byte[] message, Guid id, MemberSilo[] forward) =>
+        Task.WhenAll(
+            Dissemination.SendAsync(forward, (next, share) => next.Broadcast(GrainFactory, cluster, message, id, share)),
+            members.BroadcastAsync(cluster, message, id));
 
-    public Task Publish(string topic, byte[] message) => members.PublishAsync(topic, message);
+    public Task Publish(string topic, byte[] message, Guid id, MemberSilo[] forward) =>
+        Task.WhenAll(
+            Dissemination.SendAsync(forward, (next, share) => next.Publish(GrainFactory, topic, message, id, share)),
+            members.PublishAsync(topic, message, id));
 }

@@ -25,11 +25,11 @@ internal sealed record MemberSilo([property: Id(0)] SiloAddress? Silo, [property
     public Task<byte[]> Request(IGrainFactory grains, string cluster, byte[] request, DateTime deadlineUtc) =>
         Observer is { } observer ? observer.Request(cluster, request, deadlineUtc) : HostGrain(grains).Request(cluster, request, deadlineUtc);
 
-    public Task Broadcast(IGrainFactory grains, string cluster, byte[] message) =>
-        Observer is { } observer ? observer.Broadcast(cluster, message) : HostGrain(grains).Broadcast(cluster, message);
+    public Task Broadcast(IGrainFactory grains, string cluster, byte[] message, Guid id, MemberSilo[] forward) =>
+        Observer is { } observer ? observer.Broadcast(cluster, message, id, forward) : HostGrain(grains).Broadcast(cluster, message, id, forward);
 
-    public Task Publish(IGrainFactory grains, string topic, byte[] message) =>
-        Observer is { } observer ? observer.Publish(topic, message) : HostGrain(grains).Publish(topic, message);
+    public Task Publish(IGrainFactory grains, string topic, byte[] message, Guid id, MemberSilo[] forward) =>
+        Observer is { } observer ? observer.Publish(topic, message, id, forward) : HostGrain(grains).Publish(topic, message, id, forward);
 
     private IMemberHostGrain HostGrain(IGrainFactory grains) => grains.GetGrain<IMemberHostGrain>(Silo!.ToParsableString());
 }

@@ -7,7 +7,7 @@ namespace Iris.Patterns;
 
 /// <summary>
 /// The entry point of a cluster on whichever silo is called: a local, stateless worker. A request goes straight to
-/// one member silo's member host; a broadcast to every member silo's.
+/// one member silo's member host; a broadcast down a tree over the member silos (<see cref="Dissemination"/>).
 /// </summary>
 [StatelessWorker]
 internal sealed class ClusterGrain(MemberDirectory directory, IGrainFactory grains) : Grain, IClusterGrain
@@ -41,7 +41,8 @@ internal sealed class ClusterGrain(MemberDirectory directory, IGrainFactory grai
         IrisMetrics.Broadcasts.Add(1);
         IrisMetrics.Bytes.Add(message.Length, new KeyValuePair<string, object?>("direction", "broadcast"));
         var members = await directory.MembersAsync(MemberDirectory.ClusterKey(Cluster, directory.NextSplit()));
-        await Task.WhenAll(members.Select(m => m.Broadcast(grains, Cluster, message)));
+        var id = Guid.NewGuid();
+        await Dissemination.SendAsync(members, (member, share) => member.Broadcast(grains, Cluster, message, id, share));
     }
 
     private async Task<byte[]> RequestCoreAsync(byte[] request, TimeSpan timeout)
@@ -109,6 +110,7 @@ internal sealed class TopicGrain(MemberDirectory directory, IGrainFactory grains
         var key = MemberDirectory.TopicKey(topic, directory.NextSplit());
         directory.Forget(key);
         var subscribers = await directory.MembersAsync(key);
-        await Task.WhenAll(subscribers.Select(s => s.Publish(grains, topic, message)));
+        var id = Guid.NewGuid();
+        await Dissemination.SendAsync(subscribers, (subscriber, share) => subscriber.Publish(grains, topic, message, id, share));
     }
 }

@@ -123,6 +123,7 @@ internal abstract class IrisClientBase(IGrainFactory grains, LocalMembers member
         {
             try
             {
+                members.SampleCpu();
                 foreach (var cluster in members.Clusters)
                 {
                     await RegisterAllAsync(MemberDirectory.ClusterKeys(cluster), Entry(members.Capacity(cluster))).ConfigureAwait(false);

@@ -1,0 +1,94 @@
+using System.Collections.Concurrent;
+using System.Net;
+using Iris.Members;
+using Iris.Patterns;
+
+namespace Iris.Tests.Patterns;
+
+public class DisseminationTests
+{
+    private static MemberSilo Silo(int i) => new(SiloAddress.New(new IPEndPoint(IPAddress.Loopback, 20000 + i), 1), 1);
+
+    private static MemberSilo Client(int i) => new(null, 1) { Id = "client/" + i, Observer = new FakeObserver() };
+
+    private sealed class FakeObserver : IMemberObserver
+    {
+        public Task<byte[]> Request(string cluster, byte[] request, DateTime deadlineUtc) => throw new NotSupportedException();
+
+        public Task Broadcast(string cluster, byte[] message, Guid id, MemberSilo[] forward) => throw new NotSupportedException();
+
+        public Task Publish(string topic, byte[] message, Guid id, MemberSilo[] forward) => throw new NotSupportedException();
+    }
+
+    /// <summary>Plays the receiving processes: each records a delivery (once per id, as member hosts do) and passes
+    /// its share on; the dead ones fail before doing anything.</summary>
+    private sealed class Network(ISet<string> dead)
+    {
+        public ConcurrentDictionary<string, int> Deliveries { get; } = new();
+
+        public ConcurrentDictionary<string, int> Calls { get; } = new();
+
+        public int MaxShareOfClient { get; private set; }
+
+        public async Task Send(MemberSilo target, MemberSilo[] share)
+        {
+            Calls.AddOrUpdate(target.Id, 1, (_, n) => n + 1);
+            await Task.Yield();
+            if (dead.Contains(target.Id))
+            {
+                throw new SiloUnavailableException("dead");
+            }
+
+            if (target.Observer is not null)
+            {
+                MaxShareOfClient = Math.Max(MaxShareOfClient, share.Length);
+            }
+
+            Deliveries.AddOrUpdate(target.Id, 1, (_, n) => n + 1);
+            await Dissemination.SendAsync(share, Send);
+        }
+    }
+
+    [Fact]
+    public async Task Every_target_receives_once_and_no_process_sends_more_than_the_fan_out()
+    {
+        var targets = Enumerable.Range(0, 60).Select(Silo).Concat(Enumerable.Range(0, 25).Select(Client)).ToArray();
+        var network = new Network(new HashSet<string>());
+        var first = new List<MemberSilo>();
+        await Dissemination.SendAsync(targets, (t, share) =>
+        {
+            first.Add(t);
+            return network.Send(t, share);
+        });
+
+        Assert.Equal(targets.Select(t => t.Id).Order(), network.Deliveries.Keys.Order());
+        Assert.All(network.Deliveries.Values, n => Assert.Equal(1, n));
+        Assert.Equal(Dissemination.FanOut, first.Count);
+        Assert.All(first, t => Assert.Null(t.Observer));
+        Assert.Equal(0, network.MaxShareOfClient);
+    }
+
+    [Fact]
+    public async Task A_dead_hop_is_taken_over_by_its_parent_so_its_share_still_receives()
+    {
+        var targets = Enumerable.Range(0, 40).Select(Silo).ToArray();
+        var dead = targets.Where((_, i) => i % 3 == 0).Select(t => t.Id).ToHashSet();
+        var network = new Network(dead);
+        await Dissemination.SendAsync(targets, network.Send);
+
+        var live = targets.Select(t => t.Id).Where(id => !dead.Contains(id)).Order();
+        Assert.Equal(live, network.Deliveries.Keys.Order());
+        Assert.All(network.Deliveries.Values, n => Assert.Equal(1, n));
+        Assert.All(dead, id => Assert.Equal(1, network.Calls[id]));
+    }
+
+    [Fact]
+    public async Task Only_clients_are_each_sent_directly()
+    {
+        var targets = Enumerable.Range(0, 7).Select(Client).ToArray();
+        var network = new Network(new HashSet<string> { "client/3" });
+        await Dissemination.SendAsync(targets, network.Send);
+        Assert.Equal(6, network.Deliveries.Count);
+        Assert.Equal(0, network.MaxShareOfClient);
+    }
+}
