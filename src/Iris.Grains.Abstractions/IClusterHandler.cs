@@ -9,6 +9,16 @@ public interface IClusterHandler
 
     /// <summary>Handles a broadcast to the cluster. Delivered once to each member.</summary>
     Task HandleBroadcastAsync(byte[] message, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Serves a tunnel opened to this member: converse on <paramref name="tunnel"/> and return when done; the tunnel
+    /// is then closed gracefully if it is still open. The opener learns the tunnel is accepted once this method is
+    /// running; to refuse, throw before the first <c>await</c> (the opener gets a <see cref="TunnelClosedException"/>
+    /// with <see cref="TunnelCloseReason.Refused"/> and the exception's message). <paramref name="cancellationToken"/>
+    /// is cancelled when the tunnel closes. The default refuses: members serve tunnels only if they say so.
+    /// </summary>
+    Task HandleTunnelAsync(ITunnel tunnel, CancellationToken cancellationToken) =>
+        throw new NotSupportedException("its handler does not serve tunnels");
 }
 
 /// <summary>What a subscriber of a topic does with each publication.</summary>

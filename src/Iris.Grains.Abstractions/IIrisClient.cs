@@ -22,4 +22,12 @@ public interface IIrisClient
 
     /// <summary>Publishes a message to every subscriber of <paramref name="topic"/>.</summary>
     Task PublishAsync(string topic, byte[] message, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Opens a tunnel to one member of <paramref name="cluster"/>, chosen by load as for a request. Throws
+    /// <see cref="NoMembersException"/> at once when the cluster has no members, <see cref="IrisTimeoutException"/>
+    /// when no member accepted within <paramref name="timeout"/>, and <see cref="TunnelClosedException"/> with
+    /// <see cref="TunnelCloseReason.Refused"/> when the member's handler refused.
+    /// </summary>
+    Task<ITunnel> OpenTunnelAsync(string cluster, TimeSpan timeout, CancellationToken cancellationToken = default);
 }

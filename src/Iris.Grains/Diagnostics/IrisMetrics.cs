@@ -26,12 +26,33 @@ internal static class IrisMetrics
     public static readonly Counter<long> HandlerFailures = Meter.CreateCounter<long>(
         "iris.handler.failures", "{message}", "Broadcasts and publications whose handler threw, by exception type.");
 
-    private static long _members;
+    public static readonly Counter<long> TunnelMessages = Meter.CreateCounter<long>(
+        "iris.tunnel.messages", "{message}", "Tunnel messages sent (accepted in the window) and received (taken by the application), by direction.");
 
-    static IrisMetrics() =>
+    public static readonly Counter<long> TunnelBytes = Meter.CreateCounter<long>("iris.tunnel.bytes", "By", "Tunnel payload bytes, by direction (sent, received).");
+
+    public static readonly Counter<long> TunnelCreditStalls = Meter.CreateCounter<long>(
+        "iris.tunnel.credit_stalls", "{send}", "Tunnel sends that had to wait because the receiver's window was full.");
+
+    public static readonly KeyValuePair<string, object?>[] Sent = [new("direction", "sent")];
+
+    public static readonly KeyValuePair<string, object?>[] Received = [new("direction", "received")];
+
+    private static long _members;
+    private static long _tunnels;
+
+    static IrisMetrics()
+    {
         Meter.CreateObservableGauge("iris.members", () => Interlocked.Read(ref _members), "{member}", "Cluster members and topic subscribers hosted by this process.");
+        Meter.CreateObservableGauge("iris.tunnels.open", () => Interlocked.Read(ref _tunnels), "{tunnel}", "Tunnel ends open in this process.");
+    }
 
     public static void MembersChanged(int delta) => Interlocked.Add(ref _members, delta);
+
+    public static void TunnelsChanged(int delta) => Interlocked.Add(ref _tunnels, delta);
+
+    /// <summary>Tunnel ends open in this process.</summary>
+    public static long OpenTunnels => Interlocked.Read(ref _tunnels);
 
     public static string ErrorType(Exception error) => error switch
     {

@@ -2,6 +2,7 @@ using Iris.Members;
 using Iris.Overlay.Security;
 using Iris.Patterns;
 using Iris.Security;
+using Iris.Tunnels;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.Configuration;
 using Orleans.Messaging;
@@ -31,6 +32,8 @@ public static class IrisClientBuilderExtensions
         builder.Configure<ClientConnectionOptions>(connections => connections.ConfigureConnection(connection => connection.UseIrisSecurity(initiator: true)));
         builder.Services.AddSingleton<IGatewayListProvider, IrisGatewayListProvider>();
         builder.Services.AddSingleton<LocalMembers>();
+        builder.Services.AddSingleton(options.Tunnels);
+        builder.Services.AddSingleton<LocalTunnels>();
         builder.Services.AddSingleton<ClientIrisClient>();
         builder.Services.AddSingleton<IIrisClient>(services => services.GetRequiredService<ClientIrisClient>());
         builder.Services.AddHostedService(services => services.GetRequiredService<ClientIrisClient>());

@@ -27,4 +27,7 @@ public sealed class IrisClientOptions
 
     /// <summary>The discovery port (first of the loopback range). Default 14142.</summary>
     public int DiscoveryPort { get; set; } = 14142;
+
+    /// <summary>Limits of the tunnels this client opens and serves.</summary>
+    public TunnelOptions Tunnels { get; } = new();
 }

@@ -6,6 +6,7 @@ using Iris.Placement;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Iris.Overlay.Security;
 using Iris.Security;
+using Iris.Tunnels;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -79,6 +80,13 @@ public static class IrisSiloBuilderExtensions
         builder.Services.AddPlacementDirector<SiloPinnedPlacement, SiloPinnedPlacementDirector>();
         builder.Services.AddPlacementDirector<RendezvousPlacement, RendezvousPlacementDirector>();
         builder.Services.AddSingleton<LocalMembers>();
+        builder.Services.AddSingleton(services =>
+        {
+            var tunnels = new TunnelOptions();
+            services.GetRequiredService<IConfiguration>().GetSection(TunnelOptions.SectionName).Bind(tunnels);
+            return tunnels;
+        });
+        builder.Services.AddSingleton<LocalTunnels>();
         builder.Services.AddSingleton<MemberDirectory>();
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<SiloIrisClient>();

@@ -35,10 +35,15 @@ internal sealed class LocalMembers
         return member;
     }
 
-    /// <summary>Removes a member; returns whether the cluster has members left here.</summary>
+    /// <summary>Removes a member, closing the tunnels it serves; returns whether the cluster has members left here.</summary>
     public bool Remove(string cluster, Member member)
     {
         Diagnostics.IrisMetrics.MembersChanged(-1);
+        foreach (var tunnel in member.Tunnels.Values)
+        {
+            tunnel.End(TunnelCloseReason.MemberUnregistered, null, notifyPeer: true);
+        }
+
         return _clusters.AddOrUpdate(cluster, [], (_, members) => [.. members.Where(m => m != member)]).Length > 0;
     }
 
@@ -56,15 +61,21 @@ internal sealed class LocalMembers
 
     public async Task<byte[]> RequestAsync(string cluster, byte[] request, DateTime deadlineUtc)
     {
+        var member = Pick(cluster) ?? throw new NoMembersException(cluster);
+        return await member.RunAsync(cluster, request, deadlineUtc).ConfigureAwait(false);
+    }
+
+    /// <summary>The least busy member of <paramref name="cluster"/> here (requests running and tunnels served), ties
+    /// broken round robin; null when there is none.</summary>
+    public Member? Pick(string cluster)
+    {
         if (!_clusters.TryGetValue(cluster, out var members) || members.Length == 0)
         {
-            throw new NoMembersException(cluster);
+            return null;
         }
 
-        // The least busy member, ties broken round robin.
         var start = Interlocked.Increment(ref _next);
-        var member = Enumerable.Range(0, members.Length).Select(i => members[(start + i) % members.Length]).MinBy(m => m.Load)!;
-        return await member.RunAsync(cluster, request, deadlineUtc).ConfigureAwait(false);
+        return Enumerable.Range(0, members.Length).Select(i => members[(start + i) % members.Length]).MinBy(m => m.Load)!;
     }
 
     /// <summary>Delivers a broadcast to each member here, unless message <paramref name="id"/> was delivered
@@ -134,7 +145,10 @@ internal sealed class LocalMembers
 
         public MemberLimits Limits { get; } = limits;
 
-        public int Load => Volatile.Read(ref _active);
+        public int Load => Volatile.Read(ref _active) + Tunnels.Count;
+
+        /// <summary>The tunnels this member serves, closed when it leaves.</summary>
+        public ConcurrentDictionary<Guid, Tunnels.TunnelEnd> Tunnels { get; } = new();
 
         /// <summary>
         /// Requests per second this member can complete, the lower of two bounds: its concurrent slots over the time
@@ -237,6 +251,14 @@ internal sealed class RecentIds
             }
 
             return !_previous.Contains(id) && _current.Add(id);
+        }
+    }
+
+    public bool Contains(Guid id)
+    {
+        lock (_lock)
+        {
+            return _current.Contains(id) || _previous.Contains(id);
         }
     }
 }

@@ -1,66 +1,134 @@
 using Iris.Patterns;
 using Iris.Placement;
+using Iris.Tunnels;
 using Orleans.Concurrency;
 
 namespace Iris.Members;
 
-/// <summary>The door to the members of one process: requests, broadcasts and publications for them arrive here.</summary>
+/// <summary>
+/// The door to the members of one process: requests, broadcasts, publications and tunnels for them arrive here. All
+/// calls interleave, so members run requests concurrently (within their <see cref="MemberLimits"/>) instead of one by
+/// one, and tunnel traffic never waits behind a request.
+/// </summary>
 internal interface IMemberHost : IAddressable
 {
+    [AlwaysInterleave]
     Task<byte[]> Request(string cluster, byte[] request, DateTime deadlineUtc);
 
     /// <summary>Delivers a broadcast to this process's members of <paramref name="cluster"/> and passes it on to
-    /// <paramref name="forward"/> (see <see cref="Patterns.Dissemination"/>); a repeated <paramref name="id"/> is
-    /// not delivered again.</summary>
+    /// <paramref name="forward"/> (see <see cref="Dissemination"/>); a repeated <paramref name="id"/> is not
+    /// delivered again.</summary>
+    [AlwaysInterleave]
     Task Broadcast(string cluster, byte[] message, Guid id, MemberSilo[] forward);
 
     /// <summary>Delivers a publication to this process's subscribers and passes it on, like a broadcast.</summary>
+    [AlwaysInterleave]
     Task Publish(string topic, byte[] message, Guid id, MemberSilo[] forward);
+
+    /// <summary>Offers a tunnel to a member of <paramref name="cluster"/> here; its handler accepts or refuses.</summary>
+    [AlwaysInterleave]
+    Task<TunnelAccepted> OpenTunnel(string cluster, Guid id, MemberSilo opener, int openerWindow, DateTime deadlineUtc);
+
+    /// <summary>Frames for the end of tunnel <paramref name="id"/> here.</summary>
+    [AlwaysInterleave]
+    Task<TunnelStatus> TunnelData(Guid id, TunnelFrame[] frames);
+
+    /// <summary>The other end consumed <paramref name="bytes"/>: the end here may send that much more.</summary>
+    [AlwaysInterleave]
+    Task<TunnelStatus> TunnelCredit(Guid id, int bytes);
+
+    /// <summary>The other end failed (not a graceful close): the end here closes with the reason.</summary>
+    [AlwaysInterleave]
+    Task TunnelFailed(Guid id, TunnelCloseReason reason, string? detail);
+
+    /// <summary>Keep-alive of a process with tunnels to this one: the status here of each of its tunnels.</summary>
+    [AlwaysInterleave]
+    Task<TunnelStatus[]> TunnelPing(Guid[] ids);
 }
 
 /// <summary>A silo's member host: a grain pinned to the silo.</summary>
 internal interface IMemberHostGrain : IMemberHost, IGrainWithStringKey;
 
-/// <summary>An Orleans client's member host: an observer the client creates. Its calls interleave, so the client's
-/// members run requests concurrently (within their <see cref="MemberLimits"/>) instead of one by one.</summary>
-internal interface IMemberObserver : IGrainObserver
-{
-    [AlwaysInterleave]
-    Task<byte[]> Request(string cluster, byte[] request, DateTime deadlineUtc);
+/// <summary>An Orleans client's member host: an observer the client creates.</summary>
+internal interface IMemberObserver : IMemberHost, IGrainObserver;
 
-    [AlwaysInterleave]
-    Task Broadcast(string cluster, byte[] message, Guid id, MemberSilo[] forward);
-
-    [AlwaysInterleave]
-    Task Publish(string topic, byte[] message, Guid id, MemberSilo[] forward);
-}
-
-/// <summary>The observer object in an Orleans client, in front of the client's members.</summary>
-internal sealed class MemberObserver(LocalMembers members) : IMemberObserver
+/// <summary>The member host of a process, whichever kind it is; runs in grain code or on the client.</summary>
+internal sealed class MemberHost(LocalMembers members, LocalTunnels tunnels, IGrainFactory grains)
 {
     public Task<byte[]> Request(string cluster, byte[] request, DateTime deadlineUtc) => members.RequestAsync(cluster, request, deadlineUtc);
 
-    // Clients are leaves of a dissemination tree: nothing to pass on.
-    public Task Broadcast(string cluster, byte[] message, Guid id, MemberSilo[] forward) => members.BroadcastAsync(cluster, message, id);
+    public Task Broadcast(string cluster, byte[] message, Guid id, MemberSilo[] forward) =>
+        Task.WhenAll(
+            Dissemination.SendAsync(forward, (next, share) => next.Host(grains).Broadcast(cluster, message, id, share)),
+            members.BroadcastAsync(cluster, message, id));
 
-    public Task Publish(string topic, byte[] message, Guid id, MemberSilo[] forward) => members.PublishAsync(topic, message, id);
+    public Task Publish(string topic, byte[] message, Guid id, MemberSilo[] forward) =>
+        Task.WhenAll(
+            Dissemination.SendAsync(forward, (next, share) => next.Host(grains).Publish(topic, message, id, share)),
+            members.PublishAsync(topic, message, id));
+
+    public Task<TunnelAccepted> OpenTunnel(string cluster, Guid id, MemberSilo opener, int openerWindow, DateTime deadlineUtc) =>
+        tunnels.AcceptAsync(cluster, id, opener, openerWindow, deadlineUtc);
+
+    public Task<TunnelStatus> TunnelData(Guid id, TunnelFrame[] frames) => Task.FromResult(tunnels.OnData(id, frames));
+
+    public Task<TunnelStatus> TunnelCredit(Guid id, int bytes) => Task.FromResult(tunnels.OnCredit(id, bytes));
+
+    public Task TunnelFailed(Guid id, TunnelCloseReason reason, string? detail)
+    {
+        tunnels.OnPeerFailed(id, reason, detail);
+        return Task.CompletedTask;
+    }
+
+    public Task<TunnelStatus[]> TunnelPing(Guid[] ids) => Task.FromResult(tunnels.Statuses(ids));
+}
+
+/// <summary>The observer object in an Orleans client, in front of the client's members and tunnels. Clients are
+/// leaves of a dissemination tree: they are never handed a share to pass on.</summary>
+internal sealed class MemberObserver(MemberHost host) : IMemberObserver
+{
+    public Task<byte[]> Request(string cluster, byte[] request, DateTime deadlineUtc) => host.Request(cluster, request, deadlineUtc);
+
+    public Task Broadcast(string cluster, byte[] message, Guid id, MemberSilo[] forward) => host.Broadcast(cluster, message, id, forward);
+
+    public Task Publish(string topic, byte[] message, Guid id, MemberSilo[] forward) => host.Publish(topic, message, id, forward);
+
+    public Task<TunnelAccepted> OpenTunnel(string cluster, Guid id, MemberSilo opener, int openerWindow, DateTime deadlineUtc) =>
+        host.OpenTunnel(cluster, id, opener, openerWindow, deadlineUtc);
+
+    public Task<TunnelStatus> TunnelData(Guid id, TunnelFrame[] frames) => host.TunnelData(id, frames);
+
+    public Task<TunnelStatus> TunnelCredit(Guid id, int bytes) => host.TunnelCredit(id, bytes);
+
+    public Task TunnelFailed(Guid id, TunnelCloseReason reason, string? detail) => host.TunnelFailed(id, reason, detail);
+
+    public Task<TunnelStatus[]> TunnelPing(Guid[] ids) => host.TunnelPing(ids);
 }
 
 /// <summary>One per silo, on that silo (key: the silo's address); reentrant, so members run concurrently within
 /// their limits.</summary>
 [SiloPinned]
 [Reentrant]
-internal sealed class MemberHostGrain(LocalMembers members) : Grain, IMemberHostGrain
+internal sealed class MemberHostGrain(LocalMembers members, LocalTunnels tunnels) : Grain, IMemberHostGrain
 {
-    public Task<byte[]> Request(string cluster, byte[] request, DateTime deadlineUtc) => members.RequestAsync(cluster, request, deadlineUtc);
+    private MemberHost? _host;
 
-    public Task Broadcast(string cluster, byte[] message, Guid id, MemberSilo[] forward) =>
-        Task.WhenAll(
-            Dissemination.SendAsync(forward, (next, share) => next.Broadcast(GrainFactory, cluster, message, id, share)),
-            members.BroadcastAsync(cluster, message, id));
+    private MemberHost Host => _host ??= new MemberHost(members, tunnels, GrainFactory);
 
-    public Task Publish(string topic, byte[] message, Guid id, MemberSilo[] forward) =>
-        Task.WhenAll(
-            Dissemination.SendAsync(forward, (next, share) => next.Publish(GrainFactory, topic, message, id, share)),
-            members.PublishAsync(topic, message, id));
+    public Task<byte[]> Request(string cluster, byte[] request, DateTime deadlineUtc) => Host.Request(cluster, request, deadlineUtc);
+
+    public Task Broadcast(string cluster, byte[] message, Guid id, MemberSilo[] forward) => Host.Broadcast(cluster, message, id, forward);
+
+    public Task Publish(string topic, byte[] message, Guid id, MemberSilo[] forward) => Host.Publish(topic, message, id, forward);
+
+    public Task<TunnelAccepted> OpenTunnel(string cluster, Guid id, MemberSilo opener, int openerWindow, DateTime deadlineUtc) =>
+        Host.OpenTunnel(cluster, id, opener, openerWindow, deadlineUtc);
+
+    public Task<TunnelStatus> TunnelData(Guid id, TunnelFrame[] frames) => Host.TunnelData(id, frames);
+
+    public Task<TunnelStatus> TunnelCredit(Guid id, int bytes) => Host.TunnelCredit(id, bytes);
+
+    public Task TunnelFailed(Guid id, TunnelCloseReason reason, string? detail) => Host.TunnelFailed(id, reason, detail);
+
+    public Task<TunnelStatus[]> TunnelPing(Guid[] ids) => Host.TunnelPing(ids);
 }

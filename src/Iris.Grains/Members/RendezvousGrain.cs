@@ -21,17 +21,10 @@ internal sealed record MemberSilo([property: Id(0)] SiloAddress? Silo, [property
     [Id(3)]
     public string Id { get; init; } = Silo?.ToParsableString() ?? string.Empty;
 
-    // Requests, broadcasts and publications for these members go to the silo's member host or the client's observer.
-    public Task<byte[]> Request(IGrainFactory grains, string cluster, byte[] request, DateTime deadlineUtc) =>
-        Observer is { } observer ? observer.Request(cluster, request, deadlineUtc) : HostGrain(grains).Request(cluster, request, deadlineUtc);
+    /// <summary>The member host of this process: the client's observer, or the silo's member host grain.</summary>
+    public IMemberHost Host(IGrainFactory grains) => Observer ?? (IMemberHost)grains.GetGrain<IMemberHostGrain>(Silo!.ToParsableString());
 
-    public Task Broadcast(IGrainFactory grains, string cluster, byte[] message, Guid id, MemberSilo[] forward) =>
-        Observer is { } observer ? observer.Broadcast(cluster, message, id, forward) : HostGrain(grains).Broadcast(cluster, message, id, forward);
-
-    public Task Publish(IGrainFactory grains, string topic, byte[] message, Guid id, MemberSilo[] forward) =>
-        Observer is { } observer ? observer.Publish(topic, message, id, forward) : HostGrain(grains).Publish(topic, message, id, forward);
-
-    private IMemberHostGrain HostGrain(IGrainFactory grains) => grains.GetGrain<IMemberHostGrain>(Silo!.ToParsableString());
+    public Task<byte[]> Request(IGrainFactory grains, string cluster, byte[] request, DateTime deadlineUtc) => Host(grains).Request(cluster, request, deadlineUtc);
 }
 
 /// <summary>Where a cluster's (or topic's) member silos are known: key <c>cluster/name</c> or <c>topic/name</c>.</summary>

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Iris.Diagnostics;
 using Iris.Members;
+using Iris.Tunnels;
 using Orleans.Concurrency;
 
 namespace Iris.Patterns;
@@ -10,7 +11,7 @@ namespace Iris.Patterns;
 /// one member silo's member host; a broadcast down a tree over the member silos (<see cref="Dissemination"/>).
 /// </summary>
 [StatelessWorker]
-internal sealed class ClusterGrain(MemberDirectory directory, IGrainFactory grains) : Grain, IClusterGrain
+internal sealed class ClusterGrain(MemberDirectory directory, IGrainFactory grains) : Grain, IClusterGrain, IClusterTunnelGrain
 {
     private string Cluster => this.GetPrimaryKeyString();
 
@@ -42,14 +43,15 @@ internal sealed class ClusterGrain(MemberDirectory directory, IGrainFactory grai
         IrisMetrics.Bytes.Add(message.Length, new KeyValuePair<string, object?>("direction", "broadcast"));
         var members = await directory.MembersAsync(MemberDirectory.ClusterKey(Cluster, directory.NextSplit()));
         var id = Guid.NewGuid();
-        await Dissemination.SendAsync(members, (member, share) => member.Broadcast(grains, Cluster, message, id, share));
+        await Dissemination.SendAsync(members, (member, share) => member.Host(grains).Broadcast(Cluster, message, id, share));
     }
 
-    private async Task<byte[]> RequestCoreAsync(byte[] request, TimeSpan timeout)
+    public async Task<TunnelAccepted> OpenTunnel(Guid id, MemberSilo opener, int openerWindow, TimeSpan timeout)
     {
+        var deadline = DateTime.UtcNow + timeout;
         try
         {
-            return await ToMemberAsync(request, DateTime.UtcNow + timeout).WaitAsync(timeout);
+            return await ToMemberAsync(member => member.Host(grains).OpenTunnel(Cluster, id, opener, openerWindow, deadline)).WaitAsync(timeout);
         }
         catch (TimeoutException)
         {
@@ -57,9 +59,22 @@ internal sealed class ClusterGrain(MemberDirectory directory, IGrainFactory grai
         }
     }
 
-    /// <summary>Sends the request to a member; if the member's process is gone (its silo died, its client left), to
-    /// another one, until the deadline.</summary>
-    private async Task<byte[]> ToMemberAsync(byte[] request, DateTime deadline)
+    private async Task<byte[]> RequestCoreAsync(byte[] request, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        try
+        {
+            return await ToMemberAsync(member => member.Request(grains, Cluster, request, deadline)).WaitAsync(timeout);
+        }
+        catch (TimeoutException)
+        {
+            throw new IrisTimeoutException(Cluster, timeout);
+        }
+    }
+
+    /// <summary>Makes <paramref name="call"/> to a member chosen by load; if the member's process is gone (its silo
+    /// died, its client left), to another one, until the caller's deadline.</summary>
+    private async Task<T> ToMemberAsync<T>(Func<MemberSilo, Task<T>> call)
     {
         var key = MemberDirectory.ClusterKey(Cluster, directory.NextSplit());
         var failed = new HashSet<string>(StringComparer.Ordinal);
@@ -85,7 +100,7 @@ internal sealed class ClusterGrain(MemberDirectory directory, IGrainFactory grai
             using var _ = directory.Track(member.Id);
             try
             {
-                return await member.Request(grains, Cluster, request, deadline);
+                return await call(member);
             }
             catch (Exception e) when (e is SiloUnavailableException or OrleansMessageRejectionException or ClientNotAvailableException)
             {
@@ -94,6 +109,14 @@ internal sealed class ClusterGrain(MemberDirectory directory, IGrainFactory grai
             }
         }
     }
+}
+
+/// <summary>Opens tunnels to a cluster's members: implemented by the cluster grain, so the member is chosen as for a
+/// request.</summary>
+internal interface IClusterTunnelGrain : IGrainWithStringKey
+{
+    /// <summary>Offers tunnel <paramref name="id"/> of <paramref name="opener"/> to one member; returns its answer.</summary>
+    Task<TunnelAccepted> OpenTunnel(Guid id, MemberSilo opener, int openerWindow, TimeSpan timeout);
 }
 
 /// <summary>The entry point of a topic on whichever silo is called.</summary>
@@ -111,6 +134,6 @@ internal sealed class TopicGrain(MemberDirectory directory, IGrainFactory grains
         directory.Forget(key);
         var subscribers = await directory.MembersAsync(key);
         var id = Guid.NewGuid();
-        await Dissemination.SendAsync(subscribers, (subscriber, share) => subscriber.Publish(grains, topic, message, id, share));
+        await Dissemination.SendAsync(subscribers, (subscriber, share) => subscriber.Host(grains).Publish(topic, message, id, share));
     }
 }

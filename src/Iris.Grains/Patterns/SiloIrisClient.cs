@@ -1,4 +1,5 @@
 using Iris.Members;
+using Iris.Tunnels;
 using Microsoft.Extensions.Hosting;
 
 namespace Iris.Patterns;
@@ -8,28 +9,41 @@ namespace Iris.Patterns;
 /// this silo, or an observer of this Orleans client) and are registered with their name's rendezvous grain, renewed
 /// well within the lease while they live. Sending goes through the cluster and topic grains.
 /// </summary>
-internal abstract class IrisClientBase(IGrainFactory grains, LocalMembers members, TimeSpan renewal) : IIrisClient, IHostedService
+internal abstract class IrisClientBase : IIrisClient, IHostedService
 {
+    private readonly IGrainFactory _grains;
+    private readonly LocalMembers _members;
+    private readonly LocalTunnels _tunnels;
+    private readonly TimeSpan _renewal;
     private readonly CancellationTokenSource _stopping = new();
     private Task _renewals = Task.CompletedTask;
 
-    protected IGrainFactory Grains => grains;
+    protected IrisClientBase(IGrainFactory grains, LocalMembers members, LocalTunnels tunnels, TimeSpan renewal)
+    {
+        _grains = grains;
+        _members = members;
+        _tunnels = tunnels;
+        _renewal = renewal;
+        _tunnels.Self = () => Entry(0);
+    }
+
+    protected IGrainFactory Grains => _grains;
 
     public async Task<IAsyncDisposable> RegisterAsync(string cluster, IClusterHandler handler, MemberLimits? limits = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(cluster);
         ArgumentNullException.ThrowIfNull(handler);
-        var member = members.Add(cluster, handler, limits ?? new MemberLimits());
+        var member = _members.Add(cluster, handler, limits ?? new MemberLimits());
         var keys = MemberDirectory.ClusterKeys(cluster);
-        await RegisterAllAsync(keys, Entry(members.Capacity(cluster))).WaitAsync(cancellationToken).ConfigureAwait(false);
+        await RegisterAllAsync(keys, Entry(_members.Capacity(cluster))).WaitAsync(cancellationToken).ConfigureAwait(false);
 
         // Every silo keeps what the rendezvous said for a moment: past it, all of them see the new member.
         await Task.Delay(MemberDirectory.CacheTime, cancellationToken).ConfigureAwait(false);
         return new Registration(async () =>
         {
-            if (members.Remove(cluster, member))
+            if (_members.Remove(cluster, member))
             {
-                await RegisterAllAsync(keys, Entry(members.Capacity(cluster))).ConfigureAwait(false);
+                await RegisterAllAsync(keys, Entry(_members.Capacity(cluster))).ConfigureAwait(false);
             }
             else
             {
@@ -47,12 +61,12 @@ internal abstract class IrisClientBase(IGrainFactory grains, LocalMembers member
     {
         ArgumentException.ThrowIfNullOrEmpty(topic);
         ArgumentNullException.ThrowIfNull(handler);
-        members.Subscribe(topic, handler);
+        _members.Subscribe(topic, handler);
         var keys = MemberDirectory.TopicKeys(topic);
         await RegisterAllAsync(keys, Entry(1)).WaitAsync(cancellationToken).ConfigureAwait(false);
         return new Registration(async () =>
         {
-            if (!members.Unsubscribe(topic, handler))
+            if (!_members.Unsubscribe(topic, handler))
             {
                 await Task.WhenAll(keys.Select(key => Rendezvous(key).Unregister(Entry(1).Id))).ConfigureAwait(false);
             }
@@ -73,7 +87,7 @@ internal abstract class IrisClientBase(IGrainFactory grains, LocalMembers member
 
             try
             {
-                return await grains.GetGrain<IClusterGrain>(cluster).Request(request, left).WaitAsync(left, cancellationToken).ConfigureAwait(false);
+                return await _grains.GetGrain<IClusterGrain>(cluster).Request(request, left).WaitAsync(left, cancellationToken).ConfigureAwait(false);
             }
             catch (TimeoutException)
             {
@@ -87,10 +101,34 @@ internal abstract class IrisClientBase(IGrainFactory grains, LocalMembers member
     }
 
     public Task BroadcastAsync(string cluster, byte[] message, CancellationToken cancellationToken = default) =>
-        grains.GetGrain<IClusterGrain>(cluster).Broadcast(message).WaitAsync(cancellationToken);
+        _grains.GetGrain<IClusterGrain>(cluster).Broadcast(message).WaitAsync(cancellationToken);
 
     public Task PublishAsync(string topic, byte[] message, CancellationToken cancellationToken = default) =>
-        grains.GetGrain<ITopicGrain>(topic).Publish(message).WaitAsync(cancellationToken);
+        _grains.GetGrain<ITopicGrain>(topic).Publish(message).WaitAsync(cancellationToken);
+
+    public async Task<ITunnel> OpenTunnelAsync(string cluster, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(cluster);
+        var end = _tunnels.Create(cluster);
+        try
+        {
+            var accepted = await _grains.GetGrain<IClusterTunnelGrain>(cluster)
+                .OpenTunnel(end.Id, Entry(0), _tunnels.Options.WindowBytes, timeout)
+                .WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
+            end.Connect(accepted.Member, accepted.WindowBytes);
+            return end;
+        }
+        catch (TimeoutException)
+        {
+            _tunnels.Abandon(end);
+            throw new IrisTimeoutException(cluster, timeout);
+        }
+        catch (Exception)
+        {
+            _tunnels.Abandon(end);
+            throw;
+        }
+    }
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -112,24 +150,24 @@ internal abstract class IrisClientBase(IGrainFactory grains, LocalMembers member
     {
     }
 
-    private IRendezvousGrain Rendezvous(string key) => grains.GetGrain<IRendezvousGrain>(key);
+    private IRendezvousGrain Rendezvous(string key) => _grains.GetGrain<IRendezvousGrain>(key);
 
     private Task RegisterAllAsync(string[] keys, MemberSilo entry) => Task.WhenAll(keys.Select(key => Rendezvous(key).Register(entry)));
 
     private async Task RenewAsync()
     {
-        using var timer = new PeriodicTimer(renewal);
+        using var timer = new PeriodicTimer(_renewal);
         while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
         {
             try
             {
-                members.SampleCpu();
-                foreach (var cluster in members.Clusters)
+                _members.SampleCpu();
+                foreach (var cluster in _members.Clusters)
                 {
-                    await RegisterAllAsync(MemberDirectory.ClusterKeys(cluster), Entry(members.Capacity(cluster))).ConfigureAwait(false);
+                    await RegisterAllAsync(MemberDirectory.ClusterKeys(cluster), Entry(_members.Capacity(cluster))).ConfigureAwait(false);
                 }
 
-                foreach (var topic in members.Topics)
+                foreach (var topic in _members.Topics)
                 {
                     await RegisterAllAsync(MemberDirectory.TopicKeys(topic), Entry(1)).ConfigureAwait(false);
                 }
@@ -156,8 +194,8 @@ internal abstract class IrisClientBase(IGrainFactory grains, LocalMembers member
 }
 
 /// <summary><see cref="IIrisClient"/> in a silo: members behind the silo's member host grain.</summary>
-internal sealed class SiloIrisClient(IGrainFactory grains, LocalMembers members, MemberDirectory directory, ILocalSiloDetails silo)
-    : IrisClientBase(grains, members, TimeSpan.FromSeconds(10))
+internal sealed class SiloIrisClient(IGrainFactory grains, LocalMembers members, LocalTunnels tunnels, MemberDirectory directory, ILocalSiloDetails silo)
+    : IrisClientBase(grains, members, tunnels, TimeSpan.FromSeconds(10))
 {
     protected override MemberSilo Entry(double capacity) => new(silo.SiloAddress, capacity);
 
@@ -168,13 +206,13 @@ internal sealed class SiloIrisClient(IGrainFactory grains, LocalMembers members,
 /// <see cref="IIrisClient"/> in an Orleans client: members behind an observer of this client, renewed every few
 /// seconds so that a client that dies is dropped within a short lease, not after Orleans' client-drop timeout.
 /// </summary>
-internal sealed class ClientIrisClient(IGrainFactory grains, LocalMembers members)
-    : IrisClientBase(grains, members, TimeSpan.FromSeconds(5))
+internal sealed class ClientIrisClient(IGrainFactory grains, LocalMembers members, LocalTunnels tunnels)
+    : IrisClientBase(grains, members, tunnels, TimeSpan.FromSeconds(5))
 {
     private readonly string _id = "client/" + Guid.NewGuid().ToString("N");
 
     // Orleans holds observer objects only weakly: this strong reference keeps the client's members reachable.
-    private readonly MemberObserver _target = new(members);
+    private readonly MemberObserver _target = new(new MemberHost(members, tunnels, grains));
     private IMemberObserver? _observer;
 
     private IMemberObserver Observer => _observer ??= Grains.CreateObjectReference<IMemberObserver>(_target);

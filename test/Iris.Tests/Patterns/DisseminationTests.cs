@@ -18,6 +18,17 @@ public class DisseminationTests
         public Task Broadcast(string cluster, byte[] message, Guid id, MemberSilo[] forward) => throw new NotSupportedException();
 
         public Task Publish(string topic, byte[] message, Guid id, MemberSilo[] forward) => throw new NotSupportedException();
+
+        public Task<Iris.Tunnels.TunnelAccepted> OpenTunnel(string cluster, Guid id, MemberSilo opener, int openerWindow, DateTime deadlineUtc) =>
+            throw new NotSupportedException();
+
+        public Task<Iris.Tunnels.TunnelStatus> TunnelData(Guid id, Iris.Tunnels.TunnelFrame[] frames) => throw new NotSupportedException();
+
+        public Task<Iris.Tunnels.TunnelStatus> TunnelCredit(Guid id, int bytes) => throw new NotSupportedException();
+
+        public Task TunnelFailed(Guid id, TunnelCloseReason reason, string? detail) => throw new NotSupportedException();
+
+        public Task<Iris.Tunnels.TunnelStatus[]> TunnelPing(Guid[] ids) => throw new NotSupportedException();
     }
 
     /// <summary>Plays the receiving processes: each records a delivery (once per id, as member hosts do) and passes

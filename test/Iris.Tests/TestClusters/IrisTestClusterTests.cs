@@ -11,38 +11,7 @@ public sealed class IrisTestClusterTests : IAsyncLifetime
 {
     private TestCluster _cluster = null!;
 
-    private sealed class SiloConfigurator : ISiloConfigurator
-    {
-        public void Configure(ISiloBuilder siloBuilder) =>
-            siloBuilder.UseIris(new IrisSiloOptions { ConfigureEndpoints = false, EchoCluster = "echo" });
-    }
-
-    private sealed class ClientConfigurator : IClientBuilderConfigurator
-    {
-        public void Configure(IConfiguration configuration, IClientBuilder clientBuilder) =>
-            clientBuilder.UseIris(options =>
-            {
-                options.NetworkKey = configuration["Iris:Network:Key"];
-                options.DiscoveryPort = int.Parse(configuration["Iris:Network:Discovery:Port"]!, System.Globalization.CultureInfo.InvariantCulture);
-            });
-    }
-
-    public async Task InitializeAsync()
-    {
-        var builder = new TestClusterBuilder(4);
-        builder.Options.UseTestClusterMembership = false;
-        builder.ConfigureHostConfiguration(configuration => configuration.AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["Iris:Network:Key"] = Convert.ToBase64String(NetworkKey.Generate().Bytes),
-            ["Iris:Network:Discovery:Port"] = (48000 + (Random.Shared.Next(0, 200) * 16)).ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["Iris:Network:Discovery:Scope"] = "Loopback",
-            ["Iris:Overlay:ListenAddress"] = "127.0.0.1",
-        }));
-        builder.AddSiloBuilderConfigurator<SiloConfigurator>();
-        builder.AddClientBuilderConfigurator<ClientConfigurator>();
-        _cluster = builder.Build();
-        await _cluster.DeployAsync();
-    }
+    public async Task InitializeAsync() => _cluster = await IrisTestCluster.DeployAsync(4);
 
     public async Task DisposeAsync() => await _cluster.DisposeAsync();
 
