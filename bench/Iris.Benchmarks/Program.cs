@@ -3,6 +3,14 @@ using System.Text.Json;
 using BenchmarkDotNet.Running;
 using Iris.Benchmarks;
 
+// dotnet run -c Release --project bench/Iris.Benchmarks -- tunnels
+// Runs the tunnel throughput harness (see TunnelThroughput) and exits.
+if (args is ["tunnels", ..])
+{
+    await TunnelThroughput.RunAsync();
+    return;
+}
+
 // dotnet run -c Release --project bench/Iris.Benchmarks [-- BenchmarkDotNet arguments]
 // Runs the transport throughput benchmark, then prints MB/s and frames/s of the encrypted transport and its
 // plaintext baseline side by side with their ratio, and writes them to BenchmarkDotNet.Artifacts/transport.json.

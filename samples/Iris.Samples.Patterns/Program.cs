@@ -1,5 +1,6 @@
 // An Orleans client of a local Iris network (start one or more nodes first: dotnet run --project src/Iris.Silo).
-// It serves the cluster "echo", calls it, broadcasts to it, publishes on a topic, and asks a cluster nobody serves.
+// It serves the cluster "echo", calls it, broadcasts to it, publishes on a topic, opens a tunnel, and asks a cluster
+// nobody serves.
 using System.Text;
 using Iris;
 using Iris.Hosting;
@@ -32,6 +33,20 @@ await using (await iris.SubscribeAsync("news", news))
 {
     await grains.GetGrain<ITopicGrain>("news").Publish(Encoding.UTF8.GetBytes("extra"));
     Console.WriteLine($"publications received: {news.Received}");
+}
+
+// Tunnels: an ordered, flow-controlled stream to one member. This process serves "shout" too, answering each
+// message in capitals; the opener sends, receives in order, and closes (everything sent is delivered first).
+await using (await iris.RegisterAsync("shout", new ShoutHandler()))
+{
+    await using var tunnel = await iris.OpenTunnelAsync("shout", TimeSpan.FromSeconds(5));
+    foreach (var word in new[] { "one", "two", "three" })
+    {
+        await tunnel.SendAsync(Encoding.UTF8.GetBytes(word));
+        Console.WriteLine($"tunnel: {Encoding.UTF8.GetString(await tunnel.ReceiveAsync())}");
+    }
+
+    await tunnel.CloseAsync();
 }
 
 // A cluster with no members answers at once.
@@ -71,5 +86,21 @@ internal sealed class NewsSubscriber : ITopicHandler
     {
         Interlocked.Increment(ref _received);
         return Task.CompletedTask;
+    }
+}
+
+internal sealed class ShoutHandler : IClusterHandler
+{
+    public Task<byte[]> HandleRequestAsync(byte[] request, CancellationToken cancellationToken) => Task.FromResult(request);
+
+    public Task HandleBroadcastAsync(byte[] message, CancellationToken cancellationToken) => Task.CompletedTask;
+
+    // Accepting a tunnel: converse until the opener closes it. (Handlers that leave this out refuse tunnels.)
+    public async Task HandleTunnelAsync(ITunnel tunnel, CancellationToken cancellationToken)
+    {
+        await foreach (var message in tunnel.ReadAllAsync(cancellationToken))
+        {
+            await tunnel.SendAsync(Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(message).ToUpperInvariant()), cancellationToken);
+        }
     }
 }

@@ -113,5 +113,62 @@ public class ClientPatternTests
         await host.StopAsync();
     }
 
+    private sealed class Shout : IClusterHandler
+    {
+        public Task<byte[]> HandleRequestAsync(byte[] request, CancellationToken cancellationToken) => Task.FromResult(request);
+
+        public Task HandleBroadcastAsync(byte[] message, CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public async Task HandleTunnelAsync(ITunnel tunnel, CancellationToken cancellationToken)
+        {
+            await foreach (var message in tunnel.ReadAllAsync(cancellationToken))
+            {
+                await tunnel.SendAsync(System.Text.Encoding.UTF8.GetBytes(System.Text.Encoding.UTF8.GetString(message).ToUpperInvariant()), cancellationToken);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_client_opens_tunnels_to_a_member_it_serves_and_to_the_silos_echo_member()
+    {
+        var network = new IrisNetwork(45400);
+        await using var silo = await network.StartSiloAsync(1, ("Iris__Silo__EchoCluster", "echo"));
+        using var host = await network.StartClientAsync();
+        var iris = host.Services.GetRequiredService<IIrisClient>();
+
+        await using (await iris.RegisterAsync("shout", new Shout()))
+        {
+            await using var tunnel = await iris.OpenTunnelAsync("shout", TimeSpan.FromSeconds(5));
+            foreach (var word in new[] { "one", "two", "three" })
+            {
+                await tunnel.SendAsync(System.Text.Encoding.UTF8.GetBytes(word));
+                Assert.Equal(word.ToUpperInvariant(), System.Text.Encoding.UTF8.GetString(await tunnel.ReceiveAsync()));
+            }
+
+            await tunnel.CloseAsync();
+        }
+
+        // The silo process's echo member sends back what it gets, in order, through the secured connections.
+        await using (var echo = await iris.OpenTunnelAsync("echo", TimeSpan.FromSeconds(10)))
+        {
+            var sending = Task.Run(async () =>
+            {
+                for (var i = 0; i < 2000; i++)
+                {
+                    await echo.SendAsync(BitConverter.GetBytes(i));
+                }
+            });
+            for (var i = 0; i < 2000; i++)
+            {
+                Assert.Equal(i, BitConverter.ToInt32(await echo.ReceiveAsync()));
+            }
+
+            await sending;
+        }
+
+        await Assert.ThrowsAsync<NoMembersException>(() => iris.OpenTunnelAsync("nobody", TimeSpan.FromSeconds(30)));
+        await host.StopAsync();
+    }
+
     private static TimeSpan MemberDirectoryCacheTime() => Iris.Patterns.MemberDirectory.CacheTime + TimeSpan.FromMilliseconds(200);
 }
