@@ -59,12 +59,12 @@ internal sealed class MemberHost(LocalMembers members, LocalTunnels tunnels, IGr
 
     public Task Broadcast(string cluster, byte[] message, Guid id, MemberSilo[] forward) =>
         Task.WhenAll(
-            Dissemination.SendAsync(forward, (next, share) => next.Host(grains).Broadcast(cluster, message, id, share)),
+            Dissemination.SendAsync(forward, (next, share) => next.Call(grains, host => host.Broadcast(cluster, message, id, share))),
             members.BroadcastAsync(cluster, message, id));
 
     public Task Publish(string topic, byte[] message, Guid id, MemberSilo[] forward) =>
         Task.WhenAll(
-            Dissemination.SendAsync(forward, (next, share) => next.Host(grains).Publish(topic, message, id, share)),
+            Dissemination.SendAsync(forward, (next, share) => next.Call(grains, host => host.Publish(topic, message, id, share))),
             members.PublishAsync(topic, message, id));
 
     public Task<TunnelAccepted> OpenTunnel(string cluster, Guid id, MemberSilo opener, int openerWindow, DateTime deadlineUtc) =>

@@ -21,10 +21,24 @@ internal sealed record MemberSilo([property: Id(0)] SiloAddress? Silo, [property
     [Id(3)]
     public string Id { get; init; } = Silo?.ToParsableString() ?? string.Empty;
 
-    /// <summary>The member host of this process: the client's observer, or the silo's member host grain.</summary>
-    public IMemberHost Host(IGrainFactory grains) => Observer ?? (IMemberHost)grains.GetGrain<IMemberHostGrain>(Silo!.ToParsableString());
+    /// <summary>
+    /// Calls the member host of this process: the silo's member host grain, or the client's observer. An observer is
+    /// called from outside any grain, as the silo's hosted client: Orleans sends a client's reply through whichever
+    /// gateway the client picks, and a gateway finds a reply's target again by placement, which for a stateless worker
+    /// (the cluster and topic grains) means its own silo, not the caller's; the reply would be lost. The hosted client
+    /// is found through the client directory from any gateway.
+    /// </summary>
+    public Task<T> Call<T>(IGrainFactory grains, Func<IMemberHost, Task<T>> call) =>
+        Observer is { } observer ? Task.Run(() => call(observer)) : call(HostGrain(grains));
 
-    public Task<byte[]> Request(IGrainFactory grains, string cluster, byte[] request, DateTime deadlineUtc) => Host(grains).Request(cluster, request, deadlineUtc);
+    /// <inheritdoc cref="Call{T}"/>
+    public Task Call(IGrainFactory grains, Func<IMemberHost, Task> call) =>
+        Observer is { } observer ? Task.Run(() => call(observer)) : call(HostGrain(grains));
+
+    public Task<byte[]> Request(IGrainFactory grains, string cluster, byte[] request, DateTime deadlineUtc) =>
+        Call(grains, host => host.Request(cluster, request, deadlineUtc));
+
+    private IMemberHostGrain HostGrain(IGrainFactory grains) => grains.GetGrain<IMemberHostGrain>(Silo!.ToParsableString());
 }
 
 /// <summary>Where a cluster's (or topic's) member silos are known: key <c>cluster/name</c> or <c>topic/name</c>.</summary>

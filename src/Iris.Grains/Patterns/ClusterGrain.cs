@@ -43,7 +43,7 @@ internal sealed class ClusterGrain(MemberDirectory directory, IGrainFactory grai
         IrisMetrics.Bytes.Add(message.Length, new KeyValuePair<string, object?>("direction", "broadcast"));
         var members = await directory.MembersAsync(MemberDirectory.ClusterKey(Cluster, directory.NextSplit()));
         var id = Guid.NewGuid();
-        await Dissemination.SendAsync(members, (member, share) => member.Host(grains).Broadcast(Cluster, message, id, share));
+        await Dissemination.SendAsync(members, (member, share) => member.Call(grains, host => host.Broadcast(Cluster, message, id, share)));
     }
 
     public async Task<TunnelAccepted> OpenTunnel(Guid id, MemberSilo opener, int openerWindow, TimeSpan timeout)
@@ -51,7 +51,7 @@ internal sealed class ClusterGrain(MemberDirectory directory, IGrainFactory grai
         var deadline = DateTime.UtcNow + timeout;
         try
         {
-            return await ToMemberAsync(member => member.Host(grains).OpenTunnel(Cluster, id, opener, openerWindow, deadline)).WaitAsync(timeout);
+            return await ToMemberAsync(member => member.Call(grains, host => host.OpenTunnel(Cluster, id, opener, openerWindow, deadline))).WaitAsync(timeout);
         }
         catch (TimeoutException)
         {
@@ -134,6 +134,6 @@ internal sealed class TopicGrain(MemberDirectory directory, IGrainFactory grains
         directory.Forget(key);
         var subscribers = await directory.MembersAsync(key);
         var id = Guid.NewGuid();
-        await Dissemination.SendAsync(subscribers, (subscriber, share) => subscriber.Host(grains).Publish(topic, message, id, share));
+        await Dissemination.SendAsync(subscribers, (subscriber, share) => subscriber.Call(grains, host => host.Publish(topic, message, id, share)));
     }
 }

@@ -196,7 +196,7 @@ internal sealed partial class LocalTunnels : IAsyncDisposable
     {
         try
         {
-            var statuses = await peer.Host(_grains).TunnelPing([.. ends.Select(e => e.PeerId)]).WaitAsync(Options.KeepAliveTimeout, _stopping.Token).ConfigureAwait(false);
+            var statuses = await peer.Call(_grains, host => host.TunnelPing([.. ends.Select(e => e.PeerId)])).WaitAsync(Options.KeepAliveTimeout, _stopping.Token).ConfigureAwait(false);
             _missed.TryRemove(peer.Id, out _);
             for (var i = 0; i < ends.Length && i < statuses.Length; i++)
             {

@@ -423,7 +423,7 @@ internal sealed class TunnelEnd : ITunnel
         if (notifyPeer && Peer is { } peer)
         {
             var forPeer = reason == TunnelCloseReason.Closed ? TunnelCloseReason.ClosedByPeer : reason;
-            _ = peer.Host(_grains).TunnelFailed(PeerId, forPeer, detail).ContinueWith(
+            _ = peer.Call(_grains, host => host.TunnelFailed(PeerId, forPeer, detail)).ContinueWith(
                 static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
         }
     }
@@ -497,7 +497,7 @@ internal sealed class TunnelEnd : ITunnel
     {
         using var calls = new SemaphoreSlim(MaxCallsInFlight, MaxCallsInFlight);
         var reader = _outgoing.Reader;
-        var host = Peer!.Host(_grains);
+        var peer = Peer!;
         while (await reader.WaitToReadAsync().ConfigureAwait(false))
         {
             var batch = new List<TunnelFrame>();
@@ -509,7 +509,7 @@ internal sealed class TunnelEnd : ITunnel
             }
 
             await calls.WaitAsync().ConfigureAwait(false);
-            _ = SendBatchAsync(host, [.. batch], calls);
+            _ = SendBatchAsync(peer, [.. batch], calls);
         }
 
         for (var i = 0; i < MaxCallsInFlight; i++)
@@ -518,11 +518,11 @@ internal sealed class TunnelEnd : ITunnel
         }
     }
 
-    private async Task SendBatchAsync(IMemberHost host, TunnelFrame[] batch, SemaphoreSlim calls)
+    private async Task SendBatchAsync(MemberSilo peer, TunnelFrame[] batch, SemaphoreSlim calls)
     {
         try
         {
-            var status = await host.TunnelData(PeerId, batch).ConfigureAwait(false);
+            var status = await peer.Call(_grains, host => host.TunnelData(PeerId, batch)).ConfigureAwait(false);
             if (status != TunnelStatus.Open)
             {
                 End(LocalTunnels.ReasonFor(status), null, notifyPeer: false);
@@ -552,14 +552,14 @@ internal sealed class TunnelEnd : ITunnel
             }
         }
 
-        _ = CreditAsync(peer.Host(_grains), bytes);
+        _ = CreditAsync(peer, bytes);
     }
 
-    private async Task CreditAsync(IMemberHost host, int bytes)
+    private async Task CreditAsync(MemberSilo peer, int bytes)
     {
         try
         {
-            var status = await host.TunnelCredit(PeerId, bytes).ConfigureAwait(false);
+            var status = await peer.Call(_grains, host => host.TunnelCredit(PeerId, bytes)).ConfigureAwait(false);
             if (status != TunnelStatus.Open)
             {
                 End(LocalTunnels.ReasonFor(status), null, notifyPeer: false);

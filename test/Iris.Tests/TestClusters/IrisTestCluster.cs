@@ -2,6 +2,7 @@ using Iris.Hosting;
 using Iris.Overlay.Security;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Orleans.TestingHost;
 
 namespace Iris.Tests.TestClusters;
@@ -12,8 +13,41 @@ internal static class IrisTestCluster
 {
     private sealed class SiloConfigurator : ISiloConfigurator
     {
-        public void Configure(ISiloBuilder siloBuilder) =>
+        public void Configure(ISiloBuilder siloBuilder)
+        {
             siloBuilder.UseIris(new IrisSiloOptions { ConfigureEndpoints = false, EchoCluster = "echo" });
+            if (Environment.GetEnvironmentVariable("IRIS_DEBUG_LOG") is { } path)
+            {
+                siloBuilder.Services.AddLogging(l => l.AddProvider(new FileLoggerProvider(path)).SetMinimumLevel(Microsoft.Extensions.Logging.LogLevel.Debug));
+            }
+        }
+    }
+
+    private sealed class FileLoggerProvider(string path) : Microsoft.Extensions.Logging.ILoggerProvider
+    {
+        private static readonly object Gate = new();
+
+        public Microsoft.Extensions.Logging.ILogger CreateLogger(string categoryName) => new FileLogger(path, categoryName);
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class FileLogger(string path, string category) : Microsoft.Extensions.Logging.ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state)
+                where TState : notnull => null;
+
+            public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => logLevel >= Microsoft.Extensions.Logging.LogLevel.Debug;
+
+            public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+            {
+                lock (Gate)
+                {
+                    File.AppendAllText(path, $"{DateTime.UtcNow:O} {logLevel} {category}: {formatter(state, exception)} {exception}\n");
+                }
+            }
+        }
     }
 
     private sealed class ClientConfigurator : IClientBuilderConfigurator

@@ -34,6 +34,27 @@ public sealed class IrisTestClusterTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Every_silo_reaches_a_member_hosted_by_the_client()
+    {
+        // A client's replies go through whichever gateway it picks; they must find the calling silo from any of them.
+        var broadcasts = 0;
+        await using (await _cluster.Iris().RegisterAsync("client-served", new CountingEcho(() => Interlocked.Increment(ref broadcasts))))
+        {
+            foreach (var silo in _cluster.Silos)
+            {
+                for (var i = 0; i < 10; i++)
+                {
+                    Assert.Equal([(byte)i], await silo.Iris().RequestAsync("client-served", [(byte)i], TimeSpan.FromSeconds(10)));
+                }
+
+                await silo.Iris().BroadcastAsync("client-served", [1]).WaitAsync(TimeSpan.FromSeconds(10));
+            }
+        }
+
+        Assert.Equal(_cluster.Silos.Count, broadcasts);
+    }
+
+    [Fact]
     public async Task Service_continues_when_a_silo_is_killed()
     {
         var victim = _cluster.Silos[2];
@@ -52,6 +73,17 @@ public sealed class IrisTestClusterTests : IAsyncLifetime
             {
                 await Task.Delay(100);
             }
+        }
+    }
+
+    private sealed class CountingEcho(Action onBroadcast) : IClusterHandler
+    {
+        public Task<byte[]> HandleRequestAsync(byte[] request, CancellationToken cancellationToken) => Task.FromResult(request);
+
+        public Task HandleBroadcastAsync(byte[] message, CancellationToken cancellationToken)
+        {
+            onBroadcast();
+            return Task.CompletedTask;
         }
     }
 
