@@ -138,6 +138,8 @@ internal abstract class IrisClientBase : IIrisClient, IHostedService
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        // While Orleans still runs, so the other ends hear of it.
+        _tunnels.CloseAll();
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _renewals.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }

@@ -230,14 +230,20 @@ internal sealed partial class LocalTunnels : IAsyncDisposable
         }
     }
 
+    /// <summary>Ends every tunnel of this process, telling the peers: the process is stopping.</summary>
+    public void CloseAll()
+    {
+        foreach (var end in _ends.Values)
+        {
+            end.End(TunnelCloseReason.PeerDied, "its process is stopping", notifyPeer: true);
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _keepAlive.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        foreach (var end in _ends.Values)
-        {
-            end.End(TunnelCloseReason.PeerDied, "this process is stopping", notifyPeer: true);
-        }
+        CloseAll();
     }
 
     [LoggerMessage(EventId = 300, Level = LogLevel.Warning, Message = "Tunnel handler of cluster '{Cluster}' failed on tunnel {Tunnel}")]

@@ -290,9 +290,9 @@ internal sealed class TunnelEnd : ITunnel
         TunnelClosedException? tooLarge = null;
         lock (_gate)
         {
-            if (_ended is not null)
+            if (_ended is { } ended)
             {
-                return TunnelStatus.Unknown;
+                return ended is TunnelCloseReason.Closed or TunnelCloseReason.ClosedByPeer ? TunnelStatus.Closed : TunnelStatus.Unknown;
             }
 
             foreach (var frame in frames)
@@ -457,15 +457,16 @@ internal sealed class TunnelEnd : ITunnel
                     throw new TunnelClosedException(Cluster, reason, _endedDetail);
                 }
 
-                if (_closeRequested)
-                {
-                    throw new TunnelClosedException(Cluster, TunnelCloseReason.Closed);
-                }
-
                 if (_credit >= size)
                 {
                     _credit -= size;
                     return;
+                }
+
+                // Closing: a send that would have to wait is not sent (one that has credit goes on, the close follows it).
+                if (_closeRequested)
+                {
+                    throw new TunnelClosedException(Cluster, TunnelCloseReason.Closed);
                 }
 
                 waiter = (_creditWaiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
