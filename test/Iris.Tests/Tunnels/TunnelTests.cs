@@ -270,6 +270,47 @@ public sealed class TunnelTests(TunnelClusterFixture fixture) : IClassFixture<Tu
         await AssertAllEndsGoneAsync();
     }
 
+    [Fact]
+    public async Task A_member_that_accepts_after_the_opener_gave_up_learns_the_opener_timed_out()
+    {
+        var name = NewCluster();
+        ITunnel? late = null;
+        var member = new TunnelMember(async (tunnel, cancellationToken) =>
+        {
+            late = tunnel;
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+        });
+        await using (await Cluster.Silos[1].Iris().RegisterAsync(name, new SlowToAccept(member, TimeSpan.FromSeconds(2))))
+        {
+            await Assert.ThrowsAsync<IrisTimeoutException>(() => Client.OpenTunnelAsync(name, TimeSpan.FromMilliseconds(500)));
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+            while (late is null || !((TunnelEnd)late).IsEnded)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the late member's end is still open");
+                await Task.Delay(50);
+            }
+
+            var closed = await Assert.ThrowsAsync<TunnelClosedException>(async () => await late.SendAsync(new byte[1]));
+            Assert.Equal(TunnelCloseReason.OpenerTimedOut, closed.Reason);
+        }
+
+        await AssertAllEndsGoneAsync();
+    }
+
+    /// <summary>Blocks before accepting, as a handler doing slow work before its first await would.</summary>
+    private sealed class SlowToAccept(IClusterHandler inner, TimeSpan delay) : IClusterHandler
+    {
+        public Task<byte[]> HandleRequestAsync(byte[] request, CancellationToken cancellationToken) => inner.HandleRequestAsync(request, cancellationToken);
+
+        public Task HandleBroadcastAsync(byte[] message, CancellationToken cancellationToken) => inner.HandleBroadcastAsync(message, cancellationToken);
+
+        public Task HandleTunnelAsync(ITunnel tunnel, CancellationToken cancellationToken)
+        {
+            Thread.Sleep(delay);
+            return inner.HandleTunnelAsync(tunnel, cancellationToken);
+        }
+    }
+
     private static async Task<bool> CompletesWithin(ValueTask task, TimeSpan time)
     {
         var asTask = task.AsTask();
