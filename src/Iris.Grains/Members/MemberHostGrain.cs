@@ -52,8 +52,12 @@ internal interface IMemberHostGrain : IMemberHost, IGrainWithStringKey;
 /// <summary>An Orleans client's member host: an observer the client creates.</summary>
 internal interface IMemberObserver : IMemberHost, IGrainObserver;
 
-/// <summary>The member host of a process, whichever kind it is; runs in grain code or on the client.</summary>
-internal sealed class MemberHost(LocalMembers members, LocalTunnels tunnels, IGrainFactory grains)
+/// <summary>
+/// The member host of a process, whichever kind it is: in an Orleans client it is the observer object itself (Orleans
+/// holds observers weakly: the client keeps a strong reference); in a silo the member host grain forwards to it.
+/// Clients are leaves of a dissemination tree: they are never handed a share to pass on.
+/// </summary>
+internal sealed class MemberHost(LocalMembers members, LocalTunnels tunnels, IGrainFactory grains) : IMemberObserver
 {
     public Task<byte[]> Request(string cluster, byte[] request, DateTime deadlineUtc) => members.RequestAsync(cluster, request, deadlineUtc);
 
@@ -81,28 +85,6 @@ internal sealed class MemberHost(LocalMembers members, LocalTunnels tunnels, IGr
     }
 
     public Task<TunnelStatus[]> TunnelPing(Guid[] ids) => Task.FromResult(tunnels.Statuses(ids));
-}
-
-/// <summary>The observer object in an Orleans client, in front of the client's members and tunnels. Clients are
-/// leaves of a dissemination tree: they are never handed a share to pass on.</summary>
-internal sealed class MemberObserver(MemberHost host) : IMemberObserver
-{
-    public Task<byte[]> Request(string cluster, byte[] request, DateTime deadlineUtc) => host.Request(cluster, request, deadlineUtc);
-
-    public Task Broadcast(string cluster, byte[] message, Guid id, MemberSilo[] forward) => host.Broadcast(cluster, message, id, forward);
-
-    public Task Publish(string topic, byte[] message, Guid id, MemberSilo[] forward) => host.Publish(topic, message, id, forward);
-
-    public Task<TunnelAccepted> OpenTunnel(string cluster, Guid id, MemberSilo opener, int openerWindow, DateTime deadlineUtc) =>
-        host.OpenTunnel(cluster, id, opener, openerWindow, deadlineUtc);
-
-    public Task<TunnelStatus> TunnelData(Guid id, TunnelFrame[] frames) => host.TunnelData(id, frames);
-
-    public Task<TunnelStatus> TunnelCredit(Guid id, int bytes) => host.TunnelCredit(id, bytes);
-
-    public Task TunnelFailed(Guid id, TunnelCloseReason reason, string? detail) => host.TunnelFailed(id, reason, detail);
-
-    public Task<TunnelStatus[]> TunnelPing(Guid[] ids) => host.TunnelPing(ids);
 }
 
 /// <summary>One per silo, on that silo (key: the silo's address); reentrant, so members run concurrently within

@@ -214,7 +214,7 @@ internal sealed class ClientIrisClient(IGrainFactory grains, LocalMembers member
     private readonly string _id = "client/" + Guid.NewGuid().ToString("N");
 
     // Orleans holds observer objects only weakly: this strong reference keeps the client's members reachable.
-    private readonly MemberObserver _target = new(new MemberHost(members, tunnels, grains));
+    private readonly MemberHost _target = new(members, tunnels, grains);
     private IMemberObserver? _observer;
 
     private IMemberObserver Observer => _observer ??= Grains.CreateObjectReference<IMemberObserver>(_target);

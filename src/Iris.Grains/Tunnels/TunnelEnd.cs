@@ -523,15 +523,7 @@ internal sealed class TunnelEnd : ITunnel
     {
         try
         {
-            var status = await peer.Call(_grains, host => host.TunnelData(PeerId, batch)).ConfigureAwait(false);
-            if (status != TunnelStatus.Open)
-            {
-                End(LocalTunnels.ReasonFor(status), null, notifyPeer: false);
-            }
-        }
-        catch (Exception e)
-        {
-            End(TunnelCloseReason.PeerDied, e.Message, notifyPeer: false);
+            await ToPeerAsync(peer, host => host.TunnelData(PeerId, batch)).ConfigureAwait(false);
         }
         finally
         {
@@ -553,14 +545,16 @@ internal sealed class TunnelEnd : ITunnel
             }
         }
 
-        _ = CreditAsync(peer, bytes);
+        _ = ToPeerAsync(peer, host => host.TunnelCredit(PeerId, bytes));
     }
 
-    private async Task CreditAsync(MemberSilo peer, int bytes)
+    /// <summary>Makes a data or credit call to the peer; ends the tunnel when the peer no longer has it, or the call
+    /// fails (its process is gone or unreachable).</summary>
+    private async Task ToPeerAsync(MemberSilo peer, Func<IMemberHost, Task<TunnelStatus>> call)
     {
         try
         {
-            var status = await peer.Call(_grains, host => host.TunnelCredit(PeerId, bytes)).ConfigureAwait(false);
+            var status = await peer.Call(_grains, call).ConfigureAwait(false);
             if (status != TunnelStatus.Open)
             {
                 End(LocalTunnels.ReasonFor(status), null, notifyPeer: false);
