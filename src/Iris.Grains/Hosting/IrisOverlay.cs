@@ -1,5 +1,8 @@
 using Iris.Overlay.Hosting;
+using Iris.Overlay;
 using Iris.Overlay.Records;
+using Iris.Overlay.Scribe;
+using Iris.Overlay.Transport;
 using Iris.Overlay.Security;
 using Iris.Security;
 using Microsoft.Extensions.Configuration;
@@ -24,6 +27,8 @@ internal sealed partial class IrisOverlay(
     private OverlayHost? _host;
     private RecordStore? _records;
     private RootLocator? _locator;
+    private ScribeNode? _scribe;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<NodeKey, SiloAddress> _silos = new();
 
     /// <summary>The running overlay, once started.</summary>
     public OverlayHost? Host => _host;
@@ -60,6 +65,10 @@ internal sealed partial class IrisOverlay(
                 // The root of a key answers with this silo's Orleans address: rendezvous grains are placed by it.
                 var silo = services?.GetService(typeof(Orleans.Runtime.ILocalSiloDetails)) as Orleans.Runtime.ILocalSiloDetails;
                 _locator = new RootLocator(host.Node, host.Timers, silo?.SiloAddress.ToParsableString() ?? string.Empty);
+
+                // Scribe trees per cluster and topic: silos with members subscribe their node; broadcasts and
+                // publications travel down the trees over Orleans calls (the overlay carries only the trees).
+                _scribe = new ScribeNode(host.Node, host.Timers, new ScribeOptions(), new Random(), TreesOnly.Instance, loggers.CreateLogger("Iris.Overlay.Scribe"));
                 _host = host;
             }
 
@@ -86,13 +95,61 @@ internal sealed partial class IrisOverlay(
         return _locator!;
     }
 
+    /// <summary>The Scribe trees of this node, once this node is in a ring.</summary>
+    public async Task<ScribeNode> GetScribeAsync(CancellationToken cancellationToken)
+    {
+        await GetRecordsAsync(cancellationToken).ConfigureAwait(false);
+        return _scribe!;
+    }
+
+    /// <summary>The silo of the overlay node <paramref name="node"/>: asked of the node itself (the root of its own
+    /// key answers with its silo's address), then remembered until <see cref="ForgetSilo"/>.</summary>
+    public async Task<SiloAddress> SiloOfAsync(NodeKey node, CancellationToken cancellationToken)
+    {
+        if (_silos.TryGetValue(node, out var known))
+        {
+            return known;
+        }
+
+        var locator = await GetLocatorAsync(cancellationToken).ConfigureAwait(false);
+        var tag = await locator.FindRootAsync(node, TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+        if (tag.Length == 0)
+        {
+            throw new SiloUnavailableException($"Overlay node {node} has no silo.");
+        }
+
+        return _silos[node] = SiloAddress.FromParsableString(tag);
+    }
+
+    /// <summary>Forgets the silo of <paramref name="node"/>, after a call to it failed.</summary>
+    public void ForgetSilo(NodeKey node) => _silos.TryRemove(node, out _);
+
     public async ValueTask DisposeAsync()
     {
+        _scribe?.Dispose();
         _records?.Dispose();
         _locator?.Dispose();
         if (_host is not null)
         {
             await _host.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Silos use Scribe for its trees; nothing is multicast or anycast on the overlay itself.</summary>
+    private sealed class TreesOnly : IScribeHandler
+    {
+        public static readonly TreesOnly Instance = new();
+
+        public void OnMulticast(NodeKey group, string member, ScribeMessageId id, ReadOnlyMemory<byte> payload, NodeHandle origin)
+        {
+        }
+
+        public void OnAnycast(NodeKey group, string member, ScribeMessageId id, ReadOnlyMemory<byte> payload, NodeHandle origin)
+        {
+        }
+
+        public void OnNoMembers(NodeKey group, ScribeMessageId id)
+        {
         }
     }
 

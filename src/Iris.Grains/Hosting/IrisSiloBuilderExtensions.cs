@@ -88,6 +88,7 @@ public static class IrisSiloBuilderExtensions
         });
         builder.Services.AddSingleton<LocalTunnels>();
         builder.Services.AddSingleton<MemberDirectory>();
+        builder.Services.AddSingleton<ScribeDissemination>();
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<SiloIrisClient>();
         builder.Services.AddSingleton<IIrisClient>(services => services.GetRequiredService<SiloIrisClient>());

@@ -47,7 +47,14 @@ internal interface IMemberHost : IAddressable
 }
 
 /// <summary>A silo's member host: a grain pinned to the silo.</summary>
-internal interface IMemberHostGrain : IMemberHost, IGrainWithStringKey;
+internal interface IMemberHostGrain : IMemberHost, IGrainWithStringKey
+{
+    /// <summary>A broadcast (or, with <paramref name="topic"/>, a publication) coming down the Scribe tree of
+    /// <paramref name="rendezvousKey"/>; returns the member silos reached here and below (see
+    /// <see cref="ScribeDissemination"/>).</summary>
+    [AlwaysInterleave]
+    Task<string[]> SendDown(bool topic, string name, string rendezvousKey, byte[] message, Guid id);
+}
 
 /// <summary>An Orleans client's member host: an observer the client creates.</summary>
 internal interface IMemberObserver : IMemberHost, IGrainObserver;
@@ -91,7 +98,7 @@ internal sealed class MemberHost(LocalMembers members, LocalTunnels tunnels, IGr
 /// their limits.</summary>
 [SiloPinned]
 [Reentrant]
-internal sealed class MemberHostGrain(LocalMembers members, LocalTunnels tunnels) : Grain, IMemberHostGrain
+internal sealed class MemberHostGrain(LocalMembers members, LocalTunnels tunnels, ScribeDissemination trees) : Grain, IMemberHostGrain
 {
     private MemberHost? _host;
 
@@ -113,4 +120,7 @@ internal sealed class MemberHostGrain(LocalMembers members, LocalTunnels tunnels
     public Task TunnelFailed(Guid id, TunnelCloseReason reason, string? detail) => Host.TunnelFailed(id, reason, detail);
 
     public Task<TunnelStatus[]> TunnelPing(Guid[] ids) => Host.TunnelPing(ids);
+
+    public Task<string[]> SendDown(bool topic, string name, string rendezvousKey, byte[] message, Guid id) =>
+        trees.SendDownAsync(topic, name, rendezvousKey, message, id);
 }

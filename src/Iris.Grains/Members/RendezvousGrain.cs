@@ -1,6 +1,8 @@
 using Iris.Hosting;
 using Iris.Overlay;
+using Iris.Patterns;
 using Iris.Placement;
+using Orleans.Concurrency;
 using Orleans.Serialization;
 
 namespace Iris.Members;
@@ -51,6 +53,11 @@ internal interface IRendezvousGrain : IGrainWithStringKey
 
     Task<MemberSilo[]> GetMembers();
 
+    /// <summary>Sends a broadcast to the cluster's members (or, with <paramref name="topic"/>, a publication to the
+    /// topic's subscribers) down the name's Scribe tree from here, then directly to members the tree did not reach.</summary>
+    [AlwaysInterleave]
+    Task Disseminate(bool topic, string name, byte[] message, Guid id);
+
     /// <summary>Diagnostics: the silo this activation runs on.</summary>
     Task<SiloAddress> GetSilo();
 }
@@ -61,7 +68,8 @@ internal interface IRendezvousGrain : IGrainWithStringKey
 /// </summary>
 [RendezvousPlacement]
 internal sealed class RendezvousGrain(
-    IClusterMembershipService membership, TimeProvider time, IrisOverlay overlay, Serializer<MemberSilo[]> serializer, ILocalSiloDetails silo)
+    IClusterMembershipService membership, TimeProvider time, IrisOverlay overlay, Serializer<MemberSilo[]> serializer, ILocalSiloDetails silo,
+    ScribeDissemination trees)
     : Grain, IRendezvousGrain
 {
     /// <summary>How often the grain checks it still sits on its name's ring root.</summary>
@@ -120,6 +128,16 @@ internal sealed class RendezvousGrain(
         }
 
         return Task.FromResult(_members.Values.Select(m => m.Member).ToArray());
+    }
+
+    public async Task Disseminate(bool topic, string name, byte[] message, Guid id)
+    {
+        var known = await GetMembers();
+        var reached = (await trees.SendDownAsync(topic, name, this.GetPrimaryKeyString(), message, id)).ToHashSet(StringComparer.Ordinal);
+        var direct = known.Where(m => !reached.Contains(m.Id)).ToArray();
+        trees.CountDirect(direct.Count(m => m.Observer is null));
+        await Dissemination.SendAsync(direct, (member, share) => member.Call(
+            GrainFactory, host => topic ? host.Publish(name, message, id, share) : host.Broadcast(name, message, id, share)));
     }
 
     /// <summary>Writes the member list to the ring (renewals of known entries are not written).</summary>

@@ -8,7 +8,7 @@ namespace Iris.Patterns;
 
 /// <summary>
 /// The entry point of a cluster on whichever silo is called: a local, stateless worker. A request goes straight to
-/// one member silo's member host; a broadcast down a tree over the member silos (<see cref="Dissemination"/>).
+/// one member silo's member host; a broadcast down the name's Scribe tree (<see cref="ScribeDissemination"/>).
 /// </summary>
 [StatelessWorker]
 internal sealed class ClusterGrain(MemberDirectory directory, IGrainFactory grains) : Grain, IClusterGrain, IClusterTunnelGrain
@@ -41,9 +41,9 @@ internal sealed class ClusterGrain(MemberDirectory directory, IGrainFactory grai
     {
         IrisMetrics.Broadcasts.Add(1);
         IrisMetrics.Bytes.Add(message.Length, new KeyValuePair<string, object?>("direction", "broadcast"));
-        var members = await directory.MembersAsync(MemberDirectory.ClusterKey(Cluster, directory.NextSplit()));
-        var id = Guid.NewGuid();
-        await Dissemination.SendAsync(members, (member, share) => member.Call(grains, host => host.Broadcast(Cluster, message, id, share)));
+
+        // To the rendezvous, the root of the name's Scribe tree, and down the tree from there.
+        await grains.GetGrain<IRendezvousGrain>(MemberDirectory.ClusterKey(Cluster, directory.NextSplit())).Disseminate(false, Cluster, message, Guid.NewGuid());
     }
 
     public async Task<TunnelAccepted> OpenTunnel(Guid id, MemberSilo opener, int openerWindow, TimeSpan timeout)
@@ -129,11 +129,7 @@ internal sealed class TopicGrain(MemberDirectory directory, IGrainFactory grains
         IrisMetrics.Publications.Add(1);
         IrisMetrics.Bytes.Add(message.Length, new KeyValuePair<string, object?>("direction", "publication"));
 
-        // Ask the rendezvous directly, not the cache: a subscription made before this call must receive it.
-        var key = MemberDirectory.TopicKey(topic, directory.NextSplit());
-        directory.Forget(key);
-        var subscribers = await directory.MembersAsync(key);
-        var id = Guid.NewGuid();
-        await Dissemination.SendAsync(subscribers, (subscriber, share) => subscriber.Call(grains, host => host.Publish(topic, message, id, share)));
+        // To the rendezvous itself, not a cached list: a subscription made before this call is served.
+        await grains.GetGrain<IRendezvousGrain>(MemberDirectory.TopicKey(topic, directory.NextSplit())).Disseminate(true, topic, message, Guid.NewGuid());
     }
 }

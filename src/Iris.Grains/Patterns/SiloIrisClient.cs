@@ -36,6 +36,7 @@ internal abstract class IrisClientBase : IIrisClient, IHostedService
         var member = _members.Add(cluster, handler, limits ?? new MemberLimits());
         var keys = MemberDirectory.ClusterKeys(cluster);
         await RegisterAllAsync(keys, Entry(_members.Capacity(cluster))).WaitAsync(cancellationToken).ConfigureAwait(false);
+        await JoinTreesAsync(keys).ConfigureAwait(false);
 
         // Every silo keeps what the rendezvous said for a moment: past it, all of them see the new member.
         await Task.Delay(MemberDirectory.CacheTime, cancellationToken).ConfigureAwait(false);
@@ -48,6 +49,7 @@ internal abstract class IrisClientBase : IIrisClient, IHostedService
             else
             {
                 await Task.WhenAll(keys.Select(key => Rendezvous(key).Unregister(Entry(0).Id))).ConfigureAwait(false);
+                await LeaveTreesAsync(keys).ConfigureAwait(false);
             }
 
             foreach (var key in keys)
@@ -64,11 +66,13 @@ internal abstract class IrisClientBase : IIrisClient, IHostedService
         _members.Subscribe(topic, handler);
         var keys = MemberDirectory.TopicKeys(topic);
         await RegisterAllAsync(keys, Entry(1)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        await JoinTreesAsync(keys).ConfigureAwait(false);
         return new Registration(async () =>
         {
             if (!_members.Unsubscribe(topic, handler))
             {
                 await Task.WhenAll(keys.Select(key => Rendezvous(key).Unregister(Entry(1).Id))).ConfigureAwait(false);
+                await LeaveTreesAsync(keys).ConfigureAwait(false);
             }
         });
     }
@@ -147,6 +151,12 @@ internal abstract class IrisClientBase : IIrisClient, IHostedService
     /// <summary>This process's rendezvous entry, offering <paramref name="capacity"/>.</summary>
     protected abstract MemberSilo Entry(double capacity);
 
+    /// <summary>Puts this process in the Scribe trees of a name's rendezvous keys, if it can be in trees.</summary>
+    protected virtual Task JoinTreesAsync(string[] keys) => Task.CompletedTask;
+
+    /// <summary>Takes this process out of those trees.</summary>
+    protected virtual Task LeaveTreesAsync(string[] keys) => Task.CompletedTask;
+
     /// <summary>Drops what this process remembers of a name's members, if anything.</summary>
     protected virtual void Forget(string key)
     {
@@ -195,11 +205,17 @@ internal abstract class IrisClientBase : IIrisClient, IHostedService
     }
 }
 
-/// <summary><see cref="IIrisClient"/> in a silo: members behind the silo's member host grain.</summary>
-internal sealed class SiloIrisClient(IGrainFactory grains, LocalMembers members, LocalTunnels tunnels, MemberDirectory directory, ILocalSiloDetails silo)
+/// <summary><see cref="IIrisClient"/> in a silo: members behind the silo's member host grain, and the silo in the
+/// Scribe trees of the names it has members of.</summary>
+internal sealed class SiloIrisClient(
+    IGrainFactory grains, LocalMembers members, LocalTunnels tunnels, MemberDirectory directory, ILocalSiloDetails silo, ScribeDissemination trees)
     : IrisClientBase(grains, members, tunnels, TimeSpan.FromSeconds(10))
 {
     protected override MemberSilo Entry(double capacity) => new(silo.SiloAddress, capacity);
+
+    protected override Task JoinTreesAsync(string[] keys) => trees.JoinAsync(keys);
+
+    protected override Task LeaveTreesAsync(string[] keys) => trees.LeaveAsync(keys);
 
     protected override void Forget(string key) => directory.Forget(key);
 }

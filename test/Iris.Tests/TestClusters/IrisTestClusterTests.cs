@@ -55,6 +55,49 @@ public sealed class IrisTestClusterTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Broadcasts_travel_down_the_scribe_tree_to_members_on_every_silo_once()
+    {
+        var received = new int[_cluster.Silos.Count];
+        var registrations = new List<IAsyncDisposable>();
+        for (var i = 0; i < _cluster.Silos.Count; i++)
+        {
+            var index = i;
+            registrations.Add(await _cluster.Silos[i].Iris().RegisterAsync("tree", new CountingEcho(() => Interlocked.Increment(ref received[index]))));
+        }
+
+        var trees = _cluster.Silos.Select(s => s.Services().GetRequiredService<Iris.Patterns.ScribeDissemination>()).ToArray();
+        long Tree() => trees.Sum(t => t.TreeDeliveries);
+        long Direct() => trees.Sum(t => t.DirectDeliveries);
+
+        // Every broadcast reaches every member once, through the tree or, while a branch is joining, directly;
+        // once the trees have formed, the tree alone carries them.
+        var sent = 0;
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        var byTreeOnly = 0;
+        while (byTreeOnly < 4)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"broadcasts still needed direct sends: {Direct()} direct, {Tree()} by tree");
+            var (tree, direct) = (Tree(), Direct());
+            await _cluster.Client.GetGrain<IClusterGrain>("tree").Broadcast([1]);
+            sent++;
+            Assert.All(received, n => Assert.Equal(sent, n));
+            if (Direct() == direct && Tree() - tree == _cluster.Silos.Count)
+            {
+                byTreeOnly++;
+            }
+            else
+            {
+                await Task.Delay(200);
+            }
+        }
+
+        foreach (var registration in registrations)
+        {
+            await registration.DisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task Service_continues_when_a_silo_is_killed()
     {
         var victim = _cluster.Silos[2];
