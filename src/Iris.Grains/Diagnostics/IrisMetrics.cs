@@ -38,16 +38,18 @@ internal static class IrisMetrics
 
     public static readonly KeyValuePair<string, object?>[] Received = [new("direction", "received")];
 
-    private static long _members;
     private static long _tunnels;
 
     static IrisMetrics()
     {
-        Meter.CreateObservableGauge("iris.members", () => Interlocked.Read(ref _members), "{member}", "Cluster members and topic subscribers hosted by this process.");
         Meter.CreateObservableGauge("iris.tunnels.open", () => Interlocked.Read(ref _tunnels), "{tunnel}", "Tunnel ends open in this process.");
     }
 
-    public static void MembersChanged(int delta) => Interlocked.Add(ref _members, delta);
+    public static readonly UpDownCounter<long> Members = Meter.CreateUpDownCounter<long>(
+        "iris.members", "{member}", "Cluster members and topic subscribers hosted by this process, by kind (cluster, topic) and name.");
+
+    public static void MembersChanged(string kind, string name, int delta) =>
+        Members.Add(delta, new KeyValuePair<string, object?>("kind", kind), new KeyValuePair<string, object?>("name", name));
 
     public static void TunnelsChanged(int delta) => Interlocked.Add(ref _tunnels, delta);
 

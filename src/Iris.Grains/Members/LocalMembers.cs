@@ -30,7 +30,7 @@ internal sealed class LocalMembers
     public Member Add(string cluster, IClusterHandler handler, MemberLimits limits)
     {
         var member = new Member(handler, limits);
-        Diagnostics.IrisMetrics.MembersChanged(1);
+        Diagnostics.IrisMetrics.MembersChanged("cluster", cluster, 1);
         _clusters.AddOrUpdate(cluster, [member], (_, members) => [.. members, member]);
         return member;
     }
@@ -38,7 +38,7 @@ internal sealed class LocalMembers
     /// <summary>Removes a member, closing the tunnels it serves; returns whether the cluster has members left here.</summary>
     public bool Remove(string cluster, Member member)
     {
-        Diagnostics.IrisMetrics.MembersChanged(-1);
+        Diagnostics.IrisMetrics.MembersChanged("cluster", cluster, -1);
         foreach (var tunnel in member.Tunnels.Values)
         {
             tunnel.End(TunnelCloseReason.MemberUnregistered, null, notifyPeer: true);
@@ -49,13 +49,13 @@ internal sealed class LocalMembers
 
     public void Subscribe(string topic, ITopicHandler handler)
     {
-        Diagnostics.IrisMetrics.MembersChanged(1);
+        Diagnostics.IrisMetrics.MembersChanged("topic", topic, 1);
         _topics.AddOrUpdate(topic, [handler], (_, handlers) => [.. handlers, handler]);
     }
 
     public bool Unsubscribe(string topic, ITopicHandler handler)
     {
-        Diagnostics.IrisMetrics.MembersChanged(-1);
+        Diagnostics.IrisMetrics.MembersChanged("topic", topic, -1);
         return _topics.AddOrUpdate(topic, [], (_, handlers) => [.. handlers.Where(h => h != handler)]).Length > 0;
     }
 
