@@ -55,7 +55,6 @@ internal interface IRendezvousGrain : IGrainWithStringKey
 
     /// <summary>Sends a broadcast to the cluster's members (or, with <paramref name="topic"/>, a publication to the
     /// topic's subscribers) down the name's Scribe tree from here, then directly to members the tree did not reach.</summary>
-    [AlwaysInterleave]
     Task Disseminate(bool topic, string name, byte[] message, Guid id);
 
     /// <summary>Diagnostics: the silo this activation runs on.</summary>
@@ -64,9 +63,11 @@ internal interface IRendezvousGrain : IGrainWithStringKey
 
 /// <summary>
 /// Keeps a name's member silos, each on a lease that the silo renews; silos that died are dropped at once (Orleans
-/// membership says so) and silos that stopped renewing after the lease.
+/// membership says so) and silos that stopped renewing after the lease. Reentrant: a broadcast going down the tree, or
+/// a write of the list to the ring, never holds up lookups and renewals.
 /// </summary>
 [RendezvousPlacement]
+[Reentrant]
 internal sealed class RendezvousGrain(
     IClusterMembershipService membership, TimeProvider time, IrisOverlay overlay, Serializer<MemberSilo[]> serializer, ILocalSiloDetails silo,
     ScribeDissemination trees)
@@ -75,6 +76,7 @@ internal sealed class RendezvousGrain(
     /// <summary>How often the grain checks it still sits on its name's ring root.</summary>
     public static readonly TimeSpan RootCheck = TimeSpan.FromSeconds(5);
 
+    private readonly SemaphoreSlim _saving = new(1, 1);
     private long _savedVersion;
 
     private NodeKey RecordKey => NodeKey.FromName("iris/rendezvous-members/" + this.GetPrimaryKeyString());
@@ -143,18 +145,27 @@ internal sealed class RendezvousGrain(
     /// <summary>Writes the member list to the ring (renewals of known entries are not written).</summary>
     private async Task SaveAsync()
     {
-        var records = await overlay.GetRecordsAsync(CancellationToken.None);
-        var data = serializer.SerializeToArray(_members.Values.Select(m => m.Member).ToArray());
-        var result = await records.CompareAndSwapAsync(RecordKey, _savedVersion, data);
-        if (!result.Success && result.Current is not null)
+        // One write at a time, each of the list as it is when the write starts, so the last write holds the latest list.
+        await _saving.WaitAsync();
+        try
         {
-            // An older activation wrote meanwhile: this one is the live one, write over it.
-            result = await records.CompareAndSwapAsync(RecordKey, result.Current.Version, data);
-        }
+            var records = await overlay.GetRecordsAsync(CancellationToken.None);
+            var data = serializer.SerializeToArray(_members.Values.Select(m => m.Member).ToArray());
+            var result = await records.CompareAndSwapAsync(RecordKey, _savedVersion, data);
+            if (!result.Success && result.Current is not null)
+            {
+                // An older activation wrote meanwhile: this one is the live one, write over it.
+                result = await records.CompareAndSwapAsync(RecordKey, result.Current.Version, data);
+            }
 
-        if (result.Current is not null)
+            if (result.Current is not null)
+            {
+                _savedVersion = result.Current.Version;
+            }
+        }
+        finally
         {
-            _savedVersion = result.Current.Version;
+            _saving.Release();
         }
     }
 

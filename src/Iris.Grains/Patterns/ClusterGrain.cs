@@ -7,10 +7,12 @@ using Orleans.Concurrency;
 namespace Iris.Patterns;
 
 /// <summary>
-/// The entry point of a cluster on whichever silo is called: a local, stateless worker. A request goes straight to
+/// The entry point of a cluster on whichever silo is called: a local, stateless worker, reentrant so that a request
+/// never waits behind a broadcast or a tunnel being opened. A request goes straight to
 /// one member silo's member host; a broadcast down the name's Scribe tree (<see cref="ScribeDissemination"/>).
 /// </summary>
 [StatelessWorker]
+[Reentrant]
 internal sealed class ClusterGrain(MemberDirectory directory, IGrainFactory grains) : Grain, IClusterGrain, IClusterTunnelGrain
 {
     private string Cluster => this.GetPrimaryKeyString();
@@ -121,6 +123,7 @@ internal interface IClusterTunnelGrain : IGrainWithStringKey
 
 /// <summary>The entry point of a topic on whichever silo is called.</summary>
 [StatelessWorker]
+[Reentrant]
 internal sealed class TopicGrain(MemberDirectory directory, IGrainFactory grains) : Grain, ITopicGrain
 {
     public async Task Publish(byte[] message)

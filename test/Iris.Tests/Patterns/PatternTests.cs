@@ -53,6 +53,34 @@ public sealed class PatternTests(IrisClusterFixture cluster) : IClassFixture<Iri
         Assert.Equal([7, 7], reply);
     }
 
+    private sealed class SlowBroadcasts(TimeSpan delay) : IClusterHandler
+    {
+        public Task<byte[]> HandleRequestAsync(byte[] request, CancellationToken cancellationToken) => Task.FromResult(request);
+
+        public Task HandleBroadcastAsync(byte[] message, CancellationToken cancellationToken) => Task.Delay(delay, cancellationToken);
+    }
+
+    [Fact]
+    public async Task A_slow_broadcast_does_not_hold_up_requests_to_the_same_cluster()
+    {
+        var name = Name("slow-broadcast");
+        await using var member = await cluster.IrisA.RegisterAsync(name, new SlowBroadcasts(TimeSpan.FromSeconds(4)));
+
+        // One broadcast through each split's rendezvous, each waiting on the handler; past the member lists' cache
+        // time every request asks a rendezvous that is busy with a broadcast.
+        var broadcasts = Task.WhenAll(Enumerable.Range(0, 4).Select(_ => cluster.IrisB.BroadcastAsync(name, [1])));
+        await Task.Delay(Iris.Patterns.MemberDirectory.CacheTime + TimeSpan.FromMilliseconds(200));
+        var clock = Stopwatch.StartNew();
+        for (var i = 0; i < 4; i++)
+        {
+            await cluster.IrisB.RequestAsync(name, [2], TimeSpan.FromSeconds(10));
+        }
+
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"requests took {clock.Elapsed} behind the broadcasts");
+        Assert.False(broadcasts.IsCompleted);
+        await broadcasts;
+    }
+
     [Fact]
     public async Task A_request_to_a_cluster_without_members_fails_fast()
     {
