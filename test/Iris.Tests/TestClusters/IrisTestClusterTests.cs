@@ -98,6 +98,52 @@ public sealed class IrisTestClusterTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_broadcast_after_a_silo_in_the_tree_died_reaches_every_live_member_once()
+    {
+        var received = new int[_cluster.Silos.Count];
+        for (var i = 0; i < _cluster.Silos.Count; i++)
+        {
+            var index = i;
+            await _cluster.Silos[i].Iris().RegisterAsync("survivors", new CountingEcho(() => Interlocked.Increment(ref received[index])));
+        }
+
+        var trees = _cluster.Silos.Select(s => s.Services().GetRequiredService<Iris.Patterns.ScribeDissemination>()).ToArray();
+        var grain = _cluster.Silos[0].Services().GetRequiredService<IGrainFactory>().GetGrain<IClusterGrain>("survivors");
+
+        // Let the trees form (broadcasts carried by the tree alone), then kill a silo.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            var direct = trees.Sum(t => t.DirectDeliveries);
+            await grain.Broadcast([1]);
+            if (trees.Sum(t => t.DirectDeliveries) == direct)
+            {
+                break;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, "the trees did not form");
+            await Task.Delay(200);
+        }
+
+        var before = received.ToArray();
+        var victim = 3;
+        await _cluster.KillSiloAsync(_cluster.Silos[victim]);
+
+        // Each broadcast from now on reaches the three live members exactly once, whatever the tree looks like.
+        for (var n = 1; n <= 8; n++)
+        {
+            await grain.Broadcast([2]).WaitAsync(TimeSpan.FromSeconds(40));
+            for (var i = 0; i < received.Length; i++)
+            {
+                if (i != victim)
+                {
+                    Assert.Equal(before[i] + n, received[i]);
+                }
+            }
+        }
+    }
+
+    [Fact]
     public async Task Service_continues_when_a_silo_is_killed()
     {
         var victim = _cluster.Silos[2];
