@@ -33,9 +33,10 @@ internal interface IMemberHost : IAddressable
     [AlwaysInterleave]
     Task<TunnelStatus> TunnelData(Guid id, TunnelFrame[] frames);
 
-    /// <summary>The other end consumed <paramref name="bytes"/>: the end here may send that much more.</summary>
+    /// <summary>The other end's application has consumed <paramref name="grantedTotal"/> bytes since the tunnel opened:
+    /// the end here may be that much past its first window.</summary>
     [AlwaysInterleave]
-    Task<TunnelStatus> TunnelCredit(Guid id, int bytes);
+    Task<TunnelStatus> TunnelCredit(Guid id, long grantedTotal);
 
     /// <summary>The other end failed (not a graceful close): the end here closes with the reason.</summary>
     [AlwaysInterleave]
@@ -83,7 +84,7 @@ internal sealed class MemberHost(LocalMembers members, LocalTunnels tunnels, IGr
 
     public Task<TunnelStatus> TunnelData(Guid id, TunnelFrame[] frames) => Task.FromResult(tunnels.OnData(id, frames));
 
-    public Task<TunnelStatus> TunnelCredit(Guid id, int bytes) => Task.FromResult(tunnels.OnCredit(id, bytes));
+    public Task<TunnelStatus> TunnelCredit(Guid id, long grantedTotal) => Task.FromResult(tunnels.OnCredit(id, grantedTotal));
 
     public Task TunnelFailed(Guid id, TunnelCloseReason reason, string? detail)
     {
@@ -115,7 +116,7 @@ internal sealed class MemberHostGrain(LocalMembers members, LocalTunnels tunnels
 
     public Task<TunnelStatus> TunnelData(Guid id, TunnelFrame[] frames) => Host.TunnelData(id, frames);
 
-    public Task<TunnelStatus> TunnelCredit(Guid id, int bytes) => Host.TunnelCredit(id, bytes);
+    public Task<TunnelStatus> TunnelCredit(Guid id, long grantedTotal) => Host.TunnelCredit(id, grantedTotal);
 
     public Task TunnelFailed(Guid id, TunnelCloseReason reason, string? detail) => Host.TunnelFailed(id, reason, detail);
 

@@ -113,6 +113,7 @@ internal abstract class IrisClientBase : IIrisClient, IHostedService
     public async Task<ITunnel> OpenTunnelAsync(string cluster, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(cluster);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(timeout, TimeSpan.Zero);
         var end = _tunnels.Create(cluster);
         try
         {
@@ -143,7 +144,7 @@ internal abstract class IrisClientBase : IIrisClient, IHostedService
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         // While Orleans still runs, so the other ends hear of it.
-        _tunnels.CloseAll();
+        await _tunnels.CloseAllAsync().ConfigureAwait(false);
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _renewals.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }

@@ -130,14 +130,14 @@ internal sealed partial class LocalTunnels : IAsyncDisposable
     public TunnelStatus OnData(Guid id, TunnelFrame[] frames) =>
         _ends.TryGetValue(id, out var end) ? end.OnData(frames) : StatusOf(id);
 
-    public TunnelStatus OnCredit(Guid id, int bytes)
+    public TunnelStatus OnCredit(Guid id, long grantedTotal)
     {
         if (!_ends.TryGetValue(id, out var end))
         {
             return StatusOf(id);
         }
 
-        end.OnCredit(bytes);
+        end.OnCredit(grantedTotal);
         return TunnelStatus.Open;
     }
 
@@ -230,20 +230,19 @@ internal sealed partial class LocalTunnels : IAsyncDisposable
         }
     }
 
-    /// <summary>Ends every tunnel of this process, telling the peers: the process is stopping.</summary>
-    public void CloseAll()
+    /// <summary>Ends every tunnel of this process and tells the peers (the process is stopping), waiting a moment for
+    /// them to hear it: a peer that did not would go on calling a process that is gone.</summary>
+    public async Task CloseAllAsync()
     {
-        foreach (var end in _ends.Values)
-        {
-            end.End(TunnelCloseReason.PeerDied, "its process is stopping", notifyPeer: true);
-        }
+        var told = _ends.Values.Select(end => end.EndAsync(TunnelCloseReason.PeerDied, "its process is stopping", notifyPeer: true)).ToArray();
+        await Task.WhenAll(told).WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 
     public async ValueTask DisposeAsync()
     {
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _keepAlive.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        CloseAll();
+        await CloseAllAsync().ConfigureAwait(false);
     }
 
     [LoggerMessage(EventId = 300, Level = LogLevel.Warning, Message = "Tunnel handler of cluster '{Cluster}' failed on tunnel {Tunnel}")]

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using Iris.Diagnostics;
@@ -29,7 +30,9 @@ internal sealed class TunnelEnd : ITunnel
     // Sending.
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private readonly Channel<TunnelFrame> _outgoing = Channel.CreateUnbounded<TunnelFrame>(new UnboundedChannelOptions { SingleReader = true });
-    private long _credit;
+    private long _peerWindow;
+    private long _spent;
+    private long _grantedByPeer;
     private long _nextSend;
     private TaskCompletionSource? _creditWaiter;
     private Task _pump = Task.CompletedTask;
@@ -43,6 +46,7 @@ internal sealed class TunnelEnd : ITunnel
     private long _partialBytes;
     private int _partialUngranted;
     private int _toGrant;
+    private long _granted;
     private long _buffered;
     private TaskCompletionSource? _receiveWaiter;
 
@@ -105,14 +109,13 @@ internal sealed class TunnelEnd : ITunnel
     /// <summary>Connects the end to its peer, which accepts <paramref name="peerWindow"/> bytes ahead; starts sending.</summary>
     public void Connect(MemberSilo peer, int peerWindow, LocalMembers.Member? member = null)
     {
-        int early;
+        long early;
         lock (_gate)
         {
             Peer = peer;
             _member = member;
-            _credit = peerWindow;
-            early = _toGrant;
-            _toGrant = 0;
+            _peerWindow = peerWindow;
+            early = _granted;
         }
 
         _pump = Task.Run(PumpAsync);
@@ -168,7 +171,7 @@ internal sealed class TunnelEnd : ITunnel
         {
             Task waiter;
             byte[]? message = null;
-            var grant = 0;
+            long grant = 0;
             lock (_gate)
             {
                 if (_messages.TryDequeue(out var next))
@@ -285,7 +288,7 @@ internal sealed class TunnelEnd : ITunnel
     /// <summary>Frames arrived from the peer (called by this process's member host).</summary>
     public TunnelStatus OnData(TunnelFrame[] frames)
     {
-        var grant = 0;
+        long grant = 0;
         var closedByPeer = false;
         TunnelClosedException? tooLarge = null;
         lock (_gate)
@@ -317,7 +320,7 @@ internal sealed class TunnelEnd : ITunnel
                         }
                         else if (_messages.Count == 0)
                         {
-                            grant += Release(frame.Data.Length);
+                            grant = Math.Max(grant, Release(frame.Data.Length));
                         }
                         else
                         {
@@ -341,7 +344,7 @@ internal sealed class TunnelEnd : ITunnel
                         break;
                     case TunnelFrameKind.Abort:
                         _buffered -= _partialBytes;
-                        grant += Release(_partialUngranted);
+                        grant = Math.Max(grant, Release(_partialUngranted));
                         _partial = null;
                         _partialBytes = 0;
                         _partialUngranted = 0;
@@ -374,12 +377,13 @@ internal sealed class TunnelEnd : ITunnel
         return TunnelStatus.Open;
     }
 
-    /// <summary>The peer's application consumed <paramref name="bytes"/>.</summary>
-    public void OnCredit(int bytes)
+    /// <summary>The peer's application has consumed <paramref name="grantedTotal"/> bytes since the tunnel opened. A
+    /// running total, not an increment: a credit call sent twice, or overtaken by a later one, grants nothing extra.</summary>
+    public void OnCredit(long grantedTotal)
     {
         lock (_gate)
         {
-            _credit += bytes;
+            _grantedByPeer = Math.Max(_grantedByPeer, grantedTotal);
         }
 
         WakeSenders();
@@ -390,13 +394,17 @@ internal sealed class TunnelEnd : ITunnel
     /// pump stops, the handler's token is cancelled, and this process forgets the tunnel. With
     /// <paramref name="notifyPeer"/> the peer is told why, and ends too.
     /// </summary>
-    public void End(TunnelCloseReason reason, string? detail, bool notifyPeer)
+    public void End(TunnelCloseReason reason, string? detail, bool notifyPeer) => _ = EndAsync(reason, detail, notifyPeer);
+
+    /// <summary>Ends the tunnel as <see cref="End"/> does; the task completes when the peer has been told (or could
+    /// not be). Never faults.</summary>
+    public Task EndAsync(TunnelCloseReason reason, string? detail, bool notifyPeer)
     {
         lock (_gate)
         {
             if (_ended is not null)
             {
-                return;
+                return Task.CompletedTask;
             }
 
             _ended = reason;
@@ -423,8 +431,21 @@ internal sealed class TunnelEnd : ITunnel
         if (notifyPeer && Peer is { } peer)
         {
             var forPeer = reason == TunnelCloseReason.Closed ? TunnelCloseReason.ClosedByPeer : reason;
-            _ = peer.Call(_grains, host => host.TunnelFailed(PeerId, forPeer, detail)).ContinueWith(
-                static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            return TellAsync(peer, host => host.TunnelFailed(PeerId, forPeer, detail));
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private async Task TellAsync(MemberSilo peer, Func<IMemberHost, Task> call)
+    {
+        try
+        {
+            await peer.Call(_grains, call).WaitAsync(_options.KeepAliveTimeout).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // The peer is gone or unreachable: its keep-alive finds out.
         }
     }
 
@@ -457,9 +478,9 @@ internal sealed class TunnelEnd : ITunnel
                     throw new TunnelClosedException(Cluster, reason, _endedDetail);
                 }
 
-                if (_credit >= size)
+                if (_peerWindow + _grantedByPeer - _spent >= size)
                 {
-                    _credit -= size;
+                    _spent += size;
                     return;
                 }
 
@@ -531,43 +552,55 @@ internal sealed class TunnelEnd : ITunnel
         }
     }
 
-    private void SendCredit(int bytes)
+    /// <summary>Tells the peer the running total of bytes granted; not connected yet, <see cref="Connect"/> does.</summary>
+    private void SendCredit(long grantedTotal)
     {
-        MemberSilo? peer;
-        lock (_gate)
+        if (Peer is { } peer)
         {
-            peer = Peer;
-            if (peer is null)
+            _ = ToPeerAsync(peer, host => host.TunnelCredit(PeerId, grantedTotal));
+        }
+    }
+
+    /// <summary>
+    /// Makes a data or credit call to the peer. A call that fails or does not answer in time is made again, with
+    /// growing pauses, for up to three keep-alive timeouts: a lost call (the client's gateway went away, a message
+    /// dropped) costs a pause, not the tunnel; frames carry their numbers and credit its running total, so a repeat is
+    /// harmless. The tunnel ends when the peer no longer has it, when its silo or client is known to be gone, or when
+    /// the repeats run out.
+    /// </summary>
+    private async Task ToPeerAsync(MemberSilo peer, Func<IMemberHost, Task<TunnelStatus>> call)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var pause = TimeSpan.FromMilliseconds(100);
+        while (true)
+        {
+            try
             {
-                // Not connected yet: granted once it is.
-                _toGrant += bytes;
+                var status = await peer.Call(_grains, call).WaitAsync(2 * _options.KeepAliveTimeout).ConfigureAwait(false);
+                if (status != TunnelStatus.Open)
+                {
+                    End(LocalTunnels.ReasonFor(status), null, notifyPeer: false);
+                }
+
+                return;
+            }
+            catch (Exception e) when (e is not (SiloUnavailableException or ClientNotAvailableException)
+                && Stopwatch.GetElapsedTime(started) < 3 * _options.KeepAliveTimeout && !IsEnded)
+            {
+                await Task.Delay(pause).ConfigureAwait(false);
+                pause = TimeSpan.FromTicks(Math.Min(pause.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
+            }
+            catch (Exception e)
+            {
+                End(TunnelCloseReason.PeerDied, e.Message, notifyPeer: false);
                 return;
             }
         }
-
-        _ = ToPeerAsync(peer, host => host.TunnelCredit(PeerId, bytes));
     }
 
-    /// <summary>Makes a data or credit call to the peer; ends the tunnel when the peer no longer has it, or the call
-    /// fails (its process is gone or unreachable).</summary>
-    private async Task ToPeerAsync(MemberSilo peer, Func<IMemberHost, Task<TunnelStatus>> call)
-    {
-        try
-        {
-            var status = await peer.Call(_grains, call).ConfigureAwait(false);
-            if (status != TunnelStatus.Open)
-            {
-                End(LocalTunnels.ReasonFor(status), null, notifyPeer: false);
-            }
-        }
-        catch (Exception e)
-        {
-            End(TunnelCloseReason.PeerDied, e.Message, notifyPeer: false);
-        }
-    }
-
-    /// <summary>Counts consumed bytes; returns how many to grant the peer now (batched by a quarter window).</summary>
-    private int Release(int bytes)
+    /// <summary>Counts consumed bytes; once a quarter window has gathered, returns the new running total to grant the
+    /// peer (0: nothing to send yet).</summary>
+    private long Release(int bytes)
     {
         _toGrant += bytes;
         if (_toGrant < _grantThreshold)
@@ -575,9 +608,9 @@ internal sealed class TunnelEnd : ITunnel
             return 0;
         }
 
-        var grant = _toGrant;
+        _granted += _toGrant;
         _toGrant = 0;
-        return grant;
+        return _granted;
     }
 
     private void WakeReceiver()

@@ -24,7 +24,7 @@ public class DisseminationTests
 
         public Task<Iris.Tunnels.TunnelStatus> TunnelData(Guid id, Iris.Tunnels.TunnelFrame[] frames) => throw new NotSupportedException();
 
-        public Task<Iris.Tunnels.TunnelStatus> TunnelCredit(Guid id, int bytes) => throw new NotSupportedException();
+        public Task<Iris.Tunnels.TunnelStatus> TunnelCredit(Guid id, long grantedTotal) => throw new NotSupportedException();
 
         public Task TunnelFailed(Guid id, TunnelCloseReason reason, string? detail) => throw new NotSupportedException();
 

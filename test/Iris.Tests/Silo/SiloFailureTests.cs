@@ -5,11 +5,12 @@ using Microsoft.Extensions.Hosting;
 
 namespace Iris.Tests.Silo;
 
-/// <summary>Killing a silo process while requests flow to echo members hosted by every silo.</summary>
+/// <summary>Killing a silo process while requests flow to echo members hosted by every silo, and tunnels are open to
+/// them.</summary>
 public class SiloFailureTests
 {
     [Fact]
-    public async Task Under_request_load_a_killed_silo_costs_only_typed_errors_and_service_continues()
+    public async Task Under_request_load_a_killed_silo_costs_only_typed_errors_and_service_continues_and_its_tunnels_fail_typed()
     {
         var network = new IrisNetwork(47000);
         var silos = new List<ChildProcess>();
@@ -21,51 +22,14 @@ public class SiloFailureTests
             }
 
             using var host = await network.StartClientAsync();
-            var iris = host.Services.GetRequiredService<IIrisClient>();
-
-            var outcomes = new ConcurrentQueue<(DateTime At, string Outcome)>();
-            var unexpected = new ConcurrentQueue<Exception>();
-            using var stop = new CancellationTokenSource();
-            var workers = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+            try
             {
-                while (!stop.IsCancellationRequested)
-                {
-                    try
-                    {
-                        await iris.RequestAsync("echo", [1], TimeSpan.FromSeconds(3));
-                        outcomes.Enqueue((DateTime.UtcNow, "ok"));
-                    }
-                    catch (IrisException e)
-                    {
-                        outcomes.Enqueue((DateTime.UtcNow, e.GetType().Name));
-                    }
-                    catch (Exception e)
-                    {
-                        unexpected.Enqueue(e);
-                        await Task.Delay(100);
-                    }
-                }
-            })).ToList();
-
-            await Task.Delay(TimeSpan.FromSeconds(3));
-            var killedAt = DateTime.UtcNow;
-            silos[1].Kill();
-
-            // Service continues: requests succeed again once the silo's death is known, well within a minute.
-            var recovered = false;
-            for (var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60); DateTime.UtcNow < deadline && !recovered;)
-            {
-                await Task.Delay(500);
-                recovered = outcomes.Count(o => o.At > DateTime.UtcNow.AddSeconds(-2) && o.Outcome == "ok") > 20
-                    && DateTime.UtcNow - killedAt > TimeSpan.FromSeconds(5);
+                await RunAsync(host, silos);
             }
-
-            await stop.CancelAsync();
-            await Task.WhenAll(workers);
-            Assert.True(recovered, "requests did not succeed again after the kill: " + string.Join(", ", outcomes.GroupBy(o => o.Outcome).Select(g => $"{g.Key}={g.Count()}")));
-            Assert.True(unexpected.IsEmpty, "untyped errors: " + string.Join(" | ", unexpected.Take(5).Select(e => $"{e.GetType().Name}: {e.Message}")));
-            Assert.True(outcomes.Count(o => o.Outcome == "ok") > 100);
-            await host.StopAsync();
+            finally
+            {
+                await host.StopAsync();
+            }
         }
         finally
         {
@@ -74,5 +38,109 @@ public class SiloFailureTests
                 await silo.DisposeAsync();
             }
         }
+    }
+
+    private static async Task RunAsync(IHost host, List<ChildProcess> silos)
+    {
+        var iris = host.Services.GetRequiredService<IIrisClient>();
+
+        var outcomes = new ConcurrentQueue<(DateTime At, string Outcome)>();
+        var unexpected = new ConcurrentQueue<Exception>();
+        using var stop = new CancellationTokenSource();
+        var workers = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    await iris.RequestAsync("echo", [1], TimeSpan.FromSeconds(3));
+                    outcomes.Enqueue((DateTime.UtcNow, "ok"));
+                }
+                catch (IrisException e)
+                {
+                    outcomes.Enqueue((DateTime.UtcNow, e.GetType().Name));
+                }
+                catch (Exception e)
+                {
+                    unexpected.Enqueue(e);
+                    await Task.Delay(100);
+                }
+            }
+        })).ToList();
+
+        // Tunnels to the echo members, spread over the three silos by load, each with a receive waiting.
+        var tunnels = new List<ITunnel>();
+        for (var i = 0; i < 30; i++)
+        {
+            tunnels.Add(await iris.OpenTunnelAsync("echo", TimeSpan.FromSeconds(10)));
+        }
+
+        var waiting = tunnels.Select(t => t.ReceiveAsync().AsTask()).ToList();
+
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        var killedAt = DateTime.UtcNow;
+        silos[1].Kill();
+
+        // A tunnel whose member died fails, typed, within the failure-detection time; the others go on echoing.
+        var died = 0;
+        var lived = 0;
+        for (var i = 0; i < tunnels.Count; i++)
+        {
+            try
+            {
+                await tunnels[i].SendAsync(new[] { (byte)i });
+                Assert.Equal([(byte)i], await waiting[i].WaitAsync(TimeSpan.FromSeconds(40)));
+                lived++;
+            }
+            catch (TunnelClosedException e)
+            {
+                Assert.Equal(TunnelCloseReason.PeerDied, e.Reason);
+                await Assert.ThrowsAsync<TunnelClosedException>(() => waiting[i].WaitAsync(TimeSpan.FromSeconds(40)));
+                died++;
+            }
+        }
+
+        Assert.True(died > 0 && lived > 0, $"{died} tunnels failed, {lived} went on: the kill should cost some, not all");
+
+        Assert.True(DateTime.UtcNow - killedAt < TimeSpan.FromSeconds(60));
+
+        // Exactly those whose member was on the killed silo failed (once the cluster has declared it dead).
+        var management = host.Services.GetRequiredService<IClusterClient>().GetGrain<IManagementGrain>(0);
+        var active = new HashSet<SiloAddress>();
+        for (var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60); active.Count != 2 && DateTime.UtcNow < deadline;)
+        {
+            try
+            {
+                active = (await management.GetHosts(onlyActive: true)).Keys.ToHashSet();
+            }
+            catch (OrleansException)
+            {
+                // The call went by way of the dead silo; ask again.
+            }
+
+            await Task.Delay(500);
+        }
+
+        var onDead = tunnels.Count(t => !active.Contains(((Iris.Tunnels.TunnelEnd)t).Peer!.Silo!));
+        Assert.Equal(onDead, died);
+        foreach (var tunnel in tunnels)
+        {
+            await tunnel.DisposeAsync();
+        }
+
+        // Service continues: requests succeed again once the silo's death is known, well within a minute.
+        var recovered = false;
+        for (var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60); DateTime.UtcNow < deadline && !recovered;)
+        {
+            await Task.Delay(500);
+            recovered = outcomes.Count(o => o.At > DateTime.UtcNow.AddSeconds(-2) && o.Outcome == "ok") > 20
+                && DateTime.UtcNow - killedAt > TimeSpan.FromSeconds(5);
+        }
+
+        await stop.CancelAsync();
+        await Task.WhenAll(workers);
+        Assert.True(recovered, "requests did not succeed again after the kill: " + string.Join(", ", outcomes.GroupBy(o => o.Outcome).Select(g => $"{g.Key}={g.Count()}")));
+        Assert.True(unexpected.IsEmpty, "untyped errors: " + string.Join(" | ", unexpected.Take(5).Select(e => $"{e.GetType().Name}: {e.Message}")));
+        Assert.True(outcomes.Count(o => o.Outcome == "ok") > 100);
     }
 }

@@ -102,6 +102,8 @@ public sealed class TunnelTests(TunnelClusterFixture fixture) : IClassFixture<Tu
             Assert.Equal(big.Length, error.Limit);
             await tunnel.SendAsync(Numbered(7));
             Assert.Equal(7, Number(await tunnel.ReceiveAsync()));
+            await tunnel.DisposeAsync();
+            await AssertAllEndsGoneAsync();
         }
     }
 
