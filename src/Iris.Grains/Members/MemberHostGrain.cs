@@ -29,13 +29,16 @@ internal interface IMemberHost : IAddressable
     [AlwaysInterleave]
     Task<TunnelAccepted> OpenTunnel(string cluster, Guid id, MemberSilo opener, int openerWindow, DateTime deadlineUtc);
 
-    /// <summary>Frames for the end of tunnel <paramref name="id"/> here.</summary>
+    /// <summary>Frames for the end of tunnel <paramref name="id"/> here. A call unanswered after 8 s is made again
+    /// (see <see cref="TunnelEnd"/>), well before Orleans' default 30 s.</summary>
     [AlwaysInterleave]
+    [ResponseTimeout("00:00:08")]
     Task<TunnelStatus> TunnelData(Guid id, TunnelFrame[] frames);
 
     /// <summary>The other end's application has consumed <paramref name="grantedTotal"/> bytes since the tunnel opened:
     /// the end here may be that much past its first window.</summary>
     [AlwaysInterleave]
+    [ResponseTimeout("00:00:08")]
     Task<TunnelStatus> TunnelCredit(Guid id, long grantedTotal);
 
     /// <summary>The other end failed (not a graceful close): the end here closes with the reason.</summary>

@@ -10,8 +10,7 @@ namespace Iris.Tunnels;
 /// The tunnel ends of this process: created when this process opens a tunnel or one of its members accepts one, and
 /// forgotten when the tunnel ends. Dispatches what the member host receives for them, and checks every few seconds
 /// that the processes at their other ends are alive (one call per peer process, not per tunnel): a peer that does
-/// not answer three checks in a row, or whose silo or client is gone, has its tunnels closed with
-/// <see cref="TunnelCloseReason.PeerDied"/>.
+/// not answer three checks in a row has its tunnels closed with <see cref="TunnelCloseReason.PeerDied"/>.
 /// </summary>
 internal sealed partial class LocalTunnels : IAsyncDisposable
 {
@@ -206,16 +205,13 @@ internal sealed partial class LocalTunnels : IAsyncDisposable
                 }
             }
         }
-        catch (Exception e) when (e is SiloUnavailableException or ClientNotAvailableException)
-        {
-            // The peer's silo is no longer in the cluster, or its client is gone: nothing will come back.
-            Fail(peer, ends, e.Message);
-        }
         catch (Exception e) when (e is not OperationCanceledException || !_stopping.IsCancellationRequested)
         {
+            // Missed, whatever the error: a client reports "silo unavailable" for calls that went by way of a gateway
+            // that died, so only three misses in a row say the peer is gone.
             if (_missed.AddOrUpdate(peer.Id, 1, (_, n) => n + 1) >= 3)
             {
-                Fail(peer, ends, $"no answer to three keep-alive checks ({e.GetType().Name})");
+                Fail(peer, ends, $"no answer to three keep-alive checks ({e.GetType().Name}: {e.Message})");
             }
         }
     }

@@ -562,11 +562,12 @@ internal sealed class TunnelEnd : ITunnel
     }
 
     /// <summary>
-    /// Makes a data or credit call to the peer. A call that fails or does not answer in time is made again, with
+    /// Makes a data or credit call to the peer. A call that fails or does not answer within 8 s is made again, with
     /// growing pauses, for up to three keep-alive timeouts: a lost call (the client's gateway went away, a message
     /// dropped) costs a pause, not the tunnel; frames carry their numbers and credit its running total, so a repeat is
-    /// harmless. The tunnel ends when the peer no longer has it, when its silo or client is known to be gone, or when
-    /// the repeats run out.
+    /// harmless. Even "silo unavailable" is repeated: a client reports it for every call that was on its way through a
+    /// gateway that died, whichever silo the call was for. The tunnel ends when the peer no longer has it, when the
+    /// repeats run out, or when the keep-alive finds the peer gone.
     /// </summary>
     private async Task ToPeerAsync(MemberSilo peer, Func<IMemberHost, Task<TunnelStatus>> call)
     {
@@ -576,7 +577,8 @@ internal sealed class TunnelEnd : ITunnel
         {
             try
             {
-                var status = await peer.Call(_grains, call).WaitAsync(2 * _options.KeepAliveTimeout).ConfigureAwait(false);
+                // Unanswered calls time out after 8 s (the methods' response timeout), not Orleans' default 30 s.
+                var status = await peer.Call(_grains, call).ConfigureAwait(false);
                 if (status != TunnelStatus.Open)
                 {
                     End(LocalTunnels.ReasonFor(status), null, notifyPeer: false);
@@ -584,8 +586,7 @@ internal sealed class TunnelEnd : ITunnel
 
                 return;
             }
-            catch (Exception e) when (e is not (SiloUnavailableException or ClientNotAvailableException)
-                && Stopwatch.GetElapsedTime(started) < 3 * _options.KeepAliveTimeout && !IsEnded)
+            catch (Exception) when (Stopwatch.GetElapsedTime(started) < 3 * _options.KeepAliveTimeout && !IsEnded)
             {
                 await Task.Delay(pause).ConfigureAwait(false);
                 pause = TimeSpan.FromTicks(Math.Min(pause.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
