@@ -53,9 +53,6 @@ internal static class IrisMetrics
 
     public static void TunnelsChanged(int delta) => Interlocked.Add(ref _tunnels, delta);
 
-    /// <summary>Tunnel ends open in this process.</summary>
-    public static long OpenTunnels => Interlocked.Read(ref _tunnels);
-
     public static string ErrorType(Exception error) => error switch
     {
         NoMembersException => "no_members",

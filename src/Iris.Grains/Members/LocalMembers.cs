@@ -20,6 +20,12 @@ internal sealed class LocalMembers
 
     public IEnumerable<string> Topics => _topics.Where(t => t.Value.Length > 0).Select(t => t.Key);
 
+    /// <summary>Whether this process has members of <paramref name="cluster"/>.</summary>
+    public bool HasMembers(string cluster) => _clusters.TryGetValue(cluster, out var members) && members.Length > 0;
+
+    /// <summary>Whether this process has subscribers of <paramref name="topic"/>.</summary>
+    public bool HasSubscribers(string topic) => _topics.TryGetValue(topic, out var handlers) && handlers.Length > 0;
+
     /// <summary>
     /// Capacity this process offers a cluster, in requests per second, summed over its members (see
     /// <see cref="Member.Capacity"/>). Reported to the rendezvous with every renewal, so a member that slows down

@@ -68,7 +68,7 @@ internal sealed class ScribeDissemination(IrisOverlay overlay, LocalMembers memb
             return [];
         }
 
-        var here = topic ? members.Topics.Contains(name, StringComparer.Ordinal) : members.Clusters.Contains(name, StringComparer.Ordinal);
+        var here = topic ? members.HasSubscribers(name) : members.HasMembers(name);
         var delivery = topic ? members.PublishAsync(name, message, id) : members.BroadcastAsync(name, message, id);
         var scribe = await overlay.GetScribeAsync(CancellationToken.None).ConfigureAwait(false);
         var children = scribe.GetGroup(GroupOf(rendezvousKey))?.Children ?? [];
