@@ -114,7 +114,11 @@ public static class TunnelThroughput
             ["Iris:Network:Key"] = key,
             ["Iris:Network:Discovery:Port"] = discovery.ToString(CultureInfo.InvariantCulture),
         });
-        builder.UseOrleans(silo => silo.UseIris(new IrisSiloOptions { SiloPort = PortPicker.AnyFree(), GatewayPort = PortPicker.AnyFree() }));
+        builder.UseOrleans(silo => silo.UseIris(options =>
+        {
+            options.SiloPort = PortPicker.AnyFree();
+            options.GatewayPort = PortPicker.AnyFree();
+        }));
         var host = builder.Build();
         await host.StartAsync();
         return host;

@@ -22,8 +22,10 @@ await using (await iris.RegisterAsync("echo", echo))
     var reply = await grains.GetGrain<IClusterGrain>("echo").Request(Encoding.UTF8.GetBytes("hello"), TimeSpan.FromSeconds(5));
     Console.WriteLine($"reply: {Encoding.UTF8.GetString(reply)}");
 
-    // Broadcast: every member of the cluster gets it once (this one included).
+    // Broadcast: every member of the cluster gets it once (this one included). The call returns once the message is
+    // accepted for delivery; handlers run after it.
     await grains.GetGrain<IClusterGrain>("echo").Broadcast(Encoding.UTF8.GetBytes("to everyone"));
+    await echo.FirstBroadcast.WaitAsync(TimeSpan.FromSeconds(5));
     Console.WriteLine($"broadcasts received: {echo.Broadcasts}");
 }
 
@@ -32,6 +34,7 @@ var news = new NewsSubscriber();
 await using (await iris.SubscribeAsync("news", news))
 {
     await grains.GetGrain<ITopicGrain>("news").Publish(Encoding.UTF8.GetBytes("extra"));
+    await news.FirstPublication.WaitAsync(TimeSpan.FromSeconds(5));
     Console.WriteLine($"publications received: {news.Received}");
 }
 
@@ -63,28 +66,36 @@ await host.StopAsync();
 
 internal sealed class EchoHandler : IClusterHandler
 {
+    private readonly TaskCompletionSource _first = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _broadcasts;
 
     public int Broadcasts => _broadcasts;
+
+    public Task FirstBroadcast => _first.Task;
 
     public Task<byte[]> HandleRequestAsync(byte[] request, CancellationToken cancellationToken) => Task.FromResult(request);
 
     public Task HandleBroadcastAsync(byte[] message, CancellationToken cancellationToken)
     {
         Interlocked.Increment(ref _broadcasts);
+        _first.TrySetResult();
         return Task.CompletedTask;
     }
 }
 
 internal sealed class NewsSubscriber : ITopicHandler
 {
+    private readonly TaskCompletionSource _first = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _received;
 
     public int Received => _received;
 
+    public Task FirstPublication => _first.Task;
+
     public Task HandlePublishAsync(byte[] message, CancellationToken cancellationToken)
     {
         Interlocked.Increment(ref _received);
+        _first.TrySetResult();
         return Task.CompletedTask;
     }
 }

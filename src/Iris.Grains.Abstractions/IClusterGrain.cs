@@ -11,9 +11,11 @@ public interface IClusterGrain : IGrainWithStringKey
     /// <exception cref="IrisTimeoutException">No reply within <paramref name="timeout"/>.</exception>
     /// <exception cref="RemoteException">The member's handler threw.</exception>
     /// <exception cref="IrisOverloadedException">Every member is at its limits.</exception>
+    /// <exception cref="IrisOutcomeUnknownException">The member's process was lost while it held the request.</exception>
     Task<byte[]> Request(byte[] request, TimeSpan timeout);
 
-    /// <summary>Delivers <paramref name="message"/> once to every member of the cluster.</summary>
+    /// <summary>Delivers <paramref name="message"/> once to every member of the cluster. Returns once the message is
+    /// accepted for dissemination; handler time never reaches the caller.</summary>
     Task Broadcast(byte[] message);
 }
 
@@ -21,6 +23,6 @@ public interface IClusterGrain : IGrainWithStringKey
 public interface ITopicGrain : IGrainWithStringKey
 {
     /// <summary>Delivers <paramref name="message"/> once to every subscriber; a subscription made before the call
-    /// returns receives it.</summary>
+    /// receives it. Returns once the message is accepted for dissemination.</summary>
     Task Publish(byte[] message);
 }

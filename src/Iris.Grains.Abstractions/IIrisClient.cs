@@ -9,15 +9,25 @@ public interface IIrisClient
     /// <summary>Becomes a member of <paramref name="cluster"/>: requests and broadcasts for it may reach
     /// <paramref name="handler"/>. Returns once the member can be reached from every silo; disposing the result
     /// leaves the cluster.</summary>
-    Task<IAsyncDisposable> RegisterAsync(string cluster, IClusterHandler handler, MemberLimits? limits = null, CancellationToken cancellationToken = default);
+    Task<IAsyncDisposable> RegisterAsync(string cluster, IClusterHandler handler, MemberLimits? limits = null, CancellationToken cancellationToken = default) =>
+        RegisterAsync(cluster, handler, new MemberOptions { Limits = limits ?? new MemberLimits() }, cancellationToken);
+
+    /// <summary>Becomes a member of <paramref name="cluster"/> with <paramref name="options"/>. Returns once the member
+    /// can be reached from every process; disposing the result leaves the cluster: the member stops being chosen
+    /// first, goes on serving what reached it, and is removed once no process still chooses it.</summary>
+    Task<IAsyncDisposable> RegisterAsync(string cluster, IClusterHandler handler, MemberOptions options, CancellationToken cancellationToken = default);
 
     /// <summary>Subscribes <paramref name="handler"/> to <paramref name="topic"/>; disposing the result unsubscribes.</summary>
     Task<IAsyncDisposable> SubscribeAsync(string topic, ITopicHandler handler, CancellationToken cancellationToken = default);
 
-    /// <summary>Sends a request to one member of <paramref name="cluster"/>; see <see cref="IClusterGrain.Request"/>.</summary>
+    /// <summary>Sends a request to one member of <paramref name="cluster"/>; see <see cref="IClusterGrain.Request"/>. The
+    /// request runs at most once: a member that refused it before it started (overloaded, or leaving) is passed over
+    /// for another; a member whose process is lost while it holds the request gives
+    /// <see cref="IrisOutcomeUnknownException"/>.</summary>
     Task<byte[]> RequestAsync(string cluster, byte[] request, TimeSpan timeout, CancellationToken cancellationToken = default);
 
-    /// <summary>Sends a message to every member of <paramref name="cluster"/>.</summary>
+    /// <summary>Sends a message to every member of <paramref name="cluster"/>. Returns once the message is accepted for
+    /// dissemination, not when handlers have run; each member gets it at most once.</summary>
     Task BroadcastAsync(string cluster, byte[] message, CancellationToken cancellationToken = default);
 
     /// <summary>Publishes a message to every subscriber of <paramref name="topic"/>.</summary>

@@ -23,7 +23,8 @@ public abstract class IrisException : Exception
     public string Name { get; }
 }
 
-/// <summary>No reply came within the timeout the caller gave. The request may still have run on a member.</summary>
+/// <summary>No reply came within the timeout the caller gave, from a member that was reachable. The request may still
+/// have run on a member.</summary>
 [GenerateSerializer]
 public sealed class IrisTimeoutException : IrisException
 {
@@ -76,4 +77,25 @@ public sealed class IrisOverloadedException : IrisException
         : base($"Cluster '{cluster}' is overloaded: {reason}. Retry later, send smaller requests, or add members.", cluster)
     {
     }
+}
+
+/// <summary>
+/// The caller lost contact with the member's process while the request may have been there: the process died, or
+/// could not be reached again before the timeout. The request ran at most once, but whether it ran is not known.
+/// Requests are not sent again elsewhere in this case unless the member registered its handler as idempotent
+/// (<see cref="MemberOptions.Idempotent"/>).
+/// </summary>
+[GenerateSerializer]
+public sealed class IrisOutcomeUnknownException : IrisException
+{
+    /// <summary>Creates the exception.</summary>
+    public IrisOutcomeUnknownException(string cluster, string detail)
+        : base($"The member of cluster '{cluster}' that took the request could not be reached again ({detail}); the request ran at most once, but whether it ran is unknown. Check before retrying unless the operation is idempotent, or register the handler with MemberOptions.Idempotent to let Iris retry it on another member.", cluster)
+    {
+        Detail = detail;
+    }
+
+    /// <summary>What happened to the member's process or the connection to it.</summary>
+    [Id(0)]
+    public string Detail { get; }
 }

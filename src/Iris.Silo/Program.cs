@@ -1,4 +1,6 @@
 using Iris.Hosting;
+using Iris.Ring;
+using Iris.Security;
 using Iris.Overlay.Security;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -12,21 +14,24 @@ using Microsoft.Extensions.Options;
 // other nodes on this machine, and free ports picked where the defaults are taken. Ctrl-C stops it cleanly.
 // appsettings.json is read next to the program, wherever it is started from.
 var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = AppContext.BaseDirectory });
-var section = builder.Configuration.GetSection(IrisSiloOptions.SectionName);
-var options = section.Get<IrisSiloOptions>() ?? new IrisSiloOptions();
-if (builder.Environment.IsDevelopment())
-{
-    // A port other than the default was asked for: use it or fail. The default moves aside for a second silo.
-    options.SiloPort = PortPicker.Choose(options.SiloPort, explicitlySet: options.SiloPort != IrisSiloOptions.DefaultSiloPort);
-    options.GatewayPort = PortPicker.Choose(options.GatewayPort, explicitlySet: options.GatewayPort != IrisSiloOptions.DefaultGatewayPort);
-}
+var configured = builder.Configuration.GetSection(IrisSiloOptions.SectionName).Get<IrisSiloOptions>() ?? new IrisSiloOptions();
+var development = builder.Environment.IsDevelopment();
+
+// In development a port other than the default was asked for: use it or fail. The default moves aside for a second
+// silo. Everything else comes from configuration (Iris:Silo) and is checked when the silo starts.
+var siloPort = development ? PortPicker.Choose(configured.SiloPort, explicitlySet: configured.SiloPort != IrisSiloOptions.DefaultSiloPort) : configured.SiloPort;
+var gatewayPort = development ? PortPicker.Choose(configured.GatewayPort, explicitlySet: configured.GatewayPort != IrisSiloOptions.DefaultGatewayPort) : configured.GatewayPort;
 
 try
 {
     // Settings are checked before anything starts: a mistake stops the silo with what to fix, not a stack trace.
     builder.Services.AddSingleton(NetworkKeys.Resolve(builder.Configuration, builder.Environment.IsDevelopment()));
     OverlayLifecycle.Bind(builder.Configuration);
-    builder.UseOrleans(silo => silo.UseIris(options));
+    builder.UseOrleans(silo => silo.UseIris(options =>
+    {
+        options.SiloPort = siloPort;
+        options.GatewayPort = gatewayPort;
+    }));
 }
 catch (Exception e) when (e is NetworkKeyException or OptionsValidationException or FormatException)
 {
@@ -36,7 +41,15 @@ catch (Exception e) when (e is NetworkKeyException or OptionsValidationException
 
 using var host = builder.Build();
 var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Iris.Silo");
-await host.StartAsync();
+try
+{
+    await host.StartAsync();
+}
+catch (OptionsValidationException e)
+{
+    await Console.Error.WriteLineAsync($"Iris silo cannot start: {e.Message}");
+    return 1;
+}
 
 await host.WaitForShutdownAsync();
 logger.LogInformation("Iris silo stopped");

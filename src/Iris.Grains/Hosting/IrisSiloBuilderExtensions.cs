@@ -1,19 +1,19 @@
 using System.Net;
-using Iris.Members;
+using Iris.Grains.Dissemination;
+using Iris.Grains.Members;
 using Iris.Membership;
-using Iris.Patterns;
-using Iris.Placement;
-using Microsoft.Extensions.DependencyInjection.Extensions;
+using Iris.Overlay.Scribe;
 using Iris.Overlay.Security;
+using Iris.Placement;
+using Iris.Ring;
 using Iris.Security;
-using Iris.Tunnels;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
-using Orleans.Runtime;
 using Orleans.Serialization;
 
 namespace Iris.Hosting;
@@ -24,51 +24,44 @@ public static class IrisSiloBuilderExtensions
     /// <summary>
     /// Adds Iris to the silo: its overlay node (network key, secure transport, discovery or seeds), Orleans
     /// membership kept on the ring, so the silo needs no other clustering provider, and the network-key handshake
-    /// and encryption on every Orleans connection, so a silo or client without the key cannot connect. With
-    /// <see cref="IrisSiloOptions.Membership"/> set to <see cref="IrisMembership.Localhost"/> Orleans forms a
-    /// one-machine cluster of its own instead.
+    /// and encryption on every Orleans connection, so a silo or client without the key cannot connect. Options are
+    /// bound from <c>Iris:Silo</c> (tunnels from <c>Iris:Tunnels</c>, Scribe from <c>Iris:Overlay:Scribe</c>), then
+    /// <paramref name="configure"/> runs; all are checked when the silo starts.
     /// </summary>
-    public static ISiloBuilder UseIris(this ISiloBuilder builder, IrisSiloOptions options)
+    public static ISiloBuilder UseIris(this ISiloBuilder builder, Action<IrisSiloOptions>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        ArgumentNullException.ThrowIfNull(options);
-        var validation = new IrisSiloOptionsValidator().Validate(null, options);
-        if (validation.Failed)
+        var services = builder.Services;
+        var options = services.AddOptions<IrisSiloOptions>().BindConfiguration(IrisSiloOptions.SectionName).ValidateOnStart();
+        if (configure is not null)
         {
-            throw new OptionsValidationException(nameof(IrisSiloOptions), typeof(IrisSiloOptions), validation.Failures);
+            options.Configure(configure);
         }
 
-        if (options.Membership == IrisMembership.Localhost)
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<IrisSiloOptions>, IrisSiloOptionsValidator>());
+        services.AddOptions<ScribeOptions>().BindConfiguration("Iris:Overlay:Scribe").ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ScribeOptions>, ScribeOptionsValidator>());
+        services.AddOptions<ClusterOptions>().Configure<IOptions<IrisSiloOptions>>((cluster, iris) =>
         {
-            builder.UseLocalhostClustering(options.SiloPort, options.GatewayPort, null, options.ServiceId, options.ClusterId);
-        }
-        else
+            cluster.ClusterId = iris.Value.ClusterId;
+            cluster.ServiceId = iris.Value.ServiceId;
+        });
+        services.AddOptions<EndpointOptions>().Configure<IOptions<IrisSiloOptions>>((endpoints, iris) =>
         {
-            builder.Configure<ClusterOptions>(cluster =>
+            if (iris.Value.ConfigureEndpoints)
             {
-                cluster.ClusterId = options.ClusterId;
-                cluster.ServiceId = options.ServiceId;
-            });
-            if (options.ConfigureEndpoints)
-            {
-                builder.Configure<EndpointOptions>(endpoints =>
-                {
-                    endpoints.AdvertisedIPAddress = IPAddress.Loopback;
-                    endpoints.SiloPort = options.SiloPort;
-                    endpoints.GatewayPort = options.GatewayPort;
-                });
+                endpoints.AdvertisedIPAddress = IPAddress.Loopback;
+                endpoints.SiloPort = iris.Value.SiloPort;
+                endpoints.GatewayPort = iris.Value.GatewayPort;
             }
-
-            builder.Services.AddSingleton<IMembershipTable>(services => new OverlayMembershipTable(
-                services.GetRequiredService<IrisOverlay>().GetRecordsAsync,
-                services.GetRequiredService<Serializer<MembershipTableState>>(),
-                options.ClusterId,
-                services.GetRequiredService<ILogger<OverlayMembershipTable>>()));
-        }
-
-        builder.Services.AddSingleton(Options.Create(options));
-        builder.Services.AddSingleton(services => new NetworkKeyProvider(() => services.GetService<NetworkKey>()
-            ?? NetworkKeys.Resolve(services.GetRequiredService<IConfiguration>(), services.GetRequiredService<IHostEnvironment>().IsDevelopment())));
+        });
+        services.AddSingleton<IMembershipTable>(sp => new OverlayMembershipTable(
+            sp.GetRequiredService<IrisOverlay>().GetRecordsAsync,
+            sp.GetRequiredService<Serializer<MembershipTableState>>(),
+            sp.GetRequiredService<IOptions<IrisSiloOptions>>().Value.ClusterId,
+            sp.GetRequiredService<ILogger<OverlayMembershipTable>>()));
+        services.TryAddSingleton(sp => new NetworkKeyProvider(() =>
+            NetworkKeys.Resolve(sp.GetRequiredService<IConfiguration>(), sp.GetRequiredService<IHostEnvironment>().IsDevelopment())));
         builder.Configure<SiloConnectionOptions>(connections =>
         {
             // Every Orleans connection, silo to silo and client to gateway, opens with the network-key handshake.
@@ -76,48 +69,41 @@ public static class IrisSiloBuilderExtensions
             connections.ConfigureSiloOutboundConnection(connection => connection.UseIrisSecurity(initiator: true));
             connections.ConfigureGatewayInboundConnection(connection => connection.UseIrisSecurity(initiator: false));
         });
-        builder.Services.AddSingleton<IrisOverlay>();
-        builder.Services.AddPlacementDirector<SiloPinnedPlacement, SiloPinnedPlacementDirector>();
-        builder.Services.AddPlacementDirector<RendezvousPlacement, RendezvousPlacementDirector>();
-        builder.Services.AddSingleton<LocalMembers>();
-        builder.Services.AddSingleton(services =>
-        {
-            var tunnels = new TunnelOptions();
-            services.GetRequiredService<IConfiguration>().GetSection(TunnelOptions.SectionName).Bind(tunnels);
-            return tunnels;
-        });
-        builder.Services.AddSingleton<LocalTunnels>();
-        builder.Services.AddSingleton<MemberDirectory>();
-        builder.Services.AddSingleton<ScribeDissemination>();
-        builder.Services.TryAddSingleton(TimeProvider.System);
-        builder.Services.AddSingleton<SiloIrisClient>();
-        builder.Services.AddSingleton<IIrisClient>(services => services.GetRequiredService<SiloIrisClient>());
-        builder.Services.AddHostedService(services => services.GetRequiredService<SiloIrisClient>());
-        builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, SiloEndpointLogger>();
-        builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, OverlayLifecycle>();
-        if (options.EchoCluster is { Length: > 0 } echo)
-        {
-            builder.AddIrisMember<EchoHandler>(echo);
-        }
-
+        services.AddSingleton<IrisOverlay>();
+        services.AddPlacementDirector<SiloPinnedPlacement, SiloPinnedPlacementDirector>();
+        services.AddPlacementDirector<RendezvousPlacement, RendezvousPlacementDirector>();
+        services.AddIrisProcess(TunnelOptions.SectionName);
+        services.AddSingleton<ScribeDissemination>();
+        services.AddSingleton<SiloIrisClient>();
+        services.AddSingleton<IIrisClient>(sp => sp.GetRequiredService<SiloIrisClient>());
+        services.AddHostedService(sp => sp.GetRequiredService<SiloIrisClient>());
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, SiloEndpointLogger>();
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, OverlayLifecycle>();
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => new MemberRegistration(
+            sp.GetRequiredService<IIrisClient>(),
+            () => sp.GetRequiredService<IOptions<IrisSiloOptions>>().Value.EchoCluster is { Length: > 0 } echo ? echo : null,
+            new EchoHandler(),
+            new MemberOptions { Idempotent = true }));
         return builder;
     }
 
     /// <summary>Hosts a member of <paramref name="cluster"/> in the silo: <typeparamref name="THandler"/> is created
     /// from the silo's services and registered when the silo starts.</summary>
-    public static ISiloBuilder AddIrisMember<THandler>(this ISiloBuilder builder, string cluster, MemberLimits? limits = null)
+    public static ISiloBuilder AddIrisMember<THandler>(this ISiloBuilder builder, string cluster, MemberOptions? options = null)
         where THandler : class, IClusterHandler
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentException.ThrowIfNullOrEmpty(cluster);
         builder.Services.TryAddSingleton<THandler>();
-        builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(services => new MemberRegistration(
-            services.GetRequiredService<IIrisClient>(), cluster, services.GetRequiredService<THandler>(), limits));
+        builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => new MemberRegistration(
+            sp.GetRequiredService<IIrisClient>(), () => cluster, sp.GetRequiredService<THandler>(), options ?? new MemberOptions()));
         return builder;
     }
 
-    /// <summary>Registers an in-silo member once the silo is active, and leaves the cluster when it stops.</summary>
-    private sealed class MemberRegistration(IIrisClient client, string cluster, IClusterHandler handler, MemberLimits? limits) : ILifecycleParticipant<ISiloLifecycle>
+    /// <summary>Registers an in-silo member once the silo is active (if it has a cluster then), and leaves the cluster
+    /// when the silo stops.</summary>
+    private sealed class MemberRegistration(IIrisClient client, Func<string?> cluster, IClusterHandler handler, MemberOptions options)
+        : ILifecycleParticipant<ISiloLifecycle>
     {
         private IAsyncDisposable? _registration;
 
@@ -125,7 +111,13 @@ public static class IrisSiloBuilderExtensions
             lifecycle.Subscribe(
                 nameof(MemberRegistration),
                 ServiceLifecycleStage.Active + 1,
-                async cancellationToken => _registration = await client.RegisterAsync(cluster, handler, limits, cancellationToken).ConfigureAwait(false),
+                async cancellationToken =>
+                {
+                    if (cluster() is { } name)
+                    {
+                        _registration = await client.RegisterAsync(name, handler, options, cancellationToken).ConfigureAwait(false);
+                    }
+                },
                 async _ =>
                 {
                     if (_registration is not null)

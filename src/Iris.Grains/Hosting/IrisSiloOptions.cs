@@ -2,22 +2,10 @@ using Microsoft.Extensions.Options;
 
 namespace Iris.Hosting;
 
-/// <summary>How the silos of a cluster know each other.</summary>
-public enum IrisMembership
-{
-    /// <summary>Orleans' membership table lives on the Pastry ring (a replicated record): no database.</summary>
-    Overlay,
-
-    /// <summary>Orleans' localhost clustering: one silo per machine is primary; for experiments only.</summary>
-    Localhost,
-}
-
-/// <summary>Where an Iris silo listens. Bound from the <c>Iris:Silo</c> configuration section.</summary>
+/// <summary>Where an Iris silo listens. Bound from the <c>Iris:Silo</c> configuration section, then changed by the action
+/// given to <c>UseIris</c>; checked at start-up.</summary>
 public sealed class IrisSiloOptions
 {
-    /// <summary>How silos form the Orleans cluster. Default <see cref="IrisMembership.Overlay"/>.</summary>
-    public IrisMembership Membership { get; set; } = IrisMembership.Overlay;
-
     /// <summary>Whether <c>UseIris</c> sets Orleans' endpoints (loopback, the ports below). Turn off where
     /// something else chooses them, such as Orleans' test cluster. Default true.</summary>
     public bool ConfigureEndpoints { get; set; } = true;
@@ -50,9 +38,8 @@ public sealed class IrisSiloOptions
 }
 
 /// <summary>Checks <see cref="IrisSiloOptions"/> at start-up.</summary>
-public sealed class IrisSiloOptionsValidator : IValidateOptions<IrisSiloOptions>
+internal sealed class IrisSiloOptionsValidator : IValidateOptions<IrisSiloOptions>
 {
-    /// <inheritdoc />
     public ValidateOptionsResult Validate(string? name, IrisSiloOptions options)
     {
         var errors = new List<string>();

@@ -1,4 +1,4 @@
-namespace Iris.Members;
+namespace Iris.Grains.Members;
 
 /// <summary>A member that answers every request with the request itself and sends every tunnel message back: the
 /// diagnostic cluster a silo can serve (<c>Iris:Silo:EchoCluster</c>) so a deployment can be checked end to end.</summary>

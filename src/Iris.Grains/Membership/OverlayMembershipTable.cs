@@ -1,3 +1,4 @@
+using Iris.Grains.Diagnostics;
 using Iris.Overlay;
 using Iris.Overlay.Records;
 using Microsoft.Extensions.Logging;
@@ -12,7 +13,7 @@ namespace Iris.Membership;
 /// compare-and-swap of the whole record on its version. The record's root serialises those swaps, so the table is
 /// linearizable; when a swap loses a race, the change is checked again against the newer table and retried.
 /// </summary>
-internal sealed partial class OverlayMembershipTable(Func<CancellationToken, Task<RecordStore>> store, Serializer<MembershipTableState> serializer, string clusterId, ILogger<OverlayMembershipTable> logger)
+internal sealed class OverlayMembershipTable(Func<CancellationToken, Task<RecordStore>> store, Serializer<MembershipTableState> serializer, string clusterId, ILogger<OverlayMembershipTable> logger)
     : IMembershipTable
 {
     private readonly NodeKey _key = NodeKey.FromName("iris/orleans-membership/" + clusterId);
@@ -23,7 +24,7 @@ internal sealed partial class OverlayMembershipTable(Func<CancellationToken, Tas
         if (version == 0 && tryInitTableVersion)
         {
             var result = await (await store(CancellationToken.None).ConfigureAwait(false)).CompareAndSwapAsync(_key, 0, serializer.SerializeToArray(state)).ConfigureAwait(false);
-            LogInitialized(logger, clusterId, result.Success);
+            SiloLog.MembershipTableOnRing(logger, clusterId, result.Success);
         }
     }
 
@@ -110,14 +111,8 @@ internal sealed partial class OverlayMembershipTable(Func<CancellationToken, Tas
                 return true;
             }
 
-            LogRetry(logger, clusterId, attempt + 1);
+            SiloLog.MembershipTableRetry(logger, clusterId, attempt + 1);
             await Task.Delay(Random.Shared.Next(5, 20 * Math.Min(attempt + 1, 10))).ConfigureAwait(false);
         }
     }
-
-    [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "Membership table of cluster '{ClusterId}' on the ring (created here: {Created})")]
-    private static partial void LogInitialized(ILogger logger, string clusterId, bool created);
-
-    [LoggerMessage(EventId = 201, Level = LogLevel.Debug, Message = "Membership table of cluster '{ClusterId}' changed meanwhile; retrying (attempt {Attempt})")]
-    private static partial void LogRetry(ILogger logger, string clusterId, int attempt);
 }

@@ -1,5 +1,8 @@
-using Iris.Hosting;
+using Iris.Ring;
 using Iris.Overlay;
+using Iris.Grains.Diagnostics;
+using Iris.Calls;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Orleans.Placement;
 using Orleans.Runtime.Placement;
@@ -13,8 +16,9 @@ internal sealed class RendezvousPlacement : PlacementStrategy
 {
     public static readonly RendezvousPlacement Instance = new();
 
-    /// <summary>The ring key of a rendezvous grain's name.</summary>
-    public static NodeKey KeyOf(string grainKey) => NodeKey.FromName("iris/rendezvous/" + grainKey);
+    /// <summary>The ring key of a rendezvous grain's name (<c>cluster/name#split</c>): the key of the split's Scribe
+    /// group (<see cref="Overlay.Scribe.GroupNames"/>), so the grain lives where the group's tree is rooted.</summary>
+    public static NodeKey KeyOf(string grainKey) => NodeKey.FromName(grainKey);
 }
 
 /// <summary>Marks a grain class as placed by <see cref="RendezvousPlacement"/>.</summary>
@@ -25,7 +29,7 @@ internal sealed class RendezvousPlacementAttribute() : PlacementAttribute(Rendez
 /// Asks the ring which node is the root of the grain's name and places the grain on that node's silo. When the ring
 /// cannot answer in time (it is repairing) the grain goes to this silo, and moves once the ring has settled.
 /// </summary>
-internal sealed partial class RendezvousPlacementDirector(IrisOverlay overlay, ILogger<RendezvousPlacementDirector> logger) : IPlacementDirector
+internal sealed class RendezvousPlacementDirector(IrisOverlay overlay, ILogger<RendezvousPlacementDirector> logger, [FromKeyedServices(LockedRandom.ServiceKey)] Random random) : IPlacementDirector
 {
     private static readonly TimeSpan LookupTimeout = TimeSpan.FromSeconds(2);
 
@@ -44,12 +48,9 @@ internal sealed partial class RendezvousPlacementDirector(IrisOverlay overlay, I
         }
         catch (TimeoutException e)
         {
-            LogFallback(logger, name, e.Message);
+            SiloLog.RendezvousPlacedHere(logger, name, e.Message);
         }
 
-        return compatible.Contains(context.LocalSilo) ? context.LocalSilo : compatible[Random.Shared.Next(compatible.Length)];
+        return compatible.Contains(context.LocalSilo) ? context.LocalSilo : compatible[random.Next(compatible.Length)];
     }
-
-    [LoggerMessage(EventId = 400, Level = LogLevel.Debug, Message = "Rendezvous {Name} placed here for now: {Reason}")]
-    private static partial void LogFallback(ILogger logger, string name, string reason);
 }

@@ -14,8 +14,9 @@ public sealed class ScribeOptions
     /// <summary>How long a tree join waits for its acknowledgement before it is sent again. Default 2 seconds.</summary>
     public TimeSpan JoinTimeout { get; set; } = TimeSpan.FromSeconds(2);
 
-    /// <summary>Groups a name is split over (<c>name#0</c> … <c>name#k-1</c>), so k roots share its load. Default 4.</summary>
-    public int Splits { get; set; } = 4;
+    /// <summary>Groups a name is split over (<c>name#0</c> … <c>name#k-1</c>), so k roots share its load. Default 4
+    /// (<see cref="GroupNames.DefaultSplits"/>, which silos and clients use; other values are for the simulator).</summary>
+    public int Splits { get; set; } = GroupNames.DefaultSplits;
 }
 
 /// <summary>Checks <see cref="ScribeOptions"/> at start-up.</summary>

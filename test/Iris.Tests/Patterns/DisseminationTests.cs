@@ -1,34 +1,32 @@
 using System.Collections.Concurrent;
 using System.Net;
-using Iris.Members;
-using Iris.Patterns;
+using Iris.Dissemination;
+using Iris.Protocol;
 
 namespace Iris.Tests.Patterns;
 
 public class DisseminationTests
 {
-    private static MemberSilo Silo(int i) => new(SiloAddress.New(new IPEndPoint(IPAddress.Loopback, 20000 + i), 1), 1);
+    private static MemberEndpoint Silo(int i) => new(SiloAddress.New(new IPEndPoint(IPAddress.Loopback, 20000 + i), 1), 1);
 
-    private static MemberSilo Client(int i) => new(null, 1) { Id = "client/" + i, Observer = new FakeObserver() };
+    private static MemberEndpoint Client(int i) => new(null, 1) { Id = "client/" + i, Observer = new FakeObserver() };
 
     private sealed class FakeObserver : IMemberObserver
     {
-        public Task<byte[]> Request(string cluster, byte[] request, DateTime deadlineUtc) => throw new NotSupportedException();
+        public Task<MemberReply> Request(Guid id, string cluster, byte[] request, TimeSpan remaining) => throw new NotSupportedException();
 
-        public Task Broadcast(string cluster, byte[] message, Guid id, MemberSilo[] forward) => throw new NotSupportedException();
+        public Task Deliver(Audience audience, byte[] message, Guid id, MemberEndpoint[] forward) => throw new NotSupportedException();
 
-        public Task Publish(string topic, byte[] message, Guid id, MemberSilo[] forward) => throw new NotSupportedException();
-
-        public Task<Iris.Tunnels.TunnelAccepted> OpenTunnel(string cluster, Guid id, MemberSilo opener, int openerWindow, DateTime deadlineUtc) =>
+        public Task<TunnelAccepted> OpenTunnel(string cluster, Guid id, MemberEndpoint opener, int openerWindow, TimeSpan remaining) =>
             throw new NotSupportedException();
 
-        public Task<Iris.Tunnels.TunnelStatus> TunnelData(Guid id, Iris.Tunnels.TunnelFrame[] frames) => throw new NotSupportedException();
+        public Task<TunnelStatus> TunnelData(string from, Guid id, TunnelFrame[] frames) => throw new NotSupportedException();
 
-        public Task<Iris.Tunnels.TunnelStatus> TunnelCredit(Guid id, long grantedTotal) => throw new NotSupportedException();
+        public Task<TunnelStatus> TunnelCredit(string from, Guid id, long grantedTotal) => throw new NotSupportedException();
 
-        public Task TunnelFailed(Guid id, TunnelCloseReason reason, string? detail) => throw new NotSupportedException();
+        public Task TunnelFailed(string from, Guid id, TunnelCloseReason reason, string? detail) => throw new NotSupportedException();
 
-        public Task<Iris.Tunnels.TunnelStatus[]> TunnelPing(Guid[] ids) => throw new NotSupportedException();
+        public Task<TunnelStatus[]> TunnelPing(string from, Guid[] ids) => throw new NotSupportedException();
     }
 
     /// <summary>Plays the receiving processes: each records a delivery (once per id, as member hosts do) and passes
@@ -41,7 +39,7 @@ public class DisseminationTests
 
         public int MaxShareOfClient { get; private set; }
 
-        public async Task Send(MemberSilo target, MemberSilo[] share)
+        public async Task Send(MemberEndpoint target, MemberEndpoint[] share)
         {
             Calls.AddOrUpdate(target.Id, 1, (_, n) => n + 1);
             await Task.Yield();
@@ -56,7 +54,7 @@ public class DisseminationTests
             }
 
             Deliveries.AddOrUpdate(target.Id, 1, (_, n) => n + 1);
-            await Dissemination.SendAsync(share, Send);
+            await Disseminator.SendAsync(share, Send);
         }
     }
 
@@ -65,8 +63,8 @@ public class DisseminationTests
     {
         var targets = Enumerable.Range(0, 60).Select(Silo).Concat(Enumerable.Range(0, 25).Select(Client)).ToArray();
         var network = new Network(new HashSet<string>());
-        var first = new List<MemberSilo>();
-        await Dissemination.SendAsync(targets, (t, share) =>
+        var first = new List<MemberEndpoint>();
+        await Disseminator.SendAsync(targets, (t, share) =>
         {
             first.Add(t);
             return network.Send(t, share);
@@ -74,7 +72,7 @@ public class DisseminationTests
 
         Assert.Equal(targets.Select(t => t.Id).Order(), network.Deliveries.Keys.Order());
         Assert.All(network.Deliveries.Values, n => Assert.Equal(1, n));
-        Assert.Equal(Dissemination.FanOut, first.Count);
+        Assert.Equal(Disseminator.FanOut, first.Count);
         Assert.All(first, t => Assert.Null(t.Observer));
         Assert.Equal(0, network.MaxShareOfClient);
     }
@@ -85,7 +83,7 @@ public class DisseminationTests
         var targets = Enumerable.Range(0, 40).Select(Silo).ToArray();
         var dead = targets.Where((_, i) => i % 3 == 0).Select(t => t.Id).ToHashSet();
         var network = new Network(dead);
-        await Dissemination.SendAsync(targets, network.Send);
+        await Disseminator.SendAsync(targets, network.Send);
 
         var live = targets.Select(t => t.Id).Where(id => !dead.Contains(id)).Order();
         Assert.Equal(live, network.Deliveries.Keys.Order());
@@ -98,7 +96,7 @@ public class DisseminationTests
     {
         var targets = Enumerable.Range(0, 7).Select(Client).ToArray();
         var network = new Network(new HashSet<string> { "client/3" });
-        await Dissemination.SendAsync(targets, network.Send);
+        await Disseminator.SendAsync(targets, network.Send);
         Assert.Equal(6, network.Deliveries.Count);
         Assert.Equal(0, network.MaxShareOfClient);
     }

@@ -58,7 +58,12 @@ public sealed class IrisClusterFixture : IAsyncLifetime
             ["Iris:Network:Key"] = _key,
             ["Iris:Network:Discovery:Port"] = _discoveryPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
         });
-        builder.UseOrleans(silo => silo.UseIris(new IrisSiloOptions { SiloPort = PortPicker.AnyFree(), GatewayPort = PortPicker.AnyFree(), EchoCluster = "fixture-echo" }));
+        builder.UseOrleans(silo => silo.UseIris(options =>
+        {
+            options.SiloPort = PortPicker.AnyFree();
+            options.GatewayPort = PortPicker.AnyFree();
+            options.EchoCluster = "fixture-echo";
+        }));
         var host = builder.Build();
         await host.StartAsync();
         return host;

@@ -1,9 +1,13 @@
 using Iris.Members;
+using Iris.Protocol;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Iris.Tests.Patterns;
 
 public class LocalMembersTests
 {
+    private static MemberOptions Limits(int slots) => new() { Limits = new MemberLimits { MaxConcurrentRequests = slots } };
+
     private sealed class Timed(int milliseconds) : IClusterHandler
     {
         public async Task<byte[]> HandleRequestAsync(byte[] request, CancellationToken cancellationToken)
@@ -18,15 +22,15 @@ public class LocalMembersTests
     [Fact]
     public async Task Capacity_follows_the_measured_time_a_handler_takes()
     {
-        var members = new LocalMembers();
-        members.Add("slow", new Timed(40), new MemberLimits { MaxConcurrentRequests = 2 });
-        members.Add("fast", new Timed(0), new MemberLimits { MaxConcurrentRequests = 2 });
+        var members = new LocalMembers(TimeProvider.System);
+        members.Add("slow", new Timed(40), Limits(2));
+        members.Add("fast", new Timed(0), Limits(2));
         Assert.Equal(200, members.Capacity("slow"), 1);
 
         for (var i = 0; i < 40; i++)
         {
-            await members.RequestAsync("slow", [1], DateTime.UtcNow.AddSeconds(5));
-            await members.RequestAsync("fast", [1], DateTime.UtcNow.AddSeconds(5));
+            await members.RequestAsync(Guid.NewGuid(), "slow", [1], TimeSpan.FromSeconds(5));
+            await members.RequestAsync(Guid.NewGuid(), "fast", [1], TimeSpan.FromSeconds(5));
         }
 
         // 2 slots over about 40 ms per request: about 50 requests a second; the fast one is capped at 1 ms a request.
@@ -60,12 +64,12 @@ public class LocalMembersTests
     [Fact]
     public async Task Capacity_of_a_handler_that_computes_is_bound_by_the_cpu_a_request_costs()
     {
-        var members = new LocalMembers();
-        members.Add("cpu", new Spinning(10), new MemberLimits { MaxConcurrentRequests = 64 });
+        var members = new LocalMembers(TimeProvider.System);
+        members.Add("cpu", new Spinning(10), Limits(64));
         members.SampleCpu();
         for (var i = 0; i < 30; i++)
         {
-            await members.RequestAsync("cpu", [1], DateTime.UtcNow.AddSeconds(5));
+            await members.RequestAsync(Guid.NewGuid(), "cpu", [1], TimeSpan.FromSeconds(5));
         }
 
         // 64 slots over 10 ms would promise 6,400 requests a second; each costs about 10 ms of CPU, so the cores bound
@@ -78,13 +82,100 @@ public class LocalMembersTests
     [Fact]
     public async Task A_broadcast_is_delivered_once_per_id_and_a_failing_handler_does_not_fail_the_sender()
     {
-        var members = new LocalMembers();
+        var members = new LocalMembers(TimeProvider.System);
         var handler = new Spinning(0);
-        members.Add("news", handler, new MemberLimits());
+        members.Add("news", handler, new MemberOptions());
         var id = Guid.NewGuid();
-        await members.BroadcastAsync("news", [1], id);
-        await members.BroadcastAsync("news", [1], id);
-        await members.BroadcastAsync("news", [1], Guid.NewGuid());
+        var news = Audience.Cluster("news");
+        members.Deliver(news, [1], id);
+        members.Deliver(news, [1], id);
+        members.Deliver(news, [1], Guid.NewGuid());
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (Volatile.Read(ref handler.Broadcasts) < 2 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(10);
+        }
+
+        await Task.Delay(100);
         Assert.Equal(2, handler.Broadcasts);
+    }
+
+    private sealed class Counting : IClusterHandler
+    {
+        public readonly TaskCompletionSource Release = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public int Runs;
+
+        public async Task<byte[]> HandleRequestAsync(byte[] request, CancellationToken cancellationToken)
+        {
+            var run = Interlocked.Increment(ref Runs);
+            await Release.Task;
+            return [.. request, (byte)run];
+        }
+
+        public Task HandleBroadcastAsync(byte[] message, CancellationToken cancellationToken) => Task.Delay(Timeout.Infinite, cancellationToken);
+    }
+
+    [Fact]
+    public async Task A_repeated_request_id_joins_the_run_in_flight_and_later_gets_its_reply_without_running_again()
+    {
+        var time = new FakeTimeProvider();
+        var members = new LocalMembers(time);
+        var handler = new Counting();
+        members.Add("once", handler, new MemberOptions());
+        var id = Guid.NewGuid();
+        var first = members.RequestAsync(id, "once", [7], TimeSpan.FromSeconds(30));
+        var repeat = members.RequestAsync(id, "once", [7], TimeSpan.FromSeconds(30));
+        handler.Release.SetResult();
+        Assert.Equal([7, 1], (await first).Data);
+        Assert.Equal([7, 1], (await repeat).Data);
+
+        time.Advance(TimeSpan.FromSeconds(90));
+        Assert.Equal([7, 1], (await members.RequestAsync(id, "once", [7], TimeSpan.FromSeconds(30))).Data);
+        Assert.Equal(1, handler.Runs);
+
+        // Forgotten only after the retention, far past any caller's repeats.
+        time.Advance(RequestLedger.Retention + TimeSpan.FromSeconds(11));
+        Assert.Equal(MemberReplyStatus.Replied, (await members.RequestAsync(Guid.NewGuid(), "once", [1], TimeSpan.FromSeconds(30))).Status);
+        Assert.Equal(1, members.RememberedRequests);
+    }
+
+    [Fact]
+    public async Task A_request_refused_before_it_started_is_not_remembered_so_a_repeat_may_run_it()
+    {
+        var members = new LocalMembers(TimeProvider.System);
+        var id = Guid.NewGuid();
+        Assert.Equal(MemberReplyStatus.NotHere, (await members.RequestAsync(id, "late", [1], TimeSpan.FromSeconds(5))).Status);
+        var handler = new Counting();
+        handler.Release.SetResult();
+        members.Add("late", handler, new MemberOptions { Limits = new MemberLimits { MaxQueuedBytes = 4 } });
+        Assert.Equal(MemberReplyStatus.Overloaded, (await members.RequestAsync(id, "late", new byte[8], TimeSpan.FromSeconds(5))).Status);
+        Assert.Equal(MemberReplyStatus.Replied, (await members.RequestAsync(id, "late", [1], TimeSpan.FromSeconds(5))).Status);
+        Assert.Equal(1, handler.Runs);
+    }
+
+    [Fact]
+    public async Task Time_left_is_counted_on_the_members_own_clock_whatever_its_wall_clock_says()
+    {
+        // A member whose wall clock is far ahead runs a request it got with time left; the time counts from arrival.
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow.AddHours(5));
+        var members = new LocalMembers(time);
+        var handler = new Counting();
+        handler.Release.SetResult();
+        members.Add("skewed", handler, new MemberOptions());
+        Assert.Equal(MemberReplyStatus.Replied, (await members.RequestAsync(Guid.NewGuid(), "skewed", [1], TimeSpan.FromSeconds(2))).Status);
+    }
+
+    [Fact]
+    public void A_leaving_member_is_chosen_only_when_no_other_member_is_left()
+    {
+        var members = new LocalMembers(TimeProvider.System);
+        var leaving = members.Add("c", new Counting(), new MemberOptions());
+        var staying = members.Add("c", new Counting(), new MemberOptions());
+        leaving.Leaving = true;
+        Assert.All(Enumerable.Range(0, 10), _ => Assert.Same(staying, members.Pick("c")));
+        Assert.True(members.Offers("c"));
+        members.Remove("c", staying);
+        Assert.Same(leaving, members.Pick("c"));
+        Assert.False(members.Offers("c"));
     }
 }

@@ -15,7 +15,11 @@ internal static class IrisTestCluster
     {
         public void Configure(ISiloBuilder siloBuilder)
         {
-            siloBuilder.UseIris(new IrisSiloOptions { ConfigureEndpoints = false, EchoCluster = "echo" });
+            siloBuilder.UseIris(options =>
+            {
+                options.ConfigureEndpoints = false;
+                options.EchoCluster = "echo";
+            });
             if (Environment.GetEnvironmentVariable("IRIS_DEBUG_LOG") is { } path)
             {
                 siloBuilder.Services.AddLogging(l => l.AddProvider(new FileLoggerProvider(path)).SetMinimumLevel(Microsoft.Extensions.Logging.LogLevel.Debug));

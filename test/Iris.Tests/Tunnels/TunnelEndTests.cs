@@ -1,14 +1,25 @@
-using Iris.Hosting;
-using Iris.Members;
+using Iris.Calls;
+using Iris.Protocol;
 using Iris.Tunnels;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 
 namespace Iris.Tests.Tunnels;
 
 /// <summary>The receiving half of a tunnel end on its own: frames in any order, repeated, chunked, aborted.</summary>
 public sealed class TunnelEndTests : IAsyncDisposable
 {
-    private readonly LocalTunnels _tunnels = new(null!, new LocalMembers(), new TunnelOptions { MaxMessageBytes = 200 * 1024 }, NullLogger<LocalTunnels>.Instance);
+    private const string Member = "member-process";
+
+    private readonly LocalTunnels _tunnels = new(
+        null!, Options.Create(new TunnelOptions { MaxMessageBytes = 200 * 1024 }), new CallPolicy(TimeProvider.System, new Random(1)), NullLogger<LocalTunnels>.Instance);
+
+    private TunnelEnd Create()
+    {
+        var end = _tunnels.Create("c");
+        end.Expect(Member);
+        return end;
+    }
 
     public ValueTask DisposeAsync() => _tunnels.DisposeAsync();
 
@@ -18,12 +29,12 @@ public sealed class TunnelEndTests : IAsyncDisposable
     [Fact]
     public async Task Frames_out_of_order_and_repeated_make_each_message_once_in_order()
     {
-        var end = _tunnels.Create("c");
+        var end = Create();
         var frames = Enumerable.Range(0, 50).Select(i => Frame(i, TunnelFrameKind.Final, 4, (byte)i)).ToArray();
         var shuffled = frames.Concat(frames.Take(10)).OrderBy(_ => Random.Shared.Next()).ToArray();
         foreach (var batch in shuffled.Chunk(7))
         {
-            Assert.Equal(TunnelStatus.Open, end.OnData(batch));
+            Assert.Equal(TunnelStatus.Open, _tunnels.OnData(Member, end.Id, batch));
         }
 
         for (var i = 0; i < 50; i++)
@@ -38,8 +49,8 @@ public sealed class TunnelEndTests : IAsyncDisposable
     [Fact]
     public async Task Chunks_are_reassembled_an_aborted_message_is_dropped_and_a_close_ends_the_stream()
     {
-        var end = _tunnels.Create("c");
-        end.OnData([
+        var end = Create();
+        _tunnels.OnData(Member, end.Id, [
             Frame(3, TunnelFrameKind.Chunk, 1000, 3),
             Frame(0, TunnelFrameKind.Chunk, 64 * 1024, 1),
             Frame(2, TunnelFrameKind.Final, 10, 2),
@@ -62,12 +73,31 @@ public sealed class TunnelEndTests : IAsyncDisposable
     [Fact]
     public async Task A_message_over_the_receivers_limit_closes_the_tunnel_after_what_came_before()
     {
-        var end = _tunnels.Create("c");
-        end.OnData([Frame(0, TunnelFrameKind.Final, 1), .. Enumerable.Range(1, 4).Select(i => Frame(i, TunnelFrameKind.Chunk, 64 * 1024))]);
+        var end = Create();
+        _tunnels.OnData(Member, end.Id, [Frame(0, TunnelFrameKind.Final, 1), .. Enumerable.Range(1, 4).Select(i => Frame(i, TunnelFrameKind.Chunk, 64 * 1024))]);
         Assert.Single(await end.ReceiveAsync());
         var error = await Assert.ThrowsAsync<TunnelClosedException>(async () => await end.ReceiveAsync());
         Assert.Equal(TunnelCloseReason.MessageTooLarge, error.Reason);
         Assert.Contains("MaxMessageBytes", error.Message);
-        Assert.Equal(TunnelStatus.Unknown, end.OnData([Frame(5, TunnelFrameKind.Final, 1)]));
+        Assert.Equal(TunnelStatus.Unknown, _tunnels.OnData(Member, end.Id, [Frame(5, TunnelFrameKind.Final, 1)]));
+    }
+
+    [Fact]
+    public async Task Frames_from_a_process_the_opener_is_not_asking_are_answered_abandoned_and_never_received()
+    {
+        var end = Create();
+        Assert.Equal(TunnelStatus.Abandoned, _tunnels.OnData("another-member", end.Id, [Frame(0, TunnelFrameKind.Final, 3, 9)]));
+        Assert.Equal([TunnelStatus.Abandoned], _tunnels.Statuses("another-member", [end.Id]));
+        Assert.Equal(TunnelStatus.Open, _tunnels.OnData(Member, end.Id, [Frame(0, TunnelFrameKind.Final, 2, 1)]));
+        Assert.Equal([1, 1], await end.ReceiveAsync());
+
+        // Asking another member starts receiving afresh: what the first one sent never reaches the application.
+        var fresh = Create();
+        _tunnels.OnData(Member, fresh.Id, [Frame(0, TunnelFrameKind.Final, 2, 7)]);
+        fresh.Expect("second-member");
+        Assert.Equal(TunnelStatus.Abandoned, _tunnels.OnData(Member, fresh.Id, [Frame(1, TunnelFrameKind.Final, 2, 7)]));
+        _tunnels.OnData("second-member", fresh.Id, [Frame(0, TunnelFrameKind.Final, 1, 5)]);
+        Assert.Equal([5], await fresh.ReceiveAsync());
+        Assert.Equal(0, fresh.BufferedBytes);
     }
 }

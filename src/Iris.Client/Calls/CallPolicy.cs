@@ -1,0 +1,76 @@
+using Orleans.Runtime.Messaging;
+
+namespace Iris.Calls;
+
+/// <summary>
+/// How every call between Iris processes is made and judged: requests, broadcasts and publications, tunnel opens and
+/// tunnel traffic. It classifies failures (did the call reach its target or not), paces repeats with jittered,
+/// growing pauses, and makes the errors a caller sees: a timeout when the target was reachable, an unknown outcome
+/// when contact with it was lost.
+/// </summary>
+internal sealed class CallPolicy(TimeProvider time, Random random)
+{
+    private static readonly TimeSpan FirstPause = TimeSpan.FromMilliseconds(50);
+    private static readonly TimeSpan LongestPause = TimeSpan.FromSeconds(1);
+
+    public TimeProvider Time => time;
+
+    public CallBudget Start(TimeSpan total) => CallBudget.Start(time, total);
+
+    /// <summary>What <paramref name="error"/> says about whether the call reached its target.</summary>
+    public static CallFailure Classify(Exception error) => error switch
+    {
+        OrleansMessageRejectionException => CallFailure.NotDelivered,
+        ClientNotAvailableException => CallFailure.ProcessGone,
+        SiloUnavailableException or ConnectionFailedException or TimeoutException => CallFailure.Unreachable,
+        OrleansException when error.InnerException is { } inner => Classify(inner),
+        _ => CallFailure.Answered,
+    };
+
+    /// <summary>The pause before repeat <paramref name="attempt"/> (from 1): doubling from 50 ms to 1 s, jittered by ±25%
+    /// so that callers that failed together do not repeat together; never past the budget.</summary>
+    public TimeSpan Pause(int attempt, CallBudget budget)
+    {
+        var baseTicks = Math.Min(FirstPause.Ticks << Math.Min(attempt - 1, 10), LongestPause.Ticks);
+        var jitter = 0.75 + (random.NextDouble() * 0.5);
+
+        var pause = TimeSpan.FromTicks((long)(baseTicks * jitter));
+        return pause < budget.Remaining ? pause : budget.Remaining;
+    }
+
+    /// <summary>Waits <see cref="Pause"/> on this process's clock.</summary>
+    public Task PauseAsync(int attempt, CallBudget budget, CancellationToken cancellationToken) =>
+        Task.Delay(Pause(attempt, budget), time, cancellationToken);
+
+    /// <summary>
+    /// Awaits <paramref name="call"/> for at most the budget's remaining time. A call left behind is observed, so its
+    /// later failure is not an unobserved exception; the call itself is bounded by its method's response timeout.
+    /// </summary>
+    public async Task<T> WithinAsync<T>(Task<T> call, CallBudget budget, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await call.WaitAsync(budget.Remaining, time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (!call.IsCompleted && e is TimeoutException or OperationCanceledException)
+        {
+            _ = call.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            throw;
+        }
+    }
+
+    /// <inheritdoc cref="WithinAsync{T}"/>
+    public Task WithinAsync(Task call, CallBudget budget, CancellationToken cancellationToken) =>
+        WithinAsync(Completed(call), budget, cancellationToken);
+
+    private static async Task<bool> Completed(Task call)
+    {
+        await call.ConfigureAwait(false);
+        return true;
+    }
+
+    public static IrisTimeoutException Timeout(string name, CallBudget budget) => new(name, budget.Total);
+
+    public static IrisOutcomeUnknownException OutcomeUnknown(string name, Exception cause) =>
+        new(name, $"{cause.GetType().Name}: {cause.Message}");
+}

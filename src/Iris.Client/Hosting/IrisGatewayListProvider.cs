@@ -1,0 +1,64 @@
+using System.Net;
+using Iris.Overlay.Discovery;
+using Iris.Security;
+using Orleans.Messaging;
+using Microsoft.Extensions.Options;
+using Orleans.Runtime;
+
+namespace Iris.Hosting;
+
+/// <summary>
+/// Gateways for an Orleans client of an Iris cluster: the configured ones, or else the ones silos announce in their
+/// discovery beacons (MACed with the network key, so a client only ever connects to its own network).
+/// </summary>
+internal sealed class IrisGatewayListProvider(IOptions<IrisClientOptions> configured, NetworkKeyProvider keys, TimeProvider time) : IGatewayListProvider, IAsyncDisposable
+{
+    private readonly IrisClientOptions _options = configured.Value;
+    private static readonly TimeSpan FirstBeaconWait = TimeSpan.FromSeconds(5);
+    private BeaconListener? _listener;
+
+    public TimeSpan MaxStaleness => TimeSpan.FromSeconds(5);
+
+    public bool IsUpdatable => true;
+
+    public Task InitializeGatewayListProvider()
+    {
+        if (_options.Gateways.Count == 0)
+        {
+            _listener = BeaconListener.Start(_options.Scope, keys.Key, new DiscoveryOptions { Port = _options.DiscoveryPort });
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public async Task<IList<Uri>> GetGateways()
+    {
+        if (_listener is null)
+        {
+            return [.. _options.Gateways.Select(ToUri)];
+        }
+
+        var started = time.GetTimestamp();
+        var gateways = _listener.Gateways(TimeSpan.FromSeconds(10));
+        while (gateways.Count == 0 && time.GetElapsedTime(started) < FirstBeaconWait)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(100), time).ConfigureAwait(false);
+            gateways = _listener.Gateways(TimeSpan.FromSeconds(10));
+        }
+
+        return [.. gateways.Select(ToUri)];
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_listener is not null)
+        {
+            await _listener.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static Uri ToUri(string endpoint) =>
+        IPEndPoint.TryParse(endpoint.Replace("tcp://", string.Empty, StringComparison.Ordinal), out var parsed)
+            ? SiloAddress.New(parsed, 0).ToGatewayUri()
+            : throw new FormatException($"Iris:Client:Gateways has '{endpoint}', which is not an <ip>:<port> endpoint.");
+}

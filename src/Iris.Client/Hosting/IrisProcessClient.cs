@@ -1,0 +1,205 @@
+using Iris.Balancing;
+using Iris.Diagnostics;
+using Iris.Dissemination;
+using Iris.Members;
+using Iris.Protocol;
+using Iris.Requests;
+using Iris.Tunnels;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Iris.Hosting;
+
+/// <summary>
+/// <see cref="IIrisClient"/> for any Iris process: members and subscribers of this process sit behind its member host
+/// (a grain pinned to its silo, or an observer of its Orleans client) and are registered with their name's rendezvous
+/// grains, renewed well within the lease while they live. Requests and tunnel opens go straight to a member's host
+/// (<see cref="RequestSender"/>), broadcasts and publications to a rendezvous (<see cref="DisseminationSender"/>).
+/// </summary>
+internal abstract class IrisProcessClient : IIrisClient, IHostedService
+{
+    /// <summary>How long a leaving member goes on serving after it stopped being offered: the time every process may
+    /// keep a member list, and as long again for requests chosen from such a list that are on their way.</summary>
+    public static readonly TimeSpan LeaveGrace = 2 * MemberDirectory.CacheTime;
+
+    private readonly IrisServices _services;
+    private readonly TimeSpan _renewal;
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _renewals = Task.CompletedTask;
+
+    protected IrisProcessClient(IrisServices services, TimeSpan renewal)
+    {
+        _services = services;
+        _renewal = renewal;
+        services.Tunnels.Self = () => Entry(0, idempotent: false);
+    }
+
+    protected IGrainFactory Grains => _services.Grains;
+
+    private LocalMembers Members => _services.Members;
+
+    public async Task<IAsyncDisposable> RegisterAsync(string cluster, IClusterHandler handler, MemberOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(cluster);
+        ArgumentNullException.ThrowIfNull(handler);
+        ArgumentNullException.ThrowIfNull(options);
+        var member = Members.Add(cluster, handler, options);
+        var audience = Audience.Cluster(cluster);
+        await RegisterAllAsync(audience, EntryFor(cluster)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        await JoinTreesAsync(audience).ConfigureAwait(false);
+        _services.Directory.Forget(audience);
+
+        // Every process keeps what the rendezvous said for a moment: past it, all of them see the new member.
+        await Task.Delay(MemberDirectory.CacheTime, _services.Time, cancellationToken).ConfigureAwait(false);
+        return new Registration(() => LeaveAsync(audience, member));
+    }
+
+    /// <summary>
+    /// Leaves without costing a request: the member stops being offered (the rendezvous drop this process, or get its
+    /// lower capacity), goes on serving while other processes may still choose it from their lists, and only then is
+    /// removed. A request that reaches this process after that is answered "not here" and goes to the next member.
+    /// </summary>
+    private async Task LeaveAsync(Audience audience, Member member)
+    {
+        member.Leaving = true;
+        if (Members.Offers(audience.Name))
+        {
+            await RegisterAllAsync(audience, EntryFor(audience.Name)).ConfigureAwait(false);
+        }
+        else
+        {
+            await UnregisterAllAsync(audience).ConfigureAwait(false);
+        }
+
+        _services.Directory.Forget(audience);
+        await Task.Delay(LeaveGrace, _services.Time).ConfigureAwait(false);
+        if (!Members.Remove(audience.Name, member))
+        {
+            await LeaveTreesAsync(audience).ConfigureAwait(false);
+        }
+
+        _services.Directory.Forget(audience);
+    }
+
+    public async Task<IAsyncDisposable> SubscribeAsync(string topic, ITopicHandler handler, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(topic);
+        ArgumentNullException.ThrowIfNull(handler);
+        Members.Subscribe(topic, handler);
+        var audience = Audience.Topic(topic);
+        await RegisterAllAsync(audience, Entry(1, idempotent: false)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        await JoinTreesAsync(audience).ConfigureAwait(false);
+        return new Registration(async () =>
+        {
+            if (!Members.Unsubscribe(topic, handler))
+            {
+                await UnregisterAllAsync(audience).ConfigureAwait(false);
+                await LeaveTreesAsync(audience).ConfigureAwait(false);
+            }
+        });
+    }
+
+    public Task<byte[]> RequestAsync(string cluster, byte[] request, TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        _services.Requests.RequestAsync(cluster, Guid.NewGuid(), request, timeout, cancellationToken);
+
+    public Task BroadcastAsync(string cluster, byte[] message, CancellationToken cancellationToken = default) =>
+        _services.Dissemination.SendAsync(Audience.Cluster(cluster), message, cancellationToken);
+
+    public Task PublishAsync(string topic, byte[] message, CancellationToken cancellationToken = default) =>
+        _services.Dissemination.SendAsync(Audience.Topic(topic), message, cancellationToken);
+
+    public async Task<ITunnel> OpenTunnelAsync(string cluster, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(cluster);
+        var tunnels = _services.Tunnels;
+        var end = tunnels.Create(cluster);
+        try
+        {
+            var accepted = await _services.Requests.OpenTunnelAsync(
+                cluster, end.Id, Entry(0, idempotent: false), tunnels.Options.WindowBytes, end.Expect, timeout, cancellationToken).ConfigureAwait(false);
+            end.Connect(accepted.Member!, accepted.WindowBytes);
+            return end;
+        }
+        catch (Exception)
+        {
+            // The member whose answer was lost (if any) learns from its keep-alive that the opener gave up.
+            tunnels.Abandon(end);
+            throw;
+        }
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _renewals = Task.Run(RenewAsync, CancellationToken.None);
+        return Task.CompletedTask;
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        // While Orleans still runs, so the other ends hear of it.
+        await _services.Tunnels.CloseAllAsync().ConfigureAwait(false);
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _renewals.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+    }
+
+    /// <summary>This process's rendezvous entry, offering <paramref name="capacity"/>.</summary>
+    protected abstract MemberEndpoint Entry(double capacity, bool idempotent);
+
+    /// <summary>Puts this process in the Scribe trees of a name's rendezvous keys, if it can be in trees.</summary>
+    protected virtual Task JoinTreesAsync(Audience audience) => Task.CompletedTask;
+
+    /// <summary>Takes this process out of those trees.</summary>
+    protected virtual Task LeaveTreesAsync(Audience audience) => Task.CompletedTask;
+
+    private MemberEndpoint EntryFor(string cluster) => Entry(Members.Capacity(cluster), Members.Idempotent(cluster));
+
+    private IRendezvousGrain Rendezvous(string key) => Grains.GetGrain<IRendezvousGrain>(key);
+
+    private Task RegisterAllAsync(Audience audience, MemberEndpoint entry) =>
+        Task.WhenAll(audience.RendezvousKeys().Select(key => Rendezvous(key).Register(entry)));
+
+    private Task UnregisterAllAsync(Audience audience)
+    {
+        var id = Entry(0, idempotent: false).Id;
+        return Task.WhenAll(audience.RendezvousKeys().Select(key => Rendezvous(key).Unregister(id)));
+    }
+
+    private async Task RenewAsync()
+    {
+        using var timer = new PeriodicTimer(_renewal, _services.Time);
+        while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
+        {
+            try
+            {
+                Members.SampleCpu();
+                foreach (var cluster in Members.Clusters.Where(Members.Offers))
+                {
+                    await RegisterAllAsync(Audience.Cluster(cluster), EntryFor(cluster)).ConfigureAwait(false);
+                }
+
+                foreach (var topic in Members.Topics)
+                {
+                    await RegisterAllAsync(Audience.Topic(topic), Entry(1, idempotent: false)).ConfigureAwait(false);
+                }
+            }
+            catch (Exception e) when (e is OrleansException or TimeoutException)
+            {
+                // The cluster is busy or reconfiguring; the lease outlives several renewals, next one then.
+                Log.RenewalFailed(_services.Logger, e.Message);
+            }
+        }
+    }
+
+    private sealed class Registration(Func<Task> dispose) : IAsyncDisposable
+    {
+        private int _disposed;
+
+        public async ValueTask DisposeAsync()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                await dispose().ConfigureAwait(false);
+            }
+        }
+    }
+}

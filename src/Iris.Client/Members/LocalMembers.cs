@@ -1,0 +1,176 @@
+using System.Collections.Concurrent;
+using Iris.Calls;
+using Iris.Diagnostics;
+using Iris.Protocol;
+
+namespace Iris.Members;
+
+/// <summary>
+/// The members hosted by this process, per cluster, and the subscribers, per topic. Runs requests on them at most once
+/// per id (<see cref="RequestLedger"/>), within each member's <see cref="MemberLimits"/>, and hands broadcasts and
+/// publications to them once per message id without making the sender wait for the handlers.
+/// </summary>
+internal sealed class LocalMembers(TimeProvider time)
+{
+    private readonly ConcurrentDictionary<string, Member[]> _clusters = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, ITopicHandler[]> _topics = new(StringComparer.Ordinal);
+    private readonly RecentIds _delivered = new(time);
+    private readonly RequestLedger _ledger = new(time);
+    private readonly Lock _cpuLock = new();
+    private TimeSpan _lastCpu = Environment.CpuUsage.TotalTime;
+    private int _next;
+
+    public IEnumerable<string> Clusters => _clusters.Where(c => c.Value.Length > 0).Select(c => c.Key);
+
+    public IEnumerable<string> Topics => _topics.Where(t => t.Value.Length > 0).Select(t => t.Key);
+
+    /// <summary>Requests started here and still remembered (running, or finished less than two minutes ago).</summary>
+    public int RememberedRequests => _ledger.Count;
+
+    /// <summary>Whether this process has members of <paramref name="cluster"/>.</summary>
+    public bool HasMembers(string cluster) => _clusters.TryGetValue(cluster, out var members) && members.Length > 0;
+
+    /// <summary>Whether this process has members of the cluster or subscribers of the topic.</summary>
+    public bool Has(Audience audience) => audience.Kind == AudienceKind.Cluster
+        ? HasMembers(audience.Name)
+        : _topics.TryGetValue(audience.Name, out var handlers) && handlers.Length > 0;
+
+    /// <summary>
+    /// Capacity this process offers a cluster, in requests per second, summed over its members that are not leaving
+    /// (see <see cref="Member.Capacity"/>). Reported to the rendezvous with every renewal, so a member that slows down
+    /// draws less within a few renewals.
+    /// </summary>
+    public double Capacity(string cluster) => _clusters.TryGetValue(cluster, out var members) ? members.Where(m => !m.Leaving).Sum(m => m.Capacity) : 0;
+
+    /// <summary>Whether this process still offers <paramref name="cluster"/> to others: it has members not leaving.</summary>
+    public bool Offers(string cluster) => _clusters.TryGetValue(cluster, out var members) && members.Any(m => !m.Leaving);
+
+    /// <summary>Whether every member of <paramref name="cluster"/> here registered as idempotent.</summary>
+    public bool Idempotent(string cluster) => _clusters.TryGetValue(cluster, out var members) && members.Length > 0 && members.All(m => m.Idempotent);
+
+    public Member Add(string cluster, IClusterHandler handler, MemberOptions options)
+    {
+        var member = new Member(handler, options);
+        IrisMetrics.MembersChanged("cluster", cluster, 1);
+        _clusters.AddOrUpdate(cluster, [member], (_, members) => [.. members, member]);
+        return member;
+    }
+
+    /// <summary>Removes a member, closing the tunnels it serves; returns whether the cluster has members left here.</summary>
+    public bool Remove(string cluster, Member member)
+    {
+        IrisMetrics.MembersChanged("cluster", cluster, -1);
+        var left = _clusters.AddOrUpdate(cluster, [], (_, members) => [.. members.Where(m => m != member)]).Length > 0;
+        member.Tunnels.EndAll(TunnelCloseReason.MemberUnregistered);
+        return left;
+    }
+
+    public void Subscribe(string topic, ITopicHandler handler)
+    {
+        IrisMetrics.MembersChanged("topic", topic, 1);
+        _topics.AddOrUpdate(topic, [handler], (_, handlers) => [.. handlers, handler]);
+    }
+
+    public bool Unsubscribe(string topic, ITopicHandler handler)
+    {
+        IrisMetrics.MembersChanged("topic", topic, -1);
+        return _topics.AddOrUpdate(topic, [], (_, handlers) => [.. handlers.Where(h => h != handler)]).Length > 0;
+    }
+
+    /// <summary>
+    /// Runs request <paramref name="id"/> on a member of <paramref name="cluster"/> here, at most once: a repeat joins
+    /// the first run or gets its reply. With no member here the answer is <see cref="MemberReplyStatus.NotHere"/> (not
+    /// started: the caller may try another member). <paramref name="remaining"/> is the caller's time left, counted
+    /// from now on this process's clock.
+    /// </summary>
+    public Task<MemberReply> RequestAsync(Guid id, string cluster, byte[] request, TimeSpan remaining)
+    {
+        var budget = CallBudget.Start(time, remaining);
+        return _ledger.RunOnce(id, () => Pick(cluster) is { } member
+            ? member.RunAsync(request, budget)
+            : Task.FromResult(MemberReply.Refused(MemberReplyStatus.NotHere)));
+    }
+
+    /// <summary>The least busy member of <paramref name="cluster"/> here (requests running and tunnels served), members
+    /// that are leaving only when no other is left, ties broken round robin; null when there is none.</summary>
+    public Member? Pick(string cluster)
+    {
+        if (!_clusters.TryGetValue(cluster, out var members) || members.Length == 0)
+        {
+            return null;
+        }
+
+        var start = Interlocked.Increment(ref _next);
+        return Enumerable.Range(0, members.Length)
+            .Select(i => members[(int)((uint)(start + i) % members.Length)])
+            .MinBy(m => (m.Leaving ? 1 : 0, m.Load))!;
+    }
+
+    /// <summary>
+    /// Hands a broadcast or publication to each member or subscriber here, unless message <paramref name="id"/> was
+    /// handed over already. Returns at once: handlers run on the thread pool, so a slow handler holds up neither the
+    /// sender nor the dissemination. A handler's exception is the member's own affair: it is counted, not returned.
+    /// </summary>
+    public void Deliver(Audience audience, byte[] message, Guid id)
+    {
+        if (!Has(audience) || !_delivered.Add(id))
+        {
+            return;
+        }
+
+        if (audience.Kind == AudienceKind.Cluster)
+        {
+            foreach (var member in _clusters.GetValueOrDefault(audience.Name) ?? [])
+            {
+                Start(member.Handler.HandleBroadcastAsync, message);
+            }
+        }
+        else
+        {
+            foreach (var handler in _topics.GetValueOrDefault(audience.Name) ?? [])
+            {
+                Start(handler.HandlePublishAsync, message);
+            }
+        }
+    }
+
+    private static void Start(Func<byte[], CancellationToken, Task> handler, byte[] message) =>
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await handler(message, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                IrisMetrics.HandlerFailures.Add(1, new KeyValuePair<string, object?>("error", e.GetType().Name));
+            }
+        });
+
+    /// <summary>
+    /// Measures the process's CPU time since the last sample and charges it to the members in proportion to the
+    /// time their handlers ran, so each member's capacity also reflects the CPU its requests cost (see
+    /// <see cref="Member.Capacity"/>). Called with each renewal of the registrations.
+    /// </summary>
+    public void SampleCpu()
+    {
+        var cpu = Environment.CpuUsage.TotalTime;
+        TimeSpan spent;
+        lock (_cpuLock)
+        {
+            spent = cpu - _lastCpu;
+            _lastCpu = cpu;
+        }
+
+        var all = _clusters.Values.SelectMany(m => m).ToArray();
+        var windows = all.Select(m => m.TakeWindow()).ToArray();
+        var busy = windows.Sum(w => w.BusySeconds);
+        for (var i = 0; i < all.Length; i++)
+        {
+            if (busy > 0)
+            {
+                all[i].ChargeCpu(windows[i], spent.TotalSeconds * (windows[i].BusySeconds / busy));
+            }
+        }
+    }
+}

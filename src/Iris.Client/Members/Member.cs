@@ -1,0 +1,119 @@
+using System.Diagnostics;
+using Iris.Calls;
+using Iris.Protocol;
+using Iris.Tunnels;
+
+namespace Iris.Members;
+
+/// <summary>One registered handler of a cluster in this process, with its limits and its measured capacity.</summary>
+internal sealed class Member(IClusterHandler handler, MemberOptions options)
+{
+    private readonly SemaphoreSlim _slots = new(options.Limits.MaxConcurrentRequests, options.Limits.MaxConcurrentRequests);
+    private long _queuedBytes;
+    private int _active;
+    private double _serviceSeconds = 0.010;
+    private double _cpuSeconds;
+    private long _windowRequests;
+    private long _windowBusyTicks;
+    private volatile bool _leaving;
+
+    public IClusterHandler Handler { get; } = handler;
+
+    public MemberLimits Limits => options.Limits;
+
+    public bool Idempotent => options.Idempotent;
+
+    public int Load => Volatile.Read(ref _active) + Tunnels.Count;
+
+    /// <summary>The member is leaving its cluster: it is no longer offered to other processes and is chosen here only
+    /// when no other member is, but it serves what reaches it until it is removed.</summary>
+    public bool Leaving
+    {
+        get => _leaving;
+        set => _leaving = value;
+    }
+
+    /// <summary>The tunnels this member serves, closed when it leaves.</summary>
+    public TunnelSet Tunnels { get; } = new();
+
+    /// <summary>
+    /// Requests per second this member can complete, the lower of two bounds: its concurrent slots over the time
+    /// its handler takes per request (a moving average, at least 1 ms; 10 ms until measured), and the machine's
+    /// cores over the CPU time a request costs (requests handled per unit of CPU time, once measured). A handler
+    /// that waits on I/O is bound by its slots; one that computes, by the CPU.
+    /// </summary>
+    public double Capacity
+    {
+        get
+        {
+            var bySlots = Limits.MaxConcurrentRequests / Math.Max(0.001, Volatile.Read(ref _serviceSeconds));
+            var cpu = Volatile.Read(ref _cpuSeconds);
+            return cpu > 0 ? Math.Min(bySlots, Environment.ProcessorCount / cpu) : bySlots;
+        }
+    }
+
+    /// <summary>Requests completed and handler time spent since the last window, resetting both.</summary>
+    internal (long Requests, double BusySeconds) TakeWindow() =>
+        (Interlocked.Exchange(ref _windowRequests, 0), TimeSpan.FromTicks(Interlocked.Exchange(ref _windowBusyTicks, 0)).TotalSeconds);
+
+    /// <summary>Folds the CPU time charged to a window's requests into the CPU cost of a request.</summary>
+    internal void ChargeCpu((long Requests, double BusySeconds) window, double cpuSeconds)
+    {
+        // A handful of requests says little about their cost: wait for a window with enough of them.
+        if (window.Requests >= 10)
+        {
+            var perRequest = Math.Max(1e-6, cpuSeconds / window.Requests);
+            var known = Volatile.Read(ref _cpuSeconds);
+            Volatile.Write(ref _cpuSeconds, known == 0 ? perRequest : (0.5 * known) + (0.5 * perRequest));
+        }
+    }
+
+    /// <summary>
+    /// Admits the request or refuses it before it starts (<see cref="MemberReplyStatus.Overloaded"/> when its bytes
+    /// would pass the queue limit), waits for a slot within the caller's budget (<see cref="MemberReplyStatus.Expired"/>
+    /// when it runs out first: its caller has given up), then runs the handler with a token cancelled when the budget
+    /// ends.
+    /// </summary>
+    public async Task<MemberReply> RunAsync(byte[] request, CallBudget budget)
+    {
+        if (Interlocked.Add(ref _queuedBytes, request.Length) > Limits.MaxQueuedBytes)
+        {
+            Interlocked.Add(ref _queuedBytes, -request.Length);
+            return MemberReply.Refused(MemberReplyStatus.Overloaded, $"the member already holds {Limits.MaxQueuedBytes} bytes of requests");
+        }
+
+        Interlocked.Increment(ref _active);
+        try
+        {
+            if (budget.IsExpired || !await _slots.WaitAsync(budget.Remaining).ConfigureAwait(false))
+            {
+                return MemberReply.Refused(MemberReplyStatus.Expired);
+            }
+
+            var started = Stopwatch.GetTimestamp();
+            try
+            {
+                using var timeout = new CancellationTokenSource(budget.Remaining, budget.Time);
+                var reply = await Handler.HandleRequestAsync(request, timeout.Token).ConfigureAwait(false);
+                var took = Stopwatch.GetElapsedTime(started);
+                Volatile.Write(ref _serviceSeconds, (0.9 * Volatile.Read(ref _serviceSeconds)) + (0.1 * took.TotalSeconds));
+                Interlocked.Increment(ref _windowRequests);
+                Interlocked.Add(ref _windowBusyTicks, took.Ticks);
+                return new MemberReply(MemberReplyStatus.Replied, reply, null);
+            }
+            catch (Exception e)
+            {
+                return new MemberReply(MemberReplyStatus.Failed, null, e.Message);
+            }
+            finally
+            {
+                _slots.Release();
+            }
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _active);
+            Interlocked.Add(ref _queuedBytes, -request.Length);
+        }
+    }
+}

@@ -1,0 +1,39 @@
+using Iris.Dissemination;
+using Iris.Protocol;
+using Iris.Tunnels;
+
+namespace Iris.Members;
+
+/// <summary>
+/// The member host of a process, whichever kind it is: in an Orleans client it is the observer object itself (Orleans
+/// holds observers weakly: the client keeps a strong reference); in a silo the member host grain forwards to it.
+/// Clients are leaves of a dissemination tree: they are never handed a share to pass on.
+/// </summary>
+internal sealed class MemberHost(LocalMembers members, LocalTunnels tunnels, IGrainFactory grains) : IMemberObserver
+{
+    public Task<MemberReply> Request(Guid id, string cluster, byte[] request, TimeSpan remaining) =>
+        members.RequestAsync(id, cluster, request, remaining);
+
+    public Task Deliver(Audience audience, byte[] message, Guid id, MemberEndpoint[] forward)
+    {
+        members.Deliver(audience, message, id);
+        return Disseminator.SendAsync(forward, (next, share) => next.Call(grains, host => host.Deliver(audience, message, id, share)));
+    }
+
+    public Task<TunnelAccepted> OpenTunnel(string cluster, Guid id, MemberEndpoint opener, int openerWindow, TimeSpan remaining) =>
+        members.Pick(cluster) is { } member
+            ? tunnels.AcceptAsync(cluster, id, opener, openerWindow, remaining, member.Handler, member.Tunnels)
+            : Task.FromResult(TunnelAccepted.NotHere);
+
+    public Task<TunnelStatus> TunnelData(string from, Guid id, TunnelFrame[] frames) => Task.FromResult(tunnels.OnData(from, id, frames));
+
+    public Task<TunnelStatus> TunnelCredit(string from, Guid id, long grantedTotal) => Task.FromResult(tunnels.OnCredit(from, id, grantedTotal));
+
+    public Task TunnelFailed(string from, Guid id, TunnelCloseReason reason, string? detail)
+    {
+        tunnels.OnPeerFailed(from, id, reason, detail);
+        return Task.CompletedTask;
+    }
+
+    public Task<TunnelStatus[]> TunnelPing(string from, Guid[] ids) => Task.FromResult(tunnels.Statuses(from, ids));
+}

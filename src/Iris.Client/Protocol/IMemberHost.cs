@@ -1,0 +1,71 @@
+using Orleans.Concurrency;
+
+namespace Iris.Protocol;
+
+/// <summary>
+/// The door to the members of one process: requests, broadcasts, publications and tunnels for them arrive here. All
+/// calls interleave, so members run requests concurrently (within their <see cref="MemberLimits"/>) instead of one by
+/// one, and tunnel traffic never waits behind a request. Time travels as time remaining, never as a clock reading: each
+/// process measures it against its own monotonic clock.
+/// </summary>
+internal interface IMemberHost : IAddressable
+{
+    /// <summary>Runs request <paramref name="id"/> on a member of <paramref name="cluster"/> here, at most once: a repeat of
+    /// an id joins the run in flight or gets its reply. Bounded by the caller's own timeout (at most
+    /// <see cref="CallLimits.MaxTimeout"/>), not Orleans' response timeout.</summary>
+    [AlwaysInterleave]
+    [ResponseTimeout("00:10:30")]
+    Task<MemberReply> Request(Guid id, string cluster, byte[] request, TimeSpan remaining);
+
+    /// <summary>Hands a broadcast or publication to this process's members of <paramref name="audience"/> (their
+    /// handlers run after the call returns) and passes it on to <paramref name="forward"/>; a repeated
+    /// <paramref name="id"/> is not delivered again.</summary>
+    [AlwaysInterleave]
+    Task Deliver(Audience audience, byte[] message, Guid id, MemberEndpoint[] forward);
+
+    /// <summary>Offers tunnel <paramref name="id"/> to a member of <paramref name="cluster"/> here; its handler accepts or
+    /// refuses. A repeated offer of the same id gets the first one's answer: a tunnel has one member end.</summary>
+    [AlwaysInterleave]
+    [ResponseTimeout("00:10:30")]
+    Task<TunnelAccepted> OpenTunnel(string cluster, Guid id, MemberEndpoint opener, int openerWindow, TimeSpan remaining);
+
+    /// <summary>Frames from process <paramref name="from"/> for the end of tunnel <paramref name="id"/> here. A call
+    /// unanswered after 8 s is made again (see the tunnel sender), well before Orleans' default 30 s.</summary>
+    [AlwaysInterleave]
+    [ResponseTimeout("00:00:08")]
+    Task<TunnelStatus> TunnelData(string from, Guid id, TunnelFrame[] frames);
+
+    /// <summary>The other end's application has consumed <paramref name="grantedTotal"/> bytes since the tunnel opened:
+    /// the end here may be that much past its first window.</summary>
+    [AlwaysInterleave]
+    [ResponseTimeout("00:00:08")]
+    Task<TunnelStatus> TunnelCredit(string from, Guid id, long grantedTotal);
+
+    /// <summary>The other end failed (not a graceful close): the end here closes with the reason.</summary>
+    [AlwaysInterleave]
+    Task TunnelFailed(string from, Guid id, TunnelCloseReason reason, string? detail);
+
+    /// <summary>Keep-alive of process <paramref name="from"/>, which has tunnels to this one: the status here of each.</summary>
+    [AlwaysInterleave]
+    Task<TunnelStatus[]> TunnelPing(string from, Guid[] ids);
+}
+
+/// <summary>A silo's member host: a grain pinned to the silo.</summary>
+internal interface IMemberHostGrain : IMemberHost, IGrainWithStringKey
+{
+    /// <summary>A broadcast or publication coming down the Scribe tree of <paramref name="rendezvousKey"/>; returns the
+    /// member silos reached here and below.</summary>
+    [AlwaysInterleave]
+    Task<string[]> SendDown(Audience audience, string rendezvousKey, byte[] message, Guid id);
+}
+
+/// <summary>An Orleans client's member host: an observer the client creates.</summary>
+internal interface IMemberObserver : IMemberHost, IGrainObserver;
+
+/// <summary>Bounds of the calls between processes.</summary>
+internal static class CallLimits
+{
+    /// <summary>The longest timeout a request or a tunnel open may have: the member host's calls wait that long (and
+    /// a little more) before Orleans gives up on them.</summary>
+    public static readonly TimeSpan MaxTimeout = TimeSpan.FromMinutes(10);
+}

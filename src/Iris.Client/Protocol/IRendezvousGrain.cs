@@ -1,0 +1,21 @@
+namespace Iris.Protocol;
+
+/// <summary>Where one split of a cluster's (or topic's) member processes are known: key
+/// <see cref="Audience.RendezvousKey"/>.</summary>
+internal interface IRendezvousGrain : IGrainWithStringKey
+{
+    /// <summary>Adds or refreshes a member entry. Entries are refreshed regularly; one that stops is forgotten.</summary>
+    Task Register(MemberEndpoint member);
+
+    Task Unregister(string id);
+
+    Task<MemberEndpoint[]> GetMembers();
+
+    /// <summary>Accepts message <paramref name="id"/> for the members of <paramref name="audience"/> and returns: it
+    /// then goes down the name's Scribe tree from here, and directly to members the tree did not reach. An id accepted
+    /// before is accepted again and not sent twice.</summary>
+    Task Disseminate(Audience audience, byte[] message, Guid id);
+
+    /// <summary>Diagnostics: the silo this activation runs on.</summary>
+    Task<SiloAddress> GetSilo();
+}

@@ -1,0 +1,32 @@
+namespace Iris.Protocol;
+
+/// <summary>What became of a request at a member host.</summary>
+internal enum MemberReplyStatus : byte
+{
+    /// <summary>The handler ran and replied.</summary>
+    Replied,
+
+    /// <summary>The handler ran and threw; <see cref="MemberReply.Error"/> has its message.</summary>
+    Failed,
+
+    /// <summary>Refused before it started: the member is at its limits. Another member may take it.</summary>
+    Overloaded,
+
+    /// <summary>Refused before it started: the process has no member of the cluster (any more). Another may take it.</summary>
+    NotHere,
+
+    /// <summary>Not started: the caller's time ran out while it waited for a slot.</summary>
+    Expired,
+}
+
+/// <summary>A member host's answer to a request.</summary>
+[GenerateSerializer]
+[Immutable]
+internal readonly record struct MemberReply(
+    [property: Id(0)] MemberReplyStatus Status, [property: Id(1)] byte[]? Data, [property: Id(2)] string? Error)
+{
+    public static MemberReply Refused(MemberReplyStatus status, string? reason = null) => new(status, null, reason);
+
+    /// <summary>Whether the request never started there, so that another member may take it.</summary>
+    public bool NotStarted => Status is MemberReplyStatus.Overloaded or MemberReplyStatus.NotHere;
+}

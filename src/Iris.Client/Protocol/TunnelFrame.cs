@@ -1,0 +1,48 @@
+namespace Iris.Protocol;
+
+/// <summary>What a frame of a tunnel carries.</summary>
+internal enum TunnelFrameKind : byte
+{
+    /// <summary>A chunk of a message, more to follow.</summary>
+    Chunk,
+
+    /// <summary>The last (or only) chunk of a message.</summary>
+    Final,
+
+    /// <summary>The message being sent was abandoned: drop its chunks received so far.</summary>
+    Abort,
+
+    /// <summary>The sender closed the tunnel gracefully; nothing follows.</summary>
+    Close,
+}
+
+/// <summary>One frame of one direction of a tunnel, numbered in sending order from 0.</summary>
+[GenerateSerializer]
+[Immutable]
+internal readonly record struct TunnelFrame(
+    [property: Id(0)] long Sequence, [property: Id(1)] TunnelFrameKind Kind, [property: Id(2)] byte[] Data);
+
+/// <summary>What the process at the other end says of a tunnel it was sent something for.</summary>
+internal enum TunnelStatus : byte
+{
+    /// <summary>Open there.</summary>
+    Open,
+
+    /// <summary>Closed there gracefully, a moment ago.</summary>
+    Closed,
+
+    /// <summary>Its opener gave up waiting for the member to accept.</summary>
+    Abandoned,
+
+    /// <summary>Not known there: that process restarted, or the tunnel failed there.</summary>
+    Unknown,
+}
+
+/// <summary>A member host's answer to an opener: where the member's end is and its receive window, or that it has no
+/// member of the cluster (<see cref="Member"/> null: another member may take the tunnel).</summary>
+[GenerateSerializer]
+[Immutable]
+internal sealed record TunnelAccepted([property: Id(0)] MemberEndpoint? Member, [property: Id(1)] int WindowBytes)
+{
+    public static readonly TunnelAccepted NotHere = new(null, 0);
+}

@@ -1,0 +1,276 @@
+using System.Collections.Concurrent;
+using Iris.Calls;
+using Iris.Diagnostics;
+using Iris.Protocol;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Iris.Tunnels;
+
+/// <summary>
+/// The tunnel ends of this process: created when this process opens a tunnel or one of its members accepts one, and
+/// forgotten when the tunnel ends. Dispatches what the member host receives for them (only from the process at each
+/// end's other side), and checks every few seconds that the processes at their other ends are alive (one call per peer
+/// process, not per tunnel): a peer that does not answer three checks in a row has its tunnels closed with
+/// <see cref="TunnelCloseReason.PeerDied"/>.
+/// </summary>
+internal sealed class LocalTunnels : IAsyncDisposable
+{
+    private readonly ConcurrentDictionary<Guid, TunnelEnd> _ends = new();
+    private readonly ConcurrentDictionary<Guid, Task<TunnelAccepted>> _accepting = new();
+    private readonly ConcurrentDictionary<string, int> _missed = new(StringComparer.Ordinal);
+    private readonly RecentIds _closed;
+    private readonly RecentIds _abandoned;
+    private readonly IGrainFactory _grains;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Task _keepAlive;
+
+    public LocalTunnels(IGrainFactory grains, IOptions<TunnelOptions> options, CallPolicy policy, ILogger<LocalTunnels> logger)
+    {
+        _grains = grains;
+        _logger = logger;
+        _time = policy.Time;
+        _closed = new RecentIds(_time);
+        _abandoned = new RecentIds(_time);
+        Policy = policy;
+        Options = options.Value;
+        _keepAlive = Task.Run(KeepAliveAsync);
+    }
+
+    public TunnelOptions Options { get; }
+
+    public CallPolicy Policy { get; }
+
+    /// <summary>Where this process's member host is reached; set by the process's <see cref="IIrisClient"/>.</summary>
+    public Func<MemberEndpoint>? Self { get; set; }
+
+    /// <summary>This process's id, as its peers know it.</summary>
+    public string SelfId => Self?.Invoke().Id ?? throw new InvalidOperationException("This process's member host is not known yet.");
+
+    public int Count => _ends.Count;
+
+    /// <summary>A new end for a tunnel this process opens; connected once the member accepted.</summary>
+    public TunnelEnd Create(string cluster)
+    {
+        var end = new TunnelEnd(this, _grains, Options, cluster, Guid.NewGuid(), opener: true);
+        _ends[end.Id] = end;
+        IrisMetrics.TunnelsChanged(1);
+        return end;
+    }
+
+    /// <summary>The opener gave up on <paramref name="end"/> before the member's answer came.</summary>
+    public void Abandon(TunnelEnd end)
+    {
+        _abandoned.Add(end.Id);
+        end.End(TunnelCloseReason.OpenerTimedOut, null, notifyPeer: false);
+    }
+
+    /// <summary>
+    /// A member here is offered tunnel <paramref name="id"/>: its handler starts serving it, or refuses. An offer
+    /// repeated by an opener that lost the answer gets the first offer's answer, so the tunnel has one member end.
+    /// </summary>
+    public Task<TunnelAccepted> AcceptAsync(
+        string cluster, Guid id, MemberEndpoint opener, int openerWindow, TimeSpan remaining, IClusterHandler handler, TunnelSet set)
+    {
+        var first = new TaskCompletionSource<TunnelAccepted>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var accepting = _accepting.GetOrAdd(id, first.Task);
+        if (accepting != first.Task)
+        {
+            return accepting;
+        }
+
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                first.TrySetResult(await StartAsync(cluster, id, opener, openerWindow, remaining, handler, set).ConfigureAwait(false));
+            }
+            catch (Exception e)
+            {
+                first.TrySetException(e);
+            }
+
+            // Kept while the opener may repeat: a repeat must not start a second end.
+            await Task.Delay(CallLimits.MaxTimeout, _time, CancellationToken.None).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            _accepting.TryRemove(new KeyValuePair<Guid, Task<TunnelAccepted>>(id, first.Task));
+        });
+        return first.Task;
+    }
+
+    private async Task<TunnelAccepted> StartAsync(
+        string cluster, Guid id, MemberEndpoint opener, int openerWindow, TimeSpan remaining, IClusterHandler handler, TunnelSet set)
+    {
+        if (remaining <= TimeSpan.Zero)
+        {
+            throw new IrisTimeoutException(cluster, TimeSpan.Zero);
+        }
+
+        var self = Self?.Invoke() ?? throw new InvalidOperationException("This process's member host is not known yet.");
+        var end = new TunnelEnd(this, _grains, Options, cluster, id, opener: false);
+        _ends[end.Id] = end;
+        IrisMetrics.TunnelsChanged(1);
+        end.Connect(opener, openerWindow, set);
+
+        // A handler that throws before its first await refuses.
+        Task serving;
+        try
+        {
+            serving = handler.HandleTunnelAsync(end, end.Closing);
+        }
+        catch (Exception e)
+        {
+            serving = Task.FromException(e);
+        }
+
+        if (serving.IsFaulted)
+        {
+            var reason = serving.Exception!.InnerException!.Message;
+            end.End(TunnelCloseReason.Refused, reason, notifyPeer: false);
+            throw new TunnelClosedException(cluster, TunnelCloseReason.Refused, reason);
+        }
+
+        _ = ServeAsync(end, serving);
+        return new TunnelAccepted(self, Options.WindowBytes);
+    }
+
+    /// <summary>Waits for a member's handler to finish, then closes its tunnel gracefully if still open.</summary>
+    private async Task ServeAsync(TunnelEnd end, Task handler)
+    {
+        try
+        {
+            await handler.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // The tunnel closed under it.
+        }
+        catch (Exception e)
+        {
+            Log.TunnelHandlerFailed(_logger, e, end.Cluster, end.Id);
+        }
+
+        await end.DisposeAsync().ConfigureAwait(false);
+    }
+
+    public TunnelStatus OnData(string from, Guid id, TunnelFrame[] frames) =>
+        Find(from, id) is { } end ? end.OnData(frames) : StatusOf(id);
+
+    public TunnelStatus OnCredit(string from, Guid id, long grantedTotal)
+    {
+        if (Find(from, id) is not { } end)
+        {
+            return StatusOf(id);
+        }
+
+        end.OnCredit(grantedTotal);
+        return TunnelStatus.Open;
+    }
+
+    public void OnPeerFailed(string from, Guid id, TunnelCloseReason reason, string? detail) =>
+        Find(from, id)?.End(reason, detail, notifyPeer: false);
+
+    public TunnelStatus[] Statuses(string from, Guid[] ids) => [.. ids.Select(id => Find(from, id) is not null ? TunnelStatus.Open : StatusOf(id))];
+
+    /// <summary>The end <paramref name="id"/> whose other side is process <paramref name="from"/>.</summary>
+    private TunnelEnd? Find(string from, Guid id) =>
+        _ends.TryGetValue(id, out var end) && string.Equals(end.PeerProcess, from, StringComparison.Ordinal) ? end : null;
+
+    /// <summary>Called by an end as it ends.</summary>
+    public void Forget(TunnelEnd end, TunnelCloseReason reason)
+    {
+        if (reason is TunnelCloseReason.Closed or TunnelCloseReason.ClosedByPeer)
+        {
+            _closed.Add(end.Id);
+        }
+
+        if (_ends.TryRemove(new KeyValuePair<Guid, TunnelEnd>(end.Id, end)))
+        {
+            IrisMetrics.TunnelsChanged(-1);
+        }
+    }
+
+    public static TunnelCloseReason ReasonFor(TunnelStatus status) => status switch
+    {
+        TunnelStatus.Closed => TunnelCloseReason.ClosedByPeer,
+        TunnelStatus.Abandoned => TunnelCloseReason.OpenerTimedOut,
+        _ => TunnelCloseReason.PeerDied,
+    };
+
+    /// <summary>What this process says of a tunnel end it has not got for the caller: closed gracefully a moment ago,
+    /// abandoned (the opener gave up, or took another member's end), or unknown.</summary>
+    private TunnelStatus StatusOf(Guid id) =>
+        _closed.Contains(id) ? TunnelStatus.Closed
+        : _abandoned.Contains(id) || _ends.ContainsKey(id) ? TunnelStatus.Abandoned
+        : TunnelStatus.Unknown;
+
+    private async Task KeepAliveAsync()
+    {
+        using var timer = new PeriodicTimer(Options.KeepAliveInterval, _time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
+            {
+                var byPeer = _ends.Values.Where(e => e.Peer is not null).GroupBy(e => e.Peer!.Id, StringComparer.Ordinal);
+                await Task.WhenAll(byPeer.Select(peer => CheckAsync(peer.First().Peer!, [.. peer]))).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
+    }
+
+    private async Task CheckAsync(MemberEndpoint peer, TunnelEnd[] ends)
+    {
+        try
+        {
+            var self = SelfId;
+            var budget = Policy.Start(Options.KeepAliveTimeout);
+            var statuses = await Policy.WithinAsync(peer.Call(_grains, host => host.TunnelPing(self, [.. ends.Select(e => e.PeerId)])), budget, _stopping.Token).ConfigureAwait(false);
+            _missed.TryRemove(peer.Id, out _);
+            for (var i = 0; i < ends.Length && i < statuses.Length; i++)
+            {
+                if (statuses[i] != TunnelStatus.Open)
+                {
+                    ends[i].End(ReasonFor(statuses[i]), null, notifyPeer: false);
+                }
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !_stopping.IsCancellationRequested)
+        {
+            // Missed, whatever the error: a client reports "silo unavailable" for calls that went by way of a gateway
+            // that died, so only three misses in a row say the peer is gone.
+            if (_missed.AddOrUpdate(peer.Id, 1, (_, n) => n + 1) >= 3)
+            {
+                Fail(peer, ends, $"no answer to three keep-alive checks ({e.GetType().Name}: {e.Message})");
+            }
+        }
+    }
+
+    private void Fail(MemberEndpoint peer, TunnelEnd[] ends, string detail)
+    {
+        _missed.TryRemove(peer.Id, out _);
+        Log.TunnelPeerDied(_logger, peer.Id, ends.Length, detail);
+        foreach (var end in ends)
+        {
+            end.End(TunnelCloseReason.PeerDied, detail, notifyPeer: false);
+        }
+    }
+
+    /// <summary>Ends every tunnel of this process and tells the peers (the process is stopping), waiting a moment for
+    /// them to hear it: a peer that did not would go on calling a process that is gone.</summary>
+    public async Task CloseAllAsync()
+    {
+        var told = _ends.Values.Select(end => end.EndAsync(TunnelCloseReason.PeerDied, "its process is stopping", notifyPeer: true)).ToArray();
+        await Task.WhenAll(told).WaitAsync(TimeSpan.FromSeconds(2), _time).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _keepAlive.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await CloseAllAsync().ConfigureAwait(false);
+    }
+}

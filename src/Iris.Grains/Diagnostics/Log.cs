@@ -1,0 +1,38 @@
+using Microsoft.Extensions.Logging;
+
+namespace Iris.Grains.Diagnostics;
+
+/// <summary>
+/// The log events of Iris.Grains. Event ids are stable and unique across Iris (the whole table is on
+/// <c>Iris.Diagnostics.Log</c> in Iris.Client): 100–119 silo hosting and the ring, 200–219 the membership table,
+/// 400–419 placement.
+/// </summary>
+internal static partial class SiloLog
+{
+    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Iris silo {Name} listening: silo-to-silo on {SiloEndpoint}, clients on {GatewayEndpoint}, cluster '{ClusterId}'")]
+    public static partial void Listening(ILogger logger, string name, string siloEndpoint, string gatewayEndpoint, string clusterId);
+
+    [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Iris silo {Name} stopping")]
+    public static partial void Stopping(ILogger logger, string name);
+
+    [LoggerMessage(EventId = 102, Level = LogLevel.Information, Message = "Orleans cluster '{ClusterId}' has {Count} active silos: {Silos}")]
+    public static partial void ActiveSilos(ILogger logger, string clusterId, int count, string silos);
+
+    [LoggerMessage(EventId = 110, Level = LogLevel.Information, Message = "Ring neighbour {Key} at {Address} joined")]
+    public static partial void NeighbourJoined(ILogger logger, Overlay.NodeKey key, Overlay.Transport.NodeAddress address);
+
+    [LoggerMessage(EventId = 111, Level = LogLevel.Information, Message = "Ring neighbour {Key} at {Address} left")]
+    public static partial void NeighbourLeft(ILogger logger, Overlay.NodeKey key, Overlay.Transport.NodeAddress address);
+
+    [LoggerMessage(EventId = 112, Level = LogLevel.Information, Message = "Network key {Fingerprint} from {Source}")]
+    public static partial void NetworkKeyFrom(ILogger logger, string fingerprint, string source);
+
+    [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "Membership table of cluster '{ClusterId}' on the ring (created here: {Created})")]
+    public static partial void MembershipTableOnRing(ILogger logger, string clusterId, bool created);
+
+    [LoggerMessage(EventId = 201, Level = LogLevel.Debug, Message = "Membership table of cluster '{ClusterId}' changed meanwhile; retrying (attempt {Attempt})")]
+    public static partial void MembershipTableRetry(ILogger logger, string clusterId, int attempt);
+
+    [LoggerMessage(EventId = 400, Level = LogLevel.Debug, Message = "Rendezvous {Name} placed here for now: {Reason}")]
+    public static partial void RendezvousPlacedHere(ILogger logger, string name, string reason);
+}

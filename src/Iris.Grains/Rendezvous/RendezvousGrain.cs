@@ -1,0 +1,152 @@
+using Iris.Calls;
+using Iris.Dissemination;
+using Iris.Grains.Dissemination;
+using Iris.Overlay;
+using Iris.Placement;
+using Iris.Protocol;
+using Iris.Ring;
+using Orleans.Concurrency;
+using Orleans.Serialization;
+
+namespace Iris.Grains.Rendezvous;
+
+/// <summary>
+/// Keeps one split of a name's member processes, each on a lease that the process renews; silos that died are dropped
+/// at once (Orleans membership says so) and processes that stopped renewing after the lease. Reentrant: a broadcast
+/// going down the tree, or a write of the list to the ring, never holds up lookups and renewals.
+/// </summary>
+[RendezvousPlacement]
+[Reentrant]
+internal sealed class RendezvousGrain(
+    IClusterMembershipService membership, TimeProvider time, IrisOverlay overlay, Serializer<MemberEndpoint[]> serializer, ILocalSiloDetails silo,
+    ScribeDissemination trees)
+    : Grain, IRendezvousGrain
+{
+    /// <summary>How often the grain checks it still sits on its name's ring root.</summary>
+    public static readonly TimeSpan RootCheck = TimeSpan.FromSeconds(5);
+
+    public static readonly TimeSpan Lease = TimeSpan.FromSeconds(30);
+
+    /// <summary>Lease of a client's entry: clients renew every few seconds, so a dead one goes quickly, long before
+    /// Orleans would drop the client.</summary>
+    public static readonly TimeSpan ClientLease = TimeSpan.FromSeconds(15);
+
+    private readonly Dictionary<string, (MemberEndpoint Member, long Renewed)> _members = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _saving = new(1, 1);
+    private readonly RecentIds _accepted = new(time);
+    private long _savedVersion;
+
+    private NodeKey RecordKey => NodeKey.FromName("iris/rendezvous-members/" + this.GetPrimaryKeyString());
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        // The member list survives the grain moving to another silo: it is kept in a record on the ring.
+        var records = await overlay.GetRecordsAsync(cancellationToken);
+        if (await records.ReadAsync(RecordKey, cancellationToken) is { } saved)
+        {
+            _savedVersion = saved.Version;
+            var now = time.GetTimestamp();
+            foreach (var member in serializer.Deserialize(saved.Data) ?? [])
+            {
+                _members[member.Id] = (member, now);
+            }
+        }
+
+        this.RegisterGrainTimer(CheckRootAsync, new GrainTimerCreationOptions(RootCheck, RootCheck) { Interleave = true });
+    }
+
+    public Task Register(MemberEndpoint member)
+    {
+        var changed = !_members.TryGetValue(member.Id, out var known) || known.Member.Capacity != member.Capacity || known.Member.Idempotent != member.Idempotent;
+        _members[member.Id] = (member, time.GetTimestamp());
+        return changed ? SaveAsync() : Task.CompletedTask;
+    }
+
+    public Task<SiloAddress> GetSilo() => Task.FromResult(silo.SiloAddress);
+
+    public Task Unregister(string id) => _members.Remove(id) ? SaveAsync() : Task.CompletedTask;
+
+    public Task<MemberEndpoint[]> GetMembers() => Task.FromResult(Live());
+
+    public Task Disseminate(Audience audience, byte[] message, Guid id)
+    {
+        if (_accepted.Add(id))
+        {
+            // Read now, so a member registered before the call is served; sent after the call returns.
+            var known = Live();
+            _ = DisseminateAsync(audience, message, id, known);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private async Task DisseminateAsync(Audience audience, byte[] message, Guid id, MemberEndpoint[] known)
+    {
+        try
+        {
+            var reached = (await trees.SendDownAsync(audience, this.GetPrimaryKeyString(), message, id)).ToHashSet(StringComparer.Ordinal);
+            var direct = known.Where(m => !reached.Contains(m.Id)).ToArray();
+            trees.CountDirect(direct.Count(m => m.Observer is null));
+            await Disseminator.SendAsync(direct, (member, share) => member.Call(GrainFactory, host => host.Deliver(audience, message, id, share)));
+        }
+        catch (Exception e) when (CallPolicy.Classify(e) != CallFailure.Answered)
+        {
+            // Best effort: what could not be reached has no members left to deliver to, or its silo is gone.
+        }
+    }
+
+    /// <summary>The entries whose lease runs and whose silo is alive; the others are dropped.</summary>
+    private MemberEndpoint[] Live()
+    {
+        var snapshot = membership.CurrentSnapshot;
+        foreach (var (id, (member, renewed)) in _members.ToList())
+        {
+            if (time.GetElapsedTime(renewed) > (member.Observer is null ? Lease : ClientLease)
+                || (member.Silo is { } memberSilo && snapshot.GetSiloStatus(memberSilo) is SiloStatus.Dead or SiloStatus.ShuttingDown or SiloStatus.Stopping))
+            {
+                _members.Remove(id);
+            }
+        }
+
+        return [.. _members.Values.Select(m => m.Member)];
+    }
+
+    /// <summary>Writes the member list to the ring (renewals of known entries are not written).</summary>
+    private async Task SaveAsync()
+    {
+        // One write at a time, each of the list as it is when the write starts, so the last write holds the latest list.
+        await _saving.WaitAsync();
+        try
+        {
+            var records = await overlay.GetRecordsAsync(CancellationToken.None);
+            var data = serializer.SerializeToArray(_members.Values.Select(m => m.Member).ToArray());
+            var result = await records.CompareAndSwapAsync(RecordKey, _savedVersion, data);
+            if (!result.Success && result.Current is not null)
+            {
+                // An older activation wrote meanwhile: this one is the live one, write over it.
+                result = await records.CompareAndSwapAsync(RecordKey, result.Current.Version, data);
+            }
+
+            if (result.Current is not null)
+            {
+                _savedVersion = result.Current.Version;
+            }
+        }
+        finally
+        {
+            _saving.Release();
+        }
+    }
+
+    /// <summary>When the ring has moved the name's root to another node, this activation steps aside; the next call
+    /// places the grain on the new root's silo, where it reads the member list back from the ring.</summary>
+    private Task CheckRootAsync(CancellationToken cancellationToken)
+    {
+        if (overlay.Host?.Node is { IsReady: true } node && !node.IsRootFor(RendezvousPlacement.KeyOf(this.GetPrimaryKeyString())))
+        {
+            this.DeactivateOnIdle();
+        }
+
+        return Task.CompletedTask;
+    }
+}

@@ -1,0 +1,32 @@
+namespace Iris.Tests.Support;
+
+/// <summary>Polling with a deadline, for what happens after a call returns: broadcasts and publications return once
+/// accepted, and their handlers run afterwards.</summary>
+internal static class Eventually
+{
+    private static readonly TimeSpan DefaultLimit = TimeSpan.FromSeconds(20);
+
+    /// <summary>How long a settled value must stay the same: longer than a delivery repeated by mistake would take.</summary>
+    private static readonly TimeSpan Settle = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Polls until <paramref name="condition"/> holds; fails with <paramref name="what"/> when it does not
+    /// within the limit.</summary>
+    public static async Task HoldsAsync(Func<bool> condition, string what, TimeSpan? limit = null)
+    {
+        var deadline = DateTime.UtcNow + (limit ?? DefaultLimit);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"not within {limit ?? DefaultLimit}: {what}");
+            await Task.Delay(20);
+        }
+    }
+
+    /// <summary>Waits until <paramref name="actual"/> equals <paramref name="expected"/>, then checks that it stays so
+    /// for a moment: nothing arrives twice.</summary>
+    public static async Task SettlesAtAsync<T>(Func<T> actual, T expected, string what, TimeSpan? limit = null)
+    {
+        await HoldsAsync(() => EqualityComparer<T>.Default.Equals(actual(), expected), $"{what}: {actual()} instead of {expected}", limit);
+        await Task.Delay(Settle);
+        Assert.Equal(expected, actual());
+    }
+}
