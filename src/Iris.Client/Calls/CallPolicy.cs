@@ -54,10 +54,65 @@ internal sealed class CallPolicy(TimeProvider time, Random random)
         }
         catch (Exception e) when (!call.IsCompleted && e is TimeoutException or OperationCanceledException)
         {
-            _ = call.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            Observe(call);
             throw;
         }
     }
+
+    /// <summary>
+    /// Makes a call whose repeats are harmless (it carries an id its target runs at most once) until one of its
+    /// copies answers or the budget ends. A copy that has not answered after 5 s (then 10 s, 20 s, …) is joined by
+    /// another: an answer can be lost without any error (a client's gateway died while the call was on its way
+    /// back through it), and the repeat joins the run at the target or gets its stored answer. A copy that fails
+    /// is dropped while another is still out; when the last one fails, its error is thrown.
+    /// </summary>
+    public async Task<T> UntilAnsweredAsync<T>(Func<Task<T>> call, CallBudget budget, CancellationToken cancellationToken)
+    {
+        var calls = new List<Task<T>> { call() };
+        var wait = FirstReask;
+        try
+        {
+            while (true)
+            {
+                var any = Task.WhenAny(calls);
+                try
+                {
+                    await any.WaitAsync(wait < budget.Remaining ? wait : budget.Remaining, time, cancellationToken).ConfigureAwait(false);
+                }
+                catch (TimeoutException) when (!budget.IsExpired)
+                {
+                    Repeated?.Invoke();
+                    calls.Add(call());
+                    wait *= 2;
+                    continue;
+                }
+
+                var done = await any.ConfigureAwait(false);
+                if (done.IsCompletedSuccessfully || calls.Count == 1)
+                {
+                    calls.Remove(done);
+                    return await done.ConfigureAwait(false);
+                }
+
+                calls.Remove(done);
+            }
+        }
+        finally
+        {
+            foreach (var left in calls)
+            {
+                Observe(left);
+            }
+        }
+    }
+
+    /// <summary>Told each time <see cref="UntilAnsweredAsync{T}"/> sends a copy again (for the metrics).</summary>
+    public Action? Repeated { get; init; }
+
+    private static readonly TimeSpan FirstReask = TimeSpan.FromSeconds(5);
+
+    private static void Observe(Task call) =>
+        _ = call.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
 
     /// <inheritdoc cref="WithinAsync{T}"/>
     public Task WithinAsync(Task call, CallBudget budget, CancellationToken cancellationToken) =>

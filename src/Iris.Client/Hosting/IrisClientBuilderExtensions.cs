@@ -37,6 +37,9 @@ public static class IrisClientBuilderExtensions
             var iris = sp.GetRequiredService<IOptions<IrisClientOptions>>().Value;
             return NetworkKeys.Resolve(iris.NetworkKey, iris.KeyFile, NetworkKey.DefaultDevelopmentKeyPath);
         }));
+        // Beacons are cheap and local: a dead gateway leaves the list within seconds, and Orleans fails the calls that
+        // were on their way through it (then repeated elsewhere with their ids) instead of leaving them to time out.
+        services.AddOptions<GatewayOptions>().Configure(gateways => gateways.GatewayListRefreshPeriod = IrisGatewayListProvider.RefreshPeriod);
         builder.Configure<ClientConnectionOptions>(connections => connections.ConfigureConnection(connection => connection.UseIrisSecurity(initiator: true)));
         services.AddSingleton<IGatewayListProvider, IrisGatewayListProvider>();
         services.AddIrisProcess(TunnelOptions.ClientSectionName);

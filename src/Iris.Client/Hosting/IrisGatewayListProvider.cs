@@ -14,6 +14,9 @@ namespace Iris.Hosting;
 internal sealed class IrisGatewayListProvider(IOptions<IrisClientOptions> configured, NetworkKeyProvider keys, TimeProvider time) : IGatewayListProvider, IAsyncDisposable
 {
     private readonly IrisClientOptions _options = configured.Value;
+    /// <summary>How often the client asks for the gateway list (Orleans' default is a minute).</summary>
+    public static readonly TimeSpan RefreshPeriod = TimeSpan.FromSeconds(5);
+
     private static readonly TimeSpan FirstBeaconWait = TimeSpan.FromSeconds(5);
     private BeaconListener? _listener;
 

@@ -13,8 +13,8 @@ namespace Iris.Requests;
 /// <list type="bullet">
 /// <item>a member that refused before starting (overloaded, or it has left that process) is passed over for the next
 /// one; only when every member is overloaded does the caller get <see cref="IrisOverloadedException"/>;</item>
-/// <item>a call that may have reached its member but whose answer was lost is repeated to the same member with the
-/// same id, which joins the run there or gets its reply;</item>
+/// <item>a call that may have reached its member but whose answer was lost, or has not come after a few seconds, is
+/// repeated to the same member with the same id, which joins the run there or gets its reply;</item>
 /// <item>when that member's process is gone (no longer listed, or its client left) after a call may have reached it,
 /// the caller gets <see cref="IrisOutcomeUnknownException"/>, unless the member is idempotent, when the request goes
 /// to another member with the same id;</item>
@@ -160,7 +160,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                 T result;
                 using (directory.Track(member.Id))
                 {
-                    result = await policy.WithinAsync(call(member), budget, cancellationToken).ConfigureAwait(false);
+                    result = await policy.UntilAnsweredAsync(() => call(member), budget, cancellationToken).ConfigureAwait(false);
                 }
 
                 return refused(result) is { } status ? (false, default, status) : (true, result, default);

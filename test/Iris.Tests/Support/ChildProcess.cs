@@ -67,6 +67,13 @@ internal sealed class ChildProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>Writes <paramref name="line"/> to the program's standard input.</summary>
+    public async Task SendAsync(string line)
+    {
+        await _process.StandardInput.WriteLineAsync(line);
+        await _process.StandardInput.FlushAsync();
+    }
+
     /// <summary>Sends SIGINT, as Ctrl-C would (Process.Kill sends SIGKILL and skips a graceful stop).</summary>
     public void Interrupt()
     {

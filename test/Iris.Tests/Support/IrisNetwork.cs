@@ -37,6 +37,20 @@ internal sealed class IrisNetwork(int portBase)
         return silo;
     }
 
+    /// <summary>Starts an Orleans client process serving <paramref name="cluster"/> with an echo member
+    /// (Iris.Member.TestHost) and waits until the member is registered.</summary>
+    public async Task<ChildProcess> StartMemberAsync(string cluster)
+    {
+        var member = ChildProcess.Start("dotnet", [RepositoryPaths.Program("test", "Iris.Member.TestHost"), cluster], new Dictionary<string, string>
+        {
+            ["DOTNET_ENVIRONMENT"] = "Development",
+            ["Iris__Client__NetworkKey"] = Key,
+            ["Iris__Client__DiscoveryPort"] = DiscoveryPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        });
+        await member.WaitForAsync(l => l.Contains("READY"), TimeSpan.FromSeconds(60), "the member registered");
+        return member;
+    }
+
     /// <summary>A started Orleans client of this network, finding gateways by beacons.</summary>
     public async Task<IHost> StartClientAsync()
     {

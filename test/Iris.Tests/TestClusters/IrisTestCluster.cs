@@ -56,18 +56,28 @@ internal static class IrisTestCluster
 
     private sealed class ClientConfigurator : IClientBuilderConfigurator
     {
-        public void Configure(IConfiguration configuration, IClientBuilder clientBuilder) =>
+        public void Configure(IConfiguration configuration, IClientBuilder clientBuilder)
+        {
             clientBuilder.UseIris(options =>
             {
                 options.NetworkKey = configuration["Iris:Network:Key"];
                 options.DiscoveryPort = int.Parse(configuration["Iris:Network:Discovery:Port"]!, System.Globalization.CultureInfo.InvariantCulture);
             });
+            clientBuilder.Services.AddSingleton<IOutgoingGrainCallFilter, Support.LostAnswers>();
+        }
     }
 
-    public static async Task<TestCluster> DeployAsync(short silos)
+    /// <summary>Deploys <paramref name="silos"/> silos and the client; with <paramref name="tcp"/> they talk over real
+    /// sockets (as Orleans clients outside the test cluster must), else over Orleans' in-memory test transport.</summary>
+    public static async Task<TestCluster> DeployAsync(short silos, bool tcp = false)
     {
         var builder = new TestClusterBuilder(silos);
         builder.Options.UseTestClusterMembership = false;
+        if (tcp)
+        {
+            builder.Options.ConnectionTransport = ConnectionTransportType.TcpSocket;
+        }
+
         builder.ConfigureHostConfiguration(configuration => configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["Iris:Network:Key"] = Convert.ToBase64String(NetworkKey.Generate().Bytes),

@@ -1,0 +1,74 @@
+using Iris.Hosting;
+using Iris.Tests.TestClusters;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using Orleans.Configuration;
+
+namespace Iris.Tests.Requests;
+
+/// <summary>A request whose caller loses its gateway while the member runs it: it runs once.</summary>
+public sealed class GatewayFailureTests
+{
+    private sealed class Slow : IClusterHandler
+    {
+        public readonly TaskCompletionSource Started = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public int Runs;
+
+        public async Task<byte[]> HandleRequestAsync(byte[] request, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref Runs);
+            Started.TrySetResult();
+            await Task.Delay(TimeSpan.FromSeconds(3), CancellationToken.None);
+            return request;
+        }
+
+        public Task HandleBroadcastAsync(byte[] message, CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+
+    [Fact]
+    public async Task A_request_whose_gateway_is_killed_while_the_member_runs_it_runs_once_and_the_caller_gets_its_reply()
+    {
+        await using var cluster = await IrisTestCluster.DeployAsync(3, tcp: true);
+        var memberSilo = cluster.Silos[1];
+        var gateway = cluster.Silos[2];
+        var member = new Slow();
+        await using var registration = await memberSilo.Iris().RegisterAsync("once", member);
+
+        // The caller knows one gateway, not the member's silo: the call goes through the gateway. Once the gateway is
+        // dead, the gateway list offers the member's silo instead, as the beacons would.
+        using var client = await StartClientAsync(cluster, gateway);
+        var options = client.Services.GetRequiredService<IOptions<IrisClientOptions>>().Value;
+        var gatewayAddress = GatewayOf(gateway);
+        var request = client.Services.GetRequiredService<IIrisClient>().RequestAsync("once", [1, 2, 3], TimeSpan.FromSeconds(30));
+        await member.Started.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        options.Gateways.Add(GatewayOf(memberSilo));
+        await cluster.KillSiloAsync(gateway);
+        options.Gateways.Remove(gatewayAddress);
+
+        Assert.Equal([1, 2, 3], await request.WaitAsync(TimeSpan.FromSeconds(40)));
+        Assert.Equal(1, member.Runs);
+        await client.StopAsync();
+    }
+
+    private static string GatewayOf(Orleans.TestingHost.SiloHandle silo) =>
+        silo.Services().GetRequiredService<ILocalSiloDetails>().GatewayAddress!.Endpoint.ToString();
+
+    private static async Task<IHost> StartClientAsync(Orleans.TestingHost.TestCluster cluster, Orleans.TestingHost.SiloHandle gateway)
+    {
+        var configuration = cluster.Silos[0].Services().GetRequiredService<Microsoft.Extensions.Configuration.IConfiguration>();
+        var client = Host.CreateDefaultBuilder()
+            .UseOrleansClient(orleans =>
+            {
+                orleans.UseIris(options =>
+                {
+                    options.NetworkKey = configuration["Iris:Network:Key"];
+                    options.Gateways.Add(GatewayOf(gateway));
+                });
+                orleans.Configure<GatewayOptions>(gateways => gateways.GatewayListRefreshPeriod = TimeSpan.FromMilliseconds(500));
+            })
+            .Build();
+        await client.StartAsync();
+        return client;
+    }
+}

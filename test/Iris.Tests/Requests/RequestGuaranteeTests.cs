@@ -1,0 +1,160 @@
+using System.Diagnostics;
+using Iris.Tests.Support;
+using Iris.Tests.TestClusters;
+using Iris.Tunnels;
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.TestingHost;
+
+namespace Iris.Tests.Requests;
+
+/// <summary>Three silos and a client, shared by the tests of what a request, a broadcast and a tunnel open promise.</summary>
+public sealed class GuaranteeCluster : IAsyncLifetime
+{
+    public TestCluster Cluster { get; private set; } = null!;
+
+    public async Task InitializeAsync() => Cluster = await IrisTestCluster.DeployAsync(3);
+
+    public async Task DisposeAsync() => await Cluster.DisposeAsync();
+}
+
+/// <summary>The request guarantees (docs/orleans.md, "Guarantees"), each tried with the fault that would break it.</summary>
+public sealed class RequestGuaranteeTests(GuaranteeCluster fixture) : IClassFixture<GuaranteeCluster>
+{
+    private TestCluster Cluster => fixture.Cluster;
+
+    private static string Name(string what) => $"{what}-{Guid.NewGuid():N}";
+
+    private sealed class Counting(TimeSpan work, TimeSpan broadcastWork = default) : IClusterHandler
+    {
+        public int Requests;
+        public int Broadcasts;
+        public int Tunnels;
+
+        public async Task<byte[]> HandleRequestAsync(byte[] request, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref Requests);
+            await Task.Delay(work, CancellationToken.None);
+            return request;
+        }
+
+        public async Task HandleBroadcastAsync(byte[] message, CancellationToken cancellationToken)
+        {
+            await Task.Delay(broadcastWork, CancellationToken.None);
+            Interlocked.Increment(ref Broadcasts);
+        }
+
+        public async Task HandleTunnelAsync(ITunnel tunnel, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref Tunnels);
+            await foreach (var message in tunnel.ReadAllAsync(cancellationToken))
+            {
+                await tunnel.SendAsync(message, cancellationToken);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_request_whose_answer_was_lost_is_repeated_with_its_id_and_runs_once()
+    {
+        var name = Name("lost-answer");
+        var member = new Counting(TimeSpan.FromMilliseconds(200));
+        await using var registration = await Cluster.Silos[1].Iris().RegisterAsync(name, member);
+        LostAnswers.Arm("Request", name, count: 2);
+
+        Assert.Equal([4, 2], await Cluster.Iris().RequestAsync(name, [4, 2], TimeSpan.FromSeconds(10)));
+        Assert.Equal(0, LostAnswers.Remaining("Request", name));
+        Assert.Equal(1, member.Requests);
+    }
+
+    [Fact]
+    public async Task Overloaded_members_are_passed_over_and_only_when_all_are_overloaded_does_the_caller_hear_it()
+    {
+        var name = Name("overloaded");
+        var small = new Counting(TimeSpan.Zero);
+        var large = new Counting(TimeSpan.Zero);
+        await using var a = await Cluster.Silos[0].Iris().RegisterAsync(name, small, new MemberLimits { MaxQueuedBytes = 100 });
+        await using var b = await Cluster.Silos[1].Iris().RegisterAsync(name, large, new MemberLimits { MaxQueuedBytes = 100_000 });
+
+        // Too large for one member, not for the other: every request is served, whichever member is chosen first.
+        for (var i = 0; i < 20; i++)
+        {
+            Assert.Equal(1000, (await Cluster.Iris().RequestAsync(name, new byte[1000], TimeSpan.FromSeconds(5))).Length);
+        }
+
+        Assert.Equal(0, small.Requests);
+        Assert.Equal(20, large.Requests);
+
+        // Too large for both: overloaded, and it ran nowhere.
+        var error = await Assert.ThrowsAsync<IrisOverloadedException>(() => Cluster.Iris().RequestAsync(name, new byte[200_000], TimeSpan.FromSeconds(5)));
+        Assert.Contains(name, error.Message);
+        Assert.Equal(20, large.Requests);
+    }
+
+    [Fact]
+    public async Task A_broadcast_returns_at_once_though_a_handler_takes_40_seconds_and_each_member_gets_it_once()
+    {
+        var name = Name("slow-handler");
+        var slow = new Counting(TimeSpan.Zero, broadcastWork: TimeSpan.FromSeconds(40));
+        var members = new[] { new Counting(TimeSpan.Zero), new Counting(TimeSpan.Zero), new Counting(TimeSpan.Zero) };
+        var registrations = new List<IAsyncDisposable>
+        {
+            await Cluster.Silos[0].Iris().RegisterAsync(name, slow),
+            await Cluster.Silos[1].Iris().RegisterAsync(name, members[0]),
+            await Cluster.Silos[2].Iris().RegisterAsync(name, members[1]),
+            await Cluster.Iris().RegisterAsync(name, members[2]),
+        };
+
+        var clock = Stopwatch.StartNew();
+        await Cluster.Iris().BroadcastAsync(name, [1]);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"the broadcast took {clock.Elapsed} to return");
+        clock.Restart();
+        await Cluster.Client.GetGrain<IClusterGrain>(name).Broadcast([2]);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"the grain's broadcast took {clock.Elapsed} to return");
+
+        await Eventually.SettlesAtAsync(() => members.Sum(m => Volatile.Read(ref m.Broadcasts)), 6, "both broadcasts at the three quick members");
+        Assert.All(members, m => Assert.Equal(2, m.Broadcasts));
+        Assert.Equal(0, slow.Broadcasts);
+        foreach (var registration in registrations)
+        {
+            await registration.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_broadcast_whose_hand_over_answer_was_lost_is_repeated_under_its_id_and_delivered_once()
+    {
+        var name = Name("lost-broadcast");
+        var members = new[] { new Counting(TimeSpan.Zero), new Counting(TimeSpan.Zero) };
+        await using var a = await Cluster.Silos[0].Iris().RegisterAsync(name, members[0]);
+        await using var b = await Cluster.Iris().RegisterAsync(name, members[1]);
+        LostAnswers.Arm("Disseminate", name, count: 2);
+
+        await Cluster.Iris().BroadcastAsync(name, [1]);
+        Assert.Equal(0, LostAnswers.Remaining("Disseminate", name));
+        await Eventually.SettlesAtAsync(() => members.Sum(m => Volatile.Read(ref m.Broadcasts)), 2, "the broadcast at both members");
+        Assert.All(members, m => Assert.Equal(1, m.Broadcasts));
+    }
+
+    [Fact]
+    public async Task A_tunnel_open_whose_answer_was_lost_has_exactly_one_member_end()
+    {
+        var name = Name("lost-open");
+        var member = new Counting(TimeSpan.Zero);
+        var silo = Cluster.Silos[2];
+        await using var registration = await silo.Iris().RegisterAsync(name, member);
+        LostAnswers.Arm("OpenTunnel", name, count: 1);
+
+        await using var tunnel = await Cluster.Iris().OpenTunnelAsync(name, TimeSpan.FromSeconds(10));
+        Assert.Equal(0, LostAnswers.Remaining("OpenTunnel", name));
+        for (var i = 0; i < 20; i++)
+        {
+            await tunnel.SendAsync(new[] { (byte)i });
+            Assert.Equal([(byte)i], await tunnel.ReceiveAsync());
+        }
+
+        Assert.Equal(1, member.Tunnels);
+        Assert.Equal(1, silo.Services().GetRequiredService<LocalTunnels>().Count);
+        await tunnel.CloseAsync();
+        await Eventually.HoldsAsync(() => silo.Services().GetRequiredService<LocalTunnels>().Count == 0, "the member end closed with the tunnel");
+    }
+}

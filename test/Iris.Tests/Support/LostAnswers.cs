@@ -1,0 +1,53 @@
+using System.Collections.Concurrent;
+
+namespace Iris.Tests.Support;
+
+/// <summary>
+/// Fault injection in an Orleans client: the answer to a call of a given method for a given cluster is lost after the
+/// call ran (the caller sees "silo unavailable", as when its gateway dies with the answer on it). Armed per cluster
+/// name, so tests sharing a client do not disturb each other.
+/// </summary>
+internal sealed class LostAnswers : IOutgoingGrainCallFilter
+{
+    private static readonly ConcurrentDictionary<(string Method, string Cluster), int> Armed = new();
+
+    /// <summary>Loses the answers of the next <paramref name="count"/> calls of <paramref name="method"/> for
+    /// <paramref name="cluster"/>.</summary>
+    public static void Arm(string method, string cluster, int count = 1) => Armed[(method, cluster)] = count;
+
+    public static int Remaining(string method, string cluster) => Armed.GetValueOrDefault((method, cluster));
+
+    public async Task Invoke(IOutgoingGrainCallContext context)
+    {
+        await context.Invoke();
+        var method = context.InterfaceMethod?.Name ?? string.Empty;
+        foreach (var cluster in Names(context))
+        {
+            var key = (method, cluster);
+            while (Armed.TryGetValue(key, out var left) && left > 0)
+            {
+                if (Armed.TryUpdate(key, left - 1, left))
+                {
+                    throw new SiloUnavailableException($"The answer to {method} for '{cluster}' was lost (fault injected by the test).");
+                }
+            }
+        }
+    }
+
+    private static IEnumerable<string> Names(IOutgoingGrainCallContext context)
+    {
+        yield return context.TargetId.Key.ToString()!;
+        for (var i = 0; i < context.Request.GetArgumentCount(); i++)
+        {
+            switch (context.Request.GetArgument(i))
+            {
+                case string argument:
+                    yield return argument;
+                    break;
+                case Iris.Protocol.Audience audience:
+                    yield return audience.Name;
+                    break;
+            }
+        }
+    }
+}
