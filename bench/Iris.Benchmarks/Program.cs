@@ -11,6 +11,14 @@ if (args is ["tunnels", ..])
     return;
 }
 
+// dotnet run -c Release --project bench/Iris.Benchmarks -- requests [--seconds 10] [--callers 16] [--payload 16]
+// Runs the request throughput harness (see RequestThroughput) against two silo processes and exits.
+if (args is ["requests", ..])
+{
+    await RequestThroughput.RunAsync(args);
+    return;
+}
+
 // dotnet run -c Release --project bench/Iris.Benchmarks [-- BenchmarkDotNet arguments]
 // Runs the transport throughput benchmark, then prints MB/s and frames/s of the encrypted transport and its
 // plaintext baseline side by side with their ratio, and writes them to BenchmarkDotNet.Artifacts/transport.json.

@@ -17,11 +17,13 @@ internal sealed class MemberDirectory(IGrainFactory grains, TimeProvider time, R
 
     private readonly ConcurrentDictionary<string, (MemberEndpoint[] Members, long Fetched)> _cache = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int> _inFlight = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<Audience, string[]> _keys = new();
     private int _rotation;
 
     /// <summary>The rendezvous key the next message of this process for <paramref name="audience"/> goes through:
     /// senders rotate over a name's splits, so no one silo carries a popular name alone.</summary>
-    public string NextKey(Audience audience) => audience.RendezvousKey((int)((uint)Interlocked.Increment(ref _rotation) % Audience.Splits));
+    public string NextKey(Audience audience) =>
+        _keys.GetOrAdd(audience, static a => a.RendezvousKeys())[(int)((uint)Interlocked.Increment(ref _rotation) % Audience.Splits)];
 
     public async Task<MemberEndpoint[]> MembersAsync(string key)
     {

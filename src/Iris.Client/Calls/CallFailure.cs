@@ -12,6 +12,10 @@ internal enum CallFailure
     /// <summary>The target's process is gone (an Orleans client that left); this attempt did not reach it.</summary>
     ProcessGone,
 
-    /// <summary>Contact was lost (a connection or silo failed, no answer in time): the target may have received it.</summary>
+    /// <summary>Contact was lost (a connection or a silo failed): the target may have received it.</summary>
     Unreachable,
+
+    /// <summary>No answer within the call's response timeout (<see cref="CallPolicy.ReaskAfter"/> for calls with an
+    /// id): the answer may be coming, or may have been lost on its way; ask again.</summary>
+    NoAnswer,
 }

@@ -20,9 +20,11 @@ internal sealed class CallPolicy(TimeProvider time, Random random)
     /// <summary>What <paramref name="error"/> says about whether the call reached its target.</summary>
     public static CallFailure Classify(Exception error) => error switch
     {
-        OrleansMessageRejectionException => CallFailure.NotDelivered,
+        // Before the rejection it derives from: a silo that became unavailable may have had the call.
+        TimeoutException => CallFailure.NoAnswer,
+        SiloUnavailableException or ConnectionFailedException => CallFailure.Unreachable,
         ClientNotAvailableException => CallFailure.ProcessGone,
-        SiloUnavailableException or ConnectionFailedException or TimeoutException => CallFailure.Unreachable,
+        OrleansMessageRejectionException or GatewayTooBusyException => CallFailure.NotDelivered,
         OrleansException when error.InnerException is { } inner => Classify(inner),
         _ => CallFailure.Answered,
     };
@@ -60,56 +62,15 @@ internal sealed class CallPolicy(TimeProvider time, Random random)
     }
 
     /// <summary>
-    /// Makes a call whose repeats are harmless (it carries an id its target runs at most once) until one of its
-    /// copies answers or the budget ends. A copy that has not answered after 5 s (then 10 s, 20 s, …) is joined by
-    /// another: an answer can be lost without any error (a client's gateway died while the call was on its way
-    /// back through it), and the repeat joins the run at the target or gets its stored answer. A copy that fails
-    /// is dropped while another is still out; when the last one fails, its error is thrown.
+    /// How long a call that carries an id (a request, a tunnel open) waits for its answer before it is asked again:
+    /// the response timeout of those methods. An answer can be lost without any error (a client's gateway died while
+    /// the answer was on its way back through it); the repeat joins the run at the target or gets its stored answer.
+    /// Orleans tracks that timeout for every call anyway, so it costs no timer of Iris per call.
     /// </summary>
-    public async Task<T> UntilAnsweredAsync<T>(Func<Task<T>> call, CallBudget budget, CancellationToken cancellationToken)
-    {
-        var calls = new List<Task<T>> { call() };
-        var wait = FirstReask;
-        try
-        {
-            while (true)
-            {
-                var any = Task.WhenAny(calls);
-                try
-                {
-                    await any.WaitAsync(wait < budget.Remaining ? wait : budget.Remaining, time, cancellationToken).ConfigureAwait(false);
-                }
-                catch (TimeoutException) when (!budget.IsExpired)
-                {
-                    Repeated?.Invoke();
-                    calls.Add(call());
-                    wait *= 2;
-                    continue;
-                }
+    public static readonly TimeSpan ReaskAfter = TimeSpan.FromSeconds(5);
 
-                var done = await any.ConfigureAwait(false);
-                if (done.IsCompletedSuccessfully || calls.Count == 1)
-                {
-                    calls.Remove(done);
-                    return await done.ConfigureAwait(false);
-                }
-
-                calls.Remove(done);
-            }
-        }
-        finally
-        {
-            foreach (var left in calls)
-            {
-                Observe(left);
-            }
-        }
-    }
-
-    /// <summary>Told each time <see cref="UntilAnsweredAsync{T}"/> sends a copy again (for the metrics).</summary>
-    public Action? Repeated { get; init; }
-
-    private static readonly TimeSpan FirstReask = TimeSpan.FromSeconds(5);
+    /// <summary><see cref="ReaskAfter"/> as the methods' <c>[ResponseTimeout]</c> writes it.</summary>
+    public const string ReaskAfterText = "00:00:05";
 
     private static void Observe(Task call) =>
         _ = call.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);

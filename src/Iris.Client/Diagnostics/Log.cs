@@ -6,6 +6,7 @@ namespace Iris.Diagnostics;
 /// The log events of Iris.Client. Event ids are stable; the table of all Iris ids:
 /// <list type="table">
 /// <item><term>100–119</term><description>silo hosting and the ring (Iris.Grains)</description></item>
+/// <item><term>120–139</term><description>dissemination at the rendezvous (Iris.Grains)</description></item>
 /// <item><term>200–219</term><description>membership table (Iris.Grains)</description></item>
 /// <item><term>300–319</term><description>tunnels (this assembly)</description></item>
 /// <item><term>320–339</term><description>members and registrations (this assembly)</description></item>

@@ -57,6 +57,19 @@ internal static class Disseminator
             // (receivers drop what they already have).
             await SendAsync(share, send);
         }
+        catch (Exception e) when (target.Observer is not null && CallPolicy.Classify(e) is CallFailure.Unreachable or CallFailure.NoAnswer)
+        {
+            // A client that could not be reached (its gateway went away, an answer was lost): once more, through
+            // whichever gateway it has now, with the same id, which it delivers once.
+            try
+            {
+                await send(target, share);
+            }
+            catch (Exception again) when (CallPolicy.Classify(again) != CallFailure.Answered)
+            {
+                // Gone: it has no members left to deliver to.
+            }
+        }
         catch (Exception e) when (CallPolicy.Classify(e) != CallFailure.Answered)
         {
             // A leaf whose process is gone: it has no members left to deliver to.

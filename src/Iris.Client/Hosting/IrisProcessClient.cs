@@ -24,6 +24,10 @@ internal abstract class IrisProcessClient : IIrisClient, IHostedService
 
     private readonly IrisServices _services;
     private readonly TimeSpan _renewal;
+
+    // Registering, renewing and leaving write the same rendezvous entries: one at a time, so a renewal computed before
+    // a member started leaving never lands after its unregistration.
+    private readonly SemaphoreSlim _entries = new(1, 1);
     private readonly CancellationTokenSource _stopping = new();
     private Task _renewals = Task.CompletedTask;
 
@@ -45,8 +49,23 @@ internal abstract class IrisProcessClient : IIrisClient, IHostedService
         ArgumentNullException.ThrowIfNull(options);
         var member = Members.Add(cluster, handler, options);
         var audience = Audience.Cluster(cluster);
-        await RegisterAllAsync(audience, EntryFor(cluster)).WaitAsync(cancellationToken).ConfigureAwait(false);
-        await JoinTreesAsync(audience).ConfigureAwait(false);
+        try
+        {
+            await WithEntriesAsync(() => RegisterAllAsync(audience, EntryFor(cluster)), cancellationToken).ConfigureAwait(false);
+            await JoinTreesAsync(audience).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // Not registered: the member must not linger here, renewed with no handle to remove it.
+            member.Leaving = true;
+            if (!Members.Remove(cluster, member))
+            {
+                await WithEntriesAsync(() => UnregisterAllAsync(audience), CancellationToken.None).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+
+            throw;
+        }
+
         _services.Directory.Forget(audience);
 
         // Every process keeps what the rendezvous said for a moment: past it, all of them see the new member.
@@ -61,24 +80,44 @@ internal abstract class IrisProcessClient : IIrisClient, IHostedService
     /// </summary>
     private async Task LeaveAsync(Audience audience, Member member)
     {
-        member.Leaving = true;
-        if (Members.Offers(audience.Name))
+        var left = false;
+        try
         {
-            await RegisterAllAsync(audience, EntryFor(audience.Name)).ConfigureAwait(false);
+            await WithEntriesAsync(
+                () =>
+                {
+                    member.Leaving = true;
+                    return Members.Offers(audience.Name) ? RegisterAllAsync(audience, EntryFor(audience.Name)) : UnregisterAllAsync(audience);
+                },
+                CancellationToken.None).ConfigureAwait(false);
+            _services.Directory.Forget(audience);
+            await Task.Delay(LeaveGrace, _services.Time).ConfigureAwait(false);
         }
-        else
+        finally
         {
-            await UnregisterAllAsync(audience).ConfigureAwait(false);
+            // Whatever happened to the rendezvous, the member goes; its lease ends there if the unregistration failed.
+            member.Leaving = true;
+            left = !Members.Remove(audience.Name, member);
+            _services.Directory.Forget(audience);
         }
 
-        _services.Directory.Forget(audience);
-        await Task.Delay(LeaveGrace, _services.Time).ConfigureAwait(false);
-        if (!Members.Remove(audience.Name, member))
+        if (left)
         {
             await LeaveTreesAsync(audience).ConfigureAwait(false);
         }
+    }
 
-        _services.Directory.Forget(audience);
+    private async Task WithEntriesAsync(Func<Task> write, CancellationToken cancellationToken)
+    {
+        await _entries.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await write().WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _entries.Release();
+        }
     }
 
     public async Task<IAsyncDisposable> SubscribeAsync(string topic, ITopicHandler handler, CancellationToken cancellationToken = default)
@@ -87,16 +126,27 @@ internal abstract class IrisProcessClient : IIrisClient, IHostedService
         ArgumentNullException.ThrowIfNull(handler);
         Members.Subscribe(topic, handler);
         var audience = Audience.Topic(topic);
-        await RegisterAllAsync(audience, Entry(1, idempotent: false)).WaitAsync(cancellationToken).ConfigureAwait(false);
-        await JoinTreesAsync(audience).ConfigureAwait(false);
-        return new Registration(async () =>
+        try
         {
-            if (!Members.Unsubscribe(topic, handler))
-            {
-                await UnregisterAllAsync(audience).ConfigureAwait(false);
-                await LeaveTreesAsync(audience).ConfigureAwait(false);
-            }
-        });
+            await WithEntriesAsync(() => RegisterAllAsync(audience, Entry(1, idempotent: false)), cancellationToken).ConfigureAwait(false);
+            await JoinTreesAsync(audience).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            await UnsubscribeAsync(audience, handler).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            throw;
+        }
+
+        return new Registration(() => UnsubscribeAsync(audience, handler));
+    }
+
+    private async Task UnsubscribeAsync(Audience audience, ITopicHandler handler)
+    {
+        if (!Members.Unsubscribe(audience.Name, handler))
+        {
+            await WithEntriesAsync(() => UnregisterAllAsync(audience), CancellationToken.None).ConfigureAwait(false);
+            await LeaveTreesAsync(audience).ConfigureAwait(false);
+        }
     }
 
     public Task<byte[]> RequestAsync(string cluster, byte[] request, TimeSpan timeout, CancellationToken cancellationToken = default) =>
@@ -164,29 +214,46 @@ internal abstract class IrisProcessClient : IIrisClient, IHostedService
         return Task.WhenAll(audience.RendezvousKeys().Select(key => Rendezvous(key).Unregister(id)));
     }
 
+    /// <summary>Renews every registration of this process each period, all at once and each bounded by the period, so
+    /// that one slow rendezvous (its silo just died) never lets the others' leases lapse.</summary>
     private async Task RenewAsync()
     {
         using var timer = new PeriodicTimer(_renewal, _services.Time);
-        while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
+        try
         {
-            try
+            while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
             {
-                Members.SampleCpu();
-                foreach (var cluster in Members.Clusters.Where(Members.Offers))
+                try
                 {
-                    await RegisterAllAsync(Audience.Cluster(cluster), EntryFor(cluster)).ConfigureAwait(false);
+                    Members.SampleCpu();
+                    await WithEntriesAsync(
+                        () => Task.WhenAll(
+                            Members.Clusters.Where(Members.Offers).Select(cluster => RenewOneAsync(Audience.Cluster(cluster), EntryFor(cluster)))
+                                .Concat(Members.Topics.Select(topic => RenewOneAsync(Audience.Topic(topic), Entry(1, idempotent: false))))),
+                        _stopping.Token).ConfigureAwait(false);
                 }
+                catch (Exception e) when (e is not OperationCanceledException || !_stopping.IsCancellationRequested)
+                {
+                    // The cluster is busy or reconfiguring; the lease outlives several renewals, next one then.
+                    Log.RenewalFailed(_services.Logger, e.Message);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+            // Stopping.
+        }
+    }
 
-                foreach (var topic in Members.Topics)
-                {
-                    await RegisterAllAsync(Audience.Topic(topic), Entry(1, idempotent: false)).ConfigureAwait(false);
-                }
-            }
-            catch (Exception e) when (e is OrleansException or TimeoutException)
-            {
-                // The cluster is busy or reconfiguring; the lease outlives several renewals, next one then.
-                Log.RenewalFailed(_services.Logger, e.Message);
-            }
+    private async Task RenewOneAsync(Audience audience, MemberEndpoint entry)
+    {
+        try
+        {
+            await RegisterAllAsync(audience, entry).WaitAsync(_renewal, _services.Time, _stopping.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            Log.RenewalFailed(_services.Logger, $"{audience}: {e.Message}");
         }
     }
 

@@ -72,7 +72,8 @@ internal sealed class Member(IClusterHandler handler, MemberOptions options)
     /// Admits the request or refuses it before it starts (<see cref="MemberReplyStatus.Overloaded"/> when its bytes
     /// would pass the queue limit), waits for a slot within the caller's budget (<see cref="MemberReplyStatus.Expired"/>
     /// when it runs out first: its caller has given up), then runs the handler with a token cancelled when the budget
-    /// ends.
+    /// ends, both on this process's clock. A request waiting for a slot is queued, not refused: only the queued bytes
+    /// make a member overloaded.
     /// </summary>
     public async Task<MemberReply> RunAsync(byte[] request, CallBudget budget)
     {
@@ -83,9 +84,14 @@ internal sealed class Member(IClusterHandler handler, MemberOptions options)
         }
 
         Interlocked.Increment(ref _active);
+        using var timeout = new CancellationTokenSource(budget.Remaining, budget.Time);
         try
         {
-            if (budget.IsExpired || !await _slots.WaitAsync(budget.Remaining).ConfigureAwait(false))
+            try
+            {
+                await _slots.WaitAsync(timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
             {
                 return MemberReply.Refused(MemberReplyStatus.Expired);
             }
@@ -93,7 +99,6 @@ internal sealed class Member(IClusterHandler handler, MemberOptions options)
             var started = Stopwatch.GetTimestamp();
             try
             {
-                using var timeout = new CancellationTokenSource(budget.Remaining, budget.Time);
                 var reply = await Handler.HandleRequestAsync(request, timeout.Token).ConfigureAwait(false);
                 var took = Stopwatch.GetElapsedTime(started);
                 Volatile.Write(ref _serviceSeconds, (0.9 * Volatile.Read(ref _serviceSeconds)) + (0.1 * took.TotalSeconds));

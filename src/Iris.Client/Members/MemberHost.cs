@@ -11,8 +11,21 @@ namespace Iris.Members;
 /// </summary>
 internal sealed class MemberHost(LocalMembers members, LocalTunnels tunnels, IGrainFactory grains) : IMemberObserver
 {
-    public Task<MemberReply> Request(Guid id, string cluster, byte[] request, TimeSpan remaining) =>
-        members.RequestAsync(id, cluster, request, remaining);
+    public Task<byte[]> Request(Guid id, string cluster, byte[] request, TimeSpan remaining) =>
+        OnWire(cluster, members.RequestAsync(id, cluster, request, remaining));
+
+    /// <summary>The wire form of a reply: its bytes, or the exception that says why there are none.</summary>
+    internal static Task<byte[]> OnWire(string cluster, Task<MemberReply> reply) =>
+        reply.IsCompletedSuccessfully ? Unwrap(cluster, reply.Result) : UnwrapAsync(cluster, reply);
+
+    private static async Task<byte[]> UnwrapAsync(string cluster, Task<MemberReply> reply) => await Unwrap(cluster, await reply.ConfigureAwait(false)).ConfigureAwait(false);
+
+    private static Task<byte[]> Unwrap(string cluster, MemberReply reply) => reply.Status switch
+    {
+        MemberReplyStatus.Replied => Task.FromResult(reply.Data ?? []),
+        MemberReplyStatus.Failed => Task.FromException<byte[]>(new RemoteException(cluster, reply.Error ?? "(no message)")),
+        _ => Task.FromException<byte[]>(new MemberRefusedException(reply.Status, reply.Error)),
+    };
 
     public Task Deliver(Audience audience, byte[] message, Guid id, MemberEndpoint[] forward)
     {

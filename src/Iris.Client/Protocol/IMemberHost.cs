@@ -11,11 +11,12 @@ namespace Iris.Protocol;
 internal interface IMemberHost : IAddressable
 {
     /// <summary>Runs request <paramref name="id"/> on a member of <paramref name="cluster"/> here, at most once: a repeat of
-    /// an id joins the run in flight or gets its reply. Bounded by the caller's own timeout (at most
-    /// <see cref="CallLimits.MaxTimeout"/>), not Orleans' response timeout.</summary>
+    /// an id joins the run in flight or gets its reply. Answers the reply's bytes; a request that did not start here
+    /// throws <see cref="MemberRefusedException"/>, a handler that threw <see cref="RemoteException"/>. A call unanswered
+    /// after <see cref="Calls.CallPolicy.ReaskAfter"/> is made again by its caller, which joins the run here.</summary>
     [AlwaysInterleave]
-    [ResponseTimeout("00:10:30")]
-    Task<MemberReply> Request(Guid id, string cluster, byte[] request, TimeSpan remaining);
+    [ResponseTimeout(Calls.CallPolicy.ReaskAfterText)]
+    Task<byte[]> Request(Guid id, string cluster, byte[] request, TimeSpan remaining);
 
     /// <summary>Hands a broadcast or publication to this process's members of <paramref name="audience"/> (their
     /// handlers run after the call returns) and passes it on to <paramref name="forward"/>; a repeated
@@ -24,9 +25,10 @@ internal interface IMemberHost : IAddressable
     Task Deliver(Audience audience, byte[] message, Guid id, MemberEndpoint[] forward);
 
     /// <summary>Offers tunnel <paramref name="id"/> to a member of <paramref name="cluster"/> here; its handler accepts or
-    /// refuses. A repeated offer of the same id gets the first one's answer: a tunnel has one member end.</summary>
+    /// refuses. A repeated offer of the same id gets the first one's answer: a tunnel has one member end. Unanswered
+    /// after <see cref="Calls.CallPolicy.ReaskAfter"/>, the offer is made again.</summary>
     [AlwaysInterleave]
-    [ResponseTimeout("00:10:30")]
+    [ResponseTimeout(Calls.CallPolicy.ReaskAfterText)]
     Task<TunnelAccepted> OpenTunnel(string cluster, Guid id, MemberEndpoint opener, int openerWindow, TimeSpan remaining);
 
     /// <summary>Frames from process <paramref name="from"/> for the end of tunnel <paramref name="id"/> here. A call
@@ -65,7 +67,7 @@ internal interface IMemberObserver : IMemberHost, IGrainObserver;
 /// <summary>Bounds of the calls between processes.</summary>
 internal static class CallLimits
 {
-    /// <summary>The longest timeout a request or a tunnel open may have: the member host's calls wait that long (and
-    /// a little more) before Orleans gives up on them.</summary>
+    /// <summary>The longest timeout a request or a tunnel open may have (ten minutes): a caller that waits longer has
+    /// lost track of why it asked.</summary>
     public static readonly TimeSpan MaxTimeout = TimeSpan.FromMinutes(10);
 }

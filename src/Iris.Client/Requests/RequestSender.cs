@@ -13,8 +13,9 @@ namespace Iris.Requests;
 /// <list type="bullet">
 /// <item>a member that refused before starting (overloaded, or it has left that process) is passed over for the next
 /// one; only when every member is overloaded does the caller get <see cref="IrisOverloadedException"/>;</item>
-/// <item>a call that may have reached its member but whose answer was lost, or has not come after a few seconds, is
-/// repeated to the same member with the same id, which joins the run there or gets its reply;</item>
+/// <item>a call that may have reached its member but whose answer was lost, or has not come after
+/// <see cref="CallPolicy.ReaskAfter"/>, is repeated to the same member with the same id, which joins the run there or
+/// gets its reply;</item>
 /// <item>when that member's process is gone (no longer listed, or its client left) after a call may have reached it,
 /// the caller gets <see cref="IrisOutcomeUnknownException"/>, unless the member is idempotent, when the request goes
 /// to another member with the same id;</item>
@@ -35,19 +36,13 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
         try
         {
             var budget = policy.Start(timeout);
-            var reply = await ToMemberAsync(
+            var data = await ToMemberAsync(
                 cluster,
                 budget,
                 anyMember: false,
                 member => member.Call(grains, host => host.Request(id, cluster, request, budget.Remaining)),
-                reply => reply.NotStarted ? reply.Status : null,
+                static _ => null,
                 cancellationToken).ConfigureAwait(false);
-            var data = reply.Status switch
-            {
-                MemberReplyStatus.Replied => reply.Data ?? [],
-                MemberReplyStatus.Failed => throw new RemoteException(cluster, reply.Error ?? "(no message)"),
-                _ => throw CallPolicy.Timeout(cluster, budget),
-            };
             IrisMetrics.Bytes.Add(data.Length, IrisMetrics.ReplyDirection);
             return data;
         }
@@ -97,7 +92,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
         string cluster, CallBudget budget, bool anyMember, Func<MemberEndpoint, Task<T>> call, Func<T, MemberReplyStatus?> refused, CancellationToken cancellationToken)
     {
         var key = directory.NextKey(Audience.Cluster(cluster));
-        var passed = new HashSet<string>(StringComparer.Ordinal);
+        HashSet<string>? passed = null;
         var overloaded = 0;
         for (var round = 1; ; round++)
         {
@@ -107,7 +102,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                 throw new NoMembersException(cluster);
             }
 
-            var candidates = members.Where(m => !passed.Contains(m.Id)).ToList();
+            IReadOnlyList<MemberEndpoint> candidates = passed is null ? members : [.. members.Where(m => !passed.Contains(m.Id))];
             if (candidates.Count == 0)
             {
                 if (overloaded > 0)
@@ -117,7 +112,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
 
                 // Every member known here refused as gone: the list is stale. Ask again after a pause.
                 directory.Forget(key);
-                passed.Clear();
+                passed!.Clear();
                 await policy.PauseAsync(round, budget, cancellationToken).ConfigureAwait(false);
                 continue;
             }
@@ -129,7 +124,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                 return result!;
             }
 
-            passed.Add(member.Id);
+            (passed ??= new HashSet<string>(StringComparer.Ordinal)).Add(member.Id);
             if (status == MemberReplyStatus.Overloaded)
             {
                 overloaded++;
@@ -160,18 +155,34 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                 T result;
                 using (directory.Track(member.Id))
                 {
-                    result = await policy.UntilAnsweredAsync(() => call(member), budget, cancellationToken).ConfigureAwait(false);
+                    result = await policy.WithinAsync(call(member), budget, cancellationToken).ConfigureAwait(false);
                 }
 
                 return refused(result) is { } status ? (false, default, status) : (true, result, default);
             }
+            catch (MemberRefusedException refusal) when (refusal.NotStarted)
+            {
+                return (false, default, refusal.Status);
+            }
+            catch (MemberRefusedException)
+            {
+                // It expired there waiting for a slot: the caller's time is up.
+                throw CallPolicy.Timeout(cluster, budget);
+            }
             catch (TimeoutException) when (budget.IsExpired)
             {
-                // The member was reachable (this call was on its way) but did not answer in time.
-                throw CallPolicy.Timeout(cluster, budget);
+                // The member was reachable (the call was on its way) but did not answer in time.
+                throw lost is null ? CallPolicy.Timeout(cluster, budget) : CallPolicy.OutcomeUnknown(cluster, lost);
             }
             catch (Exception e) when (CallPolicy.Classify(e) is var failure && failure != CallFailure.Answered)
             {
+                if (failure == CallFailure.NoAnswer)
+                {
+                    // No answer yet, or one lost on its way: the same call again, which joins the run there.
+                    IrisMetrics.Repeats.Add(1);
+                    continue;
+                }
+
                 if (failure == CallFailure.ProcessGone || (failure == CallFailure.NotDelivered && lost is null))
                 {
                     // This attempt did not reach it; an earlier one may have, before its process went.

@@ -39,6 +39,9 @@ internal sealed class LocalTunnels : IAsyncDisposable
         _keepAlive = Task.Run(KeepAliveAsync);
     }
 
+    /// <summary>How long past an open's time left a repeat of it may still arrive.</summary>
+    private static readonly TimeSpan OpenRepeatMargin = TimeSpan.FromSeconds(30);
+
     public TunnelOptions Options { get; }
 
     public CallPolicy Policy { get; }
@@ -92,8 +95,9 @@ internal sealed class LocalTunnels : IAsyncDisposable
                 first.TrySetException(e);
             }
 
-            // Kept while the opener may repeat: a repeat must not start a second end.
-            await Task.Delay(CallLimits.MaxTimeout, _time, CancellationToken.None).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            // Kept while the opener may repeat (within its time left, plus a margin for a repeat on its way): a repeat
+            // must not start a second end.
+            await Task.Delay(remaining + OpenRepeatMargin, _time, CancellationToken.None).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             _accepting.TryRemove(new KeyValuePair<Guid, Task<TunnelAccepted>>(id, first.Task));
         });
         return first.Task;
@@ -154,19 +158,13 @@ internal sealed class LocalTunnels : IAsyncDisposable
         await end.DisposeAsync().ConfigureAwait(false);
     }
 
+    /// <summary>Frames from process <paramref name="from"/>; the end checks the sender under its own lock, so an
+    /// opener turning to another member process in between never takes the earlier one's frames.</summary>
     public TunnelStatus OnData(string from, Guid id, TunnelFrame[] frames) =>
-        Find(from, id) is { } end ? end.OnData(frames) : StatusOf(id);
+        _ends.TryGetValue(id, out var end) ? end.OnData(from, frames) : StatusOf(id);
 
-    public TunnelStatus OnCredit(string from, Guid id, long grantedTotal)
-    {
-        if (Find(from, id) is not { } end)
-        {
-            return StatusOf(id);
-        }
-
-        end.OnCredit(grantedTotal);
-        return TunnelStatus.Open;
-    }
+    public TunnelStatus OnCredit(string from, Guid id, long grantedTotal) =>
+        _ends.TryGetValue(id, out var end) && end.OnCredit(from, grantedTotal) ? TunnelStatus.Open : StatusOf(id);
 
     public void OnPeerFailed(string from, Guid id, TunnelCloseReason reason, string? detail) =>
         Find(from, id)?.End(reason, detail, notifyPeer: false);

@@ -332,14 +332,20 @@ internal sealed class TunnelEnd : ITunnel
         }
     }
 
-    /// <summary>Frames arrived from the peer (called by this process's member host).</summary>
-    public TunnelStatus OnData(TunnelFrame[] frames)
+    /// <summary>Frames arrived from process <paramref name="from"/> (called by this process's member host); frames of
+    /// any process but the peer's are answered as for an abandoned tunnel.</summary>
+    public TunnelStatus OnData(string from, TunnelFrame[] frames)
     {
         long grant = 0;
         var closedByPeer = false;
         TunnelClosedException? tooLarge = null;
         lock (_gate)
         {
+            if (!string.Equals(_peerProcess, from, StringComparison.Ordinal))
+            {
+                return TunnelStatus.Abandoned;
+            }
+
             if (_ended is { } ended)
             {
                 return ended is TunnelCloseReason.Closed or TunnelCloseReason.ClosedByPeer ? TunnelStatus.Closed : TunnelStatus.Unknown;
@@ -425,15 +431,22 @@ internal sealed class TunnelEnd : ITunnel
     }
 
     /// <summary>The peer's application has consumed <paramref name="grantedTotal"/> bytes since the tunnel opened. A
-    /// running total, not an increment: a credit call sent twice, or overtaken by a later one, grants nothing extra.</summary>
-    public void OnCredit(long grantedTotal)
+    /// running total, not an increment: a credit call sent twice, or overtaken by a later one, grants nothing extra.
+    /// False when <paramref name="from"/> is not the peer's process (nothing is granted).</summary>
+    public bool OnCredit(string from, long grantedTotal)
     {
         lock (_gate)
         {
+            if (!string.Equals(_peerProcess, from, StringComparison.Ordinal))
+            {
+                return false;
+            }
+
             _grantedByPeer = Math.Max(_grantedByPeer, grantedTotal);
         }
 
         WakeSenders();
+        return true;
     }
 
     /// <summary>

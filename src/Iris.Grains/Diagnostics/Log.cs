@@ -4,7 +4,7 @@ namespace Iris.Grains.Diagnostics;
 
 /// <summary>
 /// The log events of Iris.Grains. Event ids are stable and unique across Iris (the whole table is on
-/// <c>Iris.Diagnostics.Log</c> in Iris.Client): 100–119 silo hosting and the ring, 200–219 the membership table,
+/// <c>Iris.Diagnostics.Log</c> in Iris.Client): 100–119 silo hosting and the ring, 120–139 dissemination, 200–219 the membership table,
 /// 400–419 placement.
 /// </summary>
 internal static partial class SiloLog
@@ -35,4 +35,7 @@ internal static partial class SiloLog
 
     [LoggerMessage(EventId = 400, Level = LogLevel.Debug, Message = "Rendezvous {Name} placed here for now: {Reason}")]
     public static partial void RendezvousPlacedHere(ILogger logger, string name, string reason);
+
+    [LoggerMessage(EventId = 120, Level = LogLevel.Warning, Message = "Dissemination of message {Id} to {Audience} stopped early")]
+    public static partial void DisseminationFailed(ILogger logger, string audience, Guid id, Exception exception);
 }

@@ -23,6 +23,10 @@ internal sealed class ScribeDissemination(IrisOverlay overlay, LocalMembers memb
     /// <summary>The Scribe member name a silo subscribes under: one per silo and group.</summary>
     private const string TreeMember = "members";
 
+    /// <summary>The longest a hop waits for its overlay node or a child's silo address: well inside the minute or two
+    /// that processes remember message ids, so a late hop never delivers a message a second time.</summary>
+    private static readonly TimeSpan HopTime = TimeSpan.FromSeconds(10);
+
     private readonly RecentIds _passed = new(time);
     private long _treeDeliveries;
     private long _directDeliveries;
@@ -71,7 +75,8 @@ internal sealed class ScribeDissemination(IrisOverlay overlay, LocalMembers memb
 
         var here = members.Has(audience);
         members.Deliver(audience, message, id);
-        var scribe = await overlay.GetScribeAsync(CancellationToken.None).ConfigureAwait(false);
+        using var bounded = new CancellationTokenSource(HopTime, time);
+        var scribe = await overlay.GetScribeAsync(bounded.Token).ConfigureAwait(false);
         var children = scribe.GetGroup(GroupOf(rendezvousKey))?.Children ?? [];
         var below = await Task.WhenAll(children.Select(child => ChildAsync(child.Node.Key, audience, rendezvousKey, message, id))).ConfigureAwait(false);
         if (here)
@@ -89,10 +94,11 @@ internal sealed class ScribeDissemination(IrisOverlay overlay, LocalMembers memb
     {
         try
         {
-            var address = await overlay.SiloOfAsync(child, CancellationToken.None).ConfigureAwait(false);
+            using var bounded = new CancellationTokenSource(HopTime, time);
+            var address = await overlay.SiloOfAsync(child, bounded.Token).ConfigureAwait(false);
             return await grains.GetGrain<IMemberHostGrain>(address.ToParsableString()).SendDown(audience, rendezvousKey, message, id).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is OrleansException or TimeoutException)
+        catch (Exception e) when (e is OrleansException or TimeoutException or OperationCanceledException)
         {
             // The child's silo is gone or unreachable: the rendezvous reaches what lies below it directly.
             overlay.ForgetSilo(child);

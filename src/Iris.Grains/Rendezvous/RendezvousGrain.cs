@@ -1,10 +1,12 @@
 using Iris.Calls;
+using Iris.Grains.Diagnostics;
 using Iris.Dissemination;
 using Iris.Grains.Dissemination;
 using Iris.Overlay;
 using Iris.Placement;
 using Iris.Protocol;
 using Iris.Ring;
+using Microsoft.Extensions.Logging;
 using Orleans.Concurrency;
 using Orleans.Serialization;
 
@@ -19,7 +21,7 @@ namespace Iris.Grains.Rendezvous;
 [Reentrant]
 internal sealed class RendezvousGrain(
     IClusterMembershipService membership, TimeProvider time, IrisOverlay overlay, Serializer<MemberEndpoint[]> serializer, ILocalSiloDetails silo,
-    ScribeDissemination trees)
+    ScribeDissemination trees, ILogger<RendezvousGrain> logger)
     : Grain, IRendezvousGrain
 {
     /// <summary>How often the grain checks it still sits on its name's ring root.</summary>
@@ -89,9 +91,11 @@ internal sealed class RendezvousGrain(
             trees.CountDirect(direct.Count(m => m.Observer is null));
             await Disseminator.SendAsync(direct, (member, share) => member.Call(GrainFactory, host => host.Deliver(audience, message, id, share)));
         }
-        catch (Exception e) when (CallPolicy.Classify(e) != CallFailure.Answered)
+        catch (Exception e)
         {
-            // Best effort: what could not be reached has no members left to deliver to, or its silo is gone.
+            // Best effort once accepted: what could not be reached has no members left to deliver to, or its silo is
+            // gone. Anything else is logged; it must not go unobserved.
+            SiloLog.DisseminationFailed(logger, audience.ToString(), id, e);
         }
     }
 

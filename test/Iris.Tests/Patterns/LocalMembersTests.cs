@@ -129,12 +129,15 @@ public class LocalMembersTests
         Assert.Equal([7, 1], (await first).Data);
         Assert.Equal([7, 1], (await repeat).Data);
 
-        time.Advance(TimeSpan.FromSeconds(90));
+        time.Advance(RequestLedger.Generation - TimeSpan.FromSeconds(1));
+        Assert.Equal([7, 1], (await members.RequestAsync(id, "once", [7], TimeSpan.FromSeconds(30))).Data);
+        time.Advance(TimeSpan.FromSeconds(2));
         Assert.Equal([7, 1], (await members.RequestAsync(id, "once", [7], TimeSpan.FromSeconds(30))).Data);
         Assert.Equal(1, handler.Runs);
 
-        // Forgotten only after the retention, far past any caller's repeats.
-        time.Advance(RequestLedger.Retention + TimeSpan.FromSeconds(11));
+        // Kept at least one generation, longer than a caller's copies are apart; forgotten after two.
+        Assert.True(RequestLedger.Generation >= 2 * Iris.Calls.CallPolicy.ReaskAfter);
+        time.Advance(RequestLedger.Generation);
         Assert.Equal(MemberReplyStatus.Replied, (await members.RequestAsync(Guid.NewGuid(), "once", [1], TimeSpan.FromSeconds(30))).Status);
         Assert.Equal(1, members.RememberedRequests);
     }

@@ -1,0 +1,26 @@
+namespace Iris.Protocol;
+
+/// <summary>
+/// A member host's answer that a request did not start there (<see cref="MemberReply.NotStarted"/>, or it expired
+/// waiting for a slot). An exception on the wire, not a reply: the reply of a request is its bytes alone, the shape
+/// Orleans carries cheapest, and refusals are rare.
+/// </summary>
+[GenerateSerializer]
+internal sealed class MemberRefusedException : OrleansException
+{
+    public MemberRefusedException(MemberReplyStatus status, string? reason)
+        : base($"The member refused the request before it started: {status}{(reason is null ? string.Empty : $" ({reason})")}.")
+    {
+        Status = status;
+        Reason = reason;
+    }
+
+    [Id(0)]
+    public MemberReplyStatus Status { get; }
+
+    [Id(1)]
+    public string? Reason { get; }
+
+    /// <summary>Whether another member may take the request: it was refused before it started, not left to expire.</summary>
+    public bool NotStarted => Status is MemberReplyStatus.Overloaded or MemberReplyStatus.NotHere;
+}
