@@ -36,8 +36,14 @@ internal sealed class DisseminationSender(MemberDirectory directory, IGrainFacto
             {
                 throw CallPolicy.Timeout(audience.Name, budget);
             }
-            catch (Exception e) when (CallPolicy.Classify(e) != CallFailure.Answered && !budget.IsExpired)
+            catch (Exception e) when (CallPolicy.Classify(e) != CallFailure.Answered)
             {
+                // Past the hand-over time, a rendezvous that stayed unreachable is a timeout, never Orleans' own error.
+                if (budget.IsExpired)
+                {
+                    throw CallPolicy.Timeout(audience.Name, budget);
+                }
+
                 IrisMetrics.Repeats.Add(1);
                 await policy.PauseAsync(attempt, budget, cancellationToken).ConfigureAwait(false);
             }

@@ -224,9 +224,15 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
             {
                 throw CallPolicy.Timeout(cluster, budget);
             }
-            catch (Exception e) when (CallPolicy.Classify(e) != CallFailure.Answered && !budget.IsExpired)
+            catch (Exception e) when (CallPolicy.Classify(e) != CallFailure.Answered)
             {
-                // The rendezvous is moving or its silo died; nothing was sent to a member yet.
+                // The rendezvous is moving or its silo died; nothing was sent to a member yet. Its failure is never
+                // the caller's: past the caller's time it is a timeout like any other.
+                if (budget.IsExpired)
+                {
+                    throw CallPolicy.Timeout(cluster, budget);
+                }
+
                 await policy.PauseAsync(attempt, budget, cancellationToken).ConfigureAwait(false);
             }
         }

@@ -1,4 +1,5 @@
 using System.Net;
+using Iris.Calls;
 using Iris.Grains.Dissemination;
 using Iris.Grains.Members;
 using Iris.Membership;
@@ -59,7 +60,8 @@ public static class IrisSiloBuilderExtensions
             sp.GetRequiredService<IrisOverlay>().GetRecordsAsync,
             sp.GetRequiredService<Serializer<MembershipTableState>>(),
             sp.GetRequiredService<IOptions<IrisSiloOptions>>().Value.ClusterId,
-            sp.GetRequiredService<ILogger<OverlayMembershipTable>>()));
+            sp.GetRequiredService<ILogger<OverlayMembershipTable>>(),
+            sp.GetRequiredKeyedService<Random>(LockedRandom.ServiceKey)));
         services.TryAddSingleton(sp => new NetworkKeyProvider(() =>
             NetworkKeys.Resolve(sp.GetRequiredService<IConfiguration>(), sp.GetRequiredService<IHostEnvironment>().IsDevelopment())));
         builder.Configure<SiloConnectionOptions>(connections =>

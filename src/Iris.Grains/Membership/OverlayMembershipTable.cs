@@ -1,3 +1,4 @@
+using Iris.Calls;
 using Iris.Grains.Diagnostics;
 using Iris.Overlay;
 using Iris.Overlay.Records;
@@ -13,9 +14,12 @@ namespace Iris.Membership;
 /// compare-and-swap of the whole record on its version. The record's root serialises those swaps, so the table is
 /// linearizable; when a swap loses a race, the change is checked again against the newer table and retried.
 /// </summary>
-internal sealed class OverlayMembershipTable(Func<CancellationToken, Task<RecordStore>> store, Serializer<MembershipTableState> serializer, string clusterId, ILogger<OverlayMembershipTable> logger)
+internal sealed class OverlayMembershipTable(
+    Func<CancellationToken, Task<RecordStore>> store, Serializer<MembershipTableState> serializer, string clusterId, ILogger<OverlayMembershipTable> logger,
+    Random? random = null)
     : IMembershipTable
 {
+    private readonly Random _random = random ?? new LockedRandom(new Random());
     private readonly NodeKey _key = NodeKey.FromName("iris/orleans-membership/" + clusterId);
 
     public async Task InitializeMembershipTable(bool tryInitTableVersion)
@@ -112,7 +116,7 @@ internal sealed class OverlayMembershipTable(Func<CancellationToken, Task<Record
             }
 
             SiloLog.MembershipTableRetry(logger, clusterId, attempt + 1);
-            await Task.Delay(Random.Shared.Next(5, 20 * Math.Min(attempt + 1, 10))).ConfigureAwait(false);
+            await Task.Delay(_random.Next(5, 20 * Math.Min(attempt + 1, 10))).ConfigureAwait(false);
         }
     }
 }
