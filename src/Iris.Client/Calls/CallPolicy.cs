@@ -10,6 +10,17 @@ namespace Iris.Calls;
 /// </summary>
 internal sealed class CallPolicy(TimeProvider time, Random random)
 {
+    /// <summary>
+    /// How long a call that carries an id (a request, a tunnel open) waits for its answer before it is asked again:
+    /// the response timeout of those methods. An answer can be lost without any error (a client's gateway died while
+    /// the answer was on its way back through it); the repeat joins the run at the target or gets its stored answer.
+    /// Orleans tracks that timeout for every call anyway, so it costs no timer of Iris per call.
+    /// </summary>
+    public static readonly TimeSpan ReaskAfter = TimeSpan.Parse(ReaskAfterText, System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary><see cref="ReaskAfter"/> as the methods' <c>[ResponseTimeout]</c> attributes need it: a constant.</summary>
+    public const string ReaskAfterText = "00:00:05";
+
     private static readonly TimeSpan FirstPause = TimeSpan.FromMilliseconds(50);
     private static readonly TimeSpan LongestPause = TimeSpan.FromSeconds(1);
 
@@ -20,8 +31,9 @@ internal sealed class CallPolicy(TimeProvider time, Random random)
     /// <summary>What <paramref name="error"/> says about whether the call reached its target.</summary>
     public static CallFailure Classify(Exception error) => error switch
     {
-        // Before the rejection it derives from: a silo that became unavailable may have had the call.
         TimeoutException => CallFailure.NoAnswer,
+
+        // Before the rejection it derives from: a silo that became unavailable may have had the call.
         SiloUnavailableException or ConnectionFailedException => CallFailure.Unreachable,
         ClientNotAvailableException => CallFailure.ProcessGone,
         OrleansMessageRejectionException or GatewayTooBusyException => CallFailure.NotDelivered,
@@ -35,7 +47,6 @@ internal sealed class CallPolicy(TimeProvider time, Random random)
     {
         var baseTicks = Math.Min(FirstPause.Ticks << Math.Min(attempt - 1, 10), LongestPause.Ticks);
         var jitter = 0.75 + (random.NextDouble() * 0.5);
-
         var pause = TimeSpan.FromTicks((long)(baseTicks * jitter));
         return pause < budget.Remaining ? pause : budget.Remaining;
     }
@@ -60,17 +71,6 @@ internal sealed class CallPolicy(TimeProvider time, Random random)
             throw;
         }
     }
-
-    /// <summary>
-    /// How long a call that carries an id (a request, a tunnel open) waits for its answer before it is asked again:
-    /// the response timeout of those methods. An answer can be lost without any error (a client's gateway died while
-    /// the answer was on its way back through it); the repeat joins the run at the target or gets its stored answer.
-    /// Orleans tracks that timeout for every call anyway, so it costs no timer of Iris per call.
-    /// </summary>
-    public static readonly TimeSpan ReaskAfter = TimeSpan.FromSeconds(5);
-
-    /// <summary><see cref="ReaskAfter"/> as the methods' <c>[ResponseTimeout]</c> writes it.</summary>
-    public const string ReaskAfterText = "00:00:05";
 
     private static void Observe(Task call) =>
         _ = call.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
