@@ -167,7 +167,7 @@ internal abstract class IrisProcessClient : IIrisClient, IHostedService
         {
             var accepted = await _services.Requests.OpenTunnelAsync(
                 cluster, end.Id, Entry(0, idempotent: false), tunnels.Options.WindowBytes, end.Expect, timeout, cancellationToken).ConfigureAwait(false);
-            end.Connect(accepted.Member!, accepted.WindowBytes);
+            end.Connect(accepted.Member, accepted.WindowBytes);
             return end;
         }
         catch (Exception)

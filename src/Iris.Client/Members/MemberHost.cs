@@ -36,7 +36,7 @@ internal sealed class MemberHost(LocalMembers members, LocalTunnels tunnels, IGr
     public Task<TunnelAccepted> OpenTunnel(string cluster, Guid id, MemberEndpoint opener, int openerWindow, TimeSpan remaining) =>
         members.Pick(cluster) is { } member
             ? tunnels.AcceptAsync(cluster, id, opener, openerWindow, remaining, member.Handler, member.Tunnels)
-            : Task.FromResult(TunnelAccepted.NotHere);
+            : Task.FromException<TunnelAccepted>(new MemberRefusedException(MemberReplyStatus.NotHere, null));
 
     public Task<TunnelStatus> TunnelData(string from, Guid id, TunnelFrame[] frames) => Task.FromResult(tunnels.OnData(from, id, frames));
 

@@ -25,7 +25,8 @@ internal interface IMemberHost : IAddressable
     Task Deliver(Audience audience, byte[] message, Guid id, MemberEndpoint[] forward);
 
     /// <summary>Offers tunnel <paramref name="id"/> to a member of <paramref name="cluster"/> here; its handler accepts or
-    /// refuses. A repeated offer of the same id gets the first one's answer: a tunnel has one member end. Unanswered
+    /// refuses; with no member of the cluster here, throws <see cref="MemberRefusedException"/>. A repeated offer of the
+    /// same id gets the first one's answer: a tunnel has one member end. Unanswered
     /// after <see cref="Calls.CallPolicy.ReaskAfter"/>, the offer is made again.</summary>
     [AlwaysInterleave]
     [ResponseTimeout(Calls.CallPolicy.ReaskAfterText)]

@@ -1,7 +1,7 @@
 namespace Iris.Protocol;
 
 /// <summary>
-/// A member host's answer that a request did not start there (<see cref="MemberReply.NotStarted"/>, or it expired
+/// A member host's answer that a request (or a tunnel open) did not start there (<see cref="MemberReply.NotStarted"/>, or it expired
 /// waiting for a slot). An exception on the wire, not a reply: the reply of a request is its bytes alone, the shape
 /// Orleans carries cheapest, and refusals are rare.
 /// </summary>

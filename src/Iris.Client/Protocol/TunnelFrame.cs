@@ -38,11 +38,8 @@ internal enum TunnelStatus : byte
     Unknown,
 }
 
-/// <summary>A member host's answer to an opener: where the member's end is and its receive window, or that it has no
-/// member of the cluster (<see cref="Member"/> null: another member may take the tunnel).</summary>
+/// <summary>A member's answer to an opener: where the member's end is and its receive window. (A process with no member
+/// of the cluster answers <see cref="MemberRefusedException"/> instead, as for a request.)</summary>
 [GenerateSerializer]
 [Immutable]
-internal sealed record TunnelAccepted([property: Id(0)] MemberEndpoint? Member, [property: Id(1)] int WindowBytes)
-{
-    public static readonly TunnelAccepted NotHere = new(null, 0);
-}
+internal sealed record TunnelAccepted([property: Id(0)] MemberEndpoint Member, [property: Id(1)] int WindowBytes);

@@ -41,7 +41,6 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                 budget,
                 anyMember: false,
                 member => member.Call(grains, host => host.Request(id, cluster, request, budget.Remaining)),
-                static _ => null,
                 cancellationToken).ConfigureAwait(false);
             IrisMetrics.Bytes.Add(data.Length, IrisMetrics.ReplyDirection);
             return data;
@@ -76,7 +75,6 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                 asking(member.Id);
                 return member.Call(grains, host => host.OpenTunnel(cluster, id, opener, openerWindow, budget.Remaining));
             },
-            accepted => accepted.Member is null ? MemberReplyStatus.NotHere : null,
             cancellationToken);
     }
 
@@ -89,7 +87,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
     }
 
     private async Task<T> ToMemberAsync<T>(
-        string cluster, CallBudget budget, bool anyMember, Func<MemberEndpoint, Task<T>> call, Func<T, MemberReplyStatus?> refused, CancellationToken cancellationToken)
+        string cluster, CallBudget budget, bool anyMember, Func<MemberEndpoint, Task<T>> call, CancellationToken cancellationToken)
     {
         var key = directory.NextKey(Audience.Cluster(cluster));
         HashSet<string>? passed = null;
@@ -118,7 +116,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
             }
 
             var member = directory.Choose(candidates);
-            var (done, result, status) = await ToOneMemberAsync(cluster, key, member, anyMember || member.Idempotent, budget, call, refused, cancellationToken).ConfigureAwait(false);
+            var (done, result, status) = await ToOneMemberAsync(cluster, key, member, anyMember || member.Idempotent, budget, call, cancellationToken).ConfigureAwait(false);
             if (done)
             {
                 return result!;
@@ -140,7 +138,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
     /// done with the result, or not done with why another member should be tried (it did not start there).</summary>
     private async Task<(bool Done, T? Result, MemberReplyStatus Status)> ToOneMemberAsync<T>(
         string cluster, string key, MemberEndpoint member, bool mayRunElsewhere, CallBudget budget, Func<MemberEndpoint, Task<T>> call,
-        Func<T, MemberReplyStatus?> refused, CancellationToken cancellationToken)
+        CancellationToken cancellationToken)
     {
         Exception? lost = null;
         for (var attempt = 1; ; attempt++)
@@ -158,7 +156,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                     result = await policy.WithinAsync(call(member), budget, cancellationToken).ConfigureAwait(false);
                 }
 
-                return refused(result) is { } status ? (false, default, status) : (true, result, default);
+                return (true, result, default);
             }
             catch (MemberRefusedException refusal) when (refusal.NotStarted)
             {

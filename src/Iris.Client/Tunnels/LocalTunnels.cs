@@ -50,7 +50,9 @@ internal sealed class LocalTunnels : IAsyncDisposable
     public Func<MemberEndpoint>? Self { get; set; }
 
     /// <summary>This process's id, as its peers know it.</summary>
-    public string SelfId => Self?.Invoke().Id ?? throw new InvalidOperationException("This process's member host is not known yet.");
+    public string SelfId => SelfEndpoint.Id;
+
+    private MemberEndpoint SelfEndpoint => Self?.Invoke() ?? throw new InvalidOperationException("This process's member host is not known yet.");
 
     public int Count => _ends.Count;
 
@@ -111,7 +113,7 @@ internal sealed class LocalTunnels : IAsyncDisposable
             throw new IrisTimeoutException(cluster, TimeSpan.Zero);
         }
 
-        var self = Self?.Invoke() ?? throw new InvalidOperationException("This process's member host is not known yet.");
+        var self = SelfEndpoint;
         var end = new TunnelEnd(this, _grains, Options, cluster, id, opener: false);
         _ends[end.Id] = end;
         IrisMetrics.TunnelsChanged(1);

@@ -2,6 +2,7 @@ using Iris.Calls;
 using Iris.Dissemination;
 using Iris.Members;
 using Iris.Overlay;
+using Iris.Placement;
 using Iris.Protocol;
 using Iris.Ring;
 
@@ -37,8 +38,9 @@ internal sealed class ScribeDissemination(IrisOverlay overlay, LocalMembers memb
     /// <summary>Member silos a rendezvous here had to reach directly because the tree did not.</summary>
     public long DirectDeliveries => Interlocked.Read(ref _directDeliveries);
 
-    /// <summary>The Scribe group of a rendezvous key: the same ring key, so the tree's root is the rendezvous' silo.</summary>
-    public static NodeKey GroupOf(string rendezvousKey) => NodeKey.FromName(rendezvousKey);
+    /// <summary>The Scribe group of a rendezvous key: the ring key the rendezvous is placed by, so the tree's root is the
+    /// rendezvous' silo.</summary>
+    public static NodeKey GroupOf(string rendezvousKey) => RendezvousPlacement.KeyOf(rendezvousKey);
 
     /// <summary>Puts this silo in the trees of <paramref name="audience"/>'s rendezvous keys.</summary>
     public async Task JoinAsync(Audience audience)

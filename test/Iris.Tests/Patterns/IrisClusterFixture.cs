@@ -1,11 +1,7 @@
-using System.Net;
-using System.Net.Sockets;
-using Iris.Hosting;
 using Iris.Overlay.Security;
-using Microsoft.Extensions.Configuration;
+using Iris.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 
 namespace Iris.Tests.Patterns;
 
@@ -49,24 +45,6 @@ public sealed class IrisClusterFixture : IAsyncLifetime
         A.Dispose();
     }
 
-    private async Task<IHost> StartSiloAsync()
-    {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = Environments.Development });
-        builder.Logging.ClearProviders();
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["Iris:Network:Key"] = _key,
-            ["Iris:Network:Discovery:Port"] = _discoveryPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        });
-        builder.UseOrleans(silo => silo.UseIris(options =>
-        {
-            options.SiloPort = PortPicker.AnyFree();
-            options.GatewayPort = PortPicker.AnyFree();
-            options.EchoCluster = "fixture-echo";
-        }));
-        var host = builder.Build();
-        await host.StartAsync();
-        return host;
-    }
+    private Task<IHost> StartSiloAsync() => InProcessSilo.StartAsync(_key, _discoveryPort, echoCluster: "fixture-echo");
 
 }

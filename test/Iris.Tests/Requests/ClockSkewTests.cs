@@ -1,9 +1,7 @@
-using Iris.Hosting;
 using Iris.Overlay.Security;
-using Microsoft.Extensions.Configuration;
+using Iris.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 
 namespace Iris.Tests.Requests;
 
@@ -47,27 +45,12 @@ public sealed class ClockSkewTests
         await caller.StopAsync();
     }
 
-    private static async Task<IHost> StartSiloAsync(string key, int discovery, TimeProvider? clock)
-    {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = Environments.Development });
-        builder.Logging.ClearProviders();
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+    private static Task<IHost> StartSiloAsync(string key, int discovery, TimeProvider? clock) =>
+        InProcessSilo.StartAsync(key, discovery, services =>
         {
-            ["Iris:Network:Key"] = key,
-            ["Iris:Network:Discovery:Port"] = discovery.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            if (clock is not null)
+            {
+                services.AddSingleton(clock);
+            }
         });
-        if (clock is not null)
-        {
-            builder.Services.AddSingleton(clock);
-        }
-
-        builder.UseOrleans(silo => silo.UseIris(options =>
-        {
-            options.SiloPort = PortPicker.AnyFree();
-            options.GatewayPort = PortPicker.AnyFree();
-        }));
-        var host = builder.Build();
-        await host.StartAsync();
-        return host;
-    }
 }

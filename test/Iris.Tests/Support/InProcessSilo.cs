@@ -1,0 +1,35 @@
+using Iris.Hosting;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Iris.Tests.Support;
+
+/// <summary>An Iris silo hosted in the test process: development mode, free loopback ports, the given network key and
+/// discovery port.</summary>
+internal static class InProcessSilo
+{
+    /// <summary>Starts a silo; <paramref name="services"/> registers what it should use instead of the defaults (a
+    /// skewed clock, say) before Iris does; <paramref name="echoCluster"/> is served by an echo member.</summary>
+    public static async Task<IHost> StartAsync(string key, int discoveryPort, Action<IServiceCollection>? services = null, string? echoCluster = null)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = Environments.Development });
+        builder.Logging.ClearProviders();
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Iris:Network:Key"] = key,
+            ["Iris:Network:Discovery:Port"] = discoveryPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        });
+        services?.Invoke(builder.Services);
+        builder.UseOrleans(silo => silo.UseIris(options =>
+        {
+            options.SiloPort = PortPicker.AnyFree();
+            options.GatewayPort = PortPicker.AnyFree();
+            options.EchoCluster = echoCluster;
+        }));
+        var host = builder.Build();
+        await host.StartAsync();
+        return host;
+    }
+}
