@@ -6,8 +6,9 @@ namespace Iris.Balancing;
 /// <summary>
 /// This process's view of where each cluster's members are: asked of the cluster's rendezvous grains, kept for a short
 /// while (<see cref="CacheTime"/>), and dropped at once when a call shows it stale or this process registers or
-/// unregisters members itself. Chooses the member process for a request in proportion to its capacity, discounted by
-/// the requests this process already has in flight there.
+/// unregisters members itself. Chooses the member process for a request in proportion to its capacity (the latest a
+/// member reported with a reply to this process, else what the rendezvous lists), discounted by the requests this
+/// process already has in flight there.
 /// </summary>
 internal sealed class MemberDirectory(IGrainFactory grains, TimeProvider time, Random random)
 {
@@ -15,10 +16,19 @@ internal sealed class MemberDirectory(IGrainFactory grains, TimeProvider time, R
     /// and one that leaves goes on serving this long after it stopped being offered: neither costs a request.</summary>
     public static readonly TimeSpan CacheTime = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>How long the capacity a member reported with a reply stands for it; after that the rendezvous' list,
+    /// renewed by the member meanwhile, is the fresher word.</summary>
+    public static readonly TimeSpan ReportedTime = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long the load kept for a member process (requests in flight, capacity reported) outlives its last
+    /// request from here.</summary>
+    private static readonly TimeSpan IdleTime = TimeSpan.FromMinutes(1);
+
     private readonly ConcurrentDictionary<string, (MemberEndpoint[] Members, long Fetched)> _cache = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, int> _inFlight = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, MemberLoad> _loads = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Audience, string[]> _keys = new();
     private int _rotation;
+    private long _swept;
 
     /// <summary>The rendezvous key the next message of this process for <paramref name="audience"/> goes through:
     /// senders rotate over a name's splits, so no one silo carries a popular name alone.</summary>
@@ -50,17 +60,28 @@ internal sealed class MemberDirectory(IGrainFactory grains, TimeProvider time, R
 
     /// <summary>
     /// Picks a member at random, weighted by its capacity over the square of (1 + requests in flight to it from
-    /// here): a member that answers slowly piles up requests in flight, and the square makes that count, so a member
-    /// three times slower gets clearly less.
+    /// here): a member that answers slowly piles up requests in flight, and the square makes that count. With the
+    /// capacity reported by each reply, two members of equal slots split a load in proportion to their speed.
     /// </summary>
     public MemberEndpoint Choose(IReadOnlyList<MemberEndpoint> members)
     {
-        var weights = new double[members.Count];
+        var now = time.GetTimestamp();
+        Span<double> weights = members.Count <= 16 ? stackalloc double[members.Count] : new double[members.Count];
         var total = 0.0;
         for (var i = 0; i < members.Count; i++)
         {
-            var inFlight = 1 + _inFlight.GetValueOrDefault(members[i].Id);
-            weights[i] = members[i].Capacity / (inFlight * (double)inFlight);
+            var capacity = members[i].Capacity;
+            var inFlight = 1.0;
+            if (_loads.TryGetValue(members[i].Id, out var load))
+            {
+                inFlight += Volatile.Read(ref load.InFlight);
+                if (load.Reported >= 0 && time.GetElapsedTime(load.ReportedAt, now) < ReportedTime)
+                {
+                    capacity = load.Reported;
+                }
+            }
+
+            weights[i] = capacity / (inFlight * inFlight);
             total += weights[i];
         }
 
@@ -81,12 +102,55 @@ internal sealed class MemberDirectory(IGrainFactory grains, TimeProvider time, R
     /// <summary>Counts a request in flight to <paramref name="member"/> until the result is disposed.</summary>
     public InFlight Track(string member)
     {
-        _inFlight.AddOrUpdate(member, 1, (_, n) => n + 1);
-        return new InFlight(this, member);
+        var now = time.GetTimestamp();
+        if (time.GetElapsedTime(Volatile.Read(ref _swept), now) > IdleTime)
+        {
+            Sweep(now);
+        }
+
+        var load = _loads.GetOrAdd(member, static _ => new MemberLoad());
+        Interlocked.Increment(ref load.InFlight);
+        load.UsedAt = now;
+        return new InFlight(load);
     }
 
-    internal readonly struct InFlight(MemberDirectory directory, string member) : IDisposable
+    /// <summary>The member processes whose load is kept here.</summary>
+    internal IEnumerable<string> Known => _loads.Keys;
+
+    /// <summary>Takes the capacity <paramref name="member"/> reported with a reply.</summary>
+    public void Reported(string member, double capacity)
     {
-        public void Dispose() => directory._inFlight.AddOrUpdate(member, 0, (_, n) => Math.Max(0, n - 1));
+        if (_loads.TryGetValue(member, out var load))
+        {
+            load.ReportedAt = time.GetTimestamp();
+            load.Reported = capacity;
+        }
+    }
+
+    /// <summary>Drops the load of member processes not asked for a while, so processes long gone are not kept.</summary>
+    private void Sweep(long now)
+    {
+        Volatile.Write(ref _swept, now);
+        foreach (var (member, load) in _loads)
+        {
+            if (Volatile.Read(ref load.InFlight) == 0 && time.GetElapsedTime(load.UsedAt, now) > IdleTime)
+            {
+                _loads.TryRemove(new KeyValuePair<string, MemberLoad>(member, load));
+            }
+        }
+    }
+
+    /// <summary>What this process knows of one member process's load.</summary>
+    internal sealed class MemberLoad
+    {
+        public int InFlight;
+        public long UsedAt;
+        public long ReportedAt;
+        public double Reported = -1;
+    }
+
+    internal readonly struct InFlight(MemberLoad load) : IDisposable
+    {
+        public void Dispose() => Interlocked.Decrement(ref load.InFlight);
     }
 }

@@ -37,10 +37,23 @@ internal sealed class LocalMembers(TimeProvider time)
 
     /// <summary>
     /// Capacity this process offers a cluster, in requests per second, summed over its members that are not leaving
-    /// (see <see cref="Member.Capacity"/>). Reported to the rendezvous with every renewal, so a member that slows down
-    /// draws less within a few renewals.
+    /// (see <see cref="Member.Capacity"/>). Reported with every reply to the process that sent the request, and to the
+    /// rendezvous with every renewal, so a member that slows down draws less from its callers at once and from every
+    /// other process within a renewal.
     /// </summary>
-    public double Capacity(string cluster) => _clusters.TryGetValue(cluster, out var members) ? members.Where(m => !m.Leaving).Sum(m => m.Capacity) : 0;
+    public double Capacity(string cluster)
+    {
+        var capacity = 0.0;
+        foreach (var member in _clusters.GetValueOrDefault(cluster) ?? [])
+        {
+            if (!member.Leaving)
+            {
+                capacity += member.Capacity;
+            }
+        }
+
+        return capacity;
+    }
 
     /// <summary>Whether this process still offers <paramref name="cluster"/> to others: it has members not leaving.</summary>
     public bool Offers(string cluster) => _clusters.TryGetValue(cluster, out var members) && members.Any(m => !m.Leaving);

@@ -12,6 +12,7 @@ internal sealed class Member(IClusterHandler handler, MemberOptions options)
     private long _queuedBytes;
     private int _active;
     private double _serviceSeconds = 0.010;
+    private long _measured;
     private double _cpuSeconds;
     private long _windowRequests;
     private long _windowBusyTicks;
@@ -38,7 +39,8 @@ internal sealed class Member(IClusterHandler handler, MemberOptions options)
 
     /// <summary>
     /// Requests per second this member can complete, the lower of two bounds: its concurrent slots over the time
-    /// its handler takes per request (a moving average, at least 1 ms; 10 ms until measured), and the machine's
+    /// its handler takes per request (the mean of the first ten, then a moving average, at least 1 ms; 10 ms until
+    /// measured), and the machine's
     /// cores over the CPU time a request costs (requests handled per unit of CPU time, once measured). A handler
     /// that waits on I/O is bound by its slots; one that computes, by the CPU.
     /// </summary>
@@ -101,7 +103,10 @@ internal sealed class Member(IClusterHandler handler, MemberOptions options)
             {
                 var reply = await Handler.HandleRequestAsync(request, timeout.Token).ConfigureAwait(false);
                 var took = Stopwatch.GetElapsedTime(started);
-                Volatile.Write(ref _serviceSeconds, (0.9 * Volatile.Read(ref _serviceSeconds)) + (0.1 * took.TotalSeconds));
+                // The mean of the first ten, then a moving average: the 10 ms guess is gone with the first measurement,
+                // so a member asked less often is not judged longer by the guess than one asked more.
+                var weight = Math.Max(0.1, 1.0 / Interlocked.Increment(ref _measured));
+                Volatile.Write(ref _serviceSeconds, ((1 - weight) * Volatile.Read(ref _serviceSeconds)) + (weight * took.TotalSeconds));
                 Interlocked.Increment(ref _windowRequests);
                 Interlocked.Add(ref _windowBusyTicks, took.Ticks);
                 return new MemberReply(MemberReplyStatus.Replied, reply, null);

@@ -11,20 +11,22 @@ namespace Iris.Members;
 /// </summary>
 internal sealed class MemberHost(LocalMembers members, LocalTunnels tunnels, IGrainFactory grains) : IMemberObserver
 {
-    public Task<byte[]> Request(Guid id, string cluster, byte[] request, TimeSpan remaining) =>
-        OnWire(cluster, members.RequestAsync(id, cluster, request, remaining));
+    public Task<MemberAnswer> Request(Guid id, string cluster, byte[] request, TimeSpan remaining) =>
+        OnWire(cluster, members.RequestAsync(id, cluster, request, remaining), members);
 
-    /// <summary>The wire form of a reply: its bytes, or the exception that says why there are none.</summary>
-    internal static Task<byte[]> OnWire(string cluster, Task<MemberReply> reply) =>
-        reply.IsCompletedSuccessfully ? Unwrap(cluster, reply.Result) : UnwrapAsync(cluster, reply);
+    /// <summary>The wire form of a reply: its bytes with the capacity offered here now, or the exception that says why
+    /// there are none.</summary>
+    private static Task<MemberAnswer> OnWire(string cluster, Task<MemberReply> reply, LocalMembers members) =>
+        reply.IsCompletedSuccessfully ? Unwrap(cluster, reply.Result, members) : UnwrapAsync(cluster, reply, members);
 
-    private static async Task<byte[]> UnwrapAsync(string cluster, Task<MemberReply> reply) => await Unwrap(cluster, await reply.ConfigureAwait(false)).ConfigureAwait(false);
+    private static async Task<MemberAnswer> UnwrapAsync(string cluster, Task<MemberReply> reply, LocalMembers members) =>
+        await Unwrap(cluster, await reply.ConfigureAwait(false), members).ConfigureAwait(false);
 
-    private static Task<byte[]> Unwrap(string cluster, MemberReply reply) => reply.Status switch
+    private static Task<MemberAnswer> Unwrap(string cluster, MemberReply reply, LocalMembers members) => reply.Status switch
     {
-        MemberReplyStatus.Replied => Task.FromResult(reply.Data ?? []),
-        MemberReplyStatus.Failed => Task.FromException<byte[]>(new RemoteException(cluster, reply.Error ?? "(no message)")),
-        _ => Task.FromException<byte[]>(new MemberRefusedException(reply.Status, reply.Error)),
+        MemberReplyStatus.Replied => Task.FromResult(new MemberAnswer(reply.Data ?? [], members.Capacity(cluster))),
+        MemberReplyStatus.Failed => Task.FromException<MemberAnswer>(new RemoteException(cluster, reply.Error ?? "(no message)")),
+        _ => Task.FromException<MemberAnswer>(new MemberRefusedException(reply.Status, reply.Error)),
     };
 
     public Task Deliver(Audience audience, byte[] message, Guid id, MemberEndpoint[] forward)

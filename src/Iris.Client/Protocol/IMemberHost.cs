@@ -11,12 +11,12 @@ namespace Iris.Protocol;
 internal interface IMemberHost : IAddressable
 {
     /// <summary>Runs request <paramref name="id"/> on a member of <paramref name="cluster"/> here, at most once: a repeat of
-    /// an id joins the run in flight or gets its reply. Answers the reply's bytes; a request that did not start here
+    /// an id joins the run in flight or gets its reply. Answers the reply's bytes with the capacity offered here; a request that did not start here
     /// throws <see cref="MemberRefusedException"/>, a handler that threw <see cref="RemoteException"/>. A call unanswered
     /// after <see cref="Calls.CallPolicy.ReaskAfter"/> is made again by its caller, which joins the run here.</summary>
     [AlwaysInterleave]
     [ResponseTimeout(Calls.CallPolicy.ReaskAfterText)]
-    Task<byte[]> Request(Guid id, string cluster, byte[] request, TimeSpan remaining);
+    Task<MemberAnswer> Request(Guid id, string cluster, byte[] request, TimeSpan remaining);
 
     /// <summary>Hands a broadcast or publication to this process's members of <paramref name="audience"/> (their
     /// handlers run after the call returns) and passes it on to <paramref name="forward"/>; a repeated

@@ -40,7 +40,12 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                 cluster,
                 budget,
                 anyMember: false,
-                member => member.Call(grains, host => host.Request(id, cluster, request, budget.Remaining)),
+                async member =>
+                {
+                    var answer = await member.Call(grains, host => host.Request(id, cluster, request, budget.Remaining)).ConfigureAwait(false);
+                    directory.Reported(member.Id, answer.Capacity);
+                    return answer.Data;
+                },
                 cancellationToken).ConfigureAwait(false);
             IrisMetrics.Bytes.Add(data.Length, IrisMetrics.ReplyDirection);
             return data;

@@ -17,7 +17,7 @@ internal sealed class MemberHostGrain(LocalMembers members, LocalTunnels tunnels
 
     private MemberHost Host => _host ??= new MemberHost(members, tunnels, GrainFactory);
 
-    public Task<byte[]> Request(Guid id, string cluster, byte[] request, TimeSpan remaining) => Host.Request(id, cluster, request, remaining);
+    public Task<MemberAnswer> Request(Guid id, string cluster, byte[] request, TimeSpan remaining) => Host.Request(id, cluster, request, remaining);
 
     public Task Deliver(Audience audience, byte[] message, Guid id, MemberEndpoint[] forward) => Host.Deliver(audience, message, id, forward);
 

@@ -13,7 +13,7 @@ public class DisseminationTests
 
     private sealed class FakeObserver : IMemberObserver
     {
-        public Task<byte[]> Request(Guid id, string cluster, byte[] request, TimeSpan remaining) => throw new NotSupportedException();
+        public Task<MemberAnswer> Request(Guid id, string cluster, byte[] request, TimeSpan remaining) => throw new NotSupportedException();
 
         public Task Deliver(Audience audience, byte[] message, Guid id, MemberEndpoint[] forward) => throw new NotSupportedException();
 

@@ -1,0 +1,96 @@
+using Iris.Balancing;
+using Iris.Protocol;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Iris.Tests.Balancing;
+
+/// <summary>The weighted choice of a member process, on a fake clock and a seeded random.</summary>
+public sealed class MemberDirectoryTests
+{
+    private static readonly MemberEndpoint Fast = new(null, 800) { Id = "fast" };
+    private static readonly MemberEndpoint Slow = new(null, 800) { Id = "slow" };
+
+    private static MemberDirectory Directory(FakeTimeProvider time) => new(grains: null!, time, new Random(7));
+
+    private static double ShareOfFast(MemberDirectory directory, int picks = 20_000)
+    {
+        var fast = 0;
+        for (var i = 0; i < picks; i++)
+        {
+            if (directory.Choose([Fast, Slow]) == Fast)
+            {
+                fast++;
+            }
+        }
+
+        return fast / (double)picks;
+    }
+
+    [Fact]
+    public void With_nothing_in_flight_members_are_chosen_in_proportion_to_their_listed_capacity()
+    {
+        var directory = Directory(new FakeTimeProvider());
+        var share = 0;
+        for (var i = 0; i < 20_000; i++)
+        {
+            share += directory.Choose([new MemberEndpoint(null, 300) { Id = "a" }, new MemberEndpoint(null, 100) { Id = "b" }]).Id == "a" ? 1 : 0;
+        }
+
+        Assert.InRange(share / 20_000.0, 0.73, 0.77);
+    }
+
+    [Fact]
+    public void The_capacity_a_member_reports_with_a_reply_outweighs_the_listed_one_until_it_is_old()
+    {
+        // Both registered with the same capacity; one turned out three times slower, and says so with its replies.
+        var time = new FakeTimeProvider();
+        var directory = Directory(time);
+        using (directory.Track("fast"))
+        using (directory.Track("slow"))
+        {
+            directory.Reported("fast", 800);
+            directory.Reported("slow", 800.0 / 3);
+        }
+
+        Assert.InRange(ShareOfFast(directory), 0.73, 0.77);
+
+        // Renewals carry the member's capacity to the rendezvous meanwhile: an old report no longer stands.
+        time.Advance(MemberDirectory.ReportedTime + TimeSpan.FromMilliseconds(1));
+        Assert.InRange(ShareOfFast(directory), 0.48, 0.52);
+    }
+
+    [Fact]
+    public void Requests_in_flight_from_here_discount_a_member_by_their_square()
+    {
+        var directory = Directory(new FakeTimeProvider());
+        var held = new List<MemberDirectory.InFlight> { directory.Track("fast") };
+
+        // Weights 800 / 2² against 800 / 1².
+        Assert.InRange(ShareOfFast(directory), 0.18, 0.22);
+        held.ForEach(h => h.Dispose());
+        Assert.InRange(ShareOfFast(directory), 0.48, 0.52);
+    }
+
+    [Fact]
+    public void A_member_process_not_asked_for_a_while_is_forgotten()
+    {
+        var time = new FakeTimeProvider();
+        var directory = Directory(time);
+        using (directory.Track("fast"))
+        using (directory.Track("slow"))
+        {
+            time.Advance(TimeSpan.FromMinutes(2));
+        }
+
+        using (directory.Track("slow"))
+        {
+            time.Advance(TimeSpan.FromMinutes(2));
+
+            // "slow" has a request in flight: it stays, however long that takes.
+            using (directory.Track("other"))
+            {
+                Assert.Equal(["other", "slow"], directory.Known.Order());
+            }
+        }
+    }
+}
