@@ -35,13 +35,14 @@ internal sealed class MemberDirectory(IGrainFactory grains, TimeProvider time, R
     public string NextKey(Audience audience) =>
         _keys.GetOrAdd(audience, static a => a.RendezvousKeys())[(int)((uint)Interlocked.Increment(ref _rotation) % Audience.Splits)];
 
-    public async Task<MemberEndpoint[]> MembersAsync(string key)
-    {
-        if (_cache.TryGetValue(key, out var cached) && time.GetElapsedTime(cached.Fetched) < CacheTime)
-        {
-            return cached.Members;
-        }
+    /// <summary>The members listed under <paramref name="key"/>: kept ones, or asked of the rendezvous.</summary>
+    public ValueTask<MemberEndpoint[]> MembersAsync(string key) =>
+        _cache.TryGetValue(key, out var cached) && time.GetElapsedTime(cached.Fetched) < CacheTime
+            ? ValueTask.FromResult(cached.Members)
+            : new ValueTask<MemberEndpoint[]>(FetchAsync(key));
 
+    private async Task<MemberEndpoint[]> FetchAsync(string key)
+    {
         var members = await grains.GetGrain<IRendezvousGrain>(key).GetMembers().ConfigureAwait(false);
         _cache[key] = (members, time.GetTimestamp());
         return members;

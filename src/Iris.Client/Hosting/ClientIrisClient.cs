@@ -1,4 +1,3 @@
-using Iris.Members;
 using Iris.Protocol;
 
 namespace Iris.Hosting;
@@ -11,15 +10,15 @@ internal sealed class ClientIrisClient : IrisProcessClient
 {
     private readonly string _id = "client/" + Guid.NewGuid().ToString("N");
 
-    // Orleans holds observer objects only weakly: this strong reference keeps the client's members reachable.
-    private readonly MemberHost _target;
     private IMemberObserver? _observer;
 
     public ClientIrisClient(IrisServices services)
-        : base(services, TimeSpan.FromSeconds(5)) =>
-        _target = new MemberHost(services.Members, services.Tunnels, services.Grains);
+        : base(services, TimeSpan.FromSeconds(5))
+    {
+    }
 
-    private IMemberObserver Observer => _observer ??= Grains.CreateObjectReference<IMemberObserver>(_target);
+    // Orleans holds observer objects only weakly: the base's strong reference to its host keeps the members reachable.
+    private IMemberObserver Observer => _observer ??= Grains.CreateObjectReference<IMemberObserver>(Host);
 
     protected override MemberEndpoint Entry(double capacity, bool idempotent) =>
         new(null, capacity) { Observer = Observer, Id = _id, Idempotent = idempotent };

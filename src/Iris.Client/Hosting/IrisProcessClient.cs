@@ -35,8 +35,12 @@ internal abstract class IrisProcessClient : IIrisClient, IHostedService
     {
         _services = services;
         _renewal = renewal;
+        Host = new MemberHost(services.Members, services.Tunnels, services.Grains);
         services.Tunnels.Self = () => Entry(0, idempotent: false);
     }
+
+    /// <summary>The door to this process's members: requests from this process go to it directly.</summary>
+    protected MemberHost Host { get; }
 
     protected IGrainFactory Grains => _services.Grains;
 
@@ -150,7 +154,7 @@ internal abstract class IrisProcessClient : IIrisClient, IHostedService
     }
 
     public Task<byte[]> RequestAsync(string cluster, byte[] request, TimeSpan timeout, CancellationToken cancellationToken = default) =>
-        _services.Requests.RequestAsync(cluster, Guid.NewGuid(), request, timeout, cancellationToken);
+        _services.Requests.RequestAsync(cluster, Guid.NewGuid(), request, timeout, isolate: true, cancellationToken);
 
     public Task BroadcastAsync(string cluster, byte[] message, CancellationToken cancellationToken = default) =>
         _services.Dissemination.SendAsync(Audience.Cluster(cluster), message, cancellationToken);
@@ -180,6 +184,7 @@ internal abstract class IrisProcessClient : IIrisClient, IHostedService
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
+        _services.Requests.ServeHere(Entry(0, idempotent: false).Id, Host);
         _renewals = Task.Run(RenewAsync, CancellationToken.None);
         return Task.CompletedTask;
     }

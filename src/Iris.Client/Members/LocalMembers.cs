@@ -114,9 +114,17 @@ internal sealed class LocalMembers(TimeProvider time)
         }
 
         var start = Interlocked.Increment(ref _next);
-        return Enumerable.Range(0, members.Length)
-            .Select(i => members[(int)((uint)(start + i) % members.Length)])
-            .MinBy(m => (m.Leaving ? 1 : 0, m.Load))!;
+        Member? best = null;
+        for (var i = 0; i < members.Length; i++)
+        {
+            var member = members[(int)((uint)(start + i) % members.Length)];
+            if (best is null || (member.Leaving, member.Load).CompareTo((best.Leaving, best.Load)) < 0)
+            {
+                best = member;
+            }
+        }
+
+        return best;
     }
 
     /// <summary>

@@ -129,7 +129,6 @@ internal sealed class RequestLedger(TimeProvider time)
     /// <summary>One request's run: going, or finished with its reply.</summary>
     private sealed class Entry
     {
-        private readonly Lock _lock = new();
         private MemberReply _reply;
         private bool _finished;
         private TaskCompletionSource<MemberReply>? _joiners;
@@ -138,7 +137,7 @@ internal sealed class RequestLedger(TimeProvider time)
         {
             get
             {
-                lock (_lock)
+                lock (this)
                 {
                     return _finished;
                 }
@@ -148,7 +147,7 @@ internal sealed class RequestLedger(TimeProvider time)
         /// <summary>The reply, now or when the run finishes.</summary>
         public Task<MemberReply> Join()
         {
-            lock (_lock)
+            lock (this)
             {
                 return _finished ? Task.FromResult(_reply) : (_joiners ??= new(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
             }
@@ -157,7 +156,7 @@ internal sealed class RequestLedger(TimeProvider time)
         public void Finish(MemberReply reply)
         {
             TaskCompletionSource<MemberReply>? joiners;
-            lock (_lock)
+            lock (this)
             {
                 _reply = reply;
                 _finished = true;

@@ -24,8 +24,27 @@ namespace Iris.Requests;
 /// </summary>
 internal sealed class RequestSender(MemberDirectory directory, IGrainFactory grains, CallPolicy policy)
 {
-    /// <summary>Sends request <paramref name="id"/> and returns the member's reply.</summary>
-    public async Task<byte[]> RequestAsync(string cluster, Guid id, byte[] request, TimeSpan timeout, CancellationToken cancellationToken)
+    /// <summary>How much longer than <see cref="CallPolicy.ReaskAfter"/> a call to another process may take to end in
+    /// Orleans' response timeout (which Orleans checks periodically, not to the millisecond).</summary>
+    private static readonly TimeSpan ResponseTimeoutSlack = TimeSpan.FromSeconds(2);
+
+    private volatile Here? _here;
+
+    /// <summary>
+    /// Sends the requests this process makes to its own members straight to <paramref name="host"/>, not through
+    /// Orleans: the reply of a call that never leaves the process cannot be lost on its way, and the call costs no
+    /// messages. <paramref name="id"/> is this process's member endpoint id. Until this is called requests to
+    /// members here go through Orleans like any other.
+    /// </summary>
+    public void ServeHere(string id, IMemberHost host) => _here = new Here(id, host);
+
+    /// <summary>
+    /// Sends request <paramref name="id"/> and returns the member's reply. With <paramref name="isolate"/>, the
+    /// caller's array is not shared with a member in this process, nor the member's reply with the caller (a call
+    /// through Orleans copies them anyway); without it, the caller hands the request over and takes the reply as is,
+    /// as the cluster grain does with arrays Orleans made for it.
+    /// </summary>
+    public async Task<byte[]> RequestAsync(string cluster, Guid id, byte[] request, TimeSpan timeout, bool isolate, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(cluster);
         ArgumentNullException.ThrowIfNull(request);
@@ -36,17 +55,16 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
         try
         {
             var budget = policy.Start(timeout);
-            var data = await ToMemberAsync(
+            var (answer, member) = await ToMemberAsync(
                 cluster,
                 budget,
                 anyMember: false,
-                async member =>
-                {
-                    var answer = await member.Call(grains, host => host.Request(id, cluster, request, budget.Remaining)).ConfigureAwait(false);
-                    directory.Reported(member.Id, answer.Capacity);
-                    return answer.Data;
-                },
+                member => IsHere(member) is { } here
+                    ? here.Request(id, cluster, isolate ? [.. request] : request, budget.Remaining)
+                    : member.Call(grains, host => host.Request(id, cluster, request, budget.Remaining)),
                 cancellationToken).ConfigureAwait(false);
+            directory.Reported(member.Id, answer.Capacity);
+            var data = isolate && IsHere(member) is not null ? [.. answer.Data] : answer.Data;
             IrisMetrics.Bytes.Add(data.Length, IrisMetrics.ReplyDirection);
             return data;
         }
@@ -71,17 +89,24 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
     {
         CheckTimeout(timeout);
         var budget = policy.Start(timeout);
-        return ToMemberAsync(
-            cluster,
-            budget,
-            anyMember: true,
-            member =>
-            {
-                asking(member.Id);
-                return member.Call(grains, host => host.OpenTunnel(cluster, id, opener, openerWindow, budget.Remaining));
-            },
-            cancellationToken);
+        return OpenAsync();
+
+        async Task<TunnelAccepted> OpenAsync() =>
+            (await ToMemberAsync(
+                cluster,
+                budget,
+                anyMember: true,
+                member =>
+                {
+                    asking(member.Id);
+                    return member.Call(grains, host => host.OpenTunnel(cluster, id, opener, openerWindow, budget.Remaining));
+                },
+                cancellationToken).ConfigureAwait(false)).Result;
     }
+
+    /// <summary>This process's member host, when <paramref name="member"/> is this process.</summary>
+    private IMemberHost? IsHere(MemberEndpoint member) =>
+        _here is { } here && string.Equals(here.Id, member.Id, StringComparison.Ordinal) ? here.Host : null;
 
     private static void CheckTimeout(TimeSpan timeout)
     {
@@ -91,7 +116,9 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
         }
     }
 
-    private async Task<T> ToMemberAsync<T>(
+    /// <summary>Makes <paramref name="call"/> to one member after another until one answers; returns the answer and
+    /// the member that gave it.</summary>
+    private async Task<(T Result, MemberEndpoint Member)> ToMemberAsync<T>(
         string cluster, CallBudget budget, bool anyMember, Func<MemberEndpoint, Task<T>> call, CancellationToken cancellationToken)
     {
         var key = directory.NextKey(Audience.Cluster(cluster));
@@ -124,7 +151,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
             var (done, result, status) = await ToOneMemberAsync(cluster, key, member, anyMember || member.Idempotent, budget, call, cancellationToken).ConfigureAwait(false);
             if (done)
             {
-                return result!;
+                return (result!, member);
             }
 
             (passed ??= new HashSet<string>(StringComparer.Ordinal)).Add(member.Id);
@@ -141,7 +168,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
 
     /// <summary>Calls one member, repeating the same call while contact is lost and the member still listed. Returns
     /// done with the result, or not done with why another member should be tried (it did not start there).</summary>
-    private async Task<(bool Done, T? Result, MemberReplyStatus Status)> ToOneMemberAsync<T>(
+    private async ValueTask<(bool Done, T? Result, MemberReplyStatus Status)> ToOneMemberAsync<T>(
         string cluster, string key, MemberEndpoint member, bool mayRunElsewhere, CallBudget budget, Func<MemberEndpoint, Task<T>> call,
         CancellationToken cancellationToken)
     {
@@ -158,7 +185,12 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                 T result;
                 using (directory.Track(member.Id))
                 {
-                    result = await policy.WithinAsync(call(member), budget, cancellationToken).ConfigureAwait(false);
+                    // A call to another process ends within its response timeout: while the caller's time outlasts
+                    // that, and nothing can cancel it, it needs no timer of its own.
+                    var pending = call(member);
+                    result = pending.IsCompleted || (!cancellationToken.CanBeCanceled && IsHere(member) is null && budget.Remaining > CallPolicy.ReaskAfter + ResponseTimeoutSlack)
+                        ? await pending.ConfigureAwait(false)
+                        : await policy.WithinAsync(pending, budget, cancellationToken).ConfigureAwait(false);
                 }
 
                 return (true, result, default);
@@ -215,13 +247,20 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
         }
     }
 
-    private async Task<MemberEndpoint[]> MembersAsync(string cluster, string key, CallBudget budget, CancellationToken cancellationToken)
+    private ValueTask<MemberEndpoint[]> MembersAsync(string cluster, string key, CallBudget budget, CancellationToken cancellationToken)
+    {
+        var known = directory.MembersAsync(key);
+        return known.IsCompletedSuccessfully ? known : new ValueTask<MemberEndpoint[]>(FetchMembersAsync(cluster, key, known.AsTask(), budget, cancellationToken));
+    }
+
+    private async Task<MemberEndpoint[]> FetchMembersAsync(string cluster, string key, Task<MemberEndpoint[]> first, CallBudget budget, CancellationToken cancellationToken)
     {
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                return await policy.WithinAsync(directory.MembersAsync(key), budget, cancellationToken).ConfigureAwait(false);
+                var asking = attempt == 1 ? first : directory.MembersAsync(key).AsTask();
+                return await policy.WithinAsync(asking, budget, cancellationToken).ConfigureAwait(false);
             }
             catch (TimeoutException) when (budget.IsExpired)
             {
@@ -247,7 +286,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
     {
         try
         {
-            var members = await policy.WithinAsync(directory.MembersAsync(key), budget, cancellationToken).ConfigureAwait(false);
+            var members = await policy.WithinAsync(directory.MembersAsync(key).AsTask(), budget, cancellationToken).ConfigureAwait(false);
             return members.Any(m => string.Equals(m.Id, member.Id, StringComparison.Ordinal));
         }
         catch (Exception e) when (e is TimeoutException || CallPolicy.Classify(e) != CallFailure.Answered)
@@ -255,4 +294,6 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
             return true;
         }
     }
+
+    private sealed record Here(string Id, IMemberHost Host);
 }

@@ -268,6 +268,33 @@ public sealed class PatternTests(IrisClusterFixture cluster) : IClassFixture<Iri
     }
 
     [Fact]
+    public async Task A_request_to_a_member_in_the_same_process_shares_no_array_with_its_caller_and_runs_once()
+    {
+        var name = Name("here");
+        var constant = new byte[] { 42 };
+        byte[]? seen = null;
+        var runs = 0;
+        await using var member = await cluster.IrisA.RegisterAsync(name, new Handler((payload, _) =>
+        {
+            Interlocked.Increment(ref runs);
+            seen = payload;
+            payload[0] = 99;
+            return Task.FromResult(constant);
+        }));
+        var request = new byte[] { 1 };
+
+        var reply = await cluster.IrisA.RequestAsync(name, request, TimeSpan.FromSeconds(5));
+
+        // Served without leaving the process, yet as a call through Orleans would be: by copies.
+        Assert.Equal(1, runs);
+        Assert.NotSame(request, seen);
+        Assert.Equal([1], request);
+        Assert.NotSame(constant, reply);
+        reply[0] = 7;
+        Assert.Equal([42], constant);
+    }
+
+    [Fact]
     public async Task Of_two_members_one_three_times_slower_the_fast_one_gets_clearly_more()
     {
         var name = Name("speed");
