@@ -21,6 +21,18 @@ internal sealed class CallPolicy(TimeProvider time, Random random)
     /// <summary><see cref="ReaskAfter"/> as the methods' <c>[ResponseTimeout]</c> attributes need it: a constant.</summary>
     public const string ReaskAfterText = "00:00:05";
 
+    /// <summary>How long a member host remembers a finished request: its reply is given to a copy that arrives up to
+    /// this long after the run finished (see the request ledger).</summary>
+    public static readonly TimeSpan RememberFor = TimeSpan.FromSeconds(20);
+
+    /// <summary>
+    /// How long a caller goes on repeating a request to one member after the last copy that found it running there
+    /// (or after the first copy): past that, the member may have forgotten a run that finished, so a copy could run
+    /// it again. The caller then reports the outcome unknown (or, for an idempotent member, tries another). Shorter
+    /// than <see cref="RememberFor"/> by twice the response timeout: a copy spends at most that on its way.
+    /// </summary>
+    public static readonly TimeSpan RepeatWindow = RememberFor - (2 * ReaskAfter);
+
     private static readonly TimeSpan FirstPause = TimeSpan.FromMilliseconds(50);
     private static readonly TimeSpan LongestPause = TimeSpan.FromSeconds(1);
 

@@ -7,16 +7,23 @@ namespace Iris.Members;
 /// <summary>
 /// The requests a process's members have started, by id: a request that arrives again (its caller repeated it after
 /// losing contact, or sent a copy after hearing nothing) joins the run in flight, or gets the reply of the finished
-/// run, instead of running twice. A run is remembered while it runs, and its reply for between one and two
-/// <see cref="Generation"/>s after it started: a caller asks again after at most <see cref="CallPolicy.ReaskAfter"/>
-/// without an answer, and within a second of a failed call, so a copy of a finished run arrives well inside that time. Entries
-/// live in two generations that rotate (runs still going are carried into the new one), so forgetting costs nothing
-/// per request, and each request costs one entry, written in place when it finishes.
+/// run, instead of running twice. A run is remembered while it runs, and its reply for at least one
+/// <see cref="Generation"/> after it finished (at most two). A copy that joins a run still going answers
+/// <see cref="MemberReplyStatus.Running"/> after <see cref="JoinWait"/>, so its caller knows the run is held here.
+/// A caller repeats a request to one member only within <see cref="CallPolicy.RepeatWindow"/> of the last copy it
+/// sent that found the run going here (or of its first), and Orleans drops a call older than its response timeout:
+/// so every copy arrives while the run goes or within a generation after it finished. Entries live in two generations
+/// that rotate (runs still going or just finished are carried into the new one), so forgetting costs nothing per
+/// request, and each request costs one entry, written in place when it finishes.
 /// </summary>
 internal sealed class RequestLedger(TimeProvider time)
 {
-    /// <summary>How long a finished run's reply is kept, at least (and at most twice as long).</summary>
-    public static readonly TimeSpan Generation = TimeSpan.FromSeconds(20);
+    /// <summary>How long a finished run's reply is kept after it finished, at least (and at most twice as long).</summary>
+    public static readonly TimeSpan Generation = CallPolicy.RememberFor;
+
+    /// <summary>How long a copy that joins a run still going waits for its reply before it answers
+    /// <see cref="MemberReplyStatus.Running"/>: well inside the caller's response timeout.</summary>
+    public static readonly TimeSpan JoinWait = CallPolicy.ReaskAfter / 2;
 
     private readonly Lock _rotation = new();
     private ConcurrentDictionary<Guid, Entry> _current = new();
@@ -37,7 +44,7 @@ internal sealed class RequestLedger(TimeProvider time)
         var previous = Volatile.Read(ref _previous);
         if (previous.TryGetValue(id, out var earlier))
         {
-            return earlier.Join();
+            return Join(earlier);
         }
 
         var current = Volatile.Read(ref _current);
@@ -45,7 +52,7 @@ internal sealed class RequestLedger(TimeProvider time)
         var known = current.GetOrAdd(id, entry);
         if (known != entry)
         {
-            return known.Join();
+            return Join(known);
         }
 
         // The first arrival awaits the run itself (no extra hop); repeats join the entry, completed with it.
@@ -80,12 +87,27 @@ internal sealed class RequestLedger(TimeProvider time)
         return run;
     }
 
+    /// <summary>The reply of a run for a copy of its request: at once when it finished, else when it finishes within
+    /// <see cref="JoinWait"/>, else <see cref="MemberReplyStatus.Running"/>.</summary>
+    private async Task<MemberReply> Join(Entry entry)
+    {
+        var reply = entry.Join();
+        try
+        {
+            return await reply.WaitAsync(JoinWait, time).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            return MemberReply.Refused(MemberReplyStatus.Running);
+        }
+    }
+
     private void Complete(ConcurrentDictionary<Guid, Entry> table, Guid id, Entry entry, Task<MemberReply> run)
     {
         var reply = run.IsCompletedSuccessfully
             ? run.Result
             : new MemberReply(MemberReplyStatus.Failed, null, run.Exception?.InnerException?.Message ?? "the run was cancelled");
-        entry.Finish(reply);
+        entry.Finish(reply, time.GetTimestamp());
         if (reply.NotStarted || reply.Status == MemberReplyStatus.Expired)
         {
             // It never ran: a repeat may start it. (It may have been carried into a newer generation meanwhile.)
@@ -115,10 +137,11 @@ internal sealed class RequestLedger(TimeProvider time)
             Volatile.Write(ref _current, next);
             Interlocked.Exchange(ref _rotated, time.GetTimestamp());
 
-            // A run longer than a generation is still remembered: carried into the new one.
+            // A run still going, or finished less than a generation ago, is still remembered: carried into the new
+            // one. So a reply is kept at least a generation after the run finished, however long it ran.
             foreach (var (id, entry) in dropped)
             {
-                if (!entry.IsFinished)
+                if (entry.FinishedAt is not { } finished || time.GetElapsedTime(finished) < Generation)
                 {
                     next.TryAdd(id, entry);
                 }
@@ -130,16 +153,17 @@ internal sealed class RequestLedger(TimeProvider time)
     private sealed class Entry
     {
         private MemberReply _reply;
-        private bool _finished;
+        private long? _finishedAt;
         private TaskCompletionSource<MemberReply>? _joiners;
 
-        public bool IsFinished
+        /// <summary>When the run finished (a timestamp), or null while it runs.</summary>
+        public long? FinishedAt
         {
             get
             {
                 lock (this)
                 {
-                    return _finished;
+                    return _finishedAt;
                 }
             }
         }
@@ -149,17 +173,17 @@ internal sealed class RequestLedger(TimeProvider time)
         {
             lock (this)
             {
-                return _finished ? Task.FromResult(_reply) : (_joiners ??= new(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+                return _finishedAt is not null ? Task.FromResult(_reply) : (_joiners ??= new(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
             }
         }
 
-        public void Finish(MemberReply reply)
+        public void Finish(MemberReply reply, long at)
         {
             TaskCompletionSource<MemberReply>? joiners;
             lock (this)
             {
                 _reply = reply;
-                _finished = true;
+                _finishedAt = at;
                 joiners = _joiners;
             }
 

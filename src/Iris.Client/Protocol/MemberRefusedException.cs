@@ -2,14 +2,16 @@ namespace Iris.Protocol;
 
 /// <summary>
 /// A member host's answer that a request (or a tunnel open) did not start there (<see cref="MemberReply.NotStarted"/>, or it expired
-/// waiting for a slot). An exception on the wire, not a reply: the reply of a request is its bytes alone, the shape
+/// waiting for a slot), or that a copy of it is still running there (<see cref="MemberReplyStatus.Running"/>). An exception on the wire, not a reply: the reply of a request is its bytes alone, the shape
 /// Orleans carries cheapest, and refusals are rare.
 /// </summary>
 [GenerateSerializer]
 internal sealed class MemberRefusedException : OrleansException
 {
     public MemberRefusedException(MemberReplyStatus status, string? reason)
-        : base($"The member refused the request before it started: {status}{(reason is null ? string.Empty : $" ({reason})")}.")
+        : base(status == MemberReplyStatus.Running
+            ? "The member is still running the request; ask again."
+            : $"The member refused the request before it started: {status}{(reason is null ? string.Empty : $" ({reason})")}.")
     {
         Status = status;
         Reason = reason;

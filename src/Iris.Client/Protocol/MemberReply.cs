@@ -17,6 +17,10 @@ internal enum MemberReplyStatus : byte
 
     /// <summary>Not started: the caller's time ran out while it waited for a slot.</summary>
     Expired,
+
+    /// <summary>A copy of a request that is still running there: no reply yet, ask again. The caller learns that the
+    /// member holds the request, before its call would end in a response timeout that says nothing.</summary>
+    Running,
 }
 
 /// <summary>A member host's answer to a request.</summary>

@@ -173,6 +173,10 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
         CancellationToken cancellationToken)
     {
         Exception? lost = null;
+        var mayHaveRun = false;
+
+        // When the last copy that found the run going there was sent (at first: when the first copy was).
+        var contact = policy.Time.GetTimestamp();
         for (var attempt = 1; ; attempt++)
         {
             if (budget.IsExpired)
@@ -180,6 +184,18 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                 throw lost is null ? CallPolicy.Timeout(cluster, budget) : CallPolicy.OutcomeUnknown(cluster, lost);
             }
 
+            if (attempt > 1 && policy.Time.GetElapsedTime(contact) > CallPolicy.RepeatWindow)
+            {
+                // The member may have forgotten a run that finished: another copy could run it again.
+                if (mayRunElsewhere)
+                {
+                    return (false, default, MemberReplyStatus.NotHere);
+                }
+
+                throw CallPolicy.OutcomeUnknown(cluster, lost ?? new TimeoutException($"no answer from the member for {CallPolicy.RepeatWindow}"));
+            }
+
+            var sent = policy.Time.GetTimestamp();
             try
             {
                 T result;
@@ -195,8 +211,17 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
 
                 return (true, result, default);
             }
+            catch (MemberRefusedException refusal) when (refusal.Status == MemberReplyStatus.Running)
+            {
+                // A copy found the run going there: ask again at once, and count the window from this copy.
+                contact = sent;
+                mayHaveRun = true;
+                IrisMetrics.Repeats.Add(1);
+            }
             catch (MemberRefusedException refusal) when (refusal.NotStarted)
             {
+                // Authoritative even for a copy: an earlier copy that arrived would be in the member's ledger (kept
+                // longer than the repeat window), and this one would have joined it.
                 return (false, default, refusal.Status);
             }
             catch (MemberRefusedException)
@@ -214,14 +239,15 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                 if (failure == CallFailure.NoAnswer)
                 {
                     // No answer yet, or one lost on its way: the same call again, which joins the run there.
+                    mayHaveRun = true;
                     IrisMetrics.Repeats.Add(1);
                     continue;
                 }
 
-                if (failure == CallFailure.ProcessGone || (failure == CallFailure.NotDelivered && lost is null))
+                if (failure == CallFailure.ProcessGone || (failure == CallFailure.NotDelivered && lost is null && !mayHaveRun))
                 {
                     // This attempt did not reach it; an earlier one may have, before its process went.
-                    if (lost is not null && !mayRunElsewhere)
+                    if ((lost is not null || mayHaveRun) && !mayRunElsewhere)
                     {
                         throw CallPolicy.OutcomeUnknown(cluster, e);
                     }
@@ -231,6 +257,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
 
                 // The call may have reached the member: repeat it there, with the same id, while it is listed.
                 lost = e;
+                mayHaveRun = true;
                 IrisMetrics.Repeats.Add(1);
                 directory.Forget(key);
                 await policy.PauseAsync(attempt, budget, cancellationToken).ConfigureAwait(false);

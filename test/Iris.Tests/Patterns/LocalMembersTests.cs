@@ -143,6 +143,53 @@ public class LocalMembersTests
     }
 
     [Fact]
+    public async Task A_run_that_finishes_just_before_its_generation_is_dropped_keeps_its_reply_a_generation_longer()
+    {
+        var time = new FakeTimeProvider();
+        var members = new LocalMembers(time);
+        var handler = new Counting();
+        var other = new Counting();
+        other.Release.SetResult();
+        members.Add("long", handler, new MemberOptions());
+        members.Add("other", other, new MemberOptions());
+        var id = Guid.NewGuid();
+        var first = members.RequestAsync(id, "long", [7], TimeSpan.FromMinutes(5));
+
+        // Two rotations go by: the first while it runs, the second a second after it finished.
+        time.Advance(RequestLedger.Generation + TimeSpan.FromSeconds(1));
+        await members.RequestAsync(Guid.NewGuid(), "other", [1], TimeSpan.FromSeconds(5));
+        time.Advance(RequestLedger.Generation - TimeSpan.FromSeconds(1));
+        handler.Release.SetResult();
+        Assert.Equal([7, 1], (await first).Data);
+        time.Advance(TimeSpan.FromSeconds(1));
+        await members.RequestAsync(Guid.NewGuid(), "other", [1], TimeSpan.FromSeconds(5));
+
+        // A copy whose caller lost the reply arrives a little later: it gets the reply, it does not run again.
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal([7, 1], (await members.RequestAsync(id, "long", [7], TimeSpan.FromMinutes(5))).Data);
+        Assert.Equal(1, handler.Runs);
+    }
+
+    [Fact]
+    public async Task A_copy_that_joins_a_long_run_answers_that_it_still_runs_before_its_callers_response_timeout()
+    {
+        var time = new FakeTimeProvider();
+        var members = new LocalMembers(time);
+        var handler = new Counting();
+        members.Add("long", handler, new MemberOptions());
+        var id = Guid.NewGuid();
+        var first = members.RequestAsync(id, "long", [7], TimeSpan.FromMinutes(5));
+        var copy = members.RequestAsync(id, "long", [7], TimeSpan.FromMinutes(5));
+        Assert.True(RequestLedger.JoinWait < Iris.Calls.CallPolicy.ReaskAfter);
+        time.Advance(RequestLedger.JoinWait);
+        Assert.Equal(MemberReplyStatus.Running, (await copy).Status);
+
+        handler.Release.SetResult();
+        Assert.Equal([7, 1], (await first).Data);
+        Assert.Equal(1, handler.Runs);
+    }
+
+    [Fact]
     public async Task A_request_refused_before_it_started_is_not_remembered_so_a_repeat_may_run_it()
     {
         var members = new LocalMembers(TimeProvider.System);

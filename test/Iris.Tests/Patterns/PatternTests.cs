@@ -268,6 +268,23 @@ public sealed class PatternTests(IrisClusterFixture cluster) : IClassFixture<Iri
     }
 
     [Fact]
+    public async Task A_request_whose_handler_outlasts_the_repeat_window_gets_its_reply_and_runs_once()
+    {
+        // Its caller's call ends in Orleans' response timeout; the copies it sends then hear that the run is going.
+        var name = Name("long");
+        var runs = 0;
+        await using var member = await cluster.IrisA.RegisterAsync(name, new Handler(async (payload, _) =>
+        {
+            Interlocked.Increment(ref runs);
+            await Task.Delay(Iris.Calls.CallPolicy.RepeatWindow + TimeSpan.FromSeconds(3));
+            return payload;
+        }));
+
+        Assert.Equal([5], await cluster.IrisB.RequestAsync(name, [5], TimeSpan.FromSeconds(40)));
+        Assert.Equal(1, runs);
+    }
+
+    [Fact]
     public async Task A_request_to_a_member_in_the_same_process_shares_no_array_with_its_caller_and_runs_once()
     {
         var name = Name("here");
