@@ -12,6 +12,9 @@ public interface IClusterGrain : IGrainWithStringKey
     /// <exception cref="RemoteException">The member's handler threw.</exception>
     /// <exception cref="IrisOverloadedException">Every member is at its limits.</exception>
     /// <exception cref="IrisOutcomeUnknownException">The member's process was lost while it held the request.</exception>
+    /// <remarks><paramref name="timeout"/> is at most 10 minutes; the call's own response timeout outlasts that, so
+    /// the caller always hears one of the errors above, never Orleans' response timeout.</remarks>
+    [ResponseTimeout("00:10:30")]
     Task<byte[]> Request(byte[] request, TimeSpan timeout);
 
     /// <summary>Delivers <paramref name="message"/> once to every member of the cluster. Returns once the message is

@@ -8,30 +8,30 @@ namespace Iris.Members;
 /// The requests a process's members have started, by id: a request that arrives again (its caller repeated it after
 /// losing contact, or sent a copy after hearing nothing) joins the run in flight, or gets the reply of the finished
 /// run, instead of running twice. A run is remembered while it runs, and its reply for at least one
-/// <see cref="Generation"/> after it finished (at most two). A copy that joins a run still going answers
+/// <see cref="Generation"/> after it finished (at most one and a half). A copy that joins a run still going answers
 /// <see cref="MemberReplyStatus.Running"/> after <see cref="JoinWait"/>, so its caller knows the run is held here.
 /// A caller repeats a request to one member only within <see cref="CallPolicy.RepeatWindow"/> of the last copy it
 /// sent that found the run going here (or of its first), and Orleans drops a call older than its response timeout:
-/// so every copy arrives while the run goes or within a generation after it finished. Entries live in two generations
-/// that rotate (runs still going or just finished are carried into the new one), so forgetting costs nothing per
-/// request, and each request costs one entry, written in place when it finishes.
+/// so every copy arrives while the run goes or within a generation after it finished. One table holds every entry,
+/// so a lookup and an insert are one atomic step; every half generation one pass removes the entries finished more
+/// than a generation ago.
 /// </summary>
 internal sealed class RequestLedger(TimeProvider time)
 {
-    /// <summary>How long a finished run's reply is kept after it finished, at least (and at most twice as long).</summary>
+    /// <summary>How long a finished run's reply is kept after it finished, at least (and at most one and a half times
+    /// as long).</summary>
     public static readonly TimeSpan Generation = CallPolicy.RememberFor;
 
     /// <summary>How long a copy that joins a run still going waits for its reply before it answers
     /// <see cref="MemberReplyStatus.Running"/>: well inside the caller's response timeout.</summary>
     public static readonly TimeSpan JoinWait = CallPolicy.ReaskAfter / 2;
 
-    private readonly Lock _rotation = new();
-    private ConcurrentDictionary<Guid, Entry> _current = new();
-    private ConcurrentDictionary<Guid, Entry> _previous = new();
-    private long _rotated = time.GetTimestamp();
+    private readonly Lock _sweeping = new();
+    private readonly ConcurrentDictionary<Guid, Entry> _entries = new();
+    private long _swept = time.GetTimestamp();
 
     /// <summary>Runs in flight and finished runs still remembered.</summary>
-    public int Count => _current.Count + _previous.Count;
+    public int Count => _entries.Count;
 
     /// <summary>
     /// The run of request <paramref name="id"/>: the one already started here, or a new one made by
@@ -40,16 +40,9 @@ internal sealed class RequestLedger(TimeProvider time)
     /// </summary>
     public Task<MemberReply> RunOnce(Guid id, Func<Task<MemberReply>> start)
     {
-        RotateIfDue();
-        var previous = Volatile.Read(ref _previous);
-        if (previous.TryGetValue(id, out var earlier))
-        {
-            return Join(earlier);
-        }
-
-        var current = Volatile.Read(ref _current);
+        SweepIfDue();
         var entry = new Entry();
-        var known = current.GetOrAdd(id, entry);
+        var known = _entries.GetOrAdd(id, entry);
         if (known != entry)
         {
             return Join(known);
@@ -68,17 +61,17 @@ internal sealed class RequestLedger(TimeProvider time)
 
         if (run.IsCompleted)
         {
-            Complete(current, id, entry, run);
+            Complete(id, entry, run);
         }
         else
         {
             run.ContinueWith(
                 static (done, state) =>
                 {
-                    var (ledger, current, id, entry) = ((RequestLedger, ConcurrentDictionary<Guid, Entry>, Guid, Entry))state!;
-                    ledger.Complete(current, id, entry, done);
+                    var (ledger, id, entry) = ((RequestLedger, Guid, Entry))state!;
+                    ledger.Complete(id, entry, done);
                 },
-                (this, current, id, entry),
+                (this, id, entry),
                 CancellationToken.None,
                 TaskContinuationOptions.ExecuteSynchronously,
                 TaskScheduler.Default);
@@ -102,7 +95,7 @@ internal sealed class RequestLedger(TimeProvider time)
         }
     }
 
-    private void Complete(ConcurrentDictionary<Guid, Entry> table, Guid id, Entry entry, Task<MemberReply> run)
+    private void Complete(Guid id, Entry entry, Task<MemberReply> run)
     {
         var reply = run.IsCompletedSuccessfully
             ? run.Result
@@ -110,42 +103,39 @@ internal sealed class RequestLedger(TimeProvider time)
         entry.Finish(reply, time.GetTimestamp());
         if (reply.NotStarted || reply.Status == MemberReplyStatus.Expired)
         {
-            // It never ran: a repeat may start it. (It may have been carried into a newer generation meanwhile.)
-            table.TryRemove(new KeyValuePair<Guid, Entry>(id, entry));
-            Volatile.Read(ref _current).TryRemove(new KeyValuePair<Guid, Entry>(id, entry));
+            // It never ran: a repeat may start it.
+            _entries.TryRemove(new KeyValuePair<Guid, Entry>(id, entry));
         }
     }
 
-    private void RotateIfDue()
+    /// <summary>Every half generation, forgets the runs that finished more than a generation ago; one caller does
+    /// it, the others go on.</summary>
+    private void SweepIfDue()
     {
-        if (time.GetElapsedTime(Interlocked.Read(ref _rotated)) < Generation)
+        if (time.GetElapsedTime(Interlocked.Read(ref _swept)) < Generation / 2 || !_sweeping.TryEnter())
         {
             return;
         }
 
-        lock (_rotation)
+        try
         {
-            if (time.GetElapsedTime(Interlocked.Read(ref _rotated)) < Generation)
+            if (time.GetElapsedTime(Interlocked.Read(ref _swept)) < Generation / 2)
             {
                 return;
             }
 
-            // Sized for a generation like the last one, so the new table does not grow (and stall) under load.
-            var dropped = _previous;
-            var next = new ConcurrentDictionary<Guid, Entry>(Environment.ProcessorCount, Math.Max(31, _current.Count));
-            Volatile.Write(ref _previous, _current);
-            Volatile.Write(ref _current, next);
-            Interlocked.Exchange(ref _rotated, time.GetTimestamp());
-
-            // A run still going, or finished less than a generation ago, is still remembered: carried into the new
-            // one. So a reply is kept at least a generation after the run finished, however long it ran.
-            foreach (var (id, entry) in dropped)
+            Interlocked.Exchange(ref _swept, time.GetTimestamp());
+            foreach (var (id, entry) in _entries)
             {
-                if (entry.FinishedAt is not { } finished || time.GetElapsedTime(finished) < Generation)
+                if (entry.FinishedAt is { } finished && time.GetElapsedTime(finished) >= Generation)
                 {
-                    next.TryAdd(id, entry);
+                    _entries.TryRemove(new KeyValuePair<Guid, Entry>(id, entry));
                 }
             }
+        }
+        finally
+        {
+            _sweeping.Exit();
         }
     }
 

@@ -220,8 +220,14 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
             }
             catch (MemberRefusedException refusal) when (refusal.NotStarted)
             {
-                // Authoritative even for a copy: an earlier copy that arrived would be in the member's ledger (kept
-                // longer than the repeat window), and this one would have joined it.
+                // This copy did not start there. An earlier copy still on its way (calls travel different
+                // connections) could arrive after this refusal was forgotten and run: after an unanswered copy, only
+                // an idempotent member's request goes elsewhere.
+                if (mayHaveRun && !mayRunElsewhere)
+                {
+                    throw CallPolicy.OutcomeUnknown(cluster, refusal);
+                }
+
                 return (false, default, refusal.Status);
             }
             catch (MemberRefusedException)

@@ -1,19 +1,15 @@
-using System.Diagnostics;
 using System.Runtime.CompilerServices;
-using System.Threading.Channels;
-using Iris.Calls;
 using Iris.Diagnostics;
 using Iris.Protocol;
 
 namespace Iris.Tunnels;
 
 /// <summary>
-/// One end of a tunnel, in the process of the opener or of the member. Sending: a message is cut into chunks of at
-/// most 64 KiB, numbered, and queued once the peer's window has room for each; a pump carries queued frames to the
-/// peer in batches, several calls in flight (Orleans does not keep calls in order, the numbers do). Receiving: frames
-/// are put back in order, chunks reassembled, whole messages queued for the application; bytes are granted back to
-/// the peer as the application takes them, so what waits here stays within the window (plus one large message being
-/// reassembled, whose chunks are granted while nothing else waits).
+/// One end of a tunnel, in the process of the opener or of the member: the <see cref="ITunnel"/> the application
+/// holds, in front of a <see cref="TunnelSender"/> and a <see cref="TunnelReceiver"/> (which make no calls), plus the
+/// calls between the ends: a pump carries queued frames to the peer in batches, several calls in flight (Orleans
+/// does not keep calls in order, the numbers do), grants go back as the application takes messages, and ending tells
+/// the peer why.
 /// </summary>
 internal sealed class TunnelEnd : ITunnel
 {
@@ -26,36 +22,12 @@ internal sealed class TunnelEnd : ITunnel
     private readonly TunnelOptions _options;
     private readonly CancellationTokenSource _closing = new();
     private readonly Lock _gate = new();
-
-    // Sending.
-    private readonly SemaphoreSlim _sendLock = new(1, 1);
-    private readonly Channel<TunnelFrame> _outgoing = Channel.CreateUnbounded<TunnelFrame>(new UnboundedChannelOptions { SingleReader = true });
-    private long _peerWindow;
-    private long _spent;
-    private long _grantedByPeer;
-    private long _nextSend;
-    private TaskCompletionSource? _creditWaiter;
+    private readonly TunnelSender _sender;
+    private readonly TunnelReceiver _receiver;
     private Task _pump = Task.CompletedTask;
-
-    // Receiving.
-    private readonly Dictionary<long, TunnelFrame> _early = [];
-    private readonly Queue<(byte[] Message, int Ungranted)> _messages = new();
-    private readonly int _grantThreshold;
-    private long _nextReceive;
-    private List<byte[]>? _partial;
-    private long _partialBytes;
-    private int _partialUngranted;
-    private int _toGrant;
-    private long _granted;
-    private long _buffered;
-    private TaskCompletionSource? _receiveWaiter;
-
-    // Ending.
     private TunnelCloseReason? _ended;
     private string? _endedDetail;
     private TunnelSet? _set;
-    private volatile bool _closeRequested;
-    private string? _peerProcess;
 
     public TunnelEnd(LocalTunnels owner, IGrainFactory grains, TunnelOptions options, string cluster, Guid tunnel, bool opener)
     {
@@ -65,7 +37,8 @@ internal sealed class TunnelEnd : ITunnel
         Cluster = cluster;
         Id = opener ? tunnel : MemberSide(tunnel);
         PeerId = opener ? MemberSide(tunnel) : tunnel;
-        _grantThreshold = options.WindowBytes / 4;
+        _sender = new TunnelSender(cluster, options.MaxMessageBytes);
+        _receiver = new TunnelReceiver(cluster, options.WindowBytes, options.MaxMessageBytes);
     }
 
     public string Cluster { get; }
@@ -85,32 +58,14 @@ internal sealed class TunnelEnd : ITunnel
     /// process it is asking. Frames and calls from any other process are answered as for an abandoned tunnel, so the
     /// end there (a member that accepted an open whose answer was lost) closes: a tunnel has one member end.
     /// </summary>
-    public string? PeerProcess
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _peerProcess;
-            }
-        }
-    }
+    public string? PeerProcess => _receiver.From;
 
     /// <summary>Cancelled when the tunnel closes, for whatever reason.</summary>
     public CancellationToken Closing => _closing.Token;
 
     /// <summary>Bytes waiting here to be taken by the application: out-of-order frames, a message being reassembled,
     /// whole messages.</summary>
-    public long BufferedBytes
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _buffered;
-            }
-        }
-    }
+    public long BufferedBytes => _receiver.BufferedBytes;
 
     public bool IsEnded
     {
@@ -128,121 +83,37 @@ internal sealed class TunnelEnd : ITunnel
     /// taken from now on. Asking another process than before starts receiving afresh: nothing of the earlier one
     /// reached the application (the open has not returned), and its end is answered as abandoned.
     /// </summary>
-    public void Expect(string process)
-    {
-        lock (_gate)
-        {
-            if (_peerProcess == process)
-            {
-                return;
-            }
-
-            _peerProcess = process;
-            _early.Clear();
-            _messages.Clear();
-            _partial = null;
-            _partialBytes = 0;
-            _partialUngranted = 0;
-            _nextReceive = 0;
-            _toGrant = 0;
-            _granted = 0;
-            _buffered = 0;
-        }
-    }
+    public void Expect(string process) => _receiver.TakeFrom(process);
 
     /// <summary>Connects the end to its peer, which accepts <paramref name="peerWindow"/> bytes ahead; starts sending.</summary>
     public void Connect(MemberEndpoint peer, int peerWindow, TunnelSet? set = null)
     {
-        long early;
         lock (_gate)
         {
             Peer = peer;
-            _peerProcess = peer.Id;
             _set = set;
-            _peerWindow = peerWindow;
-            early = _granted;
         }
 
+        _receiver.TakeFrom(peer.Id);
+        _sender.Open(peerWindow);
         set?.Add(this);
 
         _pump = Task.Run(PumpAsync);
-        if (early > 0)
+        if (_receiver.Granted is var early and > 0)
         {
             // The member's first messages came before its address did: grant what the application took of them.
             SendCredit(early);
         }
     }
 
-    public async ValueTask SendAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken = default)
-    {
-        ThrowIfEnded();
-        if (message.Length > _options.MaxMessageBytes)
-        {
-            throw new TunnelMessageTooLargeException(Cluster, message.Length, _options.MaxMessageBytes);
-        }
-
-        await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        var partlySent = false;
-        try
-        {
-            var offset = 0;
-            do
-            {
-                var size = Math.Min(TunnelOptions.ChunkBytes, message.Length - offset);
-                await TakeCreditAsync(size, cancellationToken).ConfigureAwait(false);
-                var last = offset + size == message.Length;
-                Enqueue(last ? TunnelFrameKind.Final : TunnelFrameKind.Chunk, message.Slice(offset, size).ToArray());
-                offset += size;
-                partlySent = !last;
-            }
-            while (offset < message.Length);
-
-            IrisMetrics.TunnelMessages.Add(1, IrisMetrics.Sent);
-            IrisMetrics.TunnelBytes.Add(message.Length, IrisMetrics.Sent);
-        }
-        catch (Exception) when (partlySent)
-        {
-            // Part of the message went out: the receiver drops it.
-            Enqueue(TunnelFrameKind.Abort, []);
-            throw;
-        }
-        finally
-        {
-            _sendLock.Release();
-        }
-    }
+    public ValueTask SendAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken = default) =>
+        _sender.SendAsync(message, cancellationToken);
 
     public async ValueTask<byte[]> ReceiveAsync(CancellationToken cancellationToken = default)
     {
         while (true)
         {
-            Task waiter;
-            byte[]? message = null;
-            long grant = 0;
-            lock (_gate)
-            {
-                if (_messages.TryDequeue(out var next))
-                {
-                    message = next.Message;
-                    _buffered -= message.Length;
-                    var released = next.Ungranted;
-                    if (_messages.Count == 0)
-                    {
-                        // Nothing else waits: the chunks of a message being reassembled may come on.
-                        released += _partialUngranted;
-                        _partialUngranted = 0;
-                    }
-
-                    grant = Release(released);
-                }
-                else if (_ended is { } reason)
-                {
-                    throw new TunnelClosedException(Cluster, reason, _endedDetail);
-                }
-
-                waiter = message is null ? (_receiveWaiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task : Task.CompletedTask;
-            }
-
+            var (message, grant, arrival) = _receiver.Take();
             if (message is not null)
             {
                 IrisMetrics.TunnelMessages.Add(1, IrisMetrics.Received);
@@ -255,7 +126,7 @@ internal sealed class TunnelEnd : ITunnel
                 return message;
             }
 
-            await waiter.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await arrival.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -289,22 +160,9 @@ internal sealed class TunnelEnd : ITunnel
 
         // A send waiting for credit is not sent yet: it ends (and drops what it queued of its message) so that the
         // close follows everything sent before it.
-        _closeRequested = true;
-        WakeSenders();
-        await _sendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+        if (!await _sender.CloseAsync(cancellationToken).ConfigureAwait(false))
         {
-            if (IsEnded)
-            {
-                return;
-            }
-
-            Enqueue(TunnelFrameKind.Close, []);
-            _outgoing.Writer.TryComplete();
-        }
-        finally
-        {
-            _sendLock.Release();
+            return;
         }
 
         await _pump.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -336,116 +194,48 @@ internal sealed class TunnelEnd : ITunnel
     /// any process but the peer's are answered as for an abandoned tunnel.</summary>
     public TunnelStatus OnData(string from, TunnelFrame[] frames)
     {
-        long grant = 0;
-        var closedByPeer = false;
-        TunnelClosedException? tooLarge = null;
-        lock (_gate)
+        if (!string.Equals(_receiver.From, from, StringComparison.Ordinal))
         {
-            if (!string.Equals(_peerProcess, from, StringComparison.Ordinal))
+            return TunnelStatus.Abandoned;
+        }
+
+        var accepted = _receiver.Accept(from, frames);
+        if (!accepted.Taken)
+        {
+            lock (_gate)
             {
-                return TunnelStatus.Abandoned;
-            }
-
-            if (_ended is { } ended)
-            {
-                return ended is TunnelCloseReason.Closed or TunnelCloseReason.ClosedByPeer ? TunnelStatus.Closed : TunnelStatus.Unknown;
-            }
-
-            foreach (var frame in frames)
-            {
-                if (frame.Sequence >= _nextReceive && _early.TryAdd(frame.Sequence, frame))
-                {
-                    _buffered += frame.Data.Length;
-                }
-            }
-
-            while (_early.Remove(_nextReceive, out var frame))
-            {
-                _nextReceive++;
-                switch (frame.Kind)
-                {
-                    case TunnelFrameKind.Chunk:
-                        (_partial ??= []).Add(frame.Data);
-                        _partialBytes += frame.Data.Length;
-                        if (_partialBytes > _options.MaxMessageBytes)
-                        {
-                            tooLarge = new TunnelClosedException(Cluster, TunnelCloseReason.MessageTooLarge, $"more than {_options.MaxMessageBytes} bytes");
-                        }
-                        else if (_messages.Count == 0)
-                        {
-                            grant = Math.Max(grant, Release(frame.Data.Length));
-                        }
-                        else
-                        {
-                            _partialUngranted += frame.Data.Length;
-                        }
-
-                        break;
-                    case TunnelFrameKind.Final:
-                        var message = _partial is null ? frame.Data : Concatenate(_partial, frame.Data, _partialBytes);
-                        if (message.Length > _options.MaxMessageBytes)
-                        {
-                            tooLarge = new TunnelClosedException(Cluster, TunnelCloseReason.MessageTooLarge, $"{message.Length} bytes, more than {_options.MaxMessageBytes}");
-                            break;
-                        }
-
-                        _messages.Enqueue((message, _partialUngranted + frame.Data.Length));
-                        _partial = null;
-                        _partialBytes = 0;
-                        _partialUngranted = 0;
-                        WakeReceiver();
-                        break;
-                    case TunnelFrameKind.Abort:
-                        _buffered -= _partialBytes;
-                        grant = Math.Max(grant, Release(_partialUngranted));
-                        _partial = null;
-                        _partialBytes = 0;
-                        _partialUngranted = 0;
-                        break;
-                    case TunnelFrameKind.Close:
-                        closedByPeer = true;
-                        break;
-                }
-
-                if (tooLarge is not null || closedByPeer)
-                {
-                    break;
-                }
+                return _ended is TunnelCloseReason.Closed or TunnelCloseReason.ClosedByPeer ? TunnelStatus.Closed
+                    : _ended is not null ? TunnelStatus.Unknown
+                    : TunnelStatus.Abandoned;
             }
         }
 
-        if (tooLarge is not null)
+        if (accepted.TooLarge is { } tooLarge)
         {
-            End(TunnelCloseReason.MessageTooLarge, tooLarge.Detail, notifyPeer: true);
+            End(TunnelCloseReason.MessageTooLarge, tooLarge, notifyPeer: true);
         }
-        else if (closedByPeer)
+        else if (accepted.ClosedBy)
         {
             End(TunnelCloseReason.ClosedByPeer, null, notifyPeer: false);
         }
-        else if (grant > 0)
+        else if (accepted.Grant > 0)
         {
-            SendCredit(grant);
+            SendCredit(accepted.Grant);
         }
 
         return TunnelStatus.Open;
     }
 
-    /// <summary>The peer's application has consumed <paramref name="grantedTotal"/> bytes since the tunnel opened. A
-    /// running total, not an increment: a credit call sent twice, or overtaken by a later one, grants nothing extra.
-    /// False when <paramref name="from"/> is not the peer's process (nothing is granted).</summary>
+    /// <summary>The peer's application has consumed <paramref name="grantedTotal"/> bytes since the tunnel opened (a
+    /// running total). False when <paramref name="from"/> is not the peer's process (nothing is granted).</summary>
     public bool OnCredit(string from, long grantedTotal)
     {
-        lock (_gate)
+        if (!string.Equals(_receiver.From, from, StringComparison.Ordinal))
         {
-            if (!string.Equals(_peerProcess, from, StringComparison.Ordinal))
-            {
-                return false;
-            }
-
-            _grantedByPeer = Math.Max(_grantedByPeer, grantedTotal);
+            return false;
         }
 
-        WakeSenders();
+        _sender.OnCredit(grantedTotal);
         return true;
     }
 
@@ -469,14 +259,10 @@ internal sealed class TunnelEnd : ITunnel
 
             _ended = reason;
             _endedDetail = detail;
-            _early.Clear();
-            _partial = null;
-            _buffered = _messages.Sum(m => (long)m.Message.Length);
-            WakeReceiver();
         }
 
-        WakeSenders();
-        _outgoing.Writer.TryComplete();
+        _receiver.End(reason, detail);
+        _sender.End(reason, detail);
         _owner.Forget(this, reason);
         _set?.Remove(this);
         try
@@ -509,76 +295,11 @@ internal sealed class TunnelEnd : ITunnel
         }
     }
 
-    private void ThrowIfEnded()
-    {
-        lock (_gate)
-        {
-            if (_ended is { } reason)
-            {
-                throw new TunnelClosedException(Cluster, reason, _endedDetail);
-            }
-        }
-
-        if (_closeRequested)
-        {
-            throw new TunnelClosedException(Cluster, TunnelCloseReason.Closed);
-        }
-    }
-
-    private async Task TakeCreditAsync(int size, CancellationToken cancellationToken)
-    {
-        var stalled = false;
-        while (true)
-        {
-            Task waiter;
-            lock (_gate)
-            {
-                if (_ended is { } reason)
-                {
-                    throw new TunnelClosedException(Cluster, reason, _endedDetail);
-                }
-
-                if (_peerWindow + _grantedByPeer - _spent >= size)
-                {
-                    _spent += size;
-                    return;
-                }
-
-                // Closing: a send that would have to wait is not sent (one that has credit goes on, the close follows it).
-                if (_closeRequested)
-                {
-                    throw new TunnelClosedException(Cluster, TunnelCloseReason.Closed);
-                }
-
-                waiter = (_creditWaiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
-            }
-
-            if (!stalled)
-            {
-                stalled = true;
-                IrisMetrics.TunnelCreditStalls.Add(1);
-            }
-
-            await waiter.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    private void Enqueue(TunnelFrameKind kind, byte[] data)
-    {
-        long sequence;
-        lock (_gate)
-        {
-            sequence = _nextSend++;
-        }
-
-        _outgoing.Writer.TryWrite(new TunnelFrame(sequence, kind, data));
-    }
-
     /// <summary>Carries queued frames to the peer, in batches, a few calls at a time.</summary>
     private async Task PumpAsync()
     {
         using var calls = new SemaphoreSlim(MaxCallsInFlight, MaxCallsInFlight);
-        var reader = _outgoing.Reader;
+        var reader = _sender.Frames;
         var peer = Peer!;
         while (await reader.WaitToReadAsync().ConfigureAwait(false))
         {
@@ -657,39 +378,6 @@ internal sealed class TunnelEnd : ITunnel
         }
     }
 
-    /// <summary>Counts consumed bytes; once a quarter window has gathered, returns the new running total to grant the
-    /// peer (0: nothing to send yet).</summary>
-    private long Release(int bytes)
-    {
-        _toGrant += bytes;
-        if (_toGrant < _grantThreshold)
-        {
-            return 0;
-        }
-
-        _granted += _toGrant;
-        _toGrant = 0;
-        return _granted;
-    }
-
-    private void WakeReceiver()
-    {
-        _receiveWaiter?.TrySetResult();
-        _receiveWaiter = null;
-    }
-
-    private void WakeSenders()
-    {
-        TaskCompletionSource? waiter;
-        lock (_gate)
-        {
-            waiter = _creditWaiter;
-            _creditWaiter = null;
-        }
-
-        waiter?.TrySetResult();
-    }
-
     /// <summary>The member end's id for tunnel <paramref name="tunnel"/>.</summary>
     public static Guid MemberSide(Guid tunnel)
     {
@@ -697,19 +385,5 @@ internal sealed class TunnelEnd : ITunnel
         tunnel.TryWriteBytes(bytes);
         bytes[15] ^= 0x01;
         return new Guid(bytes);
-    }
-
-    private static byte[] Concatenate(List<byte[]> chunks, byte[] last, long length)
-    {
-        var message = new byte[length + last.Length];
-        var offset = 0;
-        foreach (var chunk in chunks)
-        {
-            chunk.CopyTo(message, offset);
-            offset += chunk.Length;
-        }
-
-        last.CopyTo(message, offset);
-        return message;
     }
 }
