@@ -33,6 +33,11 @@ internal sealed class CallPolicy(TimeProvider time, Random random)
     /// </summary>
     public static readonly TimeSpan RepeatWindow = RememberFor - (2 * ReaskAfter);
 
+    /// <summary>Why an Iris process refuses to start with Orleans' <c>DropExpiredMessages</c> off.</summary>
+    public const string DropExpiredMessagesRequired =
+        "Iris needs Orleans to drop expired messages (MessagingOptions.DropExpiredMessages = true, the default): a request's copies must " +
+        "arrive within their response timeout or not at all, or a member that forgot a finished request could run it again.";
+
     private static readonly TimeSpan FirstPause = TimeSpan.FromMilliseconds(50);
     private static readonly TimeSpan LongestPause = TimeSpan.FromSeconds(1);
 

@@ -1,3 +1,4 @@
+using Iris.Calls;
 using Iris.Overlay.Security;
 using Iris.Security;
 using Microsoft.Extensions.DependencyInjection;
@@ -40,6 +41,9 @@ public static class IrisClientBuilderExtensions
         // Beacons are cheap and local: a dead gateway leaves the list within seconds, and Orleans fails the calls that
         // were on their way through it (then repeated elsewhere with their ids) instead of leaving them to time out.
         services.AddOptions<GatewayOptions>().Configure(gateways => gateways.GatewayListRefreshPeriod = IrisGatewayListProvider.RefreshPeriod);
+        services.AddOptions<ClientMessagingOptions>()
+            .Validate(messaging => messaging.DropExpiredMessages, CallPolicy.DropExpiredMessagesRequired)
+            .ValidateOnStart();
         builder.Configure<ClientConnectionOptions>(connections => connections.ConfigureConnection(connection => connection.UseIrisSecurity(initiator: true)));
         services.AddSingleton<IGatewayListProvider, IrisGatewayListProvider>();
         services.AddIrisProcess(TunnelOptions.ClientSectionName);

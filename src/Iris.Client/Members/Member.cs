@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Iris.Calls;
 using Iris.Protocol;
 using Iris.Tunnels;
@@ -98,11 +97,11 @@ internal sealed class Member(IClusterHandler handler, MemberOptions options)
                 return MemberReply.Refused(MemberReplyStatus.Expired);
             }
 
-            var started = Stopwatch.GetTimestamp();
+            var started = budget.Time.GetTimestamp();
             try
             {
                 var reply = await Handler.HandleRequestAsync(request, timeout.Token).ConfigureAwait(false);
-                var took = Stopwatch.GetElapsedTime(started);
+                var took = budget.Time.GetElapsedTime(started);
                 // The mean of the first ten, then a moving average: the 10 ms guess is gone with the first measurement,
                 // so a member asked less often is not judged longer by the guess than one asked more.
                 var weight = Math.Max(0.1, 1.0 / Interlocked.Increment(ref _measured));

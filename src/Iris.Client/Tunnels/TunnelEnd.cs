@@ -25,8 +25,7 @@ internal sealed class TunnelEnd : ITunnel
     private readonly TunnelSender _sender;
     private readonly TunnelReceiver _receiver;
     private Task _pump = Task.CompletedTask;
-    private TunnelCloseReason? _ended;
-    private string? _endedDetail;
+    private TunnelEnding _ended;
     private TunnelSet? _set;
 
     public TunnelEnd(LocalTunnels owner, IGrainFactory grains, TunnelOptions options, string cluster, Guid tunnel, bool opener)
@@ -73,7 +72,7 @@ internal sealed class TunnelEnd : ITunnel
         {
             lock (_gate)
             {
-                return _ended is not null;
+                return _ended.Reason is not null;
             }
         }
     }
@@ -152,7 +151,7 @@ internal sealed class TunnelEnd : ITunnel
     {
         lock (_gate)
         {
-            if (_ended is not null)
+            if (_ended.Reason is not null)
             {
                 return;
             }
@@ -169,9 +168,9 @@ internal sealed class TunnelEnd : ITunnel
         lock (_gate)
         {
             // The peer died before it had everything: the close was not graceful, say so.
-            if (_ended is { } reason and not TunnelCloseReason.Closed and not TunnelCloseReason.ClosedByPeer)
+            if (_ended.Reason is not null and not TunnelCloseReason.Closed and not TunnelCloseReason.ClosedByPeer)
             {
-                throw new TunnelClosedException(Cluster, reason, _endedDetail);
+                _ended.ThrowIfEnded(Cluster);
             }
         }
 
@@ -204,8 +203,8 @@ internal sealed class TunnelEnd : ITunnel
         {
             lock (_gate)
             {
-                return _ended is TunnelCloseReason.Closed or TunnelCloseReason.ClosedByPeer ? TunnelStatus.Closed
-                    : _ended is not null ? TunnelStatus.Unknown
+                return _ended.Reason is TunnelCloseReason.Closed or TunnelCloseReason.ClosedByPeer ? TunnelStatus.Closed
+                    : _ended.Reason is not null ? TunnelStatus.Unknown
                     : TunnelStatus.Abandoned;
             }
         }
@@ -252,13 +251,10 @@ internal sealed class TunnelEnd : ITunnel
     {
         lock (_gate)
         {
-            if (_ended is not null)
+            if (!_ended.TrySet(reason, detail))
             {
                 return Task.CompletedTask;
             }
-
-            _ended = reason;
-            _endedDetail = detail;
         }
 
         _receiver.End(reason, detail);

@@ -23,8 +23,7 @@ internal sealed class TunnelReceiver(string cluster, int windowBytes, int maxMes
     private long _granted;
     private long _buffered;
     private TaskCompletionSource? _waiter;
-    private TunnelCloseReason? _ended;
-    private string? _endedDetail;
+    private TunnelEnding _ended;
 
     /// <summary>What became of the frames of one <see cref="Accept"/>.</summary>
     /// <param name="Taken">False when they came from another process than the one frames are taken from.</param>
@@ -99,7 +98,7 @@ internal sealed class TunnelReceiver(string cluster, int windowBytes, int maxMes
         long grant = 0;
         lock (_gate)
         {
-            if (!string.Equals(_from, from, StringComparison.Ordinal) || _ended is not null)
+            if (!string.Equals(_from, from, StringComparison.Ordinal) || _ended.Reason is not null)
             {
                 return new Accepted(Taken: false, 0, false, null);
             }
@@ -186,11 +185,7 @@ internal sealed class TunnelReceiver(string cluster, int windowBytes, int maxMes
                 return (next.Message, Release(released), Task.CompletedTask);
             }
 
-            if (_ended is { } reason)
-            {
-                throw new TunnelClosedException(cluster, reason, _endedDetail);
-            }
-
+            _ended.ThrowIfEnded(cluster);
             return (null, 0, (_waiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task);
         }
     }
@@ -200,13 +195,11 @@ internal sealed class TunnelReceiver(string cluster, int windowBytes, int maxMes
     {
         lock (_gate)
         {
-            if (_ended is not null)
+            if (!_ended.TrySet(reason, detail))
             {
                 return;
             }
 
-            _ended = reason;
-            _endedDetail = detail;
             _early.Clear();
             _partial = null;
             _buffered = _messages.Sum(m => (long)m.Message.Length);

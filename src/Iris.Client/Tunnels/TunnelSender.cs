@@ -20,8 +20,7 @@ internal sealed class TunnelSender(string cluster, int maxMessageBytes)
     private long _granted;
     private long _nextSend;
     private TaskCompletionSource? _creditWaiter;
-    private TunnelCloseReason? _ended;
-    private string? _endedDetail;
+    private TunnelEnding _ended;
     private volatile bool _closing;
 
     /// <summary>The frames to carry to the receiver, in the order they were numbered; completed once the tunnel
@@ -105,7 +104,7 @@ internal sealed class TunnelSender(string cluster, int maxMessageBytes)
         {
             lock (_gate)
             {
-                if (_ended is not null)
+                if (_ended.Reason is not null)
                 {
                     return false;
                 }
@@ -126,13 +125,10 @@ internal sealed class TunnelSender(string cluster, int maxMessageBytes)
     {
         lock (_gate)
         {
-            if (_ended is not null)
+            if (!_ended.TrySet(reason, detail))
             {
                 return;
             }
-
-            _ended = reason;
-            _endedDetail = detail;
         }
 
         Wake();
@@ -143,10 +139,7 @@ internal sealed class TunnelSender(string cluster, int maxMessageBytes)
     {
         lock (_gate)
         {
-            if (_ended is { } reason)
-            {
-                throw new TunnelClosedException(cluster, reason, _endedDetail);
-            }
+            _ended.ThrowIfEnded(cluster);
         }
 
         if (_closing)
@@ -163,11 +156,7 @@ internal sealed class TunnelSender(string cluster, int maxMessageBytes)
             Task waiter;
             lock (_gate)
             {
-                if (_ended is { } reason)
-                {
-                    throw new TunnelClosedException(cluster, reason, _endedDetail);
-                }
-
+                _ended.ThrowIfEnded(cluster);
                 if (_window + _granted - _spent >= size)
                 {
                     _spent += size;

@@ -41,6 +41,9 @@ public static class IrisSiloBuilderExtensions
 
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<IrisSiloOptions>, IrisSiloOptionsValidator>());
         services.AddOptions<ScribeOptions>().BindConfiguration("Iris:Overlay:Scribe").ValidateOnStart();
+        services.AddOptions<SiloMessagingOptions>()
+            .Validate(messaging => messaging.DropExpiredMessages, CallPolicy.DropExpiredMessagesRequired)
+            .ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ScribeOptions>, ScribeOptionsValidator>());
         services.AddOptions<ClusterOptions>().Configure<IOptions<IrisSiloOptions>>((cluster, iris) =>
         {

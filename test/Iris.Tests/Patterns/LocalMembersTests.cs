@@ -8,12 +8,13 @@ public class LocalMembersTests
 {
     private static MemberOptions Limits(int slots) => new() { Limits = new MemberLimits { MaxConcurrentRequests = slots } };
 
-    private sealed class Timed(int milliseconds) : IClusterHandler
+    /// <summary>A handler that takes its time on a fake clock.</summary>
+    private sealed class Ticking(FakeTimeProvider time, int milliseconds) : IClusterHandler
     {
-        public async Task<byte[]> HandleRequestAsync(byte[] request, CancellationToken cancellationToken)
+        public Task<byte[]> HandleRequestAsync(byte[] request, CancellationToken cancellationToken)
         {
-            await Task.Delay(milliseconds, cancellationToken);
-            return request;
+            time.Advance(TimeSpan.FromMilliseconds(milliseconds));
+            return Task.FromResult(request);
         }
 
         public Task HandleBroadcastAsync(byte[] message, CancellationToken cancellationToken) => Task.CompletedTask;
@@ -22,9 +23,11 @@ public class LocalMembersTests
     [Fact]
     public async Task Capacity_follows_the_measured_time_a_handler_takes()
     {
-        var members = new LocalMembers(TimeProvider.System);
-        members.Add("slow", new Timed(40), Limits(2));
-        members.Add("fast", new Timed(0), Limits(2));
+        // Measured on the process's clock (here a fake one), so a busy machine does not change what the test sees.
+        var time = new FakeTimeProvider();
+        var members = new LocalMembers(time);
+        members.Add("slow", new Ticking(time, 40), Limits(2));
+        members.Add("fast", new Ticking(time, 0), Limits(2));
         Assert.Equal(200, members.Capacity("slow"), 1);
 
         for (var i = 0; i < 40; i++)
@@ -33,9 +36,9 @@ public class LocalMembersTests
             await members.RequestAsync(Guid.NewGuid(), "fast", [1], TimeSpan.FromSeconds(5));
         }
 
-        // 2 slots over about 40 ms per request: about 50 requests a second; the fast one is capped at 1 ms a request.
-        Assert.InRange(members.Capacity("slow"), 25, 100);
-        Assert.InRange(members.Capacity("fast"), 500, 2000);
+        // 2 slots over 40 ms per request: 50 requests a second; the fast one is capped at 1 ms a request.
+        Assert.Equal(50, members.Capacity("slow"), 3);
+        Assert.Equal(2000, members.Capacity("fast"), 3);
         Assert.Equal(0, members.Capacity("unknown"));
     }
 
