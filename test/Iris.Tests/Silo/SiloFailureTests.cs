@@ -84,6 +84,7 @@ public class SiloFailureTests
         // A tunnel whose member died fails, typed, within the failure-detection time; the others go on echoing.
         var died = 0;
         var lived = 0;
+        var why = new List<string>();
         for (var i = 0; i < tunnels.Count; i++)
         {
             try
@@ -95,6 +96,7 @@ public class SiloFailureTests
             catch (TunnelClosedException e)
             {
                 Assert.Equal(TunnelCloseReason.PeerDied, e.Reason);
+                why.Add($"{((Iris.Tunnels.TunnelEnd)tunnels[i]).Peer?.Id}: {e.Detail}");
                 await Assert.ThrowsAsync<TunnelClosedException>(() => waiting[i].WaitAsync(TimeSpan.FromSeconds(40)));
                 died++;
             }
@@ -122,7 +124,7 @@ public class SiloFailureTests
         }
 
         var onDead = tunnels.Count(t => !active.Contains(((Iris.Tunnels.TunnelEnd)t).Peer!.Silo!));
-        Assert.Equal(onDead, died);
+        Assert.True(onDead == died, $"{died} tunnels failed, {onDead} had their member on the killed silo: " + string.Join(" | ", why.Distinct()));
         foreach (var tunnel in tunnels)
         {
             await tunnel.DisposeAsync();
