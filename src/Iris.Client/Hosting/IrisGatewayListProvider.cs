@@ -28,7 +28,7 @@ internal sealed class IrisGatewayListProvider(IOptions<IrisClientOptions> config
     {
         if (_options.Gateways.Count == 0)
         {
-            _listener = BeaconListener.Start(_options.Scope, keys.Key, new DiscoveryOptions { Port = _options.DiscoveryPort });
+            _listener = BeaconListener.Start(_options.Scope, keys.Key, new DiscoveryOptions { Port = _options.DiscoveryPort }, time);
         }
 
         return Task.CompletedTask;

@@ -15,24 +15,27 @@ internal sealed class BeaconListener : IAsyncDisposable
     private readonly Socket _socket;
     private readonly NetworkKey _key;
     private readonly CancellationTokenSource _stopping = new();
-    private readonly ConcurrentDictionary<NodeKey, (Beacon Beacon, DateTime Heard)> _heard = new();
+    private readonly ConcurrentDictionary<NodeKey, (Beacon Beacon, long Heard)> _heard = new();
+    private readonly TimeProvider _time;
     private readonly Task _loop;
 
-    private BeaconListener(Socket socket, NetworkKey key)
+    private BeaconListener(Socket socket, NetworkKey key, TimeProvider time)
     {
         _socket = socket;
         _key = key;
+        _time = time;
         _loop = Task.Run(ReceiveAsync);
     }
 
-    public static BeaconListener Start(DiscoveryScope scope, NetworkKey key, DiscoveryOptions options)
+    /// <summary>Starts listening; when a beacon was heard is measured on <paramref name="time"/>'s monotonic clock.</summary>
+    public static BeaconListener Start(DiscoveryScope scope, NetworkKey key, DiscoveryOptions options, TimeProvider time)
     {
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         if (scope == DiscoveryScope.Lan)
         {
             socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
             socket.Bind(new IPEndPoint(IPAddress.Any, options.Port));
-            return new BeaconListener(socket, key);
+            return new BeaconListener(socket, key, time);
         }
 
         for (var port = options.Port; port < options.Port + options.LoopbackPorts; port++)
@@ -40,7 +43,7 @@ internal sealed class BeaconListener : IAsyncDisposable
             try
             {
                 socket.Bind(new IPEndPoint(IPAddress.Loopback, port));
-                return new BeaconListener(socket, key);
+                return new BeaconListener(socket, key, time);
             }
             catch (SocketException)
             {
@@ -54,7 +57,7 @@ internal sealed class BeaconListener : IAsyncDisposable
 
     /// <summary>Gateways announced by nodes heard within <paramref name="maxAge"/>.</summary>
     public List<string> Gateways(TimeSpan maxAge) =>
-        [.. _heard.Values.Where(h => DateTime.UtcNow - h.Heard <= maxAge && h.Beacon.Gateway.Length > 0).Select(h => h.Beacon.Gateway).Distinct().Order()];
+        [.. _heard.Values.Where(h => _time.GetElapsedTime(h.Heard) <= maxAge && h.Beacon.Gateway.Length > 0).Select(h => h.Beacon.Gateway).Distinct().Order()];
 
     public async ValueTask DisposeAsync()
     {
@@ -74,7 +77,7 @@ internal sealed class BeaconListener : IAsyncDisposable
                 var received = await _socket.ReceiveFromAsync(buffer, SocketFlags.None, any, _stopping.Token).ConfigureAwait(false);
                 if (Beacon.TryDecode(buffer.AsSpan(0, received.ReceivedBytes), _key) is { } beacon)
                 {
-                    _heard[beacon.Node.Key] = (beacon, DateTime.UtcNow);
+                    _heard[beacon.Node.Key] = (beacon, _time.GetTimestamp());
                 }
             }
             catch (SocketException)
