@@ -28,7 +28,7 @@ internal sealed class SecureConnectionMiddleware(ConnectionDelegate next, Networ
         try
         {
             using var stream = new DuplexPipeStream(transport);
-            (send, receive) = await Handshake.RunAsync(stream, initiator, key, HandshakeTimeout, 1L << 32, context.ConnectionClosed).ConfigureAwait(false);
+            (send, receive, _) = await Handshake.RunAsync(stream, initiator, key, HandshakeTimeout, 1L << 32, context.ConnectionClosed, SecureChannelKind.Orleans).ConfigureAwait(false);
         }
         catch (OverlayAuthenticationException e)
         {

@@ -24,14 +24,17 @@ internal sealed partial class BeaconDiscovery : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _receiveLoop;
     private readonly Task _sendLoop;
-    private long _foreign;
+    private readonly BeaconFilter _filter;
+    private readonly TimeProvider _time;
     private readonly NodeHandle _self;
     private readonly string _gateway;
     private volatile bool _ready;
 
-    private BeaconDiscovery(Socket socket, IPEndPoint[] targets, NetworkKey key, Beacon beacon, DiscoveryOptions options, ILogger logger)
+    private BeaconDiscovery(Socket socket, IPEndPoint[] targets, NetworkKey key, Beacon beacon, DiscoveryOptions options, ILogger logger, TimeProvider time)
     {
         _socket = socket;
+        _time = time;
+        _filter = new BeaconFilter(key, options.BeaconFreshness, time);
         _targets = targets;
         _key = key;
         _self = beacon.Node;
@@ -45,20 +48,28 @@ internal sealed partial class BeaconDiscovery : IAsyncDisposable
     /// <summary>Raised on every valid beacon of another node of this network (not on a background thread's lock).</summary>
     public event Action<Beacon>? Heard;
 
-    /// <summary>Beacons ignored: from another network (wrong MAC) or malformed.</summary>
-    public long ForeignBeacons => Interlocked.Read(ref _foreign);
+    /// <summary>Datagrams ignored: from another network (wrong MAC) or malformed.</summary>
+    public long ForeignBeacons => _filter.Foreign;
+
+    /// <summary>Beacons ignored for being older (or newer) than the freshness window allows.</summary>
+    public long StaleBeacons => _filter.Stale;
+
+    /// <summary>Beacons ignored for not being newer than one already heard from the same node: replays.</summary>
+    public long RepeatedBeacons => _filter.Repeated;
 
     /// <summary>The local UDP endpoint beacons are received on.</summary>
     public IPEndPoint LocalEndPoint => (IPEndPoint)_socket.LocalEndPoint!;
 
-    public static BeaconDiscovery Start(DiscoveryScope scope, NodeHandle self, NetworkKey key, DiscoveryOptions options, ILogger? logger = null, string? gateway = null)
+    public static BeaconDiscovery Start(
+        DiscoveryScope scope, NodeHandle self, NetworkKey key, DiscoveryOptions options, ILogger? logger = null, string? gateway = null, TimeProvider? time = null)
     {
         logger ??= NullLogger.Instance;
-        var beacon = new Beacon(self, Ready: false, gateway ?? string.Empty);
+        time ??= TimeProvider.System;
+        var beacon = new Beacon(self, Ready: false, gateway ?? string.Empty, 0, 0);
         return scope switch
         {
-            DiscoveryScope.Loopback => StartLoopback(beacon, key, options, logger),
-            DiscoveryScope.Lan => StartLan(beacon, key, options, logger),
+            DiscoveryScope.Loopback => StartLoopback(beacon, key, options, logger, time),
+            DiscoveryScope.Lan => StartLan(beacon, key, options, logger, time),
             _ => throw new ArgumentOutOfRangeException(nameof(scope), scope, "Discovery needs the Loopback or Lan scope."),
         };
     }
@@ -73,7 +84,7 @@ internal sealed partial class BeaconDiscovery : IAsyncDisposable
         await Task.WhenAll(_receiveLoop, _sendLoop).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 
-    private static BeaconDiscovery StartLoopback(Beacon beacon, NetworkKey key, DiscoveryOptions options, ILogger logger)
+    private static BeaconDiscovery StartLoopback(Beacon beacon, NetworkKey key, DiscoveryOptions options, ILogger logger, TimeProvider time)
     {
         var ports = Enumerable.Range(options.Port, options.LoopbackPorts).ToArray();
         foreach (var port in ports)
@@ -91,14 +102,14 @@ internal sealed partial class BeaconDiscovery : IAsyncDisposable
 
             var targets = ports.Where(p => p != port).Select(p => new IPEndPoint(IPAddress.Loopback, p)).ToArray();
             LogStarted(logger, "loopback", socket.LocalEndPoint!.ToString()!, string.Join(", ", $"127.0.0.1:{ports[0]}-{ports[^1]}"));
-            return new BeaconDiscovery(socket, targets, key, beacon, options, logger);
+            return new BeaconDiscovery(socket, targets, key, beacon, options, logger, time);
         }
 
         throw new InvalidOperationException(
             $"Every loopback discovery port from {ports[0]} to {ports[^1]} is taken: stop some nodes, or widen Iris:Network:Discovery:LoopbackPorts.");
     }
 
-    private static BeaconDiscovery StartLan(Beacon beacon, NetworkKey key, DiscoveryOptions options, ILogger logger)
+    private static BeaconDiscovery StartLan(Beacon beacon, NetworkKey key, DiscoveryOptions options, ILogger logger, TimeProvider time)
     {
         var targets = BroadcastAddresses(options.Interfaces).Select(a => new IPEndPoint(a, options.Port)).ToArray();
         if (targets.Length == 0)
@@ -113,7 +124,7 @@ internal sealed partial class BeaconDiscovery : IAsyncDisposable
         socket.EnableBroadcast = true;
         socket.Bind(new IPEndPoint(IPAddress.Any, options.Port));
         LogStarted(logger, "LAN", socket.LocalEndPoint!.ToString()!, string.Join(", ", targets.Select(t => t.ToString())));
-        return new BeaconDiscovery(socket, targets, key, beacon, options, logger);
+        return new BeaconDiscovery(socket, targets, key, beacon, options, logger, time);
     }
 
     /// <summary>The IPv4 broadcast address of each chosen interface that is up.</summary>
@@ -158,7 +169,7 @@ internal sealed partial class BeaconDiscovery : IAsyncDisposable
         using var timer = new PeriodicTimer(_options.BeaconInterval);
         do
         {
-            var datagram = new Beacon(_self, _ready, _gateway).Encode(_key);
+            var datagram = Beacon.Create(_self, _ready, _gateway, _time).Encode(_key);
             foreach (var target in _targets)
             {
                 try
@@ -176,7 +187,7 @@ internal sealed partial class BeaconDiscovery : IAsyncDisposable
 
     private async Task ReceiveLoopAsync()
     {
-        var buffer = new byte[1024];
+        var buffer = new byte[Beacon.MaxSize + 1];
         EndPoint any = new IPEndPoint(IPAddress.Any, 0);
         while (!_stopping.IsCancellationRequested)
         {
@@ -190,13 +201,7 @@ internal sealed partial class BeaconDiscovery : IAsyncDisposable
                 continue;
             }
 
-            if (Beacon.TryDecode(buffer.AsSpan(0, received.ReceivedBytes), _key) is not { } beacon)
-            {
-                Interlocked.Increment(ref _foreign);
-                continue;
-            }
-
-            if (beacon.Node.Key != _self.Key)
+            if (_filter.Check(buffer.AsSpan(0, received.ReceivedBytes), out var beacon) == BeaconVerdict.Accepted && beacon.Node.Key != _self.Key)
             {
                 Heard?.Invoke(beacon);
             }

@@ -13,16 +13,16 @@ namespace Iris.Overlay.Discovery;
 internal sealed class BeaconListener : IAsyncDisposable
 {
     private readonly Socket _socket;
-    private readonly NetworkKey _key;
+    private readonly BeaconFilter _filter;
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<NodeKey, (Beacon Beacon, long Heard)> _heard = new();
     private readonly TimeProvider _time;
     private readonly Task _loop;
 
-    private BeaconListener(Socket socket, NetworkKey key, TimeProvider time)
+    private BeaconListener(Socket socket, NetworkKey key, DiscoveryOptions options, TimeProvider time)
     {
         _socket = socket;
-        _key = key;
+        _filter = new BeaconFilter(key, options.BeaconFreshness, time);
         _time = time;
         _loop = Task.Run(ReceiveAsync);
     }
@@ -35,7 +35,7 @@ internal sealed class BeaconListener : IAsyncDisposable
         {
             socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
             socket.Bind(new IPEndPoint(IPAddress.Any, options.Port));
-            return new BeaconListener(socket, key, time);
+            return new BeaconListener(socket, key, options, time);
         }
 
         for (var port = options.Port; port < options.Port + options.LoopbackPorts; port++)
@@ -43,7 +43,7 @@ internal sealed class BeaconListener : IAsyncDisposable
             try
             {
                 socket.Bind(new IPEndPoint(IPAddress.Loopback, port));
-                return new BeaconListener(socket, key, time);
+                return new BeaconListener(socket, key, options, time);
             }
             catch (SocketException)
             {
@@ -68,14 +68,14 @@ internal sealed class BeaconListener : IAsyncDisposable
 
     private async Task ReceiveAsync()
     {
-        var buffer = new byte[1024];
+        var buffer = new byte[Beacon.MaxSize + 1];
         EndPoint any = new IPEndPoint(IPAddress.Any, 0);
         while (!_stopping.IsCancellationRequested)
         {
             try
             {
                 var received = await _socket.ReceiveFromAsync(buffer, SocketFlags.None, any, _stopping.Token).ConfigureAwait(false);
-                if (Beacon.TryDecode(buffer.AsSpan(0, received.ReceivedBytes), _key) is { } beacon)
+                if (_filter.Check(buffer.AsSpan(0, received.ReceivedBytes), out var beacon) == BeaconVerdict.Accepted)
                 {
                     _heard[beacon.Node.Key] = (beacon, _time.GetTimestamp());
                 }

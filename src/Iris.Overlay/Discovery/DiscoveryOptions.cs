@@ -33,4 +33,9 @@ public sealed class DiscoveryOptions
 
     /// <summary>How often a node sends its beacon. Default 1 second.</summary>
     public TimeSpan BeaconInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How far a beacon's timestamp may be from the receiver's clock before the beacon is ignored as stale
+    /// (a capture played back, or a sender whose clock is that far off). Nodes of one network need clocks that agree
+    /// within this. Default 30 seconds.</summary>
+    public TimeSpan BeaconFreshness { get; set; } = TimeSpan.FromSeconds(30);
 }

@@ -22,7 +22,7 @@ namespace Iris.Overlay.Hosting;
 internal sealed partial class OverlayHost : IAsyncDisposable
 {
     private readonly TimerQueue _timers;
-    private readonly ConcurrentDictionary<NodeKey, Beacon> _heard = new();
+    private readonly ConcurrentDictionary<NodeKey, (Beacon Beacon, long HeardAt)> _heard = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly ILogger _logger;
     private readonly OverlayOptions _options;
@@ -63,7 +63,7 @@ internal sealed partial class OverlayHost : IAsyncDisposable
         var seeds = options.Seeds.Select(ParseSeed).ToList();
         var scope = options.Discovery.Scope ?? (development ? DiscoveryScope.Loopback : DiscoveryScope.Lan);
         var listen = ListenAddress(options, development);
-        var timers = new TimerQueue(TimeProvider.System);
+        var timers = new TimerQueue(TimeProvider.System, loggers.CreateLogger("Iris.Overlay.Timing"));
         var transport = TcpTransport.Start(new IPEndPoint(listen, options.Port), key, options.Tcp, loggers.CreateLogger("Iris.Overlay.Transport"));
         OverlayHost host;
         try
@@ -81,7 +81,7 @@ internal sealed partial class OverlayHost : IAsyncDisposable
             }
             else
             {
-                host.Discovery = BeaconDiscovery.Start(scope, node.Self, key, options.Discovery, logger, options.Gateway);
+                host.Discovery = BeaconDiscovery.Start(scope, node.Self, key, options.Discovery, logger, options.Gateway, timers.TimeProvider);
                 host.Discovery.Heard += host.OnHeard;
                 host._bootstrap = Task.Run(host.BootstrapAsync);
             }
@@ -146,12 +146,21 @@ internal sealed partial class OverlayHost : IAsyncDisposable
 
     private void OnHeard(Beacon beacon)
     {
-        _heard[beacon.Node.Key] = beacon;
+        _heard[beacon.Node.Key] = (beacon, _timers.TimeProvider.GetTimestamp());
         if (beacon.Ready && Node.IsReady)
         {
             Node.Introduce(beacon.Node);
         }
     }
+
+    /// <summary>Nodes heard lately (within three beacon intervals); a node that fell silent is not counted.</summary>
+    private List<Beacon> Lately() =>
+        [.. _heard.Values.Where(h => _timers.TimeProvider.GetElapsedTime(h.HeardAt) <= 3 * _options.Discovery.BeaconInterval).Select(h => h.Beacon)];
+
+    private List<NodeAddress> ReadyLately() => [.. Lately().Where(b => b.Ready).OrderBy(b => b.Node.Key).Select(b => b.Node.Address)];
+
+    /// <summary>Whether this node should be the one to start a ring: no node with a smaller key is heard starting.</summary>
+    private bool SmallestStarting() => !Lately().Any(b => b.Node.Key < Node.Self.Key);
 
     private async Task BootstrapAsync()
     {
@@ -160,15 +169,16 @@ internal sealed partial class OverlayHost : IAsyncDisposable
             for (var round = 0; ; round++)
             {
                 await Task.Delay(round == 0 ? _options.DiscoveryWait : _options.Discovery.BeaconInterval, _stopping.Token).ConfigureAwait(false);
-                var ready = _heard.Values.Where(b => b.Ready).OrderBy(b => b.Node.Key).Select(b => b.Node.Address).ToList();
+                var ready = ReadyLately();
                 if (ready.Count > 0)
                 {
                     Node.Join(ready);
+                    await FollowJoinAsync().ConfigureAwait(false);
                     break;
                 }
 
                 // Nodes starting together: the smallest key starts the ring, the others wait to hear it is ready.
-                if (!_heard.Keys.Any(k => k < Node.Self.Key) || round >= 10)
+                if (SmallestStarting() || round >= 10)
                 {
                     Node.Start();
                     break;
@@ -183,6 +193,46 @@ internal sealed partial class OverlayHost : IAsyncDisposable
             // Stopped before the node got into a ring.
         }
     }
+
+    /// <summary>
+    /// Keeps a join going: the nodes tried are the ones heard ready lately, so a node that died (or a beacon of it
+    /// played back) is dropped for the live ones. When no node is heard ready for a while, the join is abandoned and
+    /// this node starts a ring if it would have started one anyway; rings that formed apart merge later.
+    /// </summary>
+    private async Task FollowJoinAsync()
+    {
+        var time = _timers.TimeProvider;
+        var lastReadyHeard = time.GetTimestamp();
+        var lastReport = lastReadyHeard;
+        var giveUpAfter = 2 * _options.Pastry.JoinTimeout;
+        while (!Node.IsReady)
+        {
+            await Task.Delay(_options.Discovery.BeaconInterval, _stopping.Token).ConfigureAwait(false);
+            var ready = ReadyLately();
+            if (ready.Count > 0)
+            {
+                lastReadyHeard = time.GetTimestamp();
+                Node.SetJoinCandidates(ready);
+            }
+            else if (time.GetElapsedTime(lastReadyHeard) >= giveUpAfter && SmallestStarting() && Node.StartInsteadOfJoining())
+            {
+                LogJoinAbandoned(_logger, Node.Self.Key, giveUpAfter);
+                return;
+            }
+
+            if (time.GetElapsedTime(lastReport) >= _options.Pastry.JoinTimeout && !Node.IsReady)
+            {
+                lastReport = time.GetTimestamp();
+                LogStillJoining(_logger, Node.Self.Key, ready.Count == 0 ? "none heard ready lately" : string.Join(", ", ready));
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 4002, Level = LogLevel.Warning, Message = "Overlay node {Key} is not in a ring yet; nodes it can join through: {Candidates}")]
+    private static partial void LogStillJoining(ILogger logger, NodeKey key, string candidates);
+
+    [LoggerMessage(EventId = 4003, Level = LogLevel.Warning, Message = "Overlay node {Key} heard no node of a ring for {Wait}: it stops joining and starts a ring, which merges with others when they are heard")]
+    private static partial void LogJoinAbandoned(ILogger logger, NodeKey key, TimeSpan wait);
 
     [LoggerMessage(EventId = 4001, Level = LogLevel.Information, Message = "Overlay node {Key} at {Address}, finding the ring through {How}")]
     private static partial void LogNode(ILogger logger, NodeKey key, NodeAddress address, string how);

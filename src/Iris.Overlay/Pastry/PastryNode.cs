@@ -76,6 +76,11 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
         _ackCheckMs = Math.Max(1, _ackTimeoutMs / 4);
         _leafSet = new LeafSet(key, options.LeafSetSize);
         _table = new RoutingTable(key);
+
+        // Receivers spot retransmitted hops by (sender key, hop id). A node restarted with the same key must not
+        // reuse the ids of its previous run, or its first messages would be taken for duplicates and discarded: each
+        // run starts its sequence at a random point of a 2^63 space.
+        _hopSequence = (ulong)random.NextInt64(1, long.MaxValue);
         transport.SetReceiver(this);
     }
 
@@ -153,10 +158,53 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
         }
     }
 
+    /// <summary>
+    /// Replaces the addresses a joining node tries (each retry moves to the next): a host that hears of other nodes
+    /// while joining, or finds the one it tried dead, falls back to them. Ignored once the node is in a ring.
+    /// </summary>
+    public void SetJoinCandidates(IReadOnlyList<NodeAddress> bootstraps)
+    {
+        ArgumentNullException.ThrowIfNull(bootstraps);
+        lock (_lock)
+        {
+            if (_state != NodeState.Joining || bootstraps.Count == 0)
+            {
+                return;
+            }
+
+            _bootstraps = [.. bootstraps];
+            _bootstrapIndex = Math.Max(0, Array.IndexOf(_bootstraps, _bootstrap));
+        }
+    }
+
+    /// <summary>
+    /// Gives up joining and starts a new ring instead: for a host whose every way into a ring stopped answering and
+    /// who would have started one had it not heard of them. Rings that formed apart merge when they hear each other.
+    /// Returns false if the node is no longer joining.
+    /// </summary>
+    public bool StartInsteadOfJoining()
+    {
+        lock (_lock)
+        {
+            if (_state != NodeState.Joining)
+            {
+                return false;
+            }
+
+            _state = NodeState.Ready;
+            _joinCandidates.Clear();
+            Log.StartedRing(_logger, Self);
+            Rearm();
+            return true;
+        }
+    }
+
     /// <summary>Routes <paramref name="payload"/> to the root of <paramref name="key"/>, where the handler of
     /// <paramref name="channel"/> receives it (possibly on this node).</summary>
+    /// <exception cref="OverlayMessageTooLargeException">The payload is larger than the transport carries.</exception>
     public void Route(NodeKey key, ushort channel, ReadOnlyMemory<byte> payload)
     {
+        CheckPayload(payload);
         List<Action>? callbacks = null;
         lock (_lock)
         {
@@ -182,8 +230,10 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
     /// <paramref name="to"/> never acknowledges it is taken as dead and the handler here hears
     /// <see cref="IRouteHandler.DirectFailed"/>. An unreliable send (heartbeats) is sent once and forgotten.
     /// </summary>
+    /// <exception cref="OverlayMessageTooLargeException">The payload is larger than the transport carries.</exception>
     public void SendDirect(NodeHandle to, ushort channel, ReadOnlyMemory<byte> payload, bool reliable = true)
     {
+        CheckPayload(payload);
         List<Action>? callbacks = null;
         lock (_lock)
         {
@@ -214,6 +264,17 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
         }
 
         RunCallbacks(callbacks);
+    }
+
+    /// <summary>The largest payload <see cref="Route"/> and <see cref="SendDirect"/> accept.</summary>
+    public int MaxPayload => _transport.MaxPayload;
+
+    private void CheckPayload(ReadOnlyMemory<byte> payload)
+    {
+        if (payload.Length > _transport.MaxPayload)
+        {
+            throw new OverlayMessageTooLargeException(payload.Length, _transport.MaxPayload);
+        }
     }
 
     /// <summary>Raised, outside the lock, after the leaf set changed.</summary>

@@ -23,12 +23,30 @@ public sealed class OverlayAuthenticationException : Exception
     }
 }
 
+/// <summary>Which kind of connection a handshake opens. Each has its own labels in the MACs and the key derivation,
+/// so a handshake made for one cannot be spliced onto the other.</summary>
+internal enum SecureChannelKind
+{
+    /// <summary>Between two overlay nodes.</summary>
+    Overlay,
+
+    /// <summary>Orleans' own connections: silo to silo, client to gateway.</summary>
+    Orleans,
+}
+
+/// <summary>What a completed handshake gives a connection: a protector per direction, and an identifier that both
+/// ends compute alike (from the transcript) and nobody else can predict.</summary>
+internal readonly record struct HandshakeResult(FrameProtector Send, FrameProtector Receive, UInt128 ConnectionId);
+
 /// <summary>
 /// The handshake that opens every overlay connection. Each side sends a hello: protocol version, an ephemeral ECDH
 /// P-256 public key and a random nonce. The responder then proves it holds the network key with an HMAC-SHA256 over
 /// both hellos, and the initiator answers with its own. Only then is the ECDH secret, mixed with the network key and
 /// bound to the transcript, expanded with HKDF-SHA256 into one AES-256-GCM key per direction. A peer without the key
-/// learns nothing it could use: the MAC it sees covers values it chose and fresh random ones.
+/// learns nothing it could use: the MAC it sees covers values it chose and fresh random ones. Every label names the
+/// channel (<see cref="SecureChannelKind"/>), so an overlay handshake is no good on an Orleans connection and the
+/// reverse. The responder makes its ephemeral key only once the initiator's hello has arrived, so a connection that
+/// sends nothing costs no key.
 /// </summary>
 internal static class Handshake
 {
@@ -38,56 +56,61 @@ internal static class Handshake
     public const int HelloSize = 1 + PublicKeySize + NonceSize;
     public const int MacSize = 32;
 
-    private static readonly byte[] ResponderLabel = Encoding.ASCII.GetBytes("iris/1 responder");
-    private static readonly byte[] InitiatorLabel = Encoding.ASCII.GetBytes("iris/1 initiator");
-    private static readonly byte[] InitiatorToResponder = Encoding.ASCII.GetBytes("iris/1 initiator->responder");
-    private static readonly byte[] ResponderToInitiator = Encoding.ASCII.GetBytes("iris/1 responder->initiator");
+    private static readonly Labels OverlayLabels = new("iris/1 overlay");
+    private static readonly Labels OrleansLabels = new("iris/1 orleans");
 
     /// <summary>Runs the handshake on <paramref name="stream"/> and returns the two directions' protectors.</summary>
-    public static async Task<(FrameProtector Send, FrameProtector Receive)> RunAsync(
-        Stream stream, bool initiator, NetworkKey key, TimeSpan timeout, long rekeyAfterFrames, CancellationToken cancellationToken)
+    public static async Task<HandshakeResult> RunAsync(
+        Stream stream, bool initiator, NetworkKey key, TimeSpan timeout, long rekeyAfterFrames, CancellationToken cancellationToken,
+        SecureChannelKind channel = SecureChannelKind.Overlay)
     {
+        var labels = channel == SecureChannelKind.Overlay ? OverlayLabels : OrleansLabels;
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(timeout);
+        ECDiffieHellman? ecdh = null;
         try
         {
-            using var ecdh = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
-            var mine = Hello(ecdh);
             var theirs = new byte[HelloSize];
+            byte[] mine;
             byte[] transcript;
             if (initiator)
             {
+                ecdh = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
+                mine = Hello(ecdh);
                 await stream.WriteAsync(mine, deadline.Token).ConfigureAwait(false);
                 await stream.ReadExactlyAsync(theirs, deadline.Token).ConfigureAwait(false);
+                CheckVersion(theirs);
                 transcript = [.. mine, .. theirs];
                 var responderMac = new byte[MacSize];
                 await stream.ReadExactlyAsync(responderMac, deadline.Token).ConfigureAwait(false);
-                Verify(key, ResponderLabel, transcript, responderMac, "the responder");
-                await stream.WriteAsync(Mac(key, InitiatorLabel, transcript), deadline.Token).ConfigureAwait(false);
+                Verify(key, labels.Responder, transcript, responderMac, "the responder");
+                await stream.WriteAsync(Mac(key, labels.Initiator, transcript), deadline.Token).ConfigureAwait(false);
             }
             else
             {
                 await stream.ReadExactlyAsync(theirs, deadline.Token).ConfigureAwait(false);
                 CheckVersion(theirs);
+                ecdh = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
+                mine = Hello(ecdh);
                 transcript = [.. theirs, .. mine];
-                byte[] reply = [.. mine, .. Mac(key, ResponderLabel, transcript)];
+                byte[] reply = [.. mine, .. Mac(key, labels.Responder, transcript)];
                 await stream.WriteAsync(reply, deadline.Token).ConfigureAwait(false);
                 var initiatorMac = new byte[MacSize];
                 await stream.ReadExactlyAsync(initiatorMac, deadline.Token).ConfigureAwait(false);
-                Verify(key, InitiatorLabel, transcript, initiatorMac, "the initiator");
+                Verify(key, labels.Initiator, transcript, initiatorMac, "the initiator");
             }
 
-            CheckVersion(theirs);
             var secret = SharedSecret(ecdh, theirs);
             var salt = SHA256.HashData(transcript);
             var prk = HKDF.Extract(HashAlgorithmName.SHA256, [.. secret, .. key.Bytes], salt);
-            var forward = HKDF.Expand(HashAlgorithmName.SHA256, prk, 32, InitiatorToResponder);
-            var backward = HKDF.Expand(HashAlgorithmName.SHA256, prk, 32, ResponderToInitiator);
+            var forward = HKDF.Expand(HashAlgorithmName.SHA256, prk, 32, labels.InitiatorToResponder);
+            var backward = HKDF.Expand(HashAlgorithmName.SHA256, prk, 32, labels.ResponderToInitiator);
+            var id = BinaryPrimitives.ReadUInt128BigEndian(HKDF.Expand(HashAlgorithmName.SHA256, prk, 16, labels.ConnectionId));
             CryptographicOperations.ZeroMemory(secret);
             CryptographicOperations.ZeroMemory(prk);
             return initiator
-                ? (new FrameProtector(forward, rekeyAfterFrames), new FrameProtector(backward, rekeyAfterFrames))
-                : (new FrameProtector(backward, rekeyAfterFrames), new FrameProtector(forward, rekeyAfterFrames));
+                ? new(new FrameProtector(forward, rekeyAfterFrames), new FrameProtector(backward, rekeyAfterFrames), id)
+                : new(new FrameProtector(backward, rekeyAfterFrames), new FrameProtector(forward, rekeyAfterFrames), id);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -97,6 +120,23 @@ internal static class Handshake
         {
             throw new OverlayAuthenticationException("The peer closed the connection during the handshake (most likely it holds another network key).", e);
         }
+        finally
+        {
+            ecdh?.Dispose();
+        }
+    }
+
+    private sealed class Labels(string prefix)
+    {
+        public byte[] Responder { get; } = Encoding.ASCII.GetBytes(prefix + " responder");
+
+        public byte[] Initiator { get; } = Encoding.ASCII.GetBytes(prefix + " initiator");
+
+        public byte[] InitiatorToResponder { get; } = Encoding.ASCII.GetBytes(prefix + " initiator->responder");
+
+        public byte[] ResponderToInitiator { get; } = Encoding.ASCII.GetBytes(prefix + " responder->initiator");
+
+        public byte[] ConnectionId { get; } = Encoding.ASCII.GetBytes(prefix + " connection id");
     }
 
     private static byte[] Hello(ECDiffieHellman ecdh)
@@ -143,7 +183,7 @@ internal static class Handshake
     {
         if (!CryptographicOperations.FixedTimeEquals(Mac(key, label, transcript), mac))
         {
-            throw new OverlayAuthenticationException($"The handshake MAC of {who} is wrong: the peer holds another network key.");
+            throw new OverlayAuthenticationException($"The handshake MAC of {who} is wrong: the peer holds another network key, or opened another kind of connection (overlay and Orleans connections do not mix).");
         }
     }
 }

@@ -1,3 +1,6 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
 namespace Iris.Overlay.Timing;
 
 /// <summary>
@@ -8,9 +11,10 @@ namespace Iris.Overlay.Timing;
 /// <remarks>
 /// The underlying timer is replaced rather than changed when the next deadline moves. Changing a one-shot timer from
 /// inside its own callback is undone by some providers when the callback returns (<c>FakeTimeProvider</c> removes it);
-/// a fresh timer has no such history. Callbacks run outside the queue's lock, one at a time, in deadline order.
+/// a fresh timer has no such history. Callbacks run outside the queue's lock, one at a time, in deadline order. A
+/// callback that throws is logged and counted; the others go on running.
 /// </remarks>
-internal sealed class TimerQueue : IDisposable
+internal sealed partial class TimerQueue : IDisposable
 {
     private readonly Lock _lock = new();
     private readonly TimeProvider _time;
@@ -19,15 +23,21 @@ internal sealed class TimerQueue : IDisposable
     private ITimer? _timer;
     private long _armedMs = long.MaxValue;
     private long _sequence;
+    private readonly ILogger _logger;
     private bool _running;
     private bool _disposed;
+    private long _failures;
 
-    public TimerQueue(TimeProvider time)
+    public TimerQueue(TimeProvider time, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(time);
         _time = time;
+        _logger = logger ?? NullLogger.Instance;
         _start = time.GetTimestamp();
     }
+
+    /// <summary>Callbacks that threw.</summary>
+    public long Failures => Interlocked.Read(ref _failures);
 
     /// <summary>The time provider behind the queue.</summary>
     public TimeProvider TimeProvider => _time;
@@ -127,9 +137,21 @@ internal sealed class TimerQueue : IDisposable
                 }
             }
 
-            due.Callback();
+            try
+            {
+                due.Callback();
+            }
+            catch (Exception e)
+            {
+                // One broken callback must not stop every other deadline of the node.
+                Interlocked.Increment(ref _failures);
+                LogCallbackFailed(_logger, e);
+            }
         }
     }
+
+    [LoggerMessage(EventId = 4100, Level = LogLevel.Error, Message = "A timer callback threw; the other timers go on")]
+    private static partial void LogCallbackFailed(ILogger logger, Exception exception);
 
     /// <summary>One deadline of a <see cref="TimerQueue"/>; scheduling it again replaces the previous due time.</summary>
     internal sealed class Entry(TimerQueue queue, Action callback)

@@ -11,7 +11,12 @@ internal interface IOverlayTransport
     /// <summary>The address other nodes use to reach this one.</summary>
     NodeAddress LocalAddress { get; }
 
-    /// <summary>Queues <paramref name="message"/> for <paramref name="destination"/>. Per-destination order is kept.</summary>
+    /// <summary>The largest payload a routed or direct message may carry on this transport; larger ones are refused
+    /// before they are sent.</summary>
+    int MaxPayload { get; }
+
+    /// <summary>Queues <paramref name="message"/> for <paramref name="destination"/>. Per-destination order is kept. A
+    /// message too large for the transport is refused (counted and logged, never thrown).</summary>
     void Send(NodeAddress destination, OverlayMessage message);
 
     /// <summary>

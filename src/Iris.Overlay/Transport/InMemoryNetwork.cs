@@ -139,8 +139,7 @@ internal sealed class InMemoryNetwork : IDisposable
         if (_options.EncodeMessages)
         {
             // Encoding at send time captures the message as it was, exactly as a socket would.
-            var bytes = MessageCodec.Encode(message);
-            if (bytes.Length > _options.MaxMessageSize)
+            if (MessageCodec.Refusal(message, _options.MaxMessageSize) is not null)
             {
                 lock (_lock)
                 {
@@ -150,7 +149,7 @@ internal sealed class InMemoryNetwork : IDisposable
                 return;
             }
 
-            message = MessageCodec.Read(bytes);
+            message = MessageCodec.Read(MessageCodec.Encode(message));
         }
 
         lock (_lock)
@@ -258,6 +257,8 @@ internal sealed class InMemoryNetwork : IDisposable
         public int Group { get; set; }
 
         public NodeAddress LocalAddress { get; } = address;
+
+        public int MaxPayload => Math.Min(MessageCodec.MaxPayload, network._options.MaxMessageSize - MessageCodec.MaxEnvelope);
 
         public void Send(NodeAddress destination, OverlayMessage message) => network.Send(this, destination, message);
 

@@ -18,7 +18,75 @@ internal static class MessageCodec
     /// <summary>The largest routed payload, in bytes.</summary>
     public const int MaxPayload = 16 * 1024 * 1024;
 
+    /// <summary>The most a message adds to its payload: type, sender, hop id, key, hops, kind, channel, origin and the
+    /// payload's length, with addresses of the longest allowed (577 bytes), rounded up.</summary>
+    public const int MaxEnvelope = 1024;
+
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>The exact size <see cref="Write"/> gives <paramref name="message"/>, computed without encoding it.</summary>
+    public static long EncodedSize(OverlayMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        long size = 1 + HandleSize(message.Sender);
+        return size + message switch
+        {
+            LivenessMessage live => 4 + 4 + 1 + 1 + (live.LeafSet is null ? 0 : HandlesSize(live.LeafSet)),
+            RouteMessage route => 8 + NodeKey.Size + 1 + 1 + 2 + HandleSize(route.Origin) + 4 + (long)route.Payload.Length,
+            DirectMessage direct => 8 + 2 + 4 + (long)direct.Payload.Length,
+            RouteAckMessage => 8,
+            JoinStateMessage join => 1 + HandlesSize(join.Nodes),
+            RowRequestMessage => 1,
+            RowReplyMessage reply => 1 + HandlesSize(reply.Nodes),
+            LeaveMessage leave => HandlesSize(leave.LeafSet),
+            _ => throw new ArgumentException($"No encoding for {message.GetType().Name}.", nameof(message)),
+        };
+    }
+
+    /// <summary>Why <paramref name="message"/> cannot be encoded within <paramref name="maxSize"/> bytes, or null
+    /// when it can.</summary>
+    public static string? Refusal(OverlayMessage message, int maxSize)
+    {
+        var payload = message switch
+        {
+            RouteMessage route => route.Payload.Length,
+            DirectMessage direct => direct.Payload.Length,
+            _ => 0,
+        };
+        var handles = message switch
+        {
+            LivenessMessage live => live.LeafSet?.Length ?? 0,
+            JoinStateMessage join => join.Nodes.Length,
+            RowReplyMessage reply => reply.Nodes.Length,
+            LeaveMessage leave => leave.LeafSet.Length,
+            _ => 0,
+        };
+        if (payload > MaxPayload)
+        {
+            return $"its payload of {payload} bytes exceeds the overlay's limit of {MaxPayload}";
+        }
+
+        if (handles > MaxHandles)
+        {
+            return $"it lists {handles} node handles, more than the {MaxHandles} allowed";
+        }
+
+        var size = EncodedSize(message);
+        return size > maxSize ? $"it encodes to {size} bytes, more than the frame limit of {maxSize}" : null;
+    }
+
+    private static int HandleSize(NodeHandle handle) => NodeKey.Size + 1 + Encoding.UTF8.GetByteCount(handle.Address.Value ?? string.Empty);
+
+    private static long HandlesSize(NodeHandle[] handles)
+    {
+        long size = 2;
+        foreach (var handle in handles)
+        {
+            size += HandleSize(handle);
+        }
+
+        return size;
+    }
 
     public static byte[] Encode(OverlayMessage message)
     {

@@ -12,40 +12,55 @@ namespace Iris.Overlay.Transport;
 /// One authenticated, encrypted TCP connection between two overlay nodes. Wire format after the handshake: frames
 /// of a 4-byte big-endian length and that many bytes of AES-GCM output (ciphertext and tag), the length being
 /// authenticated as associated data. A frame's plaintext is a kind byte and a body: the link hello (the sender's
-/// listening address, first frame in each direction) or one overlay message.
+/// listening address, first frame in each direction), one overlay message, a goodbye (the sender writes nothing
+/// more on this connection), or a hand-over note (what follows comes after everything sent on the named earlier
+/// connection, which the reader finishes first).
 /// </summary>
+/// <remarks>
+/// One writer at a time, by construction: the hello is written before the link is shared, and afterwards only the
+/// owning peer's send loop writes. So no lock guards writing and closing never waits for a writer: it cancels and
+/// shuts the socket, and a write in progress fails with an I/O error.
+/// </remarks>
 internal sealed class TcpLink : IAsyncDisposable
 {
     private const byte HelloKind = 0;
     private const byte MessageKind = 1;
+    private const byte GoodbyeKind = 2;
+    private const byte ContinuesKind = 3;
     private const int HeaderSize = 4;
+    private const int ConnectionIdSize = 16;
 
     private readonly Socket _socket;
-    private readonly NetworkStream _stream;
     private readonly PipeReader _reader;
     private readonly PipeWriter _writer;
     private readonly FrameProtector _send;
     private readonly FrameProtector _receive;
+    private readonly int _maxFrameSize;
     private readonly int _maxSealed;
-    private readonly SemaphoreSlim _writeLock = new(1, 1);
-    private readonly CancellationTokenSource _closed = new();
-    private readonly ArrayBufferWriter<byte> _scratch = new(256);
+    private readonly CancellationTokenSource _closed;
+    private ArrayBufferWriter<byte> _scratch = new(256);
+    private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _closing;
 
-    private TcpLink(Socket socket, NetworkStream stream, FrameProtector send, FrameProtector receive, int maxFrameSize, bool initiated)
+    private TcpLink(Socket socket, NetworkStream stream, HandshakeResult handshake, int maxFrameSize, bool initiated, CancellationToken stopping)
     {
         _socket = socket;
-        _stream = stream;
-        _send = send;
-        _receive = receive;
-        _maxSealed = maxFrameSize + 1 + send.Overhead;
+        _send = handshake.Send;
+        _receive = handshake.Receive;
+        Id = handshake.ConnectionId;
+        _maxFrameSize = maxFrameSize;
+        _maxSealed = maxFrameSize + 1 + _send.Overhead;
         Initiated = initiated;
+        _closed = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         _reader = PipeReader.Create(stream, new StreamPipeReaderOptions(leaveOpen: true));
         _writer = PipeWriter.Create(stream, new StreamPipeWriterOptions(leaveOpen: true));
     }
 
     /// <summary>Whether this side opened the connection.</summary>
     public bool Initiated { get; }
+
+    /// <summary>The connection's identifier, the same at both ends.</summary>
+    public UInt128 Id { get; }
 
     /// <summary>The listening address of the other side, from its hello.</summary>
     public NodeAddress Remote { get; private set; }
@@ -55,6 +70,12 @@ internal sealed class TcpLink : IAsyncDisposable
     public NodeAddress InitiatorAddress { get; private set; }
 
     public bool IsClosed => Volatile.Read(ref _closing) != 0;
+
+    /// <summary>Whether this side has written its goodbye.</summary>
+    public bool GoodbyeSent { get; private set; }
+
+    /// <summary>Completes when reading has ended: the other side's goodbye, the end of the connection, or an error.</summary>
+    public Task Drained => _drained.Task;
 
     public EndPoint? RemoteEndPoint => _socket.RemoteEndPoint;
 
@@ -71,9 +92,8 @@ internal sealed class TcpLink : IAsyncDisposable
             }
 
             var stream = new NetworkStream(socket, ownsSocket: false);
-            var (send, receive) = await Handshake.RunAsync(stream, initiator: true, key, options.HandshakeTimeout, options.RekeyAfterFrames, cancellationToken).ConfigureAwait(false);
-            (send, receive) = Protectors(options, send, receive);
-            var link = new TcpLink(socket, stream, send, receive, options.MaxFrameSize, initiated: true) { InitiatorAddress = local };
+            var handshake = await Handshake.RunAsync(stream, initiator: true, key, options.HandshakeTimeout, options.RekeyAfterFrames, cancellationToken).ConfigureAwait(false);
+            var link = new TcpLink(socket, stream, Protectors(options, handshake), options.MaxFrameSize, initiated: true, cancellationToken) { InitiatorAddress = local };
             await link.WriteHelloAsync(local, cancellationToken).ConfigureAwait(false);
             link.Remote = await link.ReadHelloAsync(options.HandshakeTimeout, cancellationToken).ConfigureAwait(false);
             return link;
@@ -89,25 +109,24 @@ internal sealed class TcpLink : IAsyncDisposable
     {
         socket.NoDelay = true;
         var stream = new NetworkStream(socket, ownsSocket: false);
-        var (send, receive) = await Handshake.RunAsync(stream, initiator: false, key, options.HandshakeTimeout, options.RekeyAfterFrames, cancellationToken).ConfigureAwait(false);
-        (send, receive) = Protectors(options, send, receive);
-        var link = new TcpLink(socket, stream, send, receive, options.MaxFrameSize, initiated: false);
+        var handshake = await Handshake.RunAsync(stream, initiator: false, key, options.HandshakeTimeout, options.RekeyAfterFrames, cancellationToken).ConfigureAwait(false);
+        var link = new TcpLink(socket, stream, Protectors(options, handshake), options.MaxFrameSize, initiated: false, cancellationToken);
         link.Remote = await link.ReadHelloAsync(options.HandshakeTimeout, cancellationToken).ConfigureAwait(false);
         link.InitiatorAddress = link.Remote;
         await link.WriteHelloAsync(local, cancellationToken).ConfigureAwait(false);
         return link;
     }
 
-    private static (FrameProtector, FrameProtector) Protectors(TcpTransportOptions options, FrameProtector send, FrameProtector receive)
+    private static HandshakeResult Protectors(TcpTransportOptions options, HandshakeResult handshake)
     {
         if (!options.PlaintextForBenchmarks)
         {
-            return (send, receive);
+            return handshake;
         }
 
-        send.Dispose();
-        receive.Dispose();
-        return (FrameProtector.PlaintextForBenchmarks(), FrameProtector.PlaintextForBenchmarks());
+        handshake.Send.Dispose();
+        handshake.Receive.Dispose();
+        return handshake with { Send = FrameProtector.PlaintextForBenchmarks(), Receive = FrameProtector.PlaintextForBenchmarks() };
     }
 
     public static IPEndPoint ParseEndPoint(NodeAddress address)
@@ -122,9 +141,9 @@ internal sealed class TcpLink : IAsyncDisposable
         return endpoint;
     }
 
-    /// <summary>Reads frames until the connection ends, handing each overlay message to <paramref name="deliver"/>.
-    /// Returns why it ended; throws nothing.</summary>
-    public async Task<(string Reason, bool Error)> ReadLoopAsync(Action<OverlayMessage> deliver)
+    /// <summary>Reads frames until the other side's goodbye or the end of the connection, handing each overlay
+    /// message to <paramref name="reader"/>. Returns why it ended; throws nothing. Does not close the link.</summary>
+    public async Task<LinkEnd> ReadLoopAsync(ILinkReader reader)
     {
         try
         {
@@ -136,107 +155,164 @@ internal sealed class TcpLink : IAsyncDisposable
                 {
                     try
                     {
-                        if (kind != MessageKind)
+                        switch (kind)
                         {
-                            throw new OverlayProtocolException($"Unexpected link frame of kind {kind} after the hello.");
-                        }
+                            case MessageKind:
+                                reader.Deliver(MessageCodec.Read(body.Span));
+                                break;
+                            case GoodbyeKind:
+                                if (!body.IsEmpty)
+                                {
+                                    throw new OverlayProtocolException($"A goodbye frame carries {body.Length} bytes; it has none.");
+                                }
 
-                        deliver(MessageCodec.Read(body.Span));
+                                _reader.AdvanceTo(buffer.Start);
+                                return new LinkEnd("the peer handed the connection over", Error: false, Goodbye: true);
+                            case ContinuesKind:
+                                if (body.Length != ConnectionIdSize)
+                                {
+                                    throw new OverlayProtocolException($"A hand-over frame carries {body.Length} bytes, not {ConnectionIdSize}.");
+                                }
+
+                                var earlier = BinaryPrimitives.ReadUInt128BigEndian(body.Span);
+                                ArrayPool<byte>.Shared.Return(owner);
+                                owner = [];
+                                await reader.WaitForDrainAsync(earlier).ConfigureAwait(false);
+                                break;
+                            default:
+                                throw new OverlayProtocolException($"Unexpected link frame of kind {kind} after the hello.");
+                        }
                     }
                     finally
                     {
-                        ArrayPool<byte>.Shared.Return(owner);
+                        if (owner.Length > 0)
+                        {
+                            ArrayPool<byte>.Shared.Return(owner);
+                        }
                     }
                 }
 
                 _reader.AdvanceTo(buffer.Start, buffer.End);
                 if (result.IsCompleted)
                 {
-                    return buffer.IsEmpty ? ("the peer closed the connection", false) : ($"the connection ended inside a frame ({buffer.Length} bytes left)", true);
+                    return buffer.IsEmpty
+                        ? new LinkEnd("the peer closed the connection", Error: false, Goodbye: false)
+                        : new LinkEnd($"the connection ended inside a frame ({buffer.Length} bytes left)", Error: true, Goodbye: false);
                 }
             }
         }
         catch (OperationCanceledException)
         {
-            return ("closed locally", false);
+            return new LinkEnd("closed locally", Error: false, Goodbye: false);
         }
         catch (Exception e) when (e is OverlayProtocolException or OverlayAuthenticationException)
         {
-            return (e.Message, true);
-        }
-        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
-        {
-            return ($"connection lost: {e.Message}", false);
-        }
-        finally
-        {
-            await DisposeAsync().ConfigureAwait(false);
-        }
-    }
-
-    /// <summary>Seals and writes a batch of messages, then flushes. Returns the messages refused for exceeding the
-    /// frame limit; the others are written.</summary>
-    public async ValueTask<int> WriteAsync(IReadOnlyList<OverlayMessage> messages, CancellationToken cancellationToken)
-    {
-        await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        var refused = 0;
-        try
-        {
-            foreach (var message in messages)
-            {
-                _scratch.Clear();
-                _scratch.GetSpan(1)[0] = MessageKind;
-                _scratch.Advance(1);
-                MessageCodec.Write(_scratch, message);
-                if (_scratch.WrittenCount + _send.Overhead > _maxSealed)
-                {
-                    refused++;
-                    continue;
-                }
-
-                WriteFrame(_scratch.WrittenSpan);
-            }
-
-            var flush = await _writer.FlushAsync(cancellationToken).ConfigureAwait(false);
-            if (flush.IsCanceled || flush.IsCompleted)
-            {
-                throw new IOException("The connection is closed.");
-            }
-
-            return refused;
-        }
-        finally
-        {
-            _writeLock.Release();
-        }
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        if (Interlocked.Exchange(ref _closing, 1) != 0)
-        {
-            return;
-        }
-
-        try
-        {
-            await _writeLock.WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
-            await _writer.CompleteAsync().ConfigureAwait(false);
-            _socket.Shutdown(SocketShutdown.Both);
+            return new LinkEnd(e.Message, Error: true, Goodbye: false);
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or InvalidOperationException)
         {
-            // Already broken: nothing left to flush.
+            return new LinkEnd($"connection lost: {e.Message}", Error: false, Goodbye: false);
+        }
+        finally
+        {
+            _drained.TrySetResult();
+        }
+    }
+
+    /// <summary>
+    /// Seals and writes a batch of messages, then flushes; <paramref name="continues"/>, if given, first tells the
+    /// other side that this batch follows everything sent on that earlier connection. A message that cannot be
+    /// encoded within the frame limit is refused, counted in the result and reported to <paramref name="refused"/>;
+    /// the others are written. Throws on any failure of the connection; the caller drops the link.
+    /// </summary>
+    public async ValueTask<int> WriteAsync(IReadOnlyList<OverlayMessage> messages, UInt128? continues, Action<OverlayMessage, string> refused)
+    {
+        if (continues is { } earlier)
+        {
+            Span<byte> note = stackalloc byte[1 + ConnectionIdSize];
+            note[0] = ContinuesKind;
+            BinaryPrimitives.WriteUInt128BigEndian(note[1..], earlier);
+            WriteFrame(note);
         }
 
-        await _closed.CancelAsync().ConfigureAwait(false);
+        var count = 0;
+        foreach (var message in messages)
+        {
+            if (MessageCodec.Refusal(message, _maxFrameSize) is { } reason)
+            {
+                count++;
+                refused(message, reason);
+                continue;
+            }
+
+            _scratch.Clear();
+            _scratch.GetSpan(1)[0] = MessageKind;
+            _scratch.Advance(1);
+            MessageCodec.Write(_scratch, message);
+            WriteFrame(_scratch.WrittenSpan);
+        }
+
+        if (_scratch.Capacity > 64 * 1024)
+        {
+            // One large message must not pin its buffer for the life of the connection.
+            _scratch = new ArrayBufferWriter<byte>(256);
+        }
+
+        await FlushAsync().ConfigureAwait(false);
+        return count;
+    }
+
+    /// <summary>Writes the goodbye: nothing more will be written here. The caller then closes the link once the other
+    /// side's goodbye has arrived (<see cref="Drained"/>) or a timeout passed.</summary>
+    public async ValueTask WriteGoodbyeAsync()
+    {
+        GoodbyeSent = true;
+        WriteFrame([GoodbyeKind]);
+        await FlushAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Closes the connection at once: a write in progress fails, reading ends. Never waits for a writer.</summary>
+    public ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _closing, 1) != 0)
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        try
+        {
+            _closed.Cancel();
+        }
+        catch (AggregateException)
+        {
+            // A callback registered on the token threw; the link closes regardless.
+        }
+
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // Already broken.
+        }
+
         _socket.Dispose();
-        _send.Dispose();
-        _receive.Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    private async ValueTask FlushAsync()
+    {
+        var flush = await _writer.FlushAsync(_closed.Token).ConfigureAwait(false);
+        if (flush.IsCanceled || flush.IsCompleted)
+        {
+            throw new IOException("The connection is closed.");
+        }
     }
 
     private void WriteFrame(ReadOnlySpan<byte> plaintext)
     {
+        ObjectDisposedException.ThrowIf(IsClosed, this);
         var sealedLength = plaintext.Length + _send.Overhead;
         if (sealedLength > _maxSealed)
         {
@@ -249,6 +325,11 @@ internal sealed class TcpLink : IAsyncDisposable
         _writer.Advance(HeaderSize + sealedLength);
     }
 
+    /// <summary>
+    /// Takes one whole frame off <paramref name="buffer"/> and opens it into a pooled buffer (<paramref name="owner"/>,
+    /// to be returned by the caller). The declared length is checked before anything is allocated, so a huge
+    /// length costs nothing; a frame held in one segment is opened in place, without a copy.
+    /// </summary>
     private bool TryReadFrame(ref ReadOnlySequence<byte> buffer, out byte kind, out ReadOnlyMemory<byte> body, out byte[] owner)
     {
         kind = 0;
@@ -272,21 +353,37 @@ internal sealed class TcpLink : IAsyncDisposable
             return false;
         }
 
-        var sealedFrame = ArrayPool<byte>.Shared.Rent(length);
+        var sealedFrame = buffer.Slice(HeaderSize, length);
         owner = ArrayPool<byte>.Shared.Rent(length);
+        byte[]? copy = null;
         try
         {
-            buffer.Slice(HeaderSize, length).CopyTo(sealedFrame);
-            _receive.Open(header, sealedFrame.AsSpan(0, length), owner);
+            ReadOnlySpan<byte> sealedSpan;
+            if (sealedFrame.IsSingleSegment)
+            {
+                sealedSpan = sealedFrame.FirstSpan;
+            }
+            else
+            {
+                copy = ArrayPool<byte>.Shared.Rent(length);
+                sealedFrame.CopyTo(copy);
+                sealedSpan = copy.AsSpan(0, length);
+            }
+
+            _receive.Open(header, sealedSpan, owner);
         }
         catch
         {
             ArrayPool<byte>.Shared.Return(owner);
+            owner = [];
             throw;
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(sealedFrame);
+            if (copy is not null)
+            {
+                ArrayPool<byte>.Shared.Return(copy);
+            }
         }
 
         buffer = buffer.Slice(HeaderSize + length);
@@ -326,7 +423,7 @@ internal sealed class TcpLink : IAsyncDisposable
                         ParseEndPoint(address);
                         return address;
                     }
-                    catch (FormatException e)
+                    catch (Exception e) when (e is FormatException or ArgumentException)
                     {
                         throw new OverlayProtocolException($"The peer announced an invalid address: {e.Message}");
                     }
@@ -348,4 +445,19 @@ internal sealed class TcpLink : IAsyncDisposable
             throw new OverlayAuthenticationException($"The peer sent no hello within {timeout}.");
         }
     }
+}
+
+/// <summary>Why a link's reading ended: the other side's goodbye (a hand-over, not a failure), the connection's end,
+/// or an error (a protocol violation or a forged frame).</summary>
+internal readonly record struct LinkEnd(string Reason, bool Error, bool Goodbye);
+
+/// <summary>Where a link's reader hands what it reads.</summary>
+internal interface ILinkReader
+{
+    /// <summary>One overlay message, in the order sent.</summary>
+    void Deliver(OverlayMessage message);
+
+    /// <summary>Completes once reading of the earlier connection <paramref name="connectionId"/> to the same peer has
+    /// ended, so that what was sent on it is delivered before what follows on this one.</summary>
+    ValueTask WaitForDrainAsync(UInt128 connectionId);
 }

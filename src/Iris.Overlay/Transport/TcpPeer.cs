@@ -1,7 +1,6 @@
 using System.Net.Sockets;
 using System.Threading.Channels;
 using Iris.Overlay.Security;
-using Microsoft.Extensions.Logging;
 
 namespace Iris.Overlay.Transport;
 
@@ -10,20 +9,39 @@ namespace Iris.Overlay.Transport;
 /// they go out on, made on demand and made again, with backoff, when it breaks. One link per pair of nodes carries
 /// both directions; if both opened one at the same moment, both keep the one opened by the smaller address.
 /// </summary>
-internal sealed class TcpPeer
+/// <remarks>
+/// <para>The send loop is the only writer of every link of this peer, so a link can be closed at any moment without
+/// waiting for it, and a write in progress simply fails.</para>
+/// <para>Handing over from one link to another loses nothing and reorders nothing. The link that gives way is
+/// retired: the send loop writes a goodbye as the last frame on it, and, if it had written messages there, starts the
+/// next link with a note naming the retired one. The other side reads a retired link until its goodbye, and delays
+/// what arrives after such a note until that link is read to the end. A link closes once goodbyes went both ways (or
+/// a timeout passed).</para>
+/// </remarks>
+internal sealed class TcpPeer : ILinkReader
 {
     private const int MaxBatch = 256;
+    private const int DrainedMemory = 16;
+
+    /// <summary>Put in the queue to wake the send loop when there is a link to retire and nothing to send.</summary>
+    private static readonly OverlayMessage Wake = new RouteAckMessage { Sender = new NodeHandle(NodeKey.Zero, new NodeAddress("wake")), HopId = 0 };
 
     private readonly TcpTransport _transport;
     private readonly Channel<OverlayMessage> _queue;
     private readonly Lock _gate = new();
     private readonly Task _sendLoop;
+    private readonly List<TcpLink> _retiring = [];
+    private readonly Queue<UInt128> _drained = new();
+    private readonly Dictionary<UInt128, TaskCompletionSource> _drainWaits = [];
     private TcpLink? _active;
+    private bool _retired;
+    private long _lastUsed;
 
     public TcpPeer(TcpTransport transport, NodeAddress address)
     {
         _transport = transport;
         Address = address;
+        _lastUsed = transport.Time.GetTimestamp();
         _queue = Channel.CreateBounded<OverlayMessage>(new BoundedChannelOptions(transport.Options.OutboundQueueCapacity)
         {
             SingleReader = true,
@@ -34,45 +52,147 @@ internal sealed class TcpPeer
 
     public NodeAddress Address { get; }
 
-    public bool TryEnqueue(OverlayMessage message) => _queue.Writer.TryWrite(message);
-
-    public ValueTask EnqueueAsync(OverlayMessage message, CancellationToken cancellationToken) => _queue.Writer.WriteAsync(message, cancellationToken);
-
-    /// <summary>Adopts a link (accepted or dialled); returns false if it lost the tie-break and was closed.</summary>
-    public bool Attach(TcpLink link)
+    /// <summary>Whether the transport pruned this peer; a new one takes its place when the address is used again.</summary>
+    public bool IsRetired
     {
-        TcpLink? loser;
+        get { lock (_gate) { return _retired; } }
+    }
+
+    public bool TryEnqueue(OverlayMessage message)
+    {
+        Volatile.Write(ref _lastUsed, _transport.Time.GetTimestamp());
+        return _queue.Writer.TryWrite(message);
+    }
+
+    public ValueTask EnqueueAsync(OverlayMessage message, CancellationToken cancellationToken)
+    {
+        Volatile.Write(ref _lastUsed, _transport.Time.GetTimestamp());
+        return _queue.Writer.WriteAsync(message, cancellationToken);
+    }
+
+    /// <summary>
+    /// Adopts a link (accepted or dialled). The winner of a tie-break becomes the active link and the other one is
+    /// retired; either way the caller reads the link until it ends, since the other side may have written on it
+    /// before it learned it lost.
+    /// </summary>
+    public AttachResult Attach(TcpLink link)
+    {
         lock (_gate)
         {
+            if (_retired)
+            {
+                return AttachResult.PeerRetired;
+            }
+
+            Volatile.Write(ref _lastUsed, _transport.Time.GetTimestamp());
             if (_active is null || _active.IsClosed)
             {
                 _active = link;
-                return true;
+                return AttachResult.Active;
             }
 
             if (string.CompareOrdinal(link.InitiatorAddress.Value, _active.InitiatorAddress.Value) < 0)
             {
-                loser = _active;
+                RetireLocked(_active);
                 _active = link;
+                return AttachResult.Active;
             }
-            else
-            {
-                loser = link;
-            }
-        }
 
-        _ = loser.DisposeAsync().AsTask();
-        return loser != link;
+            RetireLocked(link);
+            return AttachResult.Retired;
+        }
     }
 
-    public void Detach(TcpLink link)
+    /// <summary>A link's reading ended: at the other side's goodbye the link is retired (this side writes its own
+    /// goodbye, then closes it); otherwise it is broken, dropped and closed.</summary>
+    public void ReadEnded(TcpLink link, LinkEnd end)
     {
+        var close = false;
         lock (_gate)
         {
             if (_active == link)
             {
                 _active = null;
             }
+
+            if (end.Goodbye && !link.GoodbyeSent && !link.IsClosed)
+            {
+                RetireLocked(link);
+            }
+            else
+            {
+                _retiring.Remove(link);
+                close = true;
+            }
+
+            _drained.Enqueue(link.Id);
+            if (_drained.Count > DrainedMemory)
+            {
+                _drained.Dequeue();
+            }
+
+            if (_drainWaits.Remove(link.Id, out var waiting))
+            {
+                waiting.TrySetResult();
+            }
+        }
+
+        if (close)
+        {
+            _ = link.DisposeAsync().AsTask();
+        }
+    }
+
+    public void Deliver(OverlayMessage message) => _transport.Deliver(this, message);
+
+    public async ValueTask WaitForDrainAsync(UInt128 connectionId)
+    {
+        TaskCompletionSource waiting;
+        lock (_gate)
+        {
+            if (_drained.Contains(connectionId))
+            {
+                return;
+            }
+
+            if (!_drainWaits.TryGetValue(connectionId, out waiting!))
+            {
+                waiting = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                _drainWaits[connectionId] = waiting;
+            }
+        }
+
+        var timeout = _transport.Options.HandshakeTimeout;
+        try
+        {
+            await waiting.Task.WaitAsync(timeout, _transport.Time, _transport.Stopping).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            lock (_gate)
+            {
+                _drainWaits.Remove(connectionId);
+            }
+
+            Log.HandOverTimedOut(_transport.Logger, Address, connectionId, timeout);
+        }
+    }
+
+    /// <summary>Marks the peer retired if it has had no link and no traffic for <paramref name="idle"/>: its send loop
+    /// ends. Returns whether it did.</summary>
+    public bool TryRetireIdle(TimeSpan idle)
+    {
+        lock (_gate)
+        {
+            if (_retired || _active is not null || _retiring.Count > 0 || _queue.Reader.Count > 0
+                || _transport.Time.GetElapsedTime(Volatile.Read(ref _lastUsed)) < idle)
+            {
+                return false;
+            }
+
+            _retired = true;
+            _queue.Writer.TryComplete();
+            return true;
         }
     }
 
@@ -85,14 +205,20 @@ internal sealed class TcpPeer
 
     public async Task CloseAsync()
     {
-        TcpLink? link;
+        List<TcpLink> links;
         lock (_gate)
         {
-            link = _active;
+            links = [.. _retiring];
+            if (_active is not null)
+            {
+                links.Add(_active);
+            }
+
             _active = null;
+            _retiring.Clear();
         }
 
-        if (link is not null)
+        foreach (var link in links)
         {
             await link.DisposeAsync().ConfigureAwait(false);
         }
@@ -109,19 +235,101 @@ internal sealed class TcpPeer
         }
     }
 
+    private void RetireLocked(TcpLink link)
+    {
+        if (!_retiring.Contains(link))
+        {
+            _retiring.Add(link);
+        }
+
+        // Wake the send loop so the goodbye goes out even when nothing else is queued. A full queue needs no
+        // waking: the loop is busy and reaches the retired link before its next batch.
+        _queue.Writer.TryWrite(Wake);
+    }
+
+    private List<TcpLink> TakeRetiring()
+    {
+        lock (_gate)
+        {
+            if (_retiring.Count == 0)
+            {
+                return [];
+            }
+
+            List<TcpLink> links = [.. _retiring];
+            _retiring.Clear();
+            return links;
+        }
+    }
+
+    /// <summary>Writes the goodbye on a retired link and closes it once the other side's goodbye arrived (or after
+    /// the handshake timeout). Returns whether the goodbye was written.</summary>
+    private async ValueTask<bool> RetireAsync(TcpLink link)
+    {
+        try
+        {
+            await link.WriteGoodbyeAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !_transport.Stopping.IsCancellationRequested)
+        {
+            await link.DisposeAsync().ConfigureAwait(false);
+            return false;
+        }
+
+        _ = CloseWhenDrainedAsync(link);
+        return true;
+    }
+
+    private async Task CloseWhenDrainedAsync(TcpLink link)
+    {
+        await link.Drained.WaitAsync(_transport.Options.HandshakeTimeout, _transport.Time).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await link.DisposeAsync().ConfigureAwait(false);
+    }
+
     private async Task SendLoopAsync()
     {
         var stopping = _transport.Stopping;
         var backoff = _transport.Options.ReconnectMinDelay;
         var batch = new List<OverlayMessage>(MaxBatch);
         var reader = _queue.Reader;
+        TcpLink? current = null;
+        UInt128? handOver = null;
         try
         {
             while (await reader.WaitToReadAsync(stopping).ConfigureAwait(false))
             {
+                foreach (var retired in TakeRetiring())
+                {
+                    var wroteOnIt = retired == current;
+                    if (wroteOnIt)
+                    {
+                        current = null;
+                    }
+
+                    if (await RetireAsync(retired).ConfigureAwait(false) && wroteOnIt)
+                    {
+                        handOver = retired.Id;
+                    }
+                }
+
+                batch.Clear();
+                while (batch.Count < MaxBatch && reader.TryRead(out var message))
+                {
+                    if (!ReferenceEquals(message, Wake))
+                    {
+                        batch.Add(message);
+                    }
+                }
+
+                if (batch.Count == 0)
+                {
+                    continue;
+                }
+
                 var link = Active;
                 if (link is null)
                 {
+                    handOver = null;
                     try
                     {
                         link = await TcpLink.ConnectAsync(_transport.LocalAddress, Address, _transport.Key, _transport.Options, stopping).ConfigureAwait(false);
@@ -133,41 +341,48 @@ internal sealed class TcpPeer
                         or OperationCanceledException && !stopping.IsCancellationRequested)
                     {
                         // The peer is unreachable: what was queued for it is stale by the time it comes back.
-                        var dropped = 0;
-                        while (reader.TryRead(out _))
+                        var dropped = batch.Count;
+                        while (reader.TryRead(out var message))
                         {
-                            dropped++;
+                            dropped += ReferenceEquals(message, Wake) ? 0 : 1;
                         }
 
                         _transport.CountDropped(dropped);
                         Log.DialFailed(_transport.Logger, Address, e.Message, dropped, backoff);
-                        await Task.Delay(backoff, stopping).ConfigureAwait(false);
+                        await Task.Delay(backoff, _transport.Time, stopping).ConfigureAwait(false);
                         backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, _transport.Options.ReconnectMaxDelay.Ticks));
                         continue;
                     }
                 }
 
-                batch.Clear();
-                while (batch.Count < MaxBatch && reader.TryRead(out var message))
+                if (link != current)
                 {
-                    batch.Add(message);
+                    current = link;
                 }
 
                 try
                 {
-                    var refused = await link.WriteAsync(batch, stopping).ConfigureAwait(false);
+                    var refused = await link.WriteAsync(batch, handOver, Refuse).ConfigureAwait(false);
+                    handOver = null;
                     _transport.CountSent(batch.Count - refused);
-                    if (refused > 0)
-                    {
-                        // Too large for a frame: refused here, the link and the rest of the batch are fine.
-                        Log.Oversized(_transport.Logger, Address, refused, _transport.Options.MaxFrameSize);
-                        _transport.CountDropped(refused);
-                    }
                 }
-                catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+                catch (Exception e) when (!stopping.IsCancellationRequested)
                 {
-                    Detach(link);
+                    // Whatever broke (the connection, or a bug in encoding), this batch is lost and the link with
+                    // it; the loop goes on with a new link. The ring retransmits what it must not lose.
+                    lock (_gate)
+                    {
+                        if (_active == link)
+                        {
+                            _active = null;
+                        }
+                    }
+
+                    current = null;
+                    handOver = null;
+                    await link.DisposeAsync().ConfigureAwait(false);
                     _transport.CountDropped(batch.Count);
+                    Log.WriteFailed(_transport.Logger, Address, e.Message, batch.Count, e);
                 }
             }
         }
@@ -176,4 +391,23 @@ internal sealed class TcpPeer
             // Transport shutting down.
         }
     }
+
+    private void Refuse(OverlayMessage message, string reason)
+    {
+        _transport.CountOversized();
+        Log.Oversized(_transport.Logger, Address, message.Type, reason);
+    }
+}
+
+/// <summary>What became of a link given to <see cref="TcpPeer.Attach"/>.</summary>
+internal enum AttachResult
+{
+    /// <summary>It carries this peer's traffic from now on.</summary>
+    Active,
+
+    /// <summary>It lost the tie-break against the active link: read it to its end, write nothing but a goodbye.</summary>
+    Retired,
+
+    /// <summary>The peer was pruned; attach to the address's new peer.</summary>
+    PeerRetired,
 }

@@ -20,11 +20,17 @@ internal sealed class TcpTransport : IOverlayTransport, IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _acceptLoop;
     private readonly ConcurrentDictionary<TcpLink, Task> _readLoops = new();
+    private readonly Dictionary<IPAddress, int> _handshakesByAddress = [];
+    private readonly Lock _handshakeLock = new();
+    private readonly ITimer _pruneTimer;
     private IOverlayReceiver? _receiver;
+    private int _handshakes;
     private long _sent;
     private long _received;
     private long _dropped;
     private long _refused;
+    private long _oversized;
+    private long _receiverFailures;
 
     private TcpTransport(Socket listener, NetworkKey key, TcpTransportOptions options, ILogger logger)
     {
@@ -34,11 +40,18 @@ internal sealed class TcpTransport : IOverlayTransport, IAsyncDisposable
         Logger = logger;
         var endpoint = (IPEndPoint)listener.LocalEndPoint!;
         LocalAddress = new NodeAddress($"tcp://{endpoint}");
+        var prune = options.IdlePeerTimeout / 2;
+        _pruneTimer = Time.CreateTimer(static state => ((TcpTransport)state!).PruneIdlePeers(), this, prune, prune);
         _acceptLoop = Task.Run(AcceptLoopAsync);
         Log.Listening(logger, LocalAddress, key.ToString());
     }
 
     public NodeAddress LocalAddress { get; }
+
+    public int MaxPayload => Math.Min(MessageCodec.MaxPayload, Options.MaxFrameSize - MessageCodec.MaxEnvelope);
+
+    /// <summary>The clock of timeouts and backoff.</summary>
+    public TimeProvider Time { get; } = TimeProvider.System;
 
     public NetworkKey Key { get; }
 
@@ -56,6 +69,18 @@ internal sealed class TcpTransport : IOverlayTransport, IAsyncDisposable
 
     /// <summary>Messages dropped: queue full, peer unreachable, connection lost while writing, or too large.</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
+
+    /// <summary>Messages refused because they do not fit in a frame (also counted in <see cref="Dropped"/>).</summary>
+    public long Oversized => Interlocked.Read(ref _oversized);
+
+    /// <summary>Messages the receiver threw on.</summary>
+    public long ReceiverFailures => Interlocked.Read(ref _receiverFailures);
+
+    /// <summary>Accepted connections still in their handshake.</summary>
+    public int HandshakesInProgress => Volatile.Read(ref _handshakes);
+
+    /// <summary>Remote addresses with a peer (a queue and a send loop) now.</summary>
+    public int Peers => _peers.Count;
 
     /// <summary>Connections open now (each being read).</summary>
     public int OpenConnections => _readLoops.Count;
@@ -100,13 +125,24 @@ internal sealed class TcpTransport : IOverlayTransport, IAsyncDisposable
         }
 
         var peer = Peer(destination);
-        if (peer is null || !peer.TryEnqueue(message))
+        if (peer is not null && !peer.TryEnqueue(message) && peer.IsRetired)
         {
-            Interlocked.Increment(ref _dropped);
-            if (peer is not null)
+            // Pruned just now: the address gets a fresh peer.
+            peer = Peer(destination);
+            if (peer is not null && peer.TryEnqueue(message))
             {
-                Log.QueueFull(Logger, destination, Options.OutboundQueueCapacity);
+                return;
             }
+        }
+        else if (peer is not null)
+        {
+            return;
+        }
+
+        Interlocked.Increment(ref _dropped);
+        if (peer is not null)
+        {
+            Log.QueueFull(Logger, destination, Options.OutboundQueueCapacity);
         }
     }
 
@@ -127,6 +163,7 @@ internal sealed class TcpTransport : IOverlayTransport, IAsyncDisposable
         }
 
         _listener.Dispose();
+        await _pruneTimer.DisposeAsync().ConfigureAwait(false);
         await Task.WhenAll(_peers.Values.Select(p => p.DrainAsync(Options.ShutdownTimeout))).ConfigureAwait(false);
         await _stopping.CancelAsync().ConfigureAwait(false);
         await Task.WhenAll(_peers.Values.Select(p => p.CloseAsync())).ConfigureAwait(false);
@@ -138,38 +175,77 @@ internal sealed class TcpTransport : IOverlayTransport, IAsyncDisposable
 
     internal void CountDropped(int count) => Interlocked.Add(ref _dropped, count);
 
-    /// <summary>Puts a freshly opened link to work: attaches it to its peer and starts reading from it.</summary>
+    internal void CountOversized()
+    {
+        Interlocked.Increment(ref _oversized);
+        Interlocked.Increment(ref _dropped);
+    }
+
+    /// <summary>Puts a freshly opened link to work: attaches it to its peer and reads it until it ends, whether it
+    /// carries the traffic from now on or lost a tie-break (the other side may have written on it already).</summary>
     internal void Start(TcpPeer peer, TcpLink link, string direction)
     {
-        if (!peer.Attach(link))
+        while (peer.Attach(link) == AttachResult.PeerRetired)
         {
-            return;
+            if (Peer(link.Remote) is not { } fresh)
+            {
+                _ = link.DisposeAsync().AsTask();
+                return;
+            }
+
+            peer = fresh;
         }
 
         Log.Opened(Logger, link.Remote, direction);
         var loop = Task.Run(async () =>
         {
-            var (reason, error) = await link.ReadLoopAsync(Deliver).ConfigureAwait(false);
-            peer.Detach(link);
-            if (error)
+            var end = new LinkEnd("closed locally", Error: false, Goodbye: false);
+            try
             {
-                Interlocked.Increment(ref _refused);
-                Log.ClosedOnError(Logger, link.Remote, reason);
+                end = await link.ReadLoopAsync(peer).ConfigureAwait(false);
             }
-            else
+            finally
             {
-                Log.Closed(Logger, link.Remote, reason);
+                peer.ReadEnded(link, end);
+                _readLoops.TryRemove(link, out _);
+                if (end.Error)
+                {
+                    Interlocked.Increment(ref _refused);
+                    Log.ClosedOnError(Logger, link.Remote, end.Reason);
+                }
+                else
+                {
+                    Log.Closed(Logger, link.Remote, end.Reason);
+                }
             }
-
-            _readLoops.TryRemove(link, out _);
         });
         _readLoops[link] = loop;
     }
 
-    private void Deliver(OverlayMessage message)
+    internal void Deliver(TcpPeer from, OverlayMessage message)
     {
         Interlocked.Increment(ref _received);
-        _receiver?.Receive(message);
+        try
+        {
+            _receiver?.Receive(message);
+        }
+        catch (Exception e)
+        {
+            // A receiver must not throw; if one does, the connection and the messages after this one are not to blame.
+            Interlocked.Increment(ref _receiverFailures);
+            Log.ReceiverFailed(Logger, from.Address, message.Type, e);
+        }
+    }
+
+    private void PruneIdlePeers()
+    {
+        foreach (var (address, peer) in _peers)
+        {
+            if (peer.TryRetireIdle(Options.IdlePeerTimeout))
+            {
+                _peers.TryRemove(new KeyValuePair<NodeAddress, TcpPeer>(address, peer));
+            }
+        }
     }
 
     private TcpPeer? Peer(NodeAddress address)
@@ -210,16 +286,83 @@ internal sealed class TcpTransport : IOverlayTransport, IAsyncDisposable
                 continue;
             }
 
-            _ = Task.Run(() => AcceptOneAsync(socket));
+            if (!TryBeginHandshake(socket, out var address))
+            {
+                Interlocked.Increment(ref _refused);
+                socket.Dispose();
+                continue;
+            }
+
+            _ = Task.Run(() => AcceptOneAsync(socket, address));
         }
     }
 
-    private async Task AcceptOneAsync(Socket socket)
+    /// <summary>Counts a handshake in, unless the caps on handshakes in progress (in all, and from one address) are
+    /// reached: connections that have not proven they hold the key cost a socket and a task each, so their number is
+    /// bounded, per address so that one host cannot crowd out the others.</summary>
+    private bool TryBeginHandshake(Socket socket, out IPAddress address)
+    {
+        address = (socket.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
+        lock (_handshakeLock)
+        {
+            var fromAddress = _handshakesByAddress.GetValueOrDefault(address);
+            if (_handshakes >= Options.MaxHandshakesInProgress || fromAddress >= Options.MaxHandshakesPerAddress)
+            {
+                Log.HandshakeCapReached(Logger, socket.RemoteEndPoint, _handshakes, fromAddress);
+                return false;
+            }
+
+            _handshakesByAddress[address] = fromAddress + 1;
+            Volatile.Write(ref _handshakes, _handshakes + 1);
+            return true;
+        }
+    }
+
+    private void EndHandshake(IPAddress address)
+    {
+        lock (_handshakeLock)
+        {
+            var fromAddress = _handshakesByAddress[address] - 1;
+            if (fromAddress == 0)
+            {
+                _handshakesByAddress.Remove(address);
+            }
+            else
+            {
+                _handshakesByAddress[address] = fromAddress;
+            }
+
+            Volatile.Write(ref _handshakes, _handshakes - 1);
+        }
+    }
+
+    private async Task AcceptOneAsync(Socket socket, IPAddress address)
     {
         var remote = socket.RemoteEndPoint;
+        TcpLink link;
         try
         {
-            var link = await TcpLink.AcceptAsync(socket, LocalAddress, Key, Options, _stopping.Token).ConfigureAwait(false);
+            link = await TcpLink.AcceptAsync(socket, LocalAddress, Key, Options, _stopping.Token).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            // Whatever went wrong before the peer proved it holds the key, the connection ends and costs nothing more.
+            socket.Dispose();
+            if (!_stopping.IsCancellationRequested)
+            {
+                Interlocked.Increment(ref _refused);
+                Log.Refused(Logger, remote, e.Message);
+            }
+
+            return;
+        }
+        finally
+        {
+            EndHandshake(address);
+        }
+
+        try
+        {
             if (Peer(link.Remote) is { } peer)
             {
                 Start(peer, link, "accepted");
@@ -229,14 +372,10 @@ internal sealed class TcpTransport : IOverlayTransport, IAsyncDisposable
                 await link.DisposeAsync().ConfigureAwait(false);
             }
         }
-        catch (Exception e) when (e is OverlayAuthenticationException or OverlayProtocolException or IOException or SocketException or OperationCanceledException)
+        catch (Exception e)
         {
-            socket.Dispose();
-            if (!_stopping.IsCancellationRequested)
-            {
-                Interlocked.Increment(ref _refused);
-                Log.Refused(Logger, remote, e.Message);
-            }
+            await link.DisposeAsync().ConfigureAwait(false);
+            Log.Refused(Logger, remote, e.Message);
         }
     }
 }

@@ -5,7 +5,8 @@ namespace Iris.Overlay.Transport;
 /// <summary>Settings of the TCP overlay transport. Bound from <c>Iris:Overlay:Tcp</c>.</summary>
 public sealed class TcpTransportOptions
 {
-    /// <summary>Largest overlay message a frame may carry, in bytes; a bigger frame ends its connection. Default 16 MiB.</summary>
+    /// <summary>Largest overlay message a frame may carry, in bytes: a bigger message is refused before it is sent, a
+    /// bigger frame received ends its connection. Default 16 MiB.</summary>
     public int MaxFrameSize { get; set; } = 16 * 1024 * 1024;
 
     /// <summary>Messages queued per peer while its connection is busy or being made; beyond this <c>Send</c> drops
@@ -27,6 +28,16 @@ public sealed class TcpTransportOptions
 
     /// <summary>Frames sent under one key before both sides move to the next. Default 2^32.</summary>
     public long RekeyAfterFrames { get; set; } = 1L << 32;
+
+    /// <summary>Accepted connections that may be in their handshake at once; more are closed at once. Default 256.</summary>
+    public int MaxHandshakesInProgress { get; set; } = 256;
+
+    /// <summary>Accepted connections from one IP address that may be in their handshake at once. Default 16.</summary>
+    public int MaxHandshakesPerAddress { get; set; } = 16;
+
+    /// <summary>How long a remote address with no connection and no traffic keeps its queue and send loop before they
+    /// are freed. Default 1 minute.</summary>
+    public TimeSpan IdlePeerTimeout { get; set; } = TimeSpan.FromMinutes(1);
 
     /// <summary>How long shutting down waits for queued messages to be written. Default 2 seconds.</summary>
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(2);
@@ -61,6 +72,16 @@ public sealed class TcpTransportOptionsValidator : IValidateOptions<TcpTransport
         if (options.ReconnectMinDelay <= TimeSpan.Zero || options.ReconnectMaxDelay < options.ReconnectMinDelay)
         {
             errors.Add("Tcp ReconnectMinDelay must be positive and at most ReconnectMaxDelay.");
+        }
+
+        if (options.MaxHandshakesInProgress < 1 || options.MaxHandshakesPerAddress < 1)
+        {
+            errors.Add("Tcp MaxHandshakesInProgress and MaxHandshakesPerAddress must be at least 1.");
+        }
+
+        if (options.IdlePeerTimeout <= TimeSpan.Zero)
+        {
+            errors.Add($"Tcp IdlePeerTimeout must be positive; it is {options.IdlePeerTimeout}.");
         }
 
         if (options.RekeyAfterFrames < 1)
