@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
 using Iris.Overlay.Diagnostics;
 using Iris.Overlay.Timing;
 using Iris.Overlay.Transport;
@@ -79,8 +81,9 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
 
         // Receivers spot retransmitted hops by (sender key, hop id). A node restarted with the same key must not
         // reuse the ids of its previous run, or its first messages would be taken for duplicates and discarded: each
-        // run starts its sequence at a random point of a 2^63 space.
-        _hopSequence = (ulong)random.NextInt64(1, long.MaxValue);
+        // run starts its sequence at a random point of a 2^63 space, drawn from the system's generator so that it
+        // differs between runs even where the node's Random is seeded (simulations, tests).
+        _hopSequence = BinaryPrimitives.ReadUInt64LittleEndian(RandomNumberGenerator.GetBytes(8)) >> 1;
         transport.SetReceiver(this);
     }
 

@@ -15,13 +15,14 @@ namespace Iris.Overlay.Transport;
 /// <para>Handing over from one link to another loses nothing and reorders nothing. The link that gives way is
 /// retired: the send loop writes a goodbye as the last frame on it, and, if it had written messages there, starts the
 /// next link with a note naming the retired one. The other side reads a retired link until its goodbye, and delays
-/// what arrives after such a note until that link is read to the end. A link closes once goodbyes went both ways (or
-/// a timeout passed).</para>
+/// what arrives after such a note until that link is read to the end (or the handshake timeout passed). A link closes
+/// once goodbyes went both ways, or the connection broke.</para>
 /// </remarks>
 internal sealed class TcpPeer : ILinkReader
 {
     private const int MaxBatch = 256;
     private const int DrainedMemory = 16;
+    private const int DialsBeforeDropping = 3;
 
     /// <summary>Put in the queue to wake the send loop when there is a link to retire and nothing to send.</summary>
     private static readonly OverlayMessage Wake = new RouteAckMessage { Sender = new NodeHandle(NodeKey.Zero, new NodeAddress("wake")), HopId = 0 };
@@ -262,8 +263,9 @@ internal sealed class TcpPeer : ILinkReader
         }
     }
 
-    /// <summary>Writes the goodbye on a retired link and closes it once the other side's goodbye arrived (or after
-    /// the handshake timeout). Returns whether the goodbye was written.</summary>
+    /// <summary>Writes the goodbye on a retired link and closes it once reading it has ended: the other side's goodbye
+    /// arrived, or the connection ended. Never sooner: the other side may still be writing there, however slowly,
+    /// until it reads this goodbye. Returns whether the goodbye was written.</summary>
     private async ValueTask<bool> RetireAsync(TcpLink link)
     {
         try
@@ -280,9 +282,9 @@ internal sealed class TcpPeer : ILinkReader
         return true;
     }
 
-    private async Task CloseWhenDrainedAsync(TcpLink link)
+    private static async Task CloseWhenDrainedAsync(TcpLink link)
     {
-        await link.Drained.WaitAsync(_transport.Options.HandshakeTimeout, _transport.Time).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await link.Drained.ConfigureAwait(false);
         await link.DisposeAsync().ConfigureAwait(false);
     }
 
@@ -294,6 +296,7 @@ internal sealed class TcpPeer : ILinkReader
         var reader = _queue.Reader;
         TcpLink? current = null;
         UInt128? handOver = null;
+        var failedDials = 0;
         try
         {
             while (await reader.WaitToReadAsync(stopping).ConfigureAwait(false))
@@ -312,16 +315,13 @@ internal sealed class TcpPeer : ILinkReader
                     }
                 }
 
-                batch.Clear();
-                while (batch.Count < MaxBatch && reader.TryRead(out var message))
+                // Wake-ups only: nothing to send.
+                while (reader.TryPeek(out var next) && ReferenceEquals(next, Wake))
                 {
-                    if (!ReferenceEquals(message, Wake))
-                    {
-                        batch.Add(message);
-                    }
+                    reader.TryRead(out _);
                 }
 
-                if (batch.Count == 0)
+                if (!reader.TryPeek(out _))
                 {
                     continue;
                 }
@@ -336,22 +336,38 @@ internal sealed class TcpPeer : ILinkReader
                         _transport.Start(this, link, "dialled");
                         link = Active ?? link;
                         backoff = _transport.Options.ReconnectMinDelay;
+                        failedDials = 0;
                     }
                     catch (Exception e) when (e is SocketException or IOException or OverlayAuthenticationException or OverlayProtocolException or FormatException
                         or OperationCanceledException && !stopping.IsCancellationRequested)
                     {
-                        // The peer is unreachable: what was queued for it is stale by the time it comes back.
-                        var dropped = batch.Count;
-                        while (reader.TryRead(out var message))
+                        // One failed attempt may be a busy peer: the queue waits for the next. A peer that cannot be
+                        // reached several times running is gone, and what was queued for it is stale by the time
+                        // it comes back.
+                        var dropped = 0;
+                        if (++failedDials >= DialsBeforeDropping)
                         {
-                            dropped += ReferenceEquals(message, Wake) ? 0 : 1;
+                            while (reader.TryRead(out var message))
+                            {
+                                dropped += ReferenceEquals(message, Wake) ? 0 : 1;
+                            }
+
+                            _transport.CountDropped(dropped);
                         }
 
-                        _transport.CountDropped(dropped);
                         Log.DialFailed(_transport.Logger, Address, e.Message, dropped, backoff);
                         await Task.Delay(backoff, _transport.Time, stopping).ConfigureAwait(false);
                         backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, _transport.Options.ReconnectMaxDelay.Ticks));
                         continue;
+                    }
+                }
+
+                batch.Clear();
+                while (batch.Count < MaxBatch && reader.TryRead(out var message))
+                {
+                    if (!ReferenceEquals(message, Wake))
+                    {
+                        batch.Add(message);
                     }
                 }
 
