@@ -1,4 +1,5 @@
 using Iris.Overlay.Diagnostics;
+using Iris.Overlay.Kernel;
 using Iris.Overlay.Timing;
 using Iris.Overlay.Transport;
 using Microsoft.Extensions.Logging;
@@ -202,26 +203,24 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
     /// <summary>Routes <paramref name="payload"/> to the root of <paramref name="key"/>, where the handler of
     /// <paramref name="channel"/> receives it (possibly on this node).</summary>
     /// <exception cref="OverlayMessageTooLargeException">The payload is larger than the transport carries.</exception>
+    /// <exception cref="OverlayNodeStoppedException">The node has stopped.</exception>
     public void Route(NodeKey key, ushort channel, ReadOnlyMemory<byte> payload)
     {
         CheckPayload(payload);
-        List<Action>? callbacks = null;
+        var callbacks = new Outbox();
         lock (_lock)
         {
-            if (_state != NodeState.Ready)
-            {
-                throw new InvalidOperationException($"Pastry node {Self} cannot route: it is {_state.ToString().ToLowerInvariant()}, not part of a ring.");
-            }
+            EnsureReady("route");
 
             var message = new RouteMessage
             {
                 Sender = Self, Key = key, Hops = 0, Kind = RouteKind.Application, Channel = channel, Origin = Self, Payload = payload,
             };
-            RouteOnward(message, 0, ref callbacks);
+            RouteOnward(message, 0, callbacks);
             Rearm();
         }
 
-        RunCallbacks(callbacks);
+        callbacks.Run();
     }
 
     /// <summary>
@@ -231,16 +230,14 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
     /// <see cref="IRouteHandler.DirectFailed"/>. An unreliable send (heartbeats) is sent once and forgotten.
     /// </summary>
     /// <exception cref="OverlayMessageTooLargeException">The payload is larger than the transport carries.</exception>
+    /// <exception cref="OverlayNodeStoppedException">The node has stopped.</exception>
     public void SendDirect(NodeHandle to, ushort channel, ReadOnlyMemory<byte> payload, bool reliable = true)
     {
         CheckPayload(payload);
-        List<Action>? callbacks = null;
+        var callbacks = new Outbox();
         lock (_lock)
         {
-            if (_state != NodeState.Ready)
-            {
-                throw new InvalidOperationException($"Pastry node {Self} cannot send: it is {_state.ToString().ToLowerInvariant()}, not part of a ring.");
-            }
+            EnsureReady("send");
 
             var message = new DirectMessage { Sender = Self, Channel = channel, Payload = payload };
             if (to.Key == Self.Key)
@@ -248,7 +245,7 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
                 if (_handlers.GetValueOrDefault(channel) is { } handler)
                 {
                     var delivery = new DirectDelivery(Self, channel, payload);
-                    (callbacks ??= []).Add(() => handler.ReceiveDirect(delivery));
+                    callbacks.Add(() => handler.ReceiveDirect(delivery));
                 }
             }
             else if (reliable)
@@ -263,7 +260,7 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
             }
         }
 
-        RunCallbacks(callbacks);
+        callbacks.Run();
     }
 
     /// <summary>The largest payload <see cref="Route"/> and <see cref="SendDirect"/> accept.</summary>
@@ -383,7 +380,7 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
 
     public void Receive(OverlayMessage message)
     {
-        List<Action>? callbacks = null;
+        var callbacks = new Outbox();
         (RouteMessage Message, IRouteHandler Handler)? intercepted = null;
         var version = Volatile.Read(ref _leafVersionSeen);
         lock (_lock)
@@ -409,12 +406,12 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
                     }
                     else
                     {
-                        RouteOnward(route, 0, ref callbacks);
+                        RouteOnward(route, 0, callbacks);
                     }
 
                     break;
                 case DirectMessage direct:
-                    OnDirect(direct, ref callbacks);
+                    OnDirect(direct, callbacks);
                     break;
                 case RouteAckMessage ack:
                     ConsiderDirect(ack.Sender);
@@ -451,21 +448,21 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
         }
 
         NotifyLeafSetChange(version);
-        RunCallbacks(callbacks);
+        callbacks.Run();
         if (intercepted is { } hop && hop.Handler.Forward(Delivery(hop.Message), hop.Message.Sender))
         {
             // The handler let the message pass: route it on (the tables may have changed meanwhile).
-            callbacks = null;
+            callbacks = new Outbox();
             lock (_lock)
             {
                 if (_state == NodeState.Ready)
                 {
-                    RouteOnward(hop.Message, 0, ref callbacks);
+                    RouteOnward(hop.Message, 0, callbacks);
                     Rearm();
                 }
             }
 
-            RunCallbacks(callbacks);
+            callbacks.Run();
         }
     }
 
@@ -499,7 +496,7 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
     private static RouteDelivery Delivery(RouteMessage message) =>
         new(message.Key, message.Origin, message.Channel, message.Payload, message.Hops);
 
-    private void OnDirect(DirectMessage message, ref List<Action>? callbacks)
+    private void OnDirect(DirectMessage message, Outbox callbacks)
     {
         if (message.HopId != 0)
         {
@@ -514,11 +511,11 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
         if (_handlers.GetValueOrDefault(message.Channel) is { } handler)
         {
             var delivery = new DirectDelivery(message.Sender, message.Channel, message.Payload);
-            (callbacks ??= []).Add(() => handler.ReceiveDirect(delivery));
+            callbacks.Add(() => handler.ReceiveDirect(delivery));
         }
     }
 
-    private void RouteOnward(RouteMessage message, int attempts, ref List<Action>? callbacks)
+    private void RouteOnward(RouteMessage message, int attempts, Outbox callbacks)
     {
         var isJoin = message.Kind == RouteKind.Join;
         var next = NextHop(message.Key, isJoin ? message.Origin.Key : Self.Key);
@@ -532,7 +529,7 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
             if (!isJoin)
             {
                 OverlayMetrics.Hops.Record(message.Hops);
-                DeliverLater(Delivery(message), ref callbacks);
+                DeliverLater(Delivery(message), callbacks);
             }
 
             return;
@@ -856,7 +853,7 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
 
     private void OnTimer()
     {
-        List<Action>? callbacks = null;
+        var callbacks = new Outbox();
         var version = Volatile.Read(ref _leafVersionSeen);
         lock (_lock)
         {
@@ -869,7 +866,7 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
             var now = NowMs();
             if (now >= _nextAckCheckMs)
             {
-                CheckAcks(now, ref callbacks);
+                CheckAcks(now, callbacks);
             }
 
             if (now >= _nextTickMs)
@@ -890,10 +887,10 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
         }
 
         NotifyLeafSetChange(version);
-        RunCallbacks(callbacks);
+        callbacks.Run();
     }
 
-    private void CheckAcks(long now, ref List<Action>? callbacks)
+    private void CheckAcks(long now, Outbox callbacks)
     {
         List<(ulong, PendingHop)>? expired = null;
         foreach (var (hopId, hop) in _pending)
@@ -932,7 +929,7 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
                 if (_handlers.GetValueOrDefault(direct.Channel) is { } handler)
                 {
                     var to = hop.To;
-                    (callbacks ??= []).Add(() => handler.DirectFailed(to, direct.Channel, direct.Payload));
+                    callbacks.Add(() => handler.DirectFailed(to, direct.Channel, direct.Payload));
                 }
 
                 continue;
@@ -947,7 +944,7 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
             }
 
             OverlayMetrics.Reroutes.Add(1);
-            RouteOnward(route, hop.Attempts + 1, ref callbacks);
+            RouteOnward(route, hop.Attempts + 1, callbacks);
         }
     }
 
@@ -1138,6 +1135,19 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
         _pending.Clear();
     }
 
+    private void EnsureReady(string action)
+    {
+        if (_state == NodeState.Stopped)
+        {
+            throw new OverlayNodeStoppedException(Self.ToString(), action);
+        }
+
+        if (_state != NodeState.Ready)
+        {
+            throw new InvalidOperationException($"Pastry node {Self} cannot {action}: it is {_state.ToString().ToLowerInvariant()}, not part of a ring.");
+        }
+    }
+
     private void EnsureState(NodeState expected)
     {
         if (_state != expected)
@@ -1154,21 +1164,7 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
         }
     }
 
-    /// <summary>Runs what handlers must hear, outside the lock: handlers may call back into the node.</summary>
-    private static void RunCallbacks(List<Action>? callbacks)
-    {
-        if (callbacks is null)
-        {
-            return;
-        }
-
-        foreach (var callback in callbacks)
-        {
-            callback();
-        }
-    }
-
-    private void DeliverLater(RouteDelivery delivery, ref List<Action>? callbacks)
+    private void DeliverLater(RouteDelivery delivery, Outbox callbacks)
     {
         if (_handlers.GetValueOrDefault(delivery.Channel) is not { } handler)
         {
@@ -1176,7 +1172,7 @@ internal sealed class PastryNode : IOverlayReceiver, IDisposable
             return;
         }
 
-        (callbacks ??= []).Add(() => handler.Deliver(delivery));
+        callbacks.Add(() => handler.Deliver(delivery));
     }
 
     private long NowMs() => _timers.NowMs;

@@ -809,18 +809,7 @@ internal sealed class ScribeNode : IRouteHandler, IDisposable
 
     private void Flush(Outbox outbox)
     {
-        foreach (var action in outbox.Actions)
-        {
-            try
-            {
-                action();
-            }
-            catch (InvalidOperationException) when (_pastry.IsStopped)
-            {
-                // The node stopped meanwhile; nothing to send from it any more.
-            }
-        }
-
+        outbox.Work.Run();
         if (outbox.ChangedGroups is { } changed && GroupChanged is { } handler)
         {
             foreach (var group in changed)
@@ -830,14 +819,15 @@ internal sealed class ScribeNode : IRouteHandler, IDisposable
         }
     }
 
-    /// <summary>Work decided under the lock and done after it: sends, deliveries, change events.</summary>
+    /// <summary>Work decided under the lock and done after it: the node's sends and deliveries (the shared
+    /// <see cref="Kernel.Outbox"/>), then the change events of the groups it touched, once each.</summary>
     private sealed class Outbox
     {
-        public List<Action> Actions { get; } = [];
+        public Kernel.Outbox Work { get; } = new();
 
         public HashSet<NodeKey>? ChangedGroups { get; private set; }
 
-        public void Add(Action action) => Actions.Add(action);
+        public void Add(Action action) => Work.Add(action);
 
         public void Changed(NodeKey group) => (ChangedGroups ??= []).Add(group);
     }
