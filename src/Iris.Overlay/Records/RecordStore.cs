@@ -1,3 +1,4 @@
+using Iris.Overlay.Kernel;
 using Iris.Overlay.Pastry;
 using Iris.Overlay.Timing;
 using Iris.Overlay.Transport;
@@ -47,11 +48,10 @@ internal sealed class RecordStore : IRouteHandler, IDisposable
     private readonly TimerQueue _timers;
     private readonly RecordOptions _options;
     private readonly Dictionary<NodeKey, RecordValue> _copies = [];
-    private readonly Dictionary<ulong, PendingRequest> _requests = [];
+    private readonly PendingRequests<RecordWriteResult> _requests;
     private readonly Dictionary<NodeKey, Ownership> _owned = [];
-    private readonly TimerQueue.Entry _tick;
-    private ulong _sequence;
-    private bool _tickScheduled;
+    private readonly TimerQueue.Entry _replicaDeadline;
+    private long _replicaDeadlineMs = long.MaxValue;
     private bool _stopped;
 
     public RecordStore(PastryNode pastry, TimerQueue timers, RecordOptions? options = null)
@@ -59,7 +59,8 @@ internal sealed class RecordStore : IRouteHandler, IDisposable
         _pastry = pastry;
         _timers = timers;
         _options = options ?? new RecordOptions();
-        _tick = timers.Create(OnTick);
+        _requests = new PendingRequests<RecordWriteResult>(timers, _options.RetryInterval, nameof(RecordStore));
+        _replicaDeadline = timers.Create(OnReplicaDeadline);
         pastry.RegisterHandler(Channel, this);
         pastry.LeafSetChanged += OnLeafSetChanged;
     }
@@ -77,19 +78,13 @@ internal sealed class RecordStore : IRouteHandler, IDisposable
 
     public void Dispose()
     {
-        List<PendingRequest> pending;
         lock (_lock)
         {
             _stopped = true;
-            _tick.Cancel();
-            pending = [.. _requests.Values];
-            _requests.Clear();
+            _replicaDeadline.Cancel();
         }
 
-        foreach (var request in pending)
-        {
-            request.Completion.TrySetException(new ObjectDisposedException(nameof(RecordStore)));
-        }
+        _requests.Dispose();
     }
 
     public void Deliver(RouteDelivery delivery)
@@ -99,7 +94,7 @@ internal sealed class RecordStore : IRouteHandler, IDisposable
             return;
         }
 
-        var outbox = new List<Action>();
+        var outbox = new Outbox();
         lock (_lock)
         {
             if (_stopped)
@@ -112,7 +107,7 @@ internal sealed class RecordStore : IRouteHandler, IDisposable
             Pump(own, outbox);
         }
 
-        Run(outbox);
+        outbox.Run();
     }
 
     public void ReceiveDirect(DirectDelivery delivery)
@@ -122,8 +117,17 @@ internal sealed class RecordStore : IRouteHandler, IDisposable
             return;
         }
 
-        var outbox = new List<Action>();
-        PendingRequest? completed = null;
+        if (message.Type == RecordMessageType.Reply)
+        {
+            if (message.RequestNode == Self.Key)
+            {
+                _requests.TryComplete(message.RequestId, new RecordWriteResult(message.Success, message.Value));
+            }
+
+            return;
+        }
+
+        var outbox = new Outbox();
         lock (_lock)
         {
             if (_stopped)
@@ -133,9 +137,6 @@ internal sealed class RecordStore : IRouteHandler, IDisposable
 
             switch (message.Type)
             {
-                case RecordMessageType.Reply when message.RequestNode == Self.Key && _requests.Remove(message.RequestId, out var pending):
-                    completed = pending with { Result = new RecordWriteResult(message.Success, message.Value) };
-                    break;
                 case RecordMessageType.SyncQuery:
                     Send(delivery.From, message with { Type = RecordMessageType.SyncReply, Value = _copies.GetValueOrDefault(message.Key) }, outbox);
                     break;
@@ -163,8 +164,7 @@ internal sealed class RecordStore : IRouteHandler, IDisposable
             }
         }
 
-        completed?.Completion.TrySetResult(completed.Result!);
-        Run(outbox);
+        outbox.Run();
     }
 
     public void DirectFailed(NodeHandle to, ushort channel, ReadOnlyMemory<byte> payload)
@@ -174,7 +174,7 @@ internal sealed class RecordStore : IRouteHandler, IDisposable
             return;
         }
 
-        var outbox = new List<Action>();
+        var outbox = new Outbox();
         lock (_lock)
         {
             if (_stopped || !_owned.TryGetValue(message.Key, out var own))
@@ -193,41 +193,20 @@ internal sealed class RecordStore : IRouteHandler, IDisposable
             }
         }
 
-        Run(outbox);
+        outbox.Run();
     }
 
-    private async Task<RecordWriteResult> SendAsync(NodeKey key, bool write, long expectedVersion, byte[] data, CancellationToken cancellationToken)
-    {
-        PendingRequest pending;
-        lock (_lock)
-        {
-            ObjectDisposedException.ThrowIf(_stopped, this);
-            var id = ++_sequence;
-            var message = new RecordMessage(RecordMessageType.Request, key, Self.Key, id)
+    private Task<RecordWriteResult> SendAsync(NodeKey key, bool write, long expectedVersion, byte[] data, CancellationToken cancellationToken) =>
+        _requests.SendAsync(
+            id => _pastry.Route(key, Channel, new RecordMessage(RecordMessageType.Request, key, Self.Key, id)
             {
                 IsWrite = write, ExpectedVersion = expectedVersion, OriginAddress = Self.Address, Data = data,
-            };
-            var now = _timers.NowMs;
-            pending = new PendingRequest(message, new TaskCompletionSource<RecordWriteResult>(TaskCreationOptions.RunContinuationsAsynchronously),
-                now + (long)_options.RetryInterval.TotalMilliseconds, now + (long)_options.OperationTimeout.TotalMilliseconds);
-            _requests[id] = pending;
-            EnsureTick();
-        }
+            }.Encode()),
+            _options.OperationTimeout,
+            () => new RecordTimeoutException(key, _options.OperationTimeout),
+            cancellationToken);
 
-        _pastry.Route(key, Channel, pending.Message.Encode());
-        using var registration = cancellationToken.Register(() =>
-        {
-            lock (_lock)
-            {
-                _requests.Remove(pending.Message.RequestId);
-            }
-
-            pending.Completion.TrySetCanceled(cancellationToken);
-        });
-        return await pending.Completion.Task.ConfigureAwait(false);
-    }
-
-    private void Pump(Ownership own, List<Action> outbox)
+    private void Pump(Ownership own, Outbox outbox)
     {
         while (own.ReplicateWaiting is null && own.Queue.Count > 0)
         {
@@ -271,8 +250,7 @@ internal sealed class RecordStore : IRouteHandler, IDisposable
             }
 
             own.ReplicateWaiting = [.. replicas.Select(r => r.Key)];
-            own.DeadlineMs = _timers.NowMs + (long)_options.ReplicaTimeout.TotalMilliseconds;
-            EnsureTick();
+            WatchReplicas(own);
             foreach (var replica in replicas)
             {
                 Send(replica, new RecordMessage(RecordMessageType.Replicate, own.Key, request.RequestNode, request.RequestId) { Value = written }, outbox);
@@ -280,7 +258,7 @@ internal sealed class RecordStore : IRouteHandler, IDisposable
         }
     }
 
-    private void StartSync(Ownership own, List<Action> outbox)
+    private void StartSync(Ownership own, Outbox outbox)
     {
         if (own.SyncWaiting is not null)
         {
@@ -296,22 +274,21 @@ internal sealed class RecordStore : IRouteHandler, IDisposable
         }
 
         own.SyncWaiting = [.. replicas.Select(r => r.Key)];
-        own.DeadlineMs = _timers.NowMs + (long)_options.ReplicaTimeout.TotalMilliseconds;
-        EnsureTick();
+        WatchReplicas(own);
         foreach (var replica in replicas)
         {
             Send(replica, new RecordMessage(RecordMessageType.SyncQuery, own.Key, Self.Key, 0), outbox);
         }
     }
 
-    private void FinishSync(Ownership own, List<Action> outbox)
+    private void FinishSync(Ownership own, Outbox outbox)
     {
         own.SyncWaiting = null;
         own.Synced = true;
         Pump(own, outbox);
     }
 
-    private void FinishWrite(Ownership own, List<Action> outbox)
+    private void FinishWrite(Ownership own, Outbox outbox)
     {
         own.ReplicateWaiting = null;
         if (own.Pending is { } done)
@@ -348,10 +325,10 @@ internal sealed class RecordStore : IRouteHandler, IDisposable
         return own;
     }
 
-    private void Reply(NodeHandle origin, RecordMessage request, bool success, RecordValue? value, List<Action> outbox) =>
+    private void Reply(NodeHandle origin, RecordMessage request, bool success, RecordValue? value, Outbox outbox) =>
         Send(origin, request with { Type = RecordMessageType.Reply, Success = success, Value = value, Data = [] }, outbox);
 
-    private void Send(NodeHandle to, RecordMessage message, List<Action> outbox)
+    private void Send(NodeHandle to, RecordMessage message, Outbox outbox)
     {
         var bytes = message.Encode();
         outbox.Add(() => _pastry.SendDirect(to, Channel, bytes));
@@ -369,43 +346,35 @@ internal sealed class RecordStore : IRouteHandler, IDisposable
         }
     }
 
-    private void EnsureTick()
+    /// <summary>Starts the wait for <paramref name="own"/>'s replicas: at its deadline the root goes on with the
+    /// answers it has.</summary>
+    private void WatchReplicas(Ownership own)
     {
-        if (!_tickScheduled)
+        own.DeadlineMs = _timers.NowMs + (long)_options.ReplicaTimeout.TotalMilliseconds;
+        ScheduleReplicaDeadline(own.DeadlineMs);
+    }
+
+    private void ScheduleReplicaDeadline(long dueMs)
+    {
+        if (dueMs < _replicaDeadlineMs)
         {
-            _tickScheduled = true;
-            _tick.ScheduleAt(_timers.NowMs + 50);
+            _replicaDeadlineMs = dueMs;
+            _replicaDeadline.ScheduleAt(dueMs);
         }
     }
 
-    private void OnTick()
+    private void OnReplicaDeadline()
     {
-        var outbox = new List<Action>();
-        var expired = new List<PendingRequest>();
-        var retries = new List<RecordMessage>();
+        var outbox = new Outbox();
         lock (_lock)
         {
-            _tickScheduled = false;
+            _replicaDeadlineMs = long.MaxValue;
             if (_stopped)
             {
                 return;
             }
 
             var now = _timers.NowMs;
-            foreach (var (id, request) in _requests.ToList())
-            {
-                if (now >= request.DeadlineMs)
-                {
-                    _requests.Remove(id);
-                    expired.Add(request);
-                }
-                else if (now >= request.RetryMs)
-                {
-                    _requests[id] = request with { RetryMs = now + (long)_options.RetryInterval.TotalMilliseconds };
-                    retries.Add(request.Message);
-                }
-            }
-
             foreach (var own in _owned.Values)
             {
                 if (now < own.DeadlineMs)
@@ -423,23 +392,16 @@ internal sealed class RecordStore : IRouteHandler, IDisposable
                 }
             }
 
-            if (_requests.Count > 0 || _owned.Values.Any(o => o.SyncWaiting is not null || o.ReplicateWaiting is not null))
+            foreach (var own in _owned.Values)
             {
-                EnsureTick();
+                if (own.SyncWaiting is not null || own.ReplicateWaiting is not null)
+                {
+                    ScheduleReplicaDeadline(own.DeadlineMs);
+                }
             }
         }
 
-        foreach (var request in expired)
-        {
-            request.Completion.TrySetException(new RecordTimeoutException(request.Message.Key, _options.OperationTimeout));
-        }
-
-        foreach (var retry in retries)
-        {
-            _pastry.Route(retry.Key, Channel, retry.Encode());
-        }
-
-        Run(outbox);
+        outbox.Run();
     }
 
     /// <summary>Decodes a record message; a malformed one (from a node of another version) is ignored.</summary>
@@ -453,26 +415,6 @@ internal sealed class RecordStore : IRouteHandler, IDisposable
         {
             return null;
         }
-    }
-
-    private void Run(List<Action> outbox)
-    {
-        foreach (var action in outbox)
-        {
-            try
-            {
-                action();
-            }
-            catch (InvalidOperationException) when (_pastry.IsStopped)
-            {
-                // The node stopped meanwhile.
-            }
-        }
-    }
-
-    private sealed record PendingRequest(RecordMessage Message, TaskCompletionSource<RecordWriteResult> Completion, long RetryMs, long DeadlineMs)
-    {
-        public RecordWriteResult? Result { get; init; }
     }
 
     /// <summary>What the root keeps for a record it serves: whether it has collected its neighbours' copies, the

@@ -1,4 +1,5 @@
 using System.Text;
+using Iris.Overlay.Kernel;
 using Iris.Overlay.Pastry;
 using Iris.Overlay.Timing;
 using Iris.Overlay.Transport;
@@ -16,20 +17,14 @@ internal sealed class RootLocator : IRouteHandler, IDisposable
     private const byte Query = 1;
     private const byte Answer = 2;
 
-    private readonly Lock _lock = new();
     private readonly PastryNode _pastry;
-    private readonly TimerQueue _timers;
-    private readonly Dictionary<ulong, (TaskCompletionSource<string> Completion, NodeKey Key, long RetryMs, long DeadlineMs)> _pending = [];
-    private readonly TimerQueue.Entry _tick;
-    private ulong _sequence;
-    private bool _tickScheduled;
+    private readonly PendingRequests<string> _queries;
 
     public RootLocator(PastryNode pastry, TimerQueue timers, string tag)
     {
         _pastry = pastry;
-        _timers = timers;
         Tag = tag;
-        _tick = timers.Create(OnTick);
+        _queries = new PendingRequests<string>(timers, TimeSpan.FromMilliseconds(500), nameof(RootLocator));
         pastry.RegisterHandler(Channel, this);
     }
 
@@ -44,22 +39,7 @@ internal sealed class RootLocator : IRouteHandler, IDisposable
             return Task.FromResult(Tag);
         }
 
-        ulong id;
-        TaskCompletionSource<string> completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        lock (_lock)
-        {
-            id = ++_sequence;
-            var now = _timers.NowMs;
-            _pending[id] = (completion, key, now + 500, now + (long)timeout.TotalMilliseconds);
-            if (!_tickScheduled)
-            {
-                _tickScheduled = true;
-                _tick.ScheduleAt(now + 100);
-            }
-        }
-
-        Send(key, id);
-        return completion.Task;
+        return _queries.SendAsync(id => Send(key, id), timeout, () => new TimeoutException($"The root of {key} did not answer; the ring may be repairing."));
     }
 
     public void Deliver(RouteDelivery delivery)
@@ -83,20 +63,10 @@ internal sealed class RootLocator : IRouteHandler, IDisposable
             return;
         }
 
-        var id = BitConverter.ToUInt64(payload.Slice(1, 8));
-        TaskCompletionSource<string>? completion = null;
-        lock (_lock)
-        {
-            if (_pending.Remove(id, out var pending))
-            {
-                completion = pending.Completion;
-            }
-        }
-
-        completion?.TrySetResult(Encoding.UTF8.GetString(payload[9..]));
+        _queries.TryComplete(BitConverter.ToUInt64(payload.Slice(1, 8)), Encoding.UTF8.GetString(payload[9..]));
     }
 
-    public void Dispose() => _tick.Cancel();
+    public void Dispose() => _queries.Dispose();
 
     private void Send(NodeKey key, ulong id)
     {
@@ -104,45 +74,5 @@ internal sealed class RootLocator : IRouteHandler, IDisposable
         query[0] = Query;
         BitConverter.TryWriteBytes(query.AsSpan(1), id);
         _pastry.Route(key, Channel, query);
-    }
-
-    private void OnTick()
-    {
-        var expired = new List<(TaskCompletionSource<string>, NodeKey)>();
-        var retries = new List<(NodeKey, ulong)>();
-        lock (_lock)
-        {
-            _tickScheduled = false;
-            var now = _timers.NowMs;
-            foreach (var (id, pending) in _pending.ToList())
-            {
-                if (now >= pending.DeadlineMs)
-                {
-                    _pending.Remove(id);
-                    expired.Add((pending.Completion, pending.Key));
-                }
-                else if (now >= pending.RetryMs)
-                {
-                    _pending[id] = pending with { RetryMs = now + 500 };
-                    retries.Add((pending.Key, id));
-                }
-            }
-
-            if (_pending.Count > 0)
-            {
-                _tickScheduled = true;
-                _tick.ScheduleAt(now + 100);
-            }
-        }
-
-        foreach (var (completion, key) in expired)
-        {
-            completion.TrySetException(new TimeoutException($"The root of {key} did not answer; the ring may be repairing."));
-        }
-
-        foreach (var (key, id) in retries)
-        {
-            Send(key, id);
-        }
     }
 }
