@@ -149,7 +149,7 @@ internal sealed class BeaconFilter(NetworkKey key, TimeSpan freshness, TimeProvi
         beacon = decoded;
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var window = (long)freshness.TotalMilliseconds;
-        if (Math.Abs(now - decoded.SentUnixMs) > window)
+        if (Int128.Abs((Int128)now - decoded.SentUnixMs) > window)
         {
             Interlocked.Increment(ref _stale);
             return BeaconVerdict.Stale;

@@ -325,72 +325,9 @@ internal sealed class TcpLink : IAsyncDisposable
         _writer.Advance(HeaderSize + sealedLength);
     }
 
-    /// <summary>
-    /// Takes one whole frame off <paramref name="buffer"/> and opens it into a pooled buffer (<paramref name="owner"/>,
-    /// to be returned by the caller). The declared length is checked before anything is allocated, so a huge
-    /// length costs nothing; a frame held in one segment is opened in place, without a copy.
-    /// </summary>
-    private bool TryReadFrame(ref ReadOnlySequence<byte> buffer, out byte kind, out ReadOnlyMemory<byte> body, out byte[] owner)
-    {
-        kind = 0;
-        body = default;
-        owner = [];
-        if (buffer.Length < HeaderSize)
-        {
-            return false;
-        }
-
-        Span<byte> header = stackalloc byte[HeaderSize];
-        buffer.Slice(0, HeaderSize).CopyTo(header);
-        var length = BinaryPrimitives.ReadInt32BigEndian(header);
-        if (length < 1 + _receive.Overhead || length > _maxSealed)
-        {
-            throw new OverlayProtocolException($"A frame of {length} bytes is outside the allowed {1 + _receive.Overhead}..{_maxSealed} bytes.");
-        }
-
-        if (buffer.Length < HeaderSize + length)
-        {
-            return false;
-        }
-
-        var sealedFrame = buffer.Slice(HeaderSize, length);
-        owner = ArrayPool<byte>.Shared.Rent(length);
-        byte[]? copy = null;
-        try
-        {
-            ReadOnlySpan<byte> sealedSpan;
-            if (sealedFrame.IsSingleSegment)
-            {
-                sealedSpan = sealedFrame.FirstSpan;
-            }
-            else
-            {
-                copy = ArrayPool<byte>.Shared.Rent(length);
-                sealedFrame.CopyTo(copy);
-                sealedSpan = copy.AsSpan(0, length);
-            }
-
-            _receive.Open(header, sealedSpan, owner);
-        }
-        catch
-        {
-            ArrayPool<byte>.Shared.Return(owner);
-            owner = [];
-            throw;
-        }
-        finally
-        {
-            if (copy is not null)
-            {
-                ArrayPool<byte>.Shared.Return(copy);
-            }
-        }
-
-        buffer = buffer.Slice(HeaderSize + length);
-        kind = owner[0];
-        body = owner.AsMemory(1, length - _receive.Overhead - 1);
-        return true;
-    }
+    /// <summary>Takes one whole frame off <paramref name="buffer"/>: see <see cref="LinkFrames.TryRead"/>.</summary>
+    private bool TryReadFrame(ref ReadOnlySequence<byte> buffer, out byte kind, out ReadOnlyMemory<byte> body, out byte[] owner) =>
+        LinkFrames.TryRead(ref buffer, _receive, _maxSealed, out kind, out body, out owner);
 
     private async ValueTask WriteHelloAsync(NodeAddress local, CancellationToken cancellationToken)
     {
