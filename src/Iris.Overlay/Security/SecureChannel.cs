@@ -120,6 +120,10 @@ internal static class Handshake
         {
             throw new OverlayAuthenticationException("The peer closed the connection during the handshake (most likely it holds another network key).", e);
         }
+        catch (IOException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new OverlayAuthenticationException($"The connection broke during the handshake: {e.Message}", e);
+        }
         finally
         {
             ecdh?.Dispose();

@@ -42,7 +42,7 @@ internal sealed class TcpLink : IAsyncDisposable
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _closing;
 
-    private TcpLink(Socket socket, NetworkStream stream, HandshakeResult handshake, int maxFrameSize, bool initiated, CancellationToken stopping)
+    private TcpLink(Socket socket, NetworkStream stream, HandshakeResult handshake, int maxFrameSize, bool initiated)
     {
         _socket = socket;
         _send = handshake.Send;
@@ -51,7 +51,7 @@ internal sealed class TcpLink : IAsyncDisposable
         _maxFrameSize = maxFrameSize;
         _maxSealed = maxFrameSize + 1 + _send.Overhead;
         Initiated = initiated;
-        _closed = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        _closed = new CancellationTokenSource();
         _reader = PipeReader.Create(stream, new StreamPipeReaderOptions(leaveOpen: true));
         _writer = PipeWriter.Create(stream, new StreamPipeWriterOptions(leaveOpen: true));
     }
@@ -93,7 +93,7 @@ internal sealed class TcpLink : IAsyncDisposable
 
             var stream = new NetworkStream(socket, ownsSocket: false);
             var handshake = await Handshake.RunAsync(stream, initiator: true, key, options.HandshakeTimeout, options.RekeyAfterFrames, cancellationToken).ConfigureAwait(false);
-            var link = new TcpLink(socket, stream, Protectors(options, handshake), options.MaxFrameSize, initiated: true, cancellationToken) { InitiatorAddress = local };
+            var link = new TcpLink(socket, stream, Protectors(options, handshake), options.MaxFrameSize, initiated: true) { InitiatorAddress = local };
             await link.WriteHelloAsync(local, cancellationToken).ConfigureAwait(false);
             link.Remote = await link.ReadHelloAsync(options.HandshakeTimeout, cancellationToken).ConfigureAwait(false);
             return link;
@@ -105,15 +105,19 @@ internal sealed class TcpLink : IAsyncDisposable
         }
     }
 
-    public static async Task<TcpLink> AcceptAsync(Socket socket, NodeAddress local, NetworkKey key, TcpTransportOptions options, CancellationToken cancellationToken)
+    /// <summary>Runs the responder's side on an accepted socket; <paramref name="stopping"/> or <paramref name="cutOff"/>
+    /// end the handshake. The link it makes is closed by its owner.</summary>
+    public static async Task<TcpLink> AcceptAsync(
+        Socket socket, NodeAddress local, NetworkKey key, TcpTransportOptions options, CancellationToken stopping, CancellationToken cutOff)
     {
         socket.NoDelay = true;
+        using var handshaking = CancellationTokenSource.CreateLinkedTokenSource(stopping, cutOff);
         var stream = new NetworkStream(socket, ownsSocket: false);
-        var handshake = await Handshake.RunAsync(stream, initiator: false, key, options.HandshakeTimeout, options.RekeyAfterFrames, cancellationToken).ConfigureAwait(false);
-        var link = new TcpLink(socket, stream, Protectors(options, handshake), options.MaxFrameSize, initiated: false, cancellationToken);
-        link.Remote = await link.ReadHelloAsync(options.HandshakeTimeout, cancellationToken).ConfigureAwait(false);
+        var handshake = await Handshake.RunAsync(stream, initiator: false, key, options.HandshakeTimeout, options.RekeyAfterFrames, handshaking.Token).ConfigureAwait(false);
+        var link = new TcpLink(socket, stream, Protectors(options, handshake), options.MaxFrameSize, initiated: false);
+        link.Remote = await link.ReadHelloAsync(options.HandshakeTimeout, handshaking.Token).ConfigureAwait(false);
         link.InitiatorAddress = link.Remote;
-        await link.WriteHelloAsync(local, cancellationToken).ConfigureAwait(false);
+        await link.WriteHelloAsync(local, handshaking.Token).ConfigureAwait(false);
         return link;
     }
 

@@ -402,9 +402,9 @@ internal sealed class TcpPeer : ILinkReader
                 }
             }
         }
-        catch (OperationCanceledException)
+        catch (Exception) when (stopping.IsCancellationRequested)
         {
-            // Transport shutting down.
+            // Transport shutting down: its links are being closed under the loop.
         }
     }
 

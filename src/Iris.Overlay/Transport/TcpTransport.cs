@@ -20,11 +20,13 @@ internal sealed class TcpTransport : IOverlayTransport, IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _acceptLoop;
     private readonly ConcurrentDictionary<TcpLink, Task> _readLoops = new();
-    private readonly Dictionary<IPAddress, int> _handshakesByAddress = [];
+    private readonly Dictionary<IPAddress, LinkedList<PendingHandshake>> _handshakesByAddress = [];
     private readonly Lock _handshakeLock = new();
     private readonly ITimer _pruneTimer;
     private IOverlayReceiver? _receiver;
     private int _handshakes;
+    private long _lastRefusalLogged;
+    private long _refusalsNotLogged;
     private long _sent;
     private long _received;
     private long _dropped;
@@ -286,63 +288,109 @@ internal sealed class TcpTransport : IOverlayTransport, IAsyncDisposable
                 continue;
             }
 
-            if (!TryBeginHandshake(socket, out var address))
+            if (TryBeginHandshake(socket) is not { } pending)
             {
                 Interlocked.Increment(ref _refused);
                 socket.Dispose();
                 continue;
             }
 
-            _ = Task.Run(() => AcceptOneAsync(socket, address));
+            _ = Task.Run(() => AcceptOneAsync(socket, pending));
         }
     }
 
-    /// <summary>Counts a handshake in, unless the caps on handshakes in progress (in all, and from one address) are
-    /// reached: connections that have not proven they hold the key cost a socket and a task each, so their number is
-    /// bounded, per address so that one host cannot crowd out the others.</summary>
-    private bool TryBeginHandshake(Socket socket, out IPAddress address)
+    /// <summary>
+    /// Counts a handshake in. Connections that have not proven they hold the key cost a socket and a task each, so
+    /// their number is capped: per address (beyond <see cref="TcpTransportOptions.MaxHandshakesPerAddress"/> a new one
+    /// is refused) and in all (at <see cref="TcpTransportOptions.MaxHandshakesInProgress"/> the oldest handshake of the
+    /// address holding the most is cut off to make room, so a flood from a few hosts cannot crowd out a real peer).
+    /// Returns null when the connection is refused.
+    /// </summary>
+    private PendingHandshake? TryBeginHandshake(Socket socket)
     {
-        address = (socket.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
+        var address = (socket.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
+        PendingHandshake? evicted = null;
+        PendingHandshake pending;
         lock (_handshakeLock)
         {
-            var fromAddress = _handshakesByAddress.GetValueOrDefault(address);
-            if (_handshakes >= Options.MaxHandshakesInProgress || fromAddress >= Options.MaxHandshakesPerAddress)
+            var mine = _handshakesByAddress.GetValueOrDefault(address);
+            var fromAddress = mine?.Count ?? 0;
+            if (fromAddress >= Options.MaxHandshakesPerAddress)
             {
                 Log.HandshakeCapReached(Logger, socket.RemoteEndPoint, _handshakes, fromAddress);
-                return false;
+                return null;
             }
 
-            _handshakesByAddress[address] = fromAddress + 1;
+            if (_handshakes >= Options.MaxHandshakesInProgress)
+            {
+                var busiest = _handshakesByAddress.Values.MaxBy(l => l.Count)!;
+                if (busiest.Count <= fromAddress + 1)
+                {
+                    Log.HandshakeCapReached(Logger, socket.RemoteEndPoint, _handshakes, fromAddress);
+                    return null;
+                }
+
+                evicted = busiest.First!.Value;
+                RemoveLocked(evicted);
+            }
+
+            pending = new PendingHandshake(address, _stopping.Token);
+            if (mine is null)
+            {
+                mine = new LinkedList<PendingHandshake>();
+                _handshakesByAddress[address] = mine;
+            }
+
+            pending.Node = mine.AddLast(pending);
             Volatile.Write(ref _handshakes, _handshakes + 1);
-            return true;
         }
+
+        evicted?.Cancel.Cancel();
+        return pending;
     }
 
-    private void EndHandshake(IPAddress address)
+    private void EndHandshake(PendingHandshake pending)
     {
         lock (_handshakeLock)
         {
-            var fromAddress = _handshakesByAddress[address] - 1;
-            if (fromAddress == 0)
+            if (pending.Node?.List is not null)
             {
-                _handshakesByAddress.Remove(address);
+                RemoveLocked(pending);
             }
-            else
-            {
-                _handshakesByAddress[address] = fromAddress;
-            }
-
-            Volatile.Write(ref _handshakes, _handshakes - 1);
         }
+
+        pending.Cancel.Dispose();
     }
 
-    private async Task AcceptOneAsync(Socket socket, IPAddress address)
+    private void RemoveLocked(PendingHandshake pending)
+    {
+        var list = pending.Node!.List!;
+        list.Remove(pending.Node);
+        if (list.Count == 0)
+        {
+            _handshakesByAddress.Remove(pending.Address);
+        }
+
+        Volatile.Write(ref _handshakes, _handshakes - 1);
+    }
+
+    /// <summary>One accepted connection in its handshake: cancelled to cut it off.</summary>
+    private sealed class PendingHandshake(IPAddress address, CancellationToken stopping)
+    {
+        public IPAddress Address { get; } = address;
+
+        public CancellationTokenSource Cancel { get; } = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+
+        public LinkedListNode<PendingHandshake>? Node { get; set; }
+    }
+
+    private async Task AcceptOneAsync(Socket socket, PendingHandshake pending)
     {
         var remote = socket.RemoteEndPoint;
         TcpLink link;
         try
         {
-            link = await TcpLink.AcceptAsync(socket, LocalAddress, Key, Options, _stopping.Token).ConfigureAwait(false);
+            link = await TcpLink.AcceptAsync(socket, LocalAddress, Key, Options, _stopping.Token, pending.Cancel.Token).ConfigureAwait(false);
         }
         catch (Exception e)
         {
@@ -351,14 +399,14 @@ internal sealed class TcpTransport : IOverlayTransport, IAsyncDisposable
             if (!_stopping.IsCancellationRequested)
             {
                 Interlocked.Increment(ref _refused);
-                Log.Refused(Logger, remote, e.Message);
+                LogRefused(remote, e is OperationCanceledException ? "cut off to make room for other handshakes" : e.Message);
             }
 
             return;
         }
         finally
         {
-            EndHandshake(address);
+            EndHandshake(pending);
         }
 
         try
@@ -375,7 +423,27 @@ internal sealed class TcpTransport : IOverlayTransport, IAsyncDisposable
         catch (Exception e)
         {
             await link.DisposeAsync().ConfigureAwait(false);
-            Log.Refused(Logger, remote, e.Message);
+            LogRefused(remote, e.Message);
         }
+    }
+
+    /// <summary>Logs a refused connection, at most once a second with a count of those not logged: a flood of bad
+    /// connections must not become a flood of log lines.</summary>
+    private void LogRefused(EndPoint? remote, string reason)
+    {
+        var now = Time.GetTimestamp();
+        lock (_handshakeLock)
+        {
+            if (_lastRefusalLogged != 0 && Time.GetElapsedTime(_lastRefusalLogged, now) < TimeSpan.FromSeconds(1))
+            {
+                Interlocked.Increment(ref _refusalsNotLogged);
+                return;
+            }
+
+            _lastRefusalLogged = now;
+        }
+
+        var skipped = Interlocked.Exchange(ref _refusalsNotLogged, 0);
+        Log.Refused(Logger, remote, skipped == 0 ? reason : $"{reason} ({skipped} more refused in the last second, not logged)");
     }
 }

@@ -18,6 +18,10 @@ public sealed class TamperTests
         FlipByte,
         Replay,
         Truncate,
+
+        /// <summary>Cut the first connection at the frame, then open the next one with a frame captured from the
+        /// first: sealed under another connection's keys, it must be refused.</summary>
+        ReplayIntoNextConnection,
     }
 
     private sealed class Inbox : IOverlayReceiver
@@ -36,6 +40,7 @@ public sealed class TamperTests
         private readonly Tamper _tamper;
         private readonly int _frame;
         private readonly CancellationTokenSource _stop = new();
+        private readonly List<(byte[] Header, byte[] Frame)> _captured = [];
         private int _connections;
 
         public Proxy(IPEndPoint target, Tamper tamper, int frame)
@@ -69,13 +74,14 @@ public sealed class TamperTests
                     return;
                 }
 
-                var first = Interlocked.Increment(ref _connections) == 1;
-                _ = Task.Run(() => RelayAsync(client, first));
+                var number = Interlocked.Increment(ref _connections);
+                _ = Task.Run(() => RelayAsync(client, number));
             }
         }
 
-        private async Task RelayAsync(TcpClient client, bool tamper)
+        private async Task RelayAsync(TcpClient client, int number)
         {
+            var tamper = number == 1;
             using var server = new TcpClient();
             await server.ConnectAsync(_target);
             var upstream = client.GetStream();
@@ -91,12 +97,26 @@ public sealed class TamperTests
                     await downstream.WriteAsync(handshake);
                 }
 
-                var header = new byte[4];
+                if (_tamper == Tamper.ReplayIntoNextConnection && number == 2)
+                {
+                    foreach (var (capturedHeader, capturedFrame) in _captured.Take(2))
+                    {
+                        await downstream.WriteAsync(capturedHeader);
+                        await downstream.WriteAsync(capturedFrame);
+                    }
+                }
+
                 for (var index = 0; ; index++)
                 {
+                    var header = new byte[4];
                     await upstream.ReadExactlyAsync(header);
                     var frame = new byte[BinaryPrimitives.ReadInt32BigEndian(header)];
                     await upstream.ReadExactlyAsync(frame);
+                    if (tamper && _tamper == Tamper.ReplayIntoNextConnection)
+                    {
+                        _captured.Add((header, frame));
+                    }
+
                     if (!tamper || index != _frame)
                     {
                         await downstream.WriteAsync(header);
@@ -124,6 +144,10 @@ public sealed class TamperTests
                             await Task.Delay(200);
                             client.Close();
                             return;
+                        case Tamper.ReplayIntoNextConnection:
+                            client.Close();
+                            server.Close();
+                            return;
                     }
                 }
             }
@@ -144,6 +168,7 @@ public sealed class TamperTests
     [InlineData(Tamper.FlipByte)]
     [InlineData(Tamper.Replay)]
     [InlineData(Tamper.Truncate)]
+    [InlineData(Tamper.ReplayIntoNextConnection)]
     public async Task An_altered_connection_ends_delivers_nothing_altered_and_traffic_resumes(Tamper tamper)
     {
         var key = NetworkKey.Generate();
@@ -169,7 +194,8 @@ public sealed class TamperTests
         var before = inbox.Ids.ToArray();
         Assert.Equal(Enumerable.Range(0, before.Length).Select(i => (ulong)i), before);
         Assert.True(before.Length >= 5 && before.Length <= (tamper == Tamper.Replay ? 6 : 5), $"{before.Length} delivered\n{log}");
-        Assert.Contains(log.Lines, line => line.StartsWith("Warning", StringComparison.Ordinal) && line.Contains("closed", StringComparison.Ordinal));
+        Assert.Contains(log.Lines, line => line.StartsWith("Warning", StringComparison.Ordinal)
+            && (line.Contains("closed", StringComparison.Ordinal) || line.Contains("failed authentication", StringComparison.Ordinal)));
 
         // The sender notices, connects again (the proxy now relays faithfully), and later messages arrive.
         var next = 100ul;
