@@ -29,6 +29,7 @@ internal sealed class TcpLink : IAsyncDisposable
     private const byte ContinuesKind = 3;
     private const int HeaderSize = 4;
     private const int ConnectionIdSize = 16;
+    private const int ScratchKept = 1024 * 1024;
 
     private readonly Socket _socket;
     private readonly PipeReader _reader;
@@ -256,9 +257,9 @@ internal sealed class TcpLink : IAsyncDisposable
             WriteFrame(_scratch.WrittenSpan);
         }
 
-        if (_scratch.Capacity > 64 * 1024)
+        if (_scratch.Capacity > ScratchKept)
         {
-            // One large message must not pin its buffer for the life of the connection.
+            // One very large message must not pin its buffer for the life of the connection.
             _scratch = new ArrayBufferWriter<byte>(256);
         }
 

@@ -47,4 +47,26 @@ public class TimerQueueTests
         Step(time, 30);
         Assert.Equal([7L, 14L, 21L, 28L], runs);
     }
+
+    [Fact]
+    public void A_callback_that_throws_is_logged_and_counted_and_the_other_deadlines_still_run()
+    {
+        var time = new FakeTimeProvider();
+        var log = new Support.ListLogger();
+        using var timers = new TimerQueue(time, log);
+        var runs = new List<string>();
+        TimerQueue.Entry? ticking = null;
+        ticking = timers.Create(() =>
+        {
+            runs.Add($"tick {timers.NowMs}");
+            ticking!.ScheduleAt(timers.NowMs + 10);
+        });
+        var broken = timers.Create(() => throw new InvalidOperationException("route after stop"));
+        ticking.ScheduleAt(10);
+        broken.ScheduleAt(15);
+        Step(time, 35);
+        Assert.Equal(["tick 10", "tick 20", "tick 30"], runs);
+        Assert.Equal(1, timers.Failures);
+        Assert.Contains(log.Lines, l => l.StartsWith("Error", StringComparison.Ordinal) && l.Contains("InvalidOperationException", StringComparison.Ordinal));
+    }
 }

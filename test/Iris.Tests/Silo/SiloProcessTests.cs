@@ -102,6 +102,14 @@ public class SiloProcessTests
         await Task.Delay(TimeSpan.FromSeconds(3));
         Assert.DoesNotContain(member.Lines, l => l.Contains("has 2 active silos", StringComparison.Ordinal));
         Assert.DoesNotContain(member.Lines, l => l.Contains("Ring neighbour", StringComparison.Ordinal));
+
+        // Neither silo's output, refusals included, shows either network key.
+        foreach (var key in new[] { settings["Iris__Network__Key"], intruderSettings["Iris__Network__Key"] })
+        {
+            var hex = Convert.ToHexString(Convert.FromBase64String(key));
+            Assert.DoesNotContain(key, member.Output + intruder.Output, StringComparison.Ordinal);
+            Assert.DoesNotContain(hex, member.Output + intruder.Output, StringComparison.OrdinalIgnoreCase);
+        }
     }
 
     [Fact]

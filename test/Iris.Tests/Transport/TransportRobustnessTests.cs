@@ -233,4 +233,37 @@ public sealed class TransportRobustnessTests(ITestOutputHelper output) : IAsyncL
         a.Send(b.LocalAddress, Numbered(a, 1));
         Assert.True(await TcpRingTests.EventuallyAsync(() => inbox.Count == 2, TimeSpan.FromSeconds(10)));
     }
+
+    private sealed class ThrowingOnce(OrderedInbox inner) : IOverlayReceiver
+    {
+        private int _thrown;
+
+        public void Receive(OverlayMessage message)
+        {
+            if (message is RouteAckMessage { HopId: 3 } && Interlocked.Exchange(ref _thrown, 1) == 0)
+            {
+                throw new InvalidOperationException("a receiver bug");
+            }
+
+            inner.Receive(message);
+        }
+    }
+
+    [Fact]
+    public async Task A_receiver_that_throws_on_one_message_loses_that_message_only_and_the_connection_goes_on()
+    {
+        var a = Start();
+        var b = Start();
+        var inbox = new OrderedInbox();
+        b.SetReceiver(new ThrowingOnce(inbox));
+        for (ulong n = 0; n < 10; n++)
+        {
+            a.Send(b.LocalAddress, Numbered(a, n));
+        }
+
+        Assert.True(await TcpRingTests.EventuallyAsync(() => inbox.Count == 9, TimeSpan.FromSeconds(10)), $"{inbox.Count} of 9 arrived");
+        Assert.Equal(1, b.ReceiverFailures);
+        Assert.Equal(1, b.OpenConnections);
+        Assert.Contains(_log.Lines, l => l.StartsWith("Error", StringComparison.Ordinal) && l.Contains("threw", StringComparison.Ordinal));
+    }
 }
