@@ -329,7 +329,8 @@ internal sealed class TcpPeer : ILinkReader
                 var link = Active;
                 if (link is null)
                 {
-                    handOver = null;
+                    // A hand-over still pending stays: the link the other side retired may be the only one there
+                    // was, and what goes on the link dialled now must wait for what was sent on it.
                     try
                     {
                         link = await TcpLink.ConnectAsync(_transport.LocalAddress, Address, _transport.Key, _transport.Options, stopping).ConfigureAwait(false);

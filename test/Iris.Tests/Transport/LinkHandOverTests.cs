@@ -1,0 +1,107 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using Iris.Overlay;
+using Iris.Overlay.Pastry;
+using Iris.Overlay.Security;
+using Iris.Overlay.Transport;
+
+namespace Iris.Tests.Transport;
+
+/// <summary>The hand-over between links and the pruning of idle peers, checked against a scripted peer that speaks
+/// the link protocol by hand, so that each interleaving is produced on purpose rather than hoped for.</summary>
+public sealed class LinkHandOverTests : IAsyncLifetime
+{
+    private readonly NetworkKey _key = NetworkKey.Generate();
+    private readonly TcpTransportOptions _options = new();
+    private readonly List<IAsyncDisposable> _disposables = [];
+
+    /// <summary>What a scripted peer reads on one link, in order: messages and hand-over notes.</summary>
+    private sealed class Recorder : ILinkReader
+    {
+        public ConcurrentQueue<string> Events { get; } = new();
+
+        public void Deliver(OverlayMessage message) => Events.Enqueue(message is RouteAckMessage ack ? $"message {ack.HopId}" : message.Type.ToString());
+
+        public ValueTask WaitForDrainAsync(UInt128 connectionId)
+        {
+            Events.Enqueue($"continues {connectionId}");
+            return ValueTask.CompletedTask;
+        }
+    }
+
+    /// <summary>A node played by the test: it listens, and every connection made to it is handshaken and read.</summary>
+    private sealed class ScriptedPeer : IAsyncDisposable
+    {
+        private readonly Socket _listener = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        private readonly CancellationTokenSource _stopping = new();
+
+        public ScriptedPeer()
+        {
+            _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            _listener.Listen(16);
+            Address = new NodeAddress($"tcp://{_listener.LocalEndPoint}");
+        }
+
+        public NodeAddress Address { get; }
+
+        public async Task<(TcpLink Link, Recorder Read, Task<LinkEnd> Reading)> AcceptAsync(NetworkKey key, TcpTransportOptions options)
+        {
+            var socket = await _listener.AcceptAsync(_stopping.Token).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+            var link = await TcpLink.AcceptAsync(socket, Address, key, options, _stopping.Token);
+            var recorder = new Recorder();
+            return (link, recorder, Task.Run(() => link.ReadLoopAsync(recorder)));
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stopping.CancelAsync();
+            _listener.Dispose();
+        }
+    }
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        foreach (var disposable in _disposables)
+        {
+            await disposable.DisposeAsync();
+        }
+    }
+
+    private T Keep<T>(T disposable)
+        where T : IAsyncDisposable
+    {
+        _disposables.Add(disposable);
+        return disposable;
+    }
+
+    private static RouteAckMessage Numbered(NodeAddress from, ulong n) => new() { Sender = new NodeHandle(NodeKey.Zero, from), HopId = n };
+
+    [Fact]
+    public async Task A_link_the_other_side_retired_is_named_by_the_next_link_even_when_that_one_is_dialled()
+    {
+        var peer = Keep(new ScriptedPeer());
+        var transport = Keep(TcpTransport.Start(new IPEndPoint(IPAddress.Loopback, 0), _key, _options));
+
+        transport.Send(peer.Address, Numbered(transport.LocalAddress, 0));
+        var (first, firstRead, firstReading) = await peer.AcceptAsync(_key, _options);
+        Assert.True(await TcpRingTests.EventuallyAsync(() => firstRead.Events.Contains("message 0"), TimeSpan.FromSeconds(10)));
+
+        // The scripted peer gives the link up (as a node does when it keeps another link to this one): the transport
+        // answers with its own goodbye, and has no other link.
+        await first.WriteGoodbyeAsync();
+        var end = await firstReading.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(end.Goodbye, end.Reason);
+
+        // The next message needs a new link. Whatever arrives on it must wait for the end of the first link, which
+        // the peer may not have read to the end yet: the new link starts with a note naming the first.
+        transport.Send(peer.Address, Numbered(transport.LocalAddress, 1));
+        var (second, secondRead, _) = await peer.AcceptAsync(_key, _options);
+        Assert.True(await TcpRingTests.EventuallyAsync(() => secondRead.Events.Contains("message 1"), TimeSpan.FromSeconds(10)));
+        Assert.Equal([$"continues {first.Id}", "message 1"], secondRead.Events);
+        await first.DisposeAsync();
+        await second.DisposeAsync();
+    }
+}
