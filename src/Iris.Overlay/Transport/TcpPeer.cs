@@ -59,10 +59,16 @@ internal sealed class TcpPeer : ILinkReader
         get { lock (_gate) { return _retired; } }
     }
 
+    /// <summary>Queues a message unless the queue is full or the peer retired. Under the gate, so that pruning, which
+    /// checks the queue is empty and then closes it, never lets a message in between: one that got in would be sent
+    /// by a retired peer, on a link that belongs to the address's new peer, a second writer.</summary>
     public bool TryEnqueue(OverlayMessage message)
     {
-        Volatile.Write(ref _lastUsed, _transport.Time.GetTimestamp());
-        return _queue.Writer.TryWrite(message);
+        lock (_gate)
+        {
+            Volatile.Write(ref _lastUsed, _transport.Time.GetTimestamp());
+            return _queue.Writer.TryWrite(message);
+        }
     }
 
     public ValueTask EnqueueAsync(OverlayMessage message, CancellationToken cancellationToken)

@@ -104,4 +104,79 @@ public sealed class LinkHandOverTests : IAsyncLifetime
         await first.DisposeAsync();
         await second.DisposeAsync();
     }
+
+    [Fact]
+    public async Task A_message_sent_while_its_peer_is_being_pruned_goes_to_a_fresh_peer_and_arrives()
+    {
+        var receiver = Keep(TcpTransport.Start(new IPEndPoint(IPAddress.Loopback, 0), _key, _options));
+        var inbox = new ConcurrentQueue<OverlayMessage>();
+        receiver.SetReceiver(new Inbox(inbox));
+        var sender = Keep(TcpTransport.Start(new IPEndPoint(IPAddress.Loopback, 0), _key, _options));
+
+        // The pruning timer has marked the peer retired and not yet taken it out of the table: the moment between
+        // TryRetireIdle and TryRemove, held open here.
+        var peers = (ConcurrentDictionary<NodeAddress, TcpPeer>)typeof(TcpTransport)
+            .GetField("_peers", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(sender)!;
+        var idle = new TcpPeer(sender, receiver.LocalAddress);
+        Assert.True(peers.TryAdd(receiver.LocalAddress, idle));
+        Assert.True(idle.TryRetireIdle(TimeSpan.Zero));
+
+        sender.Send(receiver.LocalAddress, Numbered(sender.LocalAddress, 0));
+        Assert.True(await TcpRingTests.EventuallyAsync(() => inbox.Count == 1, TimeSpan.FromSeconds(10)), $"not delivered; {sender.Dropped} dropped");
+        Assert.Equal(0, sender.Dropped);
+    }
+
+    /// <summary>The system clock, with a hook run once on the next reading taken on one thread.</summary>
+    private sealed class HookedTime : TimeProvider
+    {
+        private Action? _hook;
+        private int _thread;
+
+        public void OnNextReading(Action hook)
+        {
+            _thread = Environment.CurrentManagedThreadId;
+            _hook = hook;
+        }
+
+        public override long GetTimestamp()
+        {
+            if (Environment.CurrentManagedThreadId == _thread && Interlocked.Exchange(ref _hook, null) is { } hook)
+            {
+                hook();
+            }
+
+            return base.GetTimestamp();
+        }
+    }
+
+    [Fact]
+    public async Task No_message_is_taken_into_a_peer_once_pruning_found_it_idle()
+    {
+        // A transport already stopped: its peers' send loops end at once, so whatever a queue takes stays in it.
+        var time = new HookedTime();
+        var transport = TcpTransport.Start(new IPEndPoint(IPAddress.Loopback, 0), _key, _options, time: time);
+        await transport.DisposeAsync();
+        var peer = new TcpPeer(transport, new NodeAddress("tcp://127.0.0.1:1"));
+
+        // Pruning reads the clock after finding the queue empty: a message sent from another thread at that moment.
+        Task<bool>? enqueue = null;
+        time.OnNextReading(() =>
+        {
+            enqueue = Task.Run(() => peer.TryEnqueue(Numbered(transport.LocalAddress, 0)));
+            enqueue.Wait(TimeSpan.FromMilliseconds(200));
+        });
+        var retired = peer.TryRetireIdle(TimeSpan.Zero);
+        Assert.NotNull(enqueue);
+        var enqueued = await enqueue;
+
+        // Both at once means a retired peer holding a message: its send loop would dial, and write on a link that
+        // Attach gave to the address's new peer, whose send loop writes there too.
+        Assert.False(retired && enqueued, "a message was queued on a peer after pruning found it idle");
+        Assert.True(retired || enqueued);
+    }
+
+    private sealed class Inbox(ConcurrentQueue<OverlayMessage> messages) : IOverlayReceiver
+    {
+        public void Receive(OverlayMessage message) => messages.Enqueue(message);
+    }
 }
