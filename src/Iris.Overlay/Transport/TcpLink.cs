@@ -38,6 +38,7 @@ internal sealed class TcpLink : IAsyncDisposable
     private readonly int _maxFrameSize;
     private readonly int _maxSealed;
     private readonly CancellationTokenSource _closed;
+    private readonly CancellationToken _closedToken;
     private ArrayBufferWriter<byte> _scratch = new(256);
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _closing;
@@ -52,6 +53,7 @@ internal sealed class TcpLink : IAsyncDisposable
         _maxSealed = maxFrameSize + 1 + _send.Overhead;
         Initiated = initiated;
         _closed = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        _closedToken = _closed.Token;
         _reader = PipeReader.Create(stream, new StreamPipeReaderOptions(leaveOpen: true));
         _writer = PipeWriter.Create(stream, new StreamPipeWriterOptions(leaveOpen: true));
     }
@@ -83,6 +85,7 @@ internal sealed class TcpLink : IAsyncDisposable
     {
         var endpoint = ParseEndPoint(remote);
         var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        TcpLink? link = null;
         try
         {
             using (var connect = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
@@ -93,13 +96,18 @@ internal sealed class TcpLink : IAsyncDisposable
 
             var stream = new NetworkStream(socket, ownsSocket: false);
             var handshake = await Handshake.RunAsync(stream, initiator: true, key, options.HandshakeTimeout, options.RekeyAfterFrames, cancellationToken).ConfigureAwait(false);
-            var link = new TcpLink(socket, stream, Protectors(options, handshake), options.MaxFrameSize, initiated: true, cancellationToken) { InitiatorAddress = local };
+            link = new TcpLink(socket, stream, Protectors(options, handshake), options.MaxFrameSize, initiated: true, cancellationToken) { InitiatorAddress = local };
             await link.WriteHelloAsync(local, cancellationToken).ConfigureAwait(false);
             link.Remote = await link.ReadHelloAsync(options.HandshakeTimeout, cancellationToken).ConfigureAwait(false);
             return link;
         }
         catch
         {
+            if (link is not null)
+            {
+                await link.DisposeAsync().ConfigureAwait(false);
+            }
+
             socket.Dispose();
             throw;
         }
@@ -111,10 +119,18 @@ internal sealed class TcpLink : IAsyncDisposable
         var stream = new NetworkStream(socket, ownsSocket: false);
         var handshake = await Handshake.RunAsync(stream, initiator: false, key, options.HandshakeTimeout, options.RekeyAfterFrames, cancellationToken).ConfigureAwait(false);
         var link = new TcpLink(socket, stream, Protectors(options, handshake), options.MaxFrameSize, initiated: false, cancellationToken);
-        link.Remote = await link.ReadHelloAsync(options.HandshakeTimeout, cancellationToken).ConfigureAwait(false);
-        link.InitiatorAddress = link.Remote;
-        await link.WriteHelloAsync(local, cancellationToken).ConfigureAwait(false);
-        return link;
+        try
+        {
+            link.Remote = await link.ReadHelloAsync(options.HandshakeTimeout, cancellationToken).ConfigureAwait(false);
+            link.InitiatorAddress = link.Remote;
+            await link.WriteHelloAsync(local, cancellationToken).ConfigureAwait(false);
+            return link;
+        }
+        catch
+        {
+            await link.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
     }
 
     private static HandshakeResult Protectors(TcpTransportOptions options, HandshakeResult handshake)
@@ -149,7 +165,7 @@ internal sealed class TcpLink : IAsyncDisposable
         {
             while (true)
             {
-                var result = await _reader.ReadAsync(_closed.Token).ConfigureAwait(false);
+                var result = await _reader.ReadAsync(_closedToken).ConfigureAwait(false);
                 var buffer = result.Buffer;
                 while (TryReadFrame(ref buffer, out var kind, out var body, out var owner))
                 {
@@ -288,6 +304,10 @@ internal sealed class TcpLink : IAsyncDisposable
             // A callback registered on the token threw; the link closes regardless.
         }
 
+        // Linked to the transport's token, which lives as long as the node: undisposed, every link ever made would
+        // stay registered there.
+        _closed.Dispose();
+
         try
         {
             _socket.Shutdown(SocketShutdown.Both);
@@ -303,7 +323,7 @@ internal sealed class TcpLink : IAsyncDisposable
 
     private async ValueTask FlushAsync()
     {
-        var flush = await _writer.FlushAsync(_closed.Token).ConfigureAwait(false);
+        var flush = await _writer.FlushAsync(_closedToken).ConfigureAwait(false);
         if (flush.IsCanceled || flush.IsCompleted)
         {
             throw new IOException("The connection is closed.");

@@ -175,6 +175,30 @@ public sealed class LinkHandOverTests : IAsyncLifetime
         Assert.True(retired || enqueued);
     }
 
+    [Fact]
+    public async Task A_closed_link_leaves_nothing_behind_on_the_transport_it_belonged_to()
+    {
+        var remote = Keep(TcpTransport.Start(new IPEndPoint(IPAddress.Loopback, 0), _key, _options));
+        using var stopping = new CancellationTokenSource();
+        var closed = await OpenAndCloseAsync(remote.LocalAddress, stopping.Token);
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+
+        // The transport lives as long as the node; what each of its links ever made must not live as long.
+        Assert.False(closed.IsAlive, "the closed link's cancellation source is still registered on the transport's token");
+        GC.KeepAlive(stopping);
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private async Task<WeakReference> OpenAndCloseAsync(NodeAddress remote, CancellationToken stopping)
+    {
+        var link = await TcpLink.ConnectAsync(new NodeAddress("tcp://127.0.0.1:9"), remote, _key, _options, stopping);
+        var source = typeof(TcpLink).GetField("_closed", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(link)!;
+        await link.DisposeAsync();
+        return new WeakReference(source);
+    }
+
     private sealed class Inbox(ConcurrentQueue<OverlayMessage> messages) : IOverlayReceiver
     {
         public void Receive(OverlayMessage message) => messages.Enqueue(message);
