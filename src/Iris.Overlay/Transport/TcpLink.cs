@@ -39,9 +39,11 @@ internal sealed class TcpLink : IAsyncDisposable
     private readonly int _maxFrameSize;
     private readonly int _maxSealed;
     private readonly CancellationTokenSource _closed;
+    private readonly CancellationToken _closedToken;
     private ArrayBufferWriter<byte> _scratch = new(256);
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _closing;
+    private long _bytesRead;
 
     private TcpLink(Socket socket, NetworkStream stream, HandshakeResult handshake, int maxFrameSize, bool initiated)
     {
@@ -53,6 +55,7 @@ internal sealed class TcpLink : IAsyncDisposable
         _maxSealed = maxFrameSize + 1 + _send.Overhead;
         Initiated = initiated;
         _closed = new CancellationTokenSource();
+        _closedToken = _closed.Token;
         _reader = PipeReader.Create(stream, new StreamPipeReaderOptions(leaveOpen: true));
         _writer = PipeWriter.Create(stream, new StreamPipeWriterOptions(leaveOpen: true));
     }
@@ -75,6 +78,9 @@ internal sealed class TcpLink : IAsyncDisposable
     /// <summary>Whether this side has written its goodbye.</summary>
     public bool GoodbyeSent { get; private set; }
 
+    /// <summary>Bytes that have arrived on the connection since reading began (whole frames or not).</summary>
+    public long BytesRead => Volatile.Read(ref _bytesRead);
+
     /// <summary>Completes when reading has ended: the other side's goodbye, the end of the connection, or an error.</summary>
     public Task Drained => _drained.Task;
 
@@ -84,6 +90,7 @@ internal sealed class TcpLink : IAsyncDisposable
     {
         var endpoint = ParseEndPoint(remote);
         var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        TcpLink? link = null;
         try
         {
             using (var connect = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
@@ -94,13 +101,18 @@ internal sealed class TcpLink : IAsyncDisposable
 
             var stream = new NetworkStream(socket, ownsSocket: false);
             var handshake = await Handshake.RunAsync(stream, initiator: true, key, options.HandshakeTimeout, options.RekeyAfterFrames, cancellationToken).ConfigureAwait(false);
-            var link = new TcpLink(socket, stream, Protectors(options, handshake), options.MaxFrameSize, initiated: true) { InitiatorAddress = local };
+            link = new TcpLink(socket, stream, Protectors(options, handshake), options.MaxFrameSize, initiated: true) { InitiatorAddress = local };
             await link.WriteHelloAsync(local, cancellationToken).ConfigureAwait(false);
             link.Remote = await link.ReadHelloAsync(options.HandshakeTimeout, cancellationToken).ConfigureAwait(false);
             return link;
         }
         catch
         {
+            if (link is not null)
+            {
+                await link.DisposeAsync().ConfigureAwait(false);
+            }
+
             socket.Dispose();
             throw;
         }
@@ -116,10 +128,18 @@ internal sealed class TcpLink : IAsyncDisposable
         var stream = new NetworkStream(socket, ownsSocket: false);
         var handshake = await Handshake.RunAsync(stream, initiator: false, key, options.HandshakeTimeout, options.RekeyAfterFrames, handshaking.Token).ConfigureAwait(false);
         var link = new TcpLink(socket, stream, Protectors(options, handshake), options.MaxFrameSize, initiated: false);
-        link.Remote = await link.ReadHelloAsync(options.HandshakeTimeout, handshaking.Token).ConfigureAwait(false);
-        link.InitiatorAddress = link.Remote;
-        await link.WriteHelloAsync(local, handshaking.Token).ConfigureAwait(false);
-        return link;
+        try
+        {
+            link.Remote = await link.ReadHelloAsync(options.HandshakeTimeout, handshaking.Token).ConfigureAwait(false);
+            link.InitiatorAddress = link.Remote;
+            await link.WriteHelloAsync(local, handshaking.Token).ConfigureAwait(false);
+            return link;
+        }
+        catch
+        {
+            await link.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
     }
 
     private static HandshakeResult Protectors(TcpTransportOptions options, HandshakeResult handshake)
@@ -150,12 +170,15 @@ internal sealed class TcpLink : IAsyncDisposable
     /// message to <paramref name="reader"/>. Returns why it ended; throws nothing. Does not close the link.</summary>
     public async Task<LinkEnd> ReadLoopAsync(ILinkReader reader)
     {
+        long consumed = 0;
         try
         {
             while (true)
             {
-                var result = await _reader.ReadAsync(_closed.Token).ConfigureAwait(false);
+                var result = await _reader.ReadAsync(_closedToken).ConfigureAwait(false);
                 var buffer = result.Buffer;
+                var unread = buffer.Length;
+                Volatile.Write(ref _bytesRead, consumed + unread);
                 while (TryReadFrame(ref buffer, out var kind, out var body, out var owner))
                 {
                     try
@@ -197,6 +220,7 @@ internal sealed class TcpLink : IAsyncDisposable
                     }
                 }
 
+                consumed += unread - buffer.Length;
                 _reader.AdvanceTo(buffer.Start, buffer.End);
                 if (result.IsCompleted)
                 {
@@ -293,6 +317,10 @@ internal sealed class TcpLink : IAsyncDisposable
             // A callback registered on the token threw; the link closes regardless.
         }
 
+        // Linked to the transport's token, which lives as long as the node: undisposed, every link ever made would
+        // stay registered there.
+        _closed.Dispose();
+
         try
         {
             _socket.Shutdown(SocketShutdown.Both);
@@ -308,7 +336,7 @@ internal sealed class TcpLink : IAsyncDisposable
 
     private async ValueTask FlushAsync()
     {
-        var flush = await _writer.FlushAsync(_closed.Token).ConfigureAwait(false);
+        var flush = await _writer.FlushAsync(_closedToken).ConfigureAwait(false);
         if (flush.IsCanceled || flush.IsCompleted)
         {
             throw new IOException("The connection is closed.");

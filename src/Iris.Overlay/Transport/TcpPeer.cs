@@ -30,7 +30,7 @@ internal sealed class TcpPeer : ILinkReader
     private readonly TcpTransport _transport;
     private readonly Channel<OverlayMessage> _queue;
     private readonly Lock _gate = new();
-    private readonly Task _sendLoop;
+    private Task _sendLoop = Task.CompletedTask;
     private readonly List<TcpLink> _retiring = [];
     private readonly Queue<UInt128> _drained = new();
     private readonly Dictionary<UInt128, TaskCompletionSource> _drainWaits = [];
@@ -48,8 +48,10 @@ internal sealed class TcpPeer : ILinkReader
             SingleReader = true,
             FullMode = BoundedChannelFullMode.Wait,
         });
-        _sendLoop = Task.Run(SendLoopAsync);
     }
+
+    /// <summary>Starts the send loop; called once, when the peer has its place in the transport's table.</summary>
+    public void StartSending() => _sendLoop = Task.Run(SendLoopAsync);
 
     public NodeAddress Address { get; }
 
@@ -59,10 +61,16 @@ internal sealed class TcpPeer : ILinkReader
         get { lock (_gate) { return _retired; } }
     }
 
+    /// <summary>Queues a message unless the queue is full or the peer retired. Under the gate, so that pruning, which
+    /// checks the queue is empty and then closes it, never lets a message in between: one that got in would be sent
+    /// by a retired peer, on a link that belongs to the address's new peer, a second writer.</summary>
     public bool TryEnqueue(OverlayMessage message)
     {
-        Volatile.Write(ref _lastUsed, _transport.Time.GetTimestamp());
-        return _queue.Writer.TryWrite(message);
+        lock (_gate)
+        {
+            Volatile.Write(ref _lastUsed, _transport.Time.GetTimestamp());
+            return _queue.Writer.TryWrite(message);
+        }
     }
 
     public ValueTask EnqueueAsync(OverlayMessage message, CancellationToken cancellationToken)
@@ -264,8 +272,9 @@ internal sealed class TcpPeer : ILinkReader
     }
 
     /// <summary>Writes the goodbye on a retired link and closes it once reading it has ended: the other side's goodbye
-    /// arrived, or the connection ended. Never sooner: the other side may still be writing there, however slowly,
-    /// until it reads this goodbye. Returns whether the goodbye was written.</summary>
+    /// arrived, or the connection ended, or nothing at all arrived on it for twice the handshake timeout (the other
+    /// end is gone without closing). Not sooner: the other side may still be writing there until it reads this
+    /// goodbye. Returns whether the goodbye was written.</summary>
     private async ValueTask<bool> RetireAsync(TcpLink link)
     {
         try
@@ -282,9 +291,27 @@ internal sealed class TcpPeer : ILinkReader
         return true;
     }
 
-    private static async Task CloseWhenDrainedAsync(TcpLink link)
+    private async Task CloseWhenDrainedAsync(TcpLink link)
     {
-        await link.Drained.ConfigureAwait(false);
+        var idle = 2 * _transport.Options.HandshakeTimeout;
+        while (true)
+        {
+            var before = link.BytesRead;
+            try
+            {
+                await link.Drained.WaitAsync(idle, _transport.Time).ConfigureAwait(false);
+                break;
+            }
+            catch (TimeoutException) when (link.BytesRead == before)
+            {
+                break;
+            }
+            catch (TimeoutException)
+            {
+                // Still arriving: keep reading.
+            }
+        }
+
         await link.DisposeAsync().ConfigureAwait(false);
     }
 
@@ -329,7 +356,8 @@ internal sealed class TcpPeer : ILinkReader
                 var link = Active;
                 if (link is null)
                 {
-                    handOver = null;
+                    // A hand-over still pending stays: the link the other side retired may be the only one there
+                    // was, and what goes on the link dialled now must wait for what was sent on it.
                     try
                     {
                         link = await TcpLink.ConnectAsync(_transport.LocalAddress, Address, _transport.Key, _transport.Options, stopping).ConfigureAwait(false);

@@ -34,9 +34,10 @@ internal sealed class TcpTransport : IOverlayTransport, IAsyncDisposable
     private long _oversized;
     private long _receiverFailures;
 
-    private TcpTransport(Socket listener, NetworkKey key, TcpTransportOptions options, ILogger logger)
+    private TcpTransport(Socket listener, NetworkKey key, TcpTransportOptions options, ILogger logger, TimeProvider time)
     {
         _listener = listener;
+        Time = time;
         Key = key;
         Options = options;
         Logger = logger;
@@ -53,7 +54,7 @@ internal sealed class TcpTransport : IOverlayTransport, IAsyncDisposable
     public int MaxPayload => Math.Min(MessageCodec.MaxPayload, Options.MaxFrameSize - MessageCodec.MaxEnvelope);
 
     /// <summary>The clock of timeouts and backoff.</summary>
-    public TimeProvider Time { get; } = TimeProvider.System;
+    public TimeProvider Time { get; }
 
     public NetworkKey Key { get; }
 
@@ -90,8 +91,9 @@ internal sealed class TcpTransport : IOverlayTransport, IAsyncDisposable
     /// <summary>Connections refused or closed for a wrong key, a bad handshake, or a forged or malformed frame.</summary>
     public long Refused => Interlocked.Read(ref _refused);
 
-    /// <summary>Listens on <paramref name="endpoint"/> (port 0 picks a free one) and returns the running transport.</summary>
-    public static TcpTransport Start(IPEndPoint endpoint, NetworkKey key, TcpTransportOptions? options = null, ILogger? logger = null)
+    /// <summary>Listens on <paramref name="endpoint"/> (port 0 picks a free one) and returns the running transport.
+    /// <paramref name="time"/> (default the system clock) times backoff, hand-overs and pruning.</summary>
+    public static TcpTransport Start(IPEndPoint endpoint, NetworkKey key, TcpTransportOptions? options = null, ILogger? logger = null, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(endpoint);
         ArgumentNullException.ThrowIfNull(key);
@@ -114,7 +116,7 @@ internal sealed class TcpTransport : IOverlayTransport, IAsyncDisposable
             throw;
         }
 
-        return new TcpTransport(listener, key, options, logger ?? NullLogger.Instance);
+        return new TcpTransport(listener, key, options, logger ?? NullLogger.Instance, time ?? TimeProvider.System);
     }
 
     public void SetReceiver(IOverlayReceiver receiver) => _receiver = receiver;
@@ -154,7 +156,13 @@ internal sealed class TcpTransport : IOverlayTransport, IAsyncDisposable
     {
         ObjectDisposedException.ThrowIf(_stopping.IsCancellationRequested, this);
         var peer = Peer(destination) ?? throw new ArgumentException($"'{destination}' is not a TCP overlay address: expected tcp://<ip>:<port>.", nameof(destination));
-        return peer.EnqueueAsync(message, cancellationToken);
+        if (peer.TryEnqueue(message))
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        // Pruned just now: the address gets a fresh peer. Otherwise the queue is full: wait for room.
+        return peer.IsRetired ? SendAsync(destination, message, cancellationToken) : peer.EnqueueAsync(message, cancellationToken);
     }
 
     public async ValueTask DisposeAsync()
@@ -252,7 +260,7 @@ internal sealed class TcpTransport : IOverlayTransport, IAsyncDisposable
 
     private TcpPeer? Peer(NodeAddress address)
     {
-        if (_peers.TryGetValue(address, out var peer))
+        if (_peers.TryGetValue(address, out var peer) && !peer.IsRetired)
         {
             return peer;
         }
@@ -266,7 +274,29 @@ internal sealed class TcpTransport : IOverlayTransport, IAsyncDisposable
             return null;
         }
 
-        return _peers.GetOrAdd(address, a => new TcpPeer(this, a));
+        while (true)
+        {
+            if (_peers.TryGetValue(address, out peer))
+            {
+                if (!peer.IsRetired)
+                {
+                    return peer;
+                }
+
+                // Pruned and not yet taken out of the table: the address gets a fresh peer now, or a message sent in
+                // that moment would find only the retired one and be dropped.
+                _peers.TryRemove(new KeyValuePair<NodeAddress, TcpPeer>(address, peer));
+                continue;
+            }
+
+            // Its send loop starts only once it is in the table: a peer that lost the race to be added costs nothing.
+            var fresh = new TcpPeer(this, address);
+            if (_peers.TryAdd(address, fresh))
+            {
+                fresh.StartSending();
+                return fresh;
+            }
+        }
     }
 
     private async Task AcceptLoopAsync()
