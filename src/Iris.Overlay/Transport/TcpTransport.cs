@@ -331,14 +331,14 @@ internal sealed class TcpTransport : IOverlayTransport, IAsyncDisposable
 
     /// <summary>
     /// Counts a handshake in. Connections that have not proven they hold the key cost a socket and a task each, so
-    /// their number is capped: per address (beyond <see cref="TcpTransportOptions.MaxHandshakesPerAddress"/> a new one
+    /// their number is capped: per source address, an IPv6 /64 counting as one (beyond <see cref="TcpTransportOptions.MaxHandshakesPerAddress"/> a new one
     /// is refused) and in all (at <see cref="TcpTransportOptions.MaxHandshakesInProgress"/> the oldest handshake of the
     /// address holding the most is cut off to make room, so a flood from a few hosts cannot crowd out a real peer).
     /// Returns null when the connection is refused.
     /// </summary>
     private PendingHandshake? TryBeginHandshake(Socket socket)
     {
-        var address = (socket.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
+        var address = Source((socket.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None);
         PendingHandshake? evicted = null;
         PendingHandshake pending;
         lock (_handshakeLock)
@@ -377,6 +377,25 @@ internal sealed class TcpTransport : IOverlayTransport, IAsyncDisposable
 
         evicted?.Cancel.Cancel();
         return pending;
+    }
+
+    /// <summary>What counts as one source for the per-address cap: an IPv4 address, or an IPv6 /64 (one host commonly
+    /// holds a whole /64, and could otherwise take every slot).</summary>
+    internal static IPAddress Source(IPAddress address)
+    {
+        if (address.IsIPv4MappedToIPv6)
+        {
+            return address.MapToIPv4();
+        }
+
+        if (address.AddressFamily != AddressFamily.InterNetworkV6)
+        {
+            return address;
+        }
+
+        var bytes = address.GetAddressBytes();
+        bytes.AsSpan(8).Clear();
+        return new IPAddress(bytes);
     }
 
     private void EndHandshake(PendingHandshake pending)

@@ -121,4 +121,12 @@ public sealed class ConnectionFloodTests(ITestOutputHelper output)
         var line = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
         return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) * 1024;
     }
+
+    [Theory]
+    [InlineData("127.0.1.7", "127.0.1.7")]
+    [InlineData("::ffff:10.1.2.3", "10.1.2.3")]
+    [InlineData("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::")]
+    [InlineData("2001:db8:1:2::1", "2001:db8:1:2::")]
+    public void Handshakes_are_capped_per_ipv4_address_and_per_ipv6_slash_64(string address, string source) =>
+        Assert.Equal(IPAddress.Parse(source), TcpTransport.Source(IPAddress.Parse(address)));
 }
