@@ -150,9 +150,11 @@ internal static class MessageCodec
         }
     }
 
-    public static OverlayMessage Read(ReadOnlySpan<byte> frame)
+    /// <summary>Decodes one message; <paramref name="addresses"/>, when given, lets a connection's reader reuse the
+    /// addresses it decoded before (nearly every message on a connection names the same sender).</summary>
+    public static OverlayMessage Read(ReadOnlySpan<byte> frame, AddressCache? addresses = null)
     {
-        var r = new Reader(frame);
+        var r = new Reader(frame, addresses);
         var type = (MessageType)r.Byte();
         var sender = r.Handle();
         OverlayMessage message;
@@ -291,7 +293,7 @@ internal static class MessageCodec
         }
     }
 
-    private ref struct Reader(ReadOnlySpan<byte> frame)
+    private ref struct Reader(ReadOnlySpan<byte> frame, AddressCache? addresses)
     {
         private ReadOnlySpan<byte> _rest = frame;
 
@@ -354,17 +356,25 @@ internal static class MessageCodec
                 throw new OverlayProtocolException("Overlay message carries a node handle with an empty address.");
             }
 
+            var bytes = Take(length);
+            if (addresses?.Find(bytes) is { } known)
+            {
+                return new NodeHandle(key, known);
+            }
+
             string address;
             try
             {
-                address = StrictUtf8.GetString(Take(length));
+                address = StrictUtf8.GetString(bytes);
             }
             catch (DecoderFallbackException e)
             {
                 throw new OverlayProtocolException("Overlay message carries a node address that is not valid UTF-8.", e);
             }
 
-            return new NodeHandle(key, new NodeAddress(address));
+            var decoded = new NodeAddress(address);
+            addresses?.Add(bytes, decoded);
+            return new NodeHandle(key, decoded);
         }
 
         public NodeHandle[] Handles()
@@ -391,5 +401,32 @@ internal static class MessageCodec
                 throw new OverlayProtocolException($"Overlay {type} message has {_rest.Length} unexpected trailing bytes.");
             }
         }
+    }
+}
+
+/// <summary>The last few addresses one reader decoded, by their bytes: not thread-safe, one per connection.</summary>
+internal sealed class AddressCache
+{
+    private const int Size = 4;
+    private readonly (byte[] Bytes, NodeAddress Address)[] _entries = new (byte[], NodeAddress)[Size];
+    private int _next;
+
+    public NodeAddress? Find(ReadOnlySpan<byte> bytes)
+    {
+        foreach (var (known, address) in _entries)
+        {
+            if (known is not null && bytes.SequenceEqual(known))
+            {
+                return address;
+            }
+        }
+
+        return null;
+    }
+
+    public void Add(ReadOnlySpan<byte> bytes, NodeAddress address)
+    {
+        _entries[_next] = (bytes.ToArray(), address);
+        _next = (_next + 1) % Size;
     }
 }

@@ -30,6 +30,7 @@ internal sealed class TcpLink : IAsyncDisposable
     private const int HeaderSize = 4;
     private const int ConnectionIdSize = 16;
     private const int ScratchKept = 1024 * 1024;
+    private const int FlushEvery = 256 * 1024;
 
     private readonly Socket _socket;
     private readonly PipeReader _reader;
@@ -44,6 +45,7 @@ internal sealed class TcpLink : IAsyncDisposable
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _closing;
     private long _bytesRead;
+    private readonly AddressCache _addresses = new();
 
     private TcpLink(Socket socket, NetworkStream stream, HandshakeResult handshake, int maxFrameSize, bool initiated)
     {
@@ -186,7 +188,7 @@ internal sealed class TcpLink : IAsyncDisposable
                         switch (kind)
                         {
                             case MessageKind:
-                                reader.Deliver(MessageCodec.Read(body.Span));
+                                reader.Deliver(MessageCodec.Read(body.Span, _addresses));
                                 break;
                             case GoodbyeKind:
                                 if (!body.IsEmpty)
@@ -279,6 +281,12 @@ internal sealed class TcpLink : IAsyncDisposable
             _scratch.Advance(1);
             MessageCodec.Write(_scratch, message);
             WriteFrame(_scratch.WrittenSpan);
+            if (_writer.UnflushedBytes >= FlushEvery)
+            {
+                // A batch of large messages must not hold a pooled buffer per frame until the batch ends: more than
+                // the pool keeps, so each would be allocated afresh.
+                await FlushAsync().ConfigureAwait(false);
+            }
         }
 
         if (_scratch.Capacity > ScratchKept)
