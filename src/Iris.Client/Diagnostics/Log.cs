@@ -23,6 +23,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 301, Level = LogLevel.Warning, Message = "Peer {Peer} of {Count} tunnels is gone: {Detail}")]
     public static partial void TunnelPeerDied(ILogger logger, string peer, int count, string detail);
 
+    [LoggerMessage(EventId = 302, Level = LogLevel.Debug, Message = "A keep-alive check of tunnel peer {Peer} failed at another silo, not counted against the peer: {Detail}")]
+    public static partial void TunnelCheckFailedElsewhere(ILogger logger, string peer, string detail);
+
     [LoggerMessage(EventId = 320, Level = LogLevel.Debug, Message = "Renewing the registrations of this process failed; the lease outlives several renewals: {Reason}")]
     public static partial void RenewalFailed(ILogger logger, string reason);
 

@@ -4,6 +4,7 @@ using Iris.Diagnostics;
 using Iris.Protocol;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Runtime.Messaging;
 
 namespace Iris.Tunnels;
 
@@ -240,13 +241,50 @@ internal sealed class LocalTunnels : IAsyncDisposable
         }
         catch (Exception e) when (e is not OperationCanceledException || !_stopping.IsCancellationRequested)
         {
-            // Missed, whatever the error: a client reports "silo unavailable" for calls that went by way of a gateway
-            // that died, so only three misses in a row say the peer is gone.
+            // A check that failed on the way, at another silo that died (the gateway, or the one holding the member
+            // host's directory entry until the cluster declares it dead), says nothing of the peer: it is not a miss.
+            if (!MayBlame(e, peer))
+            {
+                Log.TunnelCheckFailedElsewhere(_logger, peer.Id, e.Message);
+                return;
+            }
+
+            // Missed: a client reports "silo unavailable" for calls that went by way of a gateway that died, so only
+            // three misses in a row say the peer is gone.
             if (_missed.AddOrUpdate(peer.Id, 1, (_, n) => n + 1) >= 3)
             {
                 Fail(peer, ends, $"no answer to three keep-alive checks ({e.GetType().Name}: {e.Message})");
             }
         }
+    }
+
+    /// <summary>
+    /// Whether a failed check may mean the peer is gone: a timeout or any failure may, except a failure to connect
+    /// that names another silo than the peer's (Orleans' "Unable to connect to S…" names the silo it could not reach
+    /// in the message, and has no property for it).
+    /// </summary>
+    internal static bool MayBlame(Exception error, MemberEndpoint peer)
+    {
+        if (peer.Silo is not { } silo)
+        {
+            return true;
+        }
+
+        var named = false;
+        for (var e = error; e is not null; e = e.InnerException)
+        {
+            if (e is SiloUnavailableException or ConnectionFailedException or OrleansMessageRejectionException)
+            {
+                if (e.Message.Contains(silo.ToString(), StringComparison.Ordinal))
+                {
+                    return true;
+                }
+
+                named |= e.Message.Contains("Unable to connect to S", StringComparison.Ordinal);
+            }
+        }
+
+        return !named;
     }
 
     private void Fail(MemberEndpoint peer, TunnelEnd[] ends, string detail)
