@@ -1,0 +1,193 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace Iris.Chaos;
+
+/// <summary>One run: start the silos, one member process per silo and the runner's client; put requests, broadcasts
+/// and tunnels on the cluster while killing a silo every so often; then stop the load, read the members' files and
+/// report.</summary>
+internal sealed class ChaosRun(ChaosSettings settings, TextWriter progress)
+{
+    private static readonly TimeSpan SettleBroadcasts = TimeSpan.FromSeconds(3);
+
+    // Requests give up after their timeout plus 2 s, tunnels drain for at most 10 s and close for 5: more than this is
+    // a hang of the runner's client, reported rather than waited for.
+    private static readonly TimeSpan LoadsStopLimit = TimeSpan.FromSeconds(30);
+
+    public async Task<ChaosReport> RunAsync(CancellationToken cancellationToken)
+    {
+        var time = TimeProvider.System;
+        var started = time.GetTimestamp();
+        var directory = settings.Directory ?? Path.Combine(Path.GetTempPath(), $"iris-chaos-{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Environment.ProcessId}");
+        System.IO.Directory.CreateDirectory(directory);
+        var network = new ChaosNetwork(directory);
+        progress.WriteLine($"network: discovery ports {network.DiscoveryPort}-{network.DiscoveryPort + 15}, files in {directory}");
+
+        var fleet = new SiloFleet(network, progress);
+        for (var i = 1; i <= settings.Silos; i++)
+        {
+            fleet.Add(await network.StartSiloAsync(i, cancellationToken).ConfigureAwait(false));
+            progress.WriteLine($"silo {i} of {settings.Silos} active ({time.GetElapsedTime(started).TotalSeconds:F1}s)");
+        }
+
+        var members = await Task.WhenAll(Enumerable.Range(1, settings.Silos).Select(i => network.StartMemberAsync(i, cancellationToken))).ConfigureAwait(false);
+        progress.WriteLine($"{members.Length} members registered ({time.GetElapsedTime(started).TotalSeconds:F1}s)");
+
+        using var client = await network.StartClientAsync(cancellationToken).ConfigureAwait(false);
+        var iris = client.Services.GetRequiredService<IIrisClient>();
+        await WarmUpAsync(iris, cancellationToken).ConfigureAwait(false);
+        var startup = time.GetElapsedTime(started).TotalSeconds;
+        progress.WriteLine($"load starts ({startup:F1}s after start)");
+
+        var clock = new RunClock(time);
+        var requests = new RequestLoad(iris, clock, settings.RequestTimeout, settings.Seconds);
+        var broadcasts = new BroadcastLoad(iris, clock, settings.BroadcastsPerSecond);
+        var tunnels = new TunnelLoad(iris);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var loads = new[]
+        {
+            requests.RunAsync(settings.Callers, stop.Token),
+            broadcasts.RunAsync(stop.Token),
+            tunnels.RunAsync(settings.Tunnels, stop.Token),
+        };
+        var sampling = fleet.SampleMemoryAsync(stop.Token);
+        var killing = fleet.RunKillsAsync(clock, settings.Seconds, settings.KillEvery, new Random(settings.Seed), stop.Token);
+
+        var lastReported = 0;
+        while (clock.Seconds < settings.Seconds)
+        {
+            await clock.DelayUntilAsync(Math.Min(settings.Seconds, lastReported + 5), cancellationToken).ConfigureAwait(false);
+            lastReported = clock.Second;
+            progress.WriteLine($"[{clock.Seconds,6:F1}s] requests {requests.Requests}, succeeded {requests.Succeeded}, unanswered {requests.Unanswered}, tunnels opened {tunnels.Opened}");
+        }
+
+        await stop.CancelAsync().ConfigureAwait(false);
+        await WithinAsync(Task.WhenAll(loads), LoadsStopLimit, "the load did not stop").ConfigureAwait(false);
+        await IgnoreCancellationAsync(killing).ConfigureAwait(false);
+        await sampling.ConfigureAwait(false);
+        progress.WriteLine($"[{clock.Seconds,6:F1}s] load stopped; letting broadcasts settle");
+        await Task.Delay(SettleBroadcasts, time, cancellationToken).ConfigureAwait(false);
+        await fleet.SettleAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+
+        // The members stop before their files are read; their lines were flushed when written.
+        foreach (var (member, _) in members)
+        {
+            member.Kill();
+        }
+
+        var audit = ExecutionAudit.Read([.. members.Select(m => m.File)], requests.SucceededIds, broadcasts.Accepted);
+        await StopQuietlyAsync(client).ConfigureAwait(false);
+
+        var perSecond = requests.SucceededPerSecond();
+        var kills = fleet.Kills.Select((kill, i) =>
+        {
+            var windowEnd = i + 1 < fleet.Kills.Count ? fleet.Kills[i + 1].AtSeconds : settings.Seconds;
+            var outcome = Recovery.Measure(perSecond, kill.AtSeconds, windowEnd);
+            return new KillSummary(
+                Math.Round(kill.AtSeconds, 2), kill.Silo, kill.Replacement, Round(kill.ReplacementActiveSeconds),
+                Math.Round(outcome.Baseline, 1), outcome.Lowest, Math.Round(outcome.Seconds, 2), outcome.Recovered);
+        }).ToList();
+
+        return new ChaosReport
+        {
+            Requests = requests.Requests,
+            Succeeded = requests.Succeeded,
+            FailedTyped = requests.FailedTyped.Snapshot(),
+            Unanswered = requests.Unanswered,
+            ExecutedTwice = audit.ExecutedTwice,
+            TunnelMessagesLost = tunnels.Lost,
+            TunnelMessagesReordered = tunnels.Reordered,
+            TunnelsFailedWithError = tunnels.FailedWithError,
+            BroadcastDuplicates = audit.BroadcastDuplicates,
+            RecoverySeconds = kills.Count == 0 ? 0 : kills.Max(k => k.RecoverySeconds),
+            MaxSiloMemoryMb = Math.Round(fleet.MaxWorkingSet / (1024.0 * 1024.0), 1),
+            Silos = settings.Silos,
+            Seconds = settings.Seconds,
+            KillEvery = settings.KillEvery,
+            Seed = settings.Seed,
+            FailedUntyped = requests.FailedUntyped.Snapshot(),
+            WrongReplies = requests.WrongReplies,
+            UnansweredLateOutcomes = requests.LateOutcomes.Snapshot(),
+            SucceededNotExecuted = audit.SucceededNotExecuted,
+            ExecutionsRecorded = audit.ExecutionsRecorded,
+            BroadcastsSent = broadcasts.Sent,
+            BroadcastsAccepted = broadcasts.Accepted.Count,
+            BroadcastsFailed = broadcasts.Failed.Snapshot(),
+            BroadcastsUnanswered = broadcasts.Unanswered,
+            BroadcastDeliveriesMissing = audit.BroadcastDeliveriesMissing,
+            BroadcastMissingSamples = audit.MissingBroadcastSamples,
+            BroadcastsUnansweredLateOutcomes = broadcasts.LateOutcomes.Snapshot(),
+            TunnelsOpened = tunnels.Opened,
+            TunnelsClosedCleanly = tunnels.ClosedCleanly,
+            TunnelFailures = tunnels.Failures.Snapshot(),
+            TunnelOpenFailures = tunnels.OpenFailures.Snapshot(),
+            TunnelMessagesSent = tunnels.Sent,
+            TunnelMessagesDuplicated = tunnels.Duplicated,
+            TunnelMessagesCorrupt = tunnels.Corrupt,
+            TunnelMessagesReorderedBeforeFailure = tunnels.ReorderedBeforeFailure,
+            Kills = kills,
+            SucceededPerSecond = perSecond,
+            FailedPerSecond = requests.FailedPerSecond(),
+            FailureSamples = [.. requests.FailureSamples],
+            StartupSeconds = Math.Round(startup, 1),
+            WallSeconds = Math.Round(time.GetElapsedTime(started).TotalSeconds, 1),
+            Directory = directory,
+        };
+    }
+
+    private static double? Round(double? value) => value is { } v ? Math.Round(v, 2) : null;
+
+    /// <summary>Waits until a request gets its echo, so the load starts on a cluster that serves.</summary>
+    private static async Task WarmUpAsync(IIrisClient iris, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            try
+            {
+                await iris.RequestAsync(MemberProgram.Cluster, Ids.NewPayload(out _), TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
+                return;
+            }
+            catch (IrisException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(200, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task WithinAsync(Task task, TimeSpan limit, string what)
+    {
+        try
+        {
+            await task.WaitAsync(limit).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            progress.WriteLine($"{what} within {limit}; reporting what was counted");
+        }
+    }
+
+    private static async Task IgnoreCancellationAsync(Task task)
+    {
+        try
+        {
+            await task.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopped with the load.
+        }
+    }
+
+    private static async Task StopQuietlyAsync(IHost client)
+    {
+        try
+        {
+            await client.StopAsync(new CancellationTokenSource(TimeSpan.FromSeconds(5)).Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or Orleans.Runtime.OrleansException)
+        {
+            // The silos go next anyway.
+        }
+    }
+}

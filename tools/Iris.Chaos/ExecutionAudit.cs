@@ -1,0 +1,59 @@
+namespace Iris.Chaos;
+
+/// <summary>What the member processes' files say, read after the members stopped: request ids executed more than
+/// once anywhere, broadcast ids a member got twice, accepted broadcasts a member never got, and replies the caller saw
+/// for requests no member recorded.</summary>
+internal sealed class ExecutionAudit
+{
+    public long ExecutedTwice { get; private init; }
+
+    public long ExecutionsRecorded { get; private init; }
+
+    public long BroadcastDuplicates { get; private init; }
+
+    public long BroadcastDeliveriesMissing { get; private init; }
+
+    public long SucceededNotExecuted { get; private init; }
+
+    /// <summary>Up to 8 accepted broadcasts a member never got: the id, when it was sent, and the member's file.</summary>
+    public IReadOnlyList<string> MissingBroadcastSamples { get; private init; } = [];
+
+    public static ExecutionAudit Read(IReadOnlyList<string> files, IEnumerable<string> succeeded, IReadOnlyDictionary<string, double> broadcastsAccepted)
+    {
+        var executions = new Dictionary<string, int>(StringComparer.Ordinal);
+        long recorded = 0;
+        long broadcastDuplicates = 0;
+        long missing = 0;
+        var samples = new List<string>();
+        foreach (var file in files)
+        {
+            var broadcasts = new Dictionary<string, int>(StringComparer.Ordinal);
+            foreach (var (kind, id) in ExecutionFile.Read(file))
+            {
+                var counts = kind == ExecutionFile.Request ? executions : broadcasts;
+                counts[id] = counts.GetValueOrDefault(id) + 1;
+                recorded += kind == ExecutionFile.Request ? 1 : 0;
+            }
+
+            broadcastDuplicates += broadcasts.Count(b => b.Value > 1);
+            foreach (var (id, at) in broadcastsAccepted.Where(b => !broadcasts.ContainsKey(b.Key)).OrderBy(b => b.Value))
+            {
+                missing++;
+                if (samples.Count < 8)
+                {
+                    samples.Add($"{id} sent at {at:F1}s, not in {Path.GetFileName(file)}");
+                }
+            }
+        }
+
+        return new ExecutionAudit
+        {
+            ExecutedTwice = executions.Count(e => e.Value > 1),
+            ExecutionsRecorded = recorded,
+            BroadcastDuplicates = broadcastDuplicates,
+            BroadcastDeliveriesMissing = missing,
+            SucceededNotExecuted = succeeded.Count(id => !executions.ContainsKey(id)),
+            MissingBroadcastSamples = samples,
+        };
+    }
+}

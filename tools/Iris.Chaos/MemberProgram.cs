@@ -1,0 +1,37 @@
+using Iris.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Iris.Chaos;
+
+/// <summary><c>Iris.Chaos member &lt;file&gt;</c>: an Orleans client process serving cluster <c>chaos</c> with a
+/// <see cref="ChaosMember"/> writing to &lt;file&gt;. The network comes from <c>Iris__Client__NetworkKey</c> and
+/// <c>Iris__Client__DiscoveryPort</c>. Prints <c>READY</c> once registered; stops when its standard input closes
+/// (the runner closed it, or the runner is gone).</summary>
+internal static class MemberProgram
+{
+    public const string Cluster = "chaos";
+
+    public static async Task<int> RunAsync(string file)
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.UseOrleansClient(client => client.UseIris());
+        using var host = builder.Build();
+        await host.StartAsync().ConfigureAwait(false);
+
+        using var executions = new ExecutionFile(file);
+        var registration = await host.Services.GetRequiredService<IIrisClient>()
+            .RegisterAsync(Cluster, new ChaosMember(executions)).ConfigureAwait(false);
+        Console.WriteLine("READY");
+        while (await Console.In.ReadLineAsync().ConfigureAwait(false) is not null)
+        {
+            // Input is only watched for its end.
+        }
+
+        await registration.DisposeAsync().ConfigureAwait(false);
+        await host.StopAsync().ConfigureAwait(false);
+        return 0;
+    }
+}
