@@ -77,15 +77,17 @@ internal sealed class ChaosNetwork
     }
 
     /// <summary>The runner's own Orleans client, the load generator; its log (errors only) goes to standard error.</summary>
-    public async Task<IHost> StartClientAsync(CancellationToken cancellationToken)
+    public async Task<IHost> StartClientAsync(SlowCalls slowCalls, CancellationToken cancellationToken)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Logging.AddConsole(console => console.LogToStandardErrorThreshold = LogLevel.Trace).SetMinimumLevel(LogLevel.Error);
-        builder.UseOrleansClient(client => client.UseIris(options =>
-        {
-            options.NetworkKey = Key;
-            options.DiscoveryPort = DiscoveryPort;
-        }));
+        builder.UseOrleansClient(client => client
+            .UseIris(options =>
+            {
+                options.NetworkKey = Key;
+                options.DiscoveryPort = DiscoveryPort;
+            })
+            .AddOutgoingGrainCallFilter(slowCalls));
         builder.Services.AddSingleton<IHostLifetime, QuietLifetime>();
         var host = builder.Build();
         await host.StartAsync(cancellationToken).ConfigureAwait(false);

@@ -86,6 +86,10 @@ internal sealed record ChaosReport
 
     public long TunnelMessagesReorderedBeforeFailure { get; init; }
 
+    public SortedDictionary<string, long> SlowCalls { get; init; } = [];
+
+    public IReadOnlyList<string> SlowCallSamples { get; init; } = [];
+
     public IReadOnlyList<KillSummary> Kills { get; init; } = [];
 
     public IReadOnlyList<int> SucceededPerSecond { get; init; } = [];

@@ -33,13 +33,15 @@ internal sealed class ChaosRun(ChaosSettings settings, TextWriter progress)
         var members = await Task.WhenAll(Enumerable.Range(1, settings.Silos).Select(i => network.StartMemberAsync(i, cancellationToken))).ConfigureAwait(false);
         progress.WriteLine($"{members.Length} members registered ({time.GetElapsedTime(started).TotalSeconds:F1}s)");
 
-        using var client = await network.StartClientAsync(cancellationToken).ConfigureAwait(false);
+        var slowCalls = new SlowCalls();
+        using var client = await network.StartClientAsync(slowCalls, cancellationToken).ConfigureAwait(false);
         var iris = client.Services.GetRequiredService<IIrisClient>();
         await WarmUpAsync(iris, cancellationToken).ConfigureAwait(false);
         var startup = time.GetElapsedTime(started).TotalSeconds;
         progress.WriteLine($"load starts ({startup:F1}s after start)");
 
         var clock = new RunClock(time);
+        slowCalls.Clock = clock;
         var requests = new RequestLoad(iris, clock, settings.RequestTimeout, settings.Seconds);
         var broadcasts = new BroadcastLoad(iris, clock, settings.BroadcastsPerSecond);
         var tunnels = new TunnelLoad(iris);
@@ -125,6 +127,8 @@ internal sealed class ChaosRun(ChaosSettings settings, TextWriter progress)
             TunnelMessagesDuplicated = tunnels.Duplicated,
             TunnelMessagesCorrupt = tunnels.Corrupt,
             TunnelMessagesReorderedBeforeFailure = tunnels.ReorderedBeforeFailure,
+            SlowCalls = slowCalls.Counts(),
+            SlowCallSamples = slowCalls.Samples(),
             Kills = kills,
             SucceededPerSecond = perSecond,
             FailedPerSecond = requests.FailedPerSecond(),

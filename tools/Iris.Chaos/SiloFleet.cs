@@ -37,8 +37,8 @@ internal sealed class SiloFleet(ChaosNetwork network, TextWriter progress)
                 _live.Remove(victim);
             }
 
-            victim.Kill();
             var record = new KillRecord(clock.Seconds, victim.Name);
+            victim.Kill();
             Kills.Add(record);
             progress.WriteLine($"[{clock.Seconds,6:F1}s] killed {victim.Name} (pid {victim.Id}); starting a replacement");
             _replacements.Add(ReplaceAsync(record, clock, stop));
