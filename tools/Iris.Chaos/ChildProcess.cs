@@ -119,7 +119,7 @@ internal sealed class ChildProcess
             _process.Kill(entireProcessTree: true);
             _process.WaitForExit(5000);
         }
-        catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception)
+        catch (Exception e) when (e is InvalidOperationException or AggregateException or System.ComponentModel.Win32Exception)
         {
             // Already gone.
         }
