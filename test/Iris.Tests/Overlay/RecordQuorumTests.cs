@@ -115,4 +115,186 @@ public class RecordQuorumTests
             Assert.Equal(last.Data, Text(read));
         }
     }
+
+    [Fact]
+    public void A_retried_write_that_already_applied_is_reported_as_done_and_applied_once()
+    {
+        var (ring, stores) = Build(20, seed: 3);
+        using var _ = ring;
+        var key = NodeKey.FromName("retried");
+        var client = stores[ring.Nodes[2]];
+        var other = stores[ring.Nodes[11]];
+        Assert.True(ring.Await(client.CompareAndSwapAsync(key, 0, Text("v1"))).Success);
+
+        var id = new WriteId(ring.Nodes[2].Self.Key, 4242);
+        var first = ring.Await(client.CompareAndSwapAsync(key, 1, Text("v2"), id));
+        Assert.True(first.Success);
+        Assert.Equal(2, first.Current!.Version);
+
+        // The same write again, as after a lost answer: done, not applied a second time.
+        var again = ring.Await(client.CompareAndSwapAsync(key, 1, Text("v2"), id));
+        Assert.True(again.Success);
+        Assert.Equal(2, again.Current!.Version);
+
+        // Even after another write, and sent through another node.
+        Assert.True(ring.Await(other.CompareAndSwapAsync(key, 2, Text("v3"))).Success);
+        var late = ring.Await(other.CompareAndSwapAsync(key, 1, Text("v2"), id));
+        Assert.True(late.Success);
+        Assert.Equal(3, late.Current!.Version);
+
+        var read = ring.Await(client.ReadAsync(key))!;
+        Assert.Equal(3, read.Version);
+        Assert.Equal("v3", Text(read));
+
+        // A different write expecting the same version is refused.
+        Assert.False(ring.Await(client.CompareAndSwapAsync(key, 1, Text("v2"), new WriteId(ring.Nodes[2].Self.Key, 4243))).Success);
+    }
+
+    [Fact]
+    public void A_record_whose_acceptor_dies_is_moved_to_a_new_acceptor_and_keeps_accepting_writes()
+    {
+        var (ring, stores) = Build(30, seed: 4);
+        using var _ = ring;
+        var key = NodeKey.FromName("replaced");
+        var client = stores[ring.Nodes[0]];
+        Assert.True(ring.Await(client.CompareAndSwapAsync(key, 0, Text("v1"))).Success);
+        ring.Run(RecordStore.ReconfigureInterval);
+        Assert.True(ring.Await(client.CompareAndSwapAsync(key, 1, Text("v2"))).Success);
+
+        var root = ring.TrueRoot(key);
+        var before = stores[root].AcceptorState(key)!.Value.Configuration;
+        Assert.Equal(RecordStore.ReplicationFactor, before.Members.Length);
+        var victim = ring.Nodes.First(n => n != root && n != ring.Nodes[0] && before.Contains(n.Self.Key, stores[n].Incarnation));
+        stores[victim].Dispose();
+        ring.Crash(victim);
+
+        // Writes go on while the ring notices (four acceptors of five answer), and after it.
+        var version = 2L;
+        var start = ring.Time.GetUtcNow();
+        TimeSpan? replaced = null;
+        while (ring.Time.GetUtcNow() - start < TimeSpan.FromSeconds(20))
+        {
+            var result = ring.Await(client.CompareAndSwapAsync(key, version, Text($"v{version + 1}")));
+            Assert.True(result.Success);
+            version++;
+            if (replaced is null && stores[root].AcceptorState(key)!.Value.Configuration is { } now && now.Epoch > before.Epoch
+                && !now.Members.Any(m => m.Key == victim.Self.Key))
+            {
+                replaced = ring.Time.GetUtcNow() - start;
+            }
+
+            ring.Run(TimeSpan.FromMilliseconds(500));
+        }
+
+        Assert.True(replaced is not null, "the dead acceptor was never replaced");
+        var after = stores[root].AcceptorState(key)!.Value.Configuration;
+        Assert.True(after.Epoch > before.Epoch);
+        Assert.Equal(RecordStore.ReplicationFactor, after.Members.Length);
+        Assert.All(after.Members, m => Assert.False(ring.Nodes.Single(n => n.Self.Key == m.Key).IsStopped));
+        Assert.Equal(version, ring.Await(stores[ring.Nodes[7]].ReadAsync(key))!.Version);
+        Console.WriteLine($"Dead acceptor replaced {replaced} after the crash (epoch {before.Epoch} -> {after.Epoch}); {version - 2} writes meanwhile");
+    }
+
+    [Fact]
+    public void With_three_of_five_acceptors_cut_off_reads_and_writes_fail_typed_in_time_and_nothing_is_lost_after_healing()
+    {
+        var (ring, stores) = Build(30, seed: 5);
+        using var _ = ring;
+        var key = NodeKey.FromName("minority");
+        var client = stores[ring.Nodes[1]];
+        Assert.True(ring.Await(client.CompareAndSwapAsync(key, 0, Text("v1"))).Success);
+        Assert.True(ring.Await(client.CompareAndSwapAsync(key, 1, Text("v2"))).Success);
+
+        var root = ring.TrueRoot(key);
+        var members = stores[root].AcceptorState(key)!.Value.Configuration.Members;
+        var cut = ring.Nodes.Where(n => n != root && n != ring.Nodes[1] && members.Any(m => m.Key == n.Self.Key)).Take(3).ToList();
+        Assert.Equal(3, cut.Count);
+        ring.Network.Partition(cut.Select(n => n.Self.Address));
+
+        foreach (var attempt in new Func<Task>[] { () => client.CompareAndSwapAsync(key, 2, Text("lost")), () => client.ReadAsync(key) })
+        {
+            var task = attempt();
+            ring.Pump(task.ContinueWith(_ => { }, TaskScheduler.Default), Limit);
+            Assert.True(task.IsFaulted, "an operation succeeded without a majority of the record's acceptors");
+
+            // The root's answer, not the requester's own timeout: it arrived within the operation timeout (after it, the
+            // requester's timer would have failed the request as timed out). Timing it here would measure the thread
+            // pool too: simulated time runs on while a continuation waits for a thread.
+            Assert.True(task.Exception!.InnerException is RecordUnavailableException, task.Exception.ToString());
+        }
+
+        ring.Network.Heal();
+        Assert.True(ring.Stabilise(TimeSpan.FromSeconds(60)) is not null, ring.DescribeWrongLeafSets());
+        var read = ring.Await(client.ReadAsync(key))!;
+        Assert.True(read.Version >= 2);
+        Assert.True(read.Version == 2 ? Text(read) == "v2" : Text(read) == "lost", $"{read.Version} {Text(read)}");
+        Assert.True(ring.Await(client.CompareAndSwapAsync(key, read.Version, Text("after"))).Success);
+        Assert.Equal("after", Text(ring.Await(stores[ring.Nodes[9]].ReadAsync(key))));
+    }
+
+    [Fact]
+    public void Concurrent_writers_under_message_loss_and_an_acceptor_crash_lose_no_acknowledged_update()
+    {
+        var (ring, stores) = Build(40, seed: 6, loss: 0.01);
+        using var _ = ring;
+        var key = NodeKey.FromName("busy");
+        Assert.True(ring.Await(stores[ring.Nodes[0]].CompareAndSwapAsync(key, 0, BitConverter.GetBytes(0))).Success);
+        var root = ring.TrueRoot(key);
+        var members = stores[root].AcceptorState(key)!.Value.Configuration.Members;
+        var victim = ring.Nodes.First(n => n != root && members.Any(m => m.Key == n.Self.Key));
+        var writers = ring.Nodes.Where(n => n != victim).Take(20).ToList();
+        var acknowledged = new System.Collections.Concurrent.ConcurrentBag<(long Version, int Value)>();
+
+        // Each writer increments once: read, compare-and-swap; a failed swap whose outcome is unknown is sent again
+        // with the same write id, so it is either recognised as done or refused, never applied twice.
+        async Task Increment(PastryNode node)
+        {
+            var store = stores[node];
+            for (ulong attempt = 1; ; attempt++)
+            {
+                RecordValue? current;
+                try
+                {
+                    current = await store.ReadAsync(key);
+                }
+                catch (Exception e) when (e is RecordTimeoutException or RecordUnavailableException)
+                {
+                    continue;
+                }
+
+                var next = BitConverter.ToInt32(current!.Data) + 1;
+                var id = new WriteId(node.Self.Key, attempt);
+                while (true)
+                {
+                    try
+                    {
+                        var result = await store.CompareAndSwapAsync(key, current.Version, BitConverter.GetBytes(next), id);
+                        if (result.Success)
+                        {
+                            acknowledged.Add((current.Version + 1, next));
+                            return;
+                        }
+
+                        break;
+                    }
+                    catch (Exception e) when (e is RecordTimeoutException or RecordUnavailableException)
+                    {
+                    }
+                }
+            }
+        }
+
+        var all = Task.WhenAll(writers.Select(Increment));
+        ring.Run(TimeSpan.FromMilliseconds(300));
+        stores[victim].Dispose();
+        ring.Crash(victim);
+        ring.Pump(all, TimeSpan.FromSeconds(180));
+
+        var final = ring.Await(stores[writers[0]].ReadAsync(key))!;
+        Assert.Equal(writers.Count, BitConverter.ToInt32(final.Data));
+        Assert.Equal(writers.Count + 1, final.Version);
+        var versions = acknowledged.Select(a => a.Version).Order().ToList();
+        Assert.Equal(Enumerable.Range(2, writers.Count).Select(v => (long)v), versions);
+        Assert.All(acknowledged, a => Assert.Equal(a.Version - 1, a.Value));
+    }
 }
