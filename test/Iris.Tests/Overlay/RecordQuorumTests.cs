@@ -297,4 +297,51 @@ public class RecordQuorumTests
         Assert.Equal(Enumerable.Range(2, writers.Count).Select(v => (long)v), versions);
         Assert.All(acknowledged, a => Assert.Equal(a.Version - 1, a.Value));
     }
+
+    [Fact]
+    public void Record_messages_round_trip_and_every_truncated_or_retired_one_is_refused()
+    {
+        var key = NodeKey.FromName("codec");
+        var node = NodeKey.FromName("node");
+        var config = new RecordConfiguration(3, [new RecordMember(node, 77, new Iris.Overlay.Transport.NodeAddress("mem://1"))]);
+        var register = new Register(5, [1, 2, 3], [(new WriteId(node, 9), 5)], config);
+        var messages = new[]
+        {
+            new RecordMessage(RecordMessageType.Request, key, node, 1) { IsWrite = true, ExpectedVersion = 4, OriginAddress = new("mem://2"), Data = [7], WriteId = new WriteId(node, 12) },
+            new RecordMessage(RecordMessageType.Reply, key, node, 1) { Success = true, Value = new RecordValue([9], 2) { Writer = (node, 3) } },
+            new RecordMessage(RecordMessageType.Failure, key, node, 1) { Reason = RecordFailure.NoMajority },
+            new RecordMessage(RecordMessageType.Prepare, key, node, 2) { Epoch = 3, Ballot = new Ballot(4, node), Incarnation = 77 },
+            new RecordMessage(RecordMessageType.Accept, key, node, 2) { Epoch = 3, Ballot = new Ballot(4, node), Incarnation = 77, Register = register },
+            new RecordMessage(RecordMessageType.Seed, key, node, 2) { Incarnation = 77, Configuration = config, Register = register with { Next = null } },
+            new RecordMessage(RecordMessageType.Query, key, node, 2),
+            new RecordMessage(RecordMessageType.AcceptorReply, key, node, 2)
+            {
+                Phase = RecordMessageType.Prepare, Status = AcceptorStatus.Stale, Incarnation = 77, Promised = new Ballot(4, node), Accepted = new Ballot(3, node),
+                Configuration = config, Register = register,
+            },
+        };
+
+        foreach (var message in messages)
+        {
+            var bytes = message.Encode();
+            Assert.Equal(bytes, RecordMessage.Decode(bytes).Encode());
+            for (var length = 0; length < bytes.Length; length++)
+            {
+                Assert.Throws<OverlayProtocolException>(() => RecordMessage.Decode(bytes.AsMemory(0, length)));
+            }
+
+            Assert.Throws<OverlayProtocolException>(() => RecordMessage.Decode((byte[])[.. bytes, 0]));
+        }
+
+        var decoded = RecordMessage.Decode(messages[7].Encode());
+        Assert.Equal(config.Members, decoded.Configuration!.Members);
+        Assert.Equal(register.Recent, decoded.Register!.Recent);
+        Assert.Equal(config.Members, decoded.Register.Next!.Members);
+        for (byte retired = 3; retired <= 6; retired++)
+        {
+            var bytes = messages[6].Encode();
+            bytes[0] = retired;
+            Assert.Throws<OverlayProtocolException>(() => RecordMessage.Decode(bytes));
+        }
+    }
 }
