@@ -11,8 +11,10 @@ namespace Iris.Membership;
 /// Orleans' membership table kept in one replicated record on the Pastry ring, keyed by the cluster id: no database.
 /// Every change is a read, a change to the table in memory with Orleans' own rules (a row is inserted only if absent,
 /// updated only with its current etag, and either only if the table version's etag still matches), and a
-/// compare-and-swap of the whole record on its version. The record's root serialises those swaps, so the table is
-/// linearizable; when a swap loses a race, the change is checked again against the newer table and retried.
+/// compare-and-swap of the whole record on its version. Each read and swap is a Paxos round on a majority of the
+/// record's replicas (docs/records.md), so the table is linearizable, and on the minority side of a partition it fails
+/// (RecordUnavailableException) rather than diverges; when a swap loses a race, the change is checked again against the
+/// newer table and retried.
 /// </summary>
 internal sealed class OverlayMembershipTable(
     Func<CancellationToken, Task<RecordStore>> store, Serializer<MembershipTableState> serializer, string clusterId, ILogger<OverlayMembershipTable> logger,

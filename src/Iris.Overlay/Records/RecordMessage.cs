@@ -6,12 +6,59 @@ namespace Iris.Overlay.Records;
 /// <summary>Wire tag of a record message (payload of the overlay's records channel). Never renumber.</summary>
 internal enum RecordMessageType : byte
 {
+    /// <summary>An operation, routed to the record's root.</summary>
     Request = 1,
+
+    /// <summary>The root's answer to a request.</summary>
     Reply = 2,
-    SyncQuery = 3,
-    SyncReply = 4,
-    Replicate = 5,
-    ReplicateAck = 6,
+
+    // 3 to 6 were the unreplicated store's sync and copy messages: retired, never reused.
+
+    /// <summary>Paxos phase 1: a proposer asks an acceptor to promise a ballot.</summary>
+    Prepare = 7,
+
+    /// <summary>Paxos phase 2: a proposer asks an acceptor to accept a value at a ballot.</summary>
+    Accept = 8,
+
+    /// <summary>A new configuration's acceptor receives its first value.</summary>
+    Seed = 9,
+
+    /// <summary>A root asks a neighbour what it knows of a record (its acceptor state, or the configuration it knows).</summary>
+    Query = 10,
+
+    /// <summary>An acceptor's answer to <see cref="Prepare"/>, <see cref="Accept"/>, <see cref="Seed"/> or
+    /// <see cref="Query"/>.</summary>
+    AcceptorReply = 11,
+
+    /// <summary>The root's answer to a request it could not complete: a majority of the replicas did not answer.</summary>
+    Failure = 12,
+}
+
+/// <summary>How an acceptor answered.</summary>
+internal enum AcceptorStatus : byte
+{
+    /// <summary>Promised or accepted (or seeded; or, to a query, it has state).</summary>
+    Ok = 1,
+
+    /// <summary>It promised a higher ballot, carried in the reply.</summary>
+    Rejected = 2,
+
+    /// <summary>It is in a later epoch, or was seeded with another configuration of this epoch; its state is in the
+    /// reply.</summary>
+    Stale = 3,
+
+    /// <summary>It holds nothing for this epoch (not seeded yet, or it restarted and is another incarnation).</summary>
+    NotSeeded = 4,
+}
+
+/// <summary>Why a root gave up on a request.</summary>
+internal enum RecordFailure : byte
+{
+    /// <summary>No majority of the record's replicas answered before the deadline.</summary>
+    NoMajority = 1,
+
+    /// <summary>Rounds kept being pre-empted until the deadline.</summary>
+    Contended = 2,
 }
 
 /// <summary>A committed value of a record: its data, its version (1 for the first write), and the request that wrote
@@ -23,13 +70,41 @@ public sealed record RecordValue(byte[] Data, long Version)
 }
 
 /// <summary>
-/// One record message. Layout: type, record key, request id (origin node key, sequence), then per type: Request: kind
-/// (0 read, 1 compare-and-swap), expected version, origin address, data; Reply: success flag, then a value or none;
-/// SyncQuery: nothing; SyncReply and Replicate: a value or none; ReplicateAck: version. A value is its version, its
-/// writer (node key, sequence) and its data.
+/// One record message. Layout: type, record key, request id (origin node key, sequence; for acceptor messages the
+/// proposer's key and its round number), then per type: Request: kind (0 read, 1 compare-and-swap), expected version,
+/// origin address, data, write id (node key, request); Reply: success flag, then a value or none (version, writer, data); Failure: reason;
+/// Prepare: epoch, ballot, the acceptor's incarnation; Accept: the same and a register; Seed: the acceptor's
+/// incarnation, a configuration and a register; Query: nothing; AcceptorReply: the phase answered, status, the
+/// acceptor's incarnation, promised and accepted ballots, then a configuration or none and a register or none.
+/// A configuration is its epoch and members (key, incarnation, address); a register its version, data, recent
+/// writes (node, request, version) and next configuration or none. Counts and lengths are checked on decoding.
 /// </summary>
 internal sealed record RecordMessage(RecordMessageType Type, NodeKey Key, NodeKey RequestNode, ulong RequestId)
 {
+    /// <summary>Most acceptors a configuration may list on the wire.</summary>
+    public const int MaxMembers = 64;
+
+    public long Epoch { get; init; }
+
+    public Ballot Ballot { get; init; }
+
+    /// <summary>In a request to an acceptor: the incarnation the proposer believes it has; in its reply: its own.</summary>
+    public ulong Incarnation { get; init; }
+
+    public RecordMessageType Phase { get; init; }
+
+    public AcceptorStatus Status { get; init; }
+
+    public Ballot Promised { get; init; }
+
+    public Ballot Accepted { get; init; }
+
+    public RecordConfiguration? Configuration { get; init; }
+
+    public Register? Register { get; init; }
+
+    public RecordFailure Reason { get; init; }
+
     public bool IsWrite { get; init; }
 
     public long ExpectedVersion { get; init; }
@@ -38,11 +113,12 @@ internal sealed record RecordMessage(RecordMessageType Type, NodeKey Key, NodeKe
 
     public byte[] Data { get; init; } = [];
 
+    /// <summary>In a request: the write's id, by which a retry is recognised.</summary>
+    public WriteId WriteId { get; init; }
+
     public bool Success { get; init; }
 
     public RecordValue? Value { get; init; }
-
-    public long Version { get; init; }
 
     public byte[] Encode()
     {
@@ -60,16 +136,50 @@ internal sealed record RecordMessage(RecordMessageType Type, NodeKey Key, NodeKe
                 writer.Write(OriginAddress.Value ?? string.Empty);
                 writer.Write(Data.Length);
                 writer.Write(Data);
+                WriteKey(writer, WriteId.Node);
+                writer.Write(WriteId.Request);
                 break;
             case RecordMessageType.Reply:
                 writer.Write(Success);
                 WriteValue(writer, Value);
                 break;
-            case RecordMessageType.SyncReply or RecordMessageType.Replicate:
-                WriteValue(writer, Value);
+            case RecordMessageType.Failure:
+                writer.Write((byte)Reason);
                 break;
-            case RecordMessageType.ReplicateAck:
-                writer.Write(Version);
+            case RecordMessageType.Prepare:
+                writer.Write(Epoch);
+                WriteBallot(writer, Ballot);
+                writer.Write(Incarnation);
+                break;
+            case RecordMessageType.Accept:
+                writer.Write(Epoch);
+                WriteBallot(writer, Ballot);
+                writer.Write(Incarnation);
+                WriteRegister(writer, Register ?? throw new InvalidOperationException("An accept carries a register."));
+                break;
+            case RecordMessageType.Seed:
+                writer.Write(Incarnation);
+                WriteConfiguration(writer, Configuration ?? throw new InvalidOperationException("A seed carries a configuration."));
+                WriteRegister(writer, Register ?? throw new InvalidOperationException("A seed carries a register."));
+                break;
+            case RecordMessageType.AcceptorReply:
+                writer.Write((byte)Phase);
+                writer.Write((byte)Status);
+                writer.Write(Incarnation);
+                WriteBallot(writer, Promised);
+                WriteBallot(writer, Accepted);
+                writer.Write(Configuration is not null);
+                if (Configuration is not null)
+                {
+                    WriteConfiguration(writer, Configuration);
+                }
+
+                writer.Write(Register is not null);
+                if (Register is not null)
+                {
+                    WriteRegister(writer, Register);
+                }
+
                 break;
         }
 
@@ -92,12 +202,28 @@ internal sealed record RecordMessage(RecordMessageType Type, NodeKey Key, NodeKe
                     IsWrite = reader.ReadBoolean(),
                     ExpectedVersion = reader.ReadInt64(),
                     OriginAddress = new NodeAddress(reader.ReadString()),
-                    Data = reader.ReadBytes(CheckedLength(reader.ReadInt32())),
+                    Data = ReadData(reader),
+                    WriteId = new WriteId(ReadKey(reader), reader.ReadUInt64()),
                 },
                 RecordMessageType.Reply => message with { Success = reader.ReadBoolean(), Value = ReadValue(reader) },
-                RecordMessageType.SyncReply or RecordMessageType.Replicate => message with { Value = ReadValue(reader) },
-                RecordMessageType.ReplicateAck => message with { Version = reader.ReadInt64() },
-                RecordMessageType.SyncQuery => message,
+                RecordMessageType.Failure => message with { Reason = ReadEnum<RecordFailure>(reader.ReadByte(), 1, 2) },
+                RecordMessageType.Prepare => message with { Epoch = ReadEpoch(reader), Ballot = ReadBallot(reader), Incarnation = reader.ReadUInt64() },
+                RecordMessageType.Accept => message with
+                {
+                    Epoch = ReadEpoch(reader), Ballot = ReadBallot(reader), Incarnation = reader.ReadUInt64(), Register = ReadRegister(reader),
+                },
+                RecordMessageType.Seed => message with { Incarnation = reader.ReadUInt64(), Configuration = ReadConfiguration(reader), Register = ReadRegister(reader) },
+                RecordMessageType.Query => message,
+                RecordMessageType.AcceptorReply => message with
+                {
+                    Phase = ReadPhase(reader.ReadByte()),
+                    Status = ReadEnum<AcceptorStatus>(reader.ReadByte(), 1, 4),
+                    Incarnation = reader.ReadUInt64(),
+                    Promised = ReadBallot(reader),
+                    Accepted = ReadBallot(reader),
+                    Configuration = reader.ReadBoolean() ? ReadConfiguration(reader) : null,
+                    Register = reader.ReadBoolean() ? ReadRegister(reader) : null,
+                },
                 _ => throw new OverlayProtocolException($"Unknown record message type {(byte)type}."),
             };
             if (stream.Position != stream.Length)
@@ -111,6 +237,110 @@ internal sealed record RecordMessage(RecordMessageType Type, NodeKey Key, NodeKe
         {
             throw new OverlayProtocolException("Record message truncated or malformed.", e);
         }
+    }
+
+    private static T ReadEnum<T>(byte value, byte min, byte max)
+        where T : struct, Enum =>
+        value >= min && value <= max ? (T)(object)value : throw new OverlayProtocolException($"Record {typeof(T).Name} {value} is unknown.");
+
+    private static RecordMessageType ReadPhase(byte value) =>
+        (RecordMessageType)value is RecordMessageType.Prepare or RecordMessageType.Accept or RecordMessageType.Seed or RecordMessageType.Query
+            ? (RecordMessageType)value
+            : throw new OverlayProtocolException($"Record reply to unknown phase {value}.");
+
+    private static long ReadEpoch(BinaryReader reader)
+    {
+        var epoch = reader.ReadInt64();
+        return epoch >= 1 ? epoch : throw new OverlayProtocolException($"Record epoch {epoch} is out of range.");
+    }
+
+    private static int CheckedCount(int count, int max, string what) =>
+        count >= 0 && count <= max ? count : throw new OverlayProtocolException($"Record {what} count {count} is out of range.");
+
+    private static void WriteBallot(BinaryWriter writer, Ballot ballot)
+    {
+        writer.Write(ballot.Counter);
+        WriteKey(writer, ballot.Node);
+    }
+
+    private static Ballot ReadBallot(BinaryReader reader)
+    {
+        var counter = reader.ReadInt64();
+        return counter >= 0 ? new Ballot(counter, ReadKey(reader)) : throw new OverlayProtocolException($"Record ballot {counter} is negative.");
+    }
+
+    private static void WriteConfiguration(BinaryWriter writer, RecordConfiguration configuration)
+    {
+        writer.Write(configuration.Epoch);
+        writer.Write(configuration.Members.Length);
+        foreach (var member in configuration.Members)
+        {
+            WriteKey(writer, member.Key);
+            writer.Write(member.Incarnation);
+            writer.Write(member.Address.Value ?? string.Empty);
+        }
+    }
+
+    private static RecordConfiguration ReadConfiguration(BinaryReader reader)
+    {
+        var epoch = ReadEpoch(reader);
+        var members = new RecordMember[CheckedCount(reader.ReadInt32(), MaxMembers, "member")];
+        if (members.Length == 0)
+        {
+            throw new OverlayProtocolException("Record configuration has no members.");
+        }
+
+        for (var i = 0; i < members.Length; i++)
+        {
+            members[i] = new RecordMember(ReadKey(reader), reader.ReadUInt64(), new NodeAddress(reader.ReadString()));
+        }
+
+        return new RecordConfiguration(epoch, members);
+    }
+
+    private static void WriteRegister(BinaryWriter writer, Register register)
+    {
+        writer.Write(register.Version);
+        writer.Write(register.Data.Length);
+        writer.Write(register.Data);
+        writer.Write(register.Recent.Length);
+        foreach (var (id, version) in register.Recent)
+        {
+            WriteKey(writer, id.Node);
+            writer.Write(id.Request);
+            writer.Write(version);
+        }
+
+        writer.Write(register.Next is not null);
+        if (register.Next is not null)
+        {
+            WriteConfiguration(writer, register.Next);
+        }
+    }
+
+    private static Register ReadRegister(BinaryReader reader)
+    {
+        var version = reader.ReadInt64();
+        if (version < 0)
+        {
+            throw new OverlayProtocolException($"Record version {version} is negative.");
+        }
+
+        var data = ReadData(reader);
+        var recent = new (WriteId, long)[CheckedCount(reader.ReadInt32(), Register.RecentWrites, "recent write")];
+        for (var i = 0; i < recent.Length; i++)
+        {
+            recent[i] = (new WriteId(ReadKey(reader), reader.ReadUInt64()), reader.ReadInt64());
+        }
+
+        var next = reader.ReadBoolean() ? ReadConfiguration(reader) : null;
+        return new Register(version, data, recent, next);
+    }
+
+    private static byte[] ReadData(BinaryReader reader)
+    {
+        var length = CheckedLength(reader.ReadInt32());
+        return reader.ReadBytes(length) is { } data && data.Length == length ? data : throw new EndOfStreamException();
     }
 
     private static int CheckedLength(int length) =>
@@ -147,7 +377,7 @@ internal sealed record RecordMessage(RecordMessageType Type, NodeKey Key, NodeKe
 
         var version = reader.ReadInt64();
         var writer = (ReadKey(reader), reader.ReadUInt64());
-        var data = reader.ReadBytes(CheckedLength(reader.ReadInt32()));
+        var data = ReadData(reader);
         return new RecordValue(data, version) { Writer = writer };
     }
 }

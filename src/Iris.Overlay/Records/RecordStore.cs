@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using Iris.Overlay.Kernel;
 using Iris.Overlay.Pastry;
 using Iris.Overlay.Timing;
@@ -8,12 +9,26 @@ namespace Iris.Overlay.Records;
 /// <summary>Outcome of a compare-and-swap: whether it was applied, and the record's value now.</summary>
 public sealed record RecordWriteResult(bool Success, RecordValue? Current);
 
-/// <summary>A record's root did not answer in time: the ring is repairing or the network is cut.</summary>
+/// <summary>A record's root did not answer in time, or kept being pre-empted by another proposer until the deadline:
+/// the ring is repairing or the network is cut.</summary>
 public sealed class RecordTimeoutException : TimeoutException
 {
     /// <summary>Creates the exception.</summary>
     public RecordTimeoutException(NodeKey key, TimeSpan timeout)
         : base($"The root of record {key} did not answer within {timeout}; the ring may be repairing. Try again.")
+    {
+    }
+}
+
+/// <summary>A majority of a record's replicas did not answer: this node is on the minority side of a network cut, or
+/// most of the record's replicas died at once. The operation was not acknowledged; like after a timeout, a write may
+/// still take effect if some replicas accepted it before the cut, so read (or compare-and-swap) again once the network
+/// heals.</summary>
+public sealed class RecordUnavailableException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public RecordUnavailableException(NodeKey key)
+        : base($"A majority of the replicas of record {key} is unreachable, so it can be neither read nor written safely; this node may be on the minority side of a network partition. Try again once the network heals.")
     {
     }
 }
@@ -27,61 +42,104 @@ public sealed class RecordOptions
     /// <summary>How long an operation may take in all before it fails. Default 10 seconds.</summary>
     public TimeSpan OperationTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>How long a root waits for its leaf set's copies (taking over a record) or acknowledgements (of a
-    /// write) before going on with the ones it has. Default 500 ms.</summary>
+    /// <summary>How long a root waits for a majority of a record's replicas to answer one phase of a round (or for its
+    /// neighbours to say what they know of a record) before it tries again with a higher ballot; the wait grows with
+    /// each attempt, up to four times this. Default 500 ms.</summary>
     public TimeSpan ReplicaTimeout { get; set; } = TimeSpan.FromMilliseconds(500);
 }
 
+
 /// <summary>
-/// A small replicated key/value store on the ring. A record lives on its key's root, which serialises every read and
-/// compare-and-swap on it and copies each write to its whole leaf set before acknowledging it. A node that finds
-/// itself root of a record (it joined closer to the key, or the root died) first collects its leaf set's copies and
-/// continues from the newest, so a committed write survives the loss of its root. A write remembers the request that
-/// made it, so a write retried after a root change is recognised and reported as done.
+/// A small replicated key/value store on the ring: each record is a CASPaxos register (Rystsov 2018) whose acceptors
+/// are the nodes closest to its key. An operation is routed to the key's root, which proposes it: a prepare to the
+/// record's acceptors, a majority of promises, the operation applied to the newest accepted value (a read applies
+/// nothing, but still goes through the accept phase, so it is linearizable), an accept, and a majority of accepts
+/// before the answer. Nothing is acknowledged without a majority, so a node cut off with a minority of the acceptors
+/// can neither read nor write (<see cref="RecordUnavailableException"/>), and an acknowledged write survives as long
+/// as a majority of the acceptors that hold it lives. When the nodes closest to the key change, the root replaces the
+/// acceptors by stop and seed: it writes, in the old configuration, the value marked stopped with the next
+/// configuration, then seeds the new acceptors with that value. Writes carry an id; the last 64 are kept in the value,
+/// so a retried write is reported as done, not applied twice. See docs/records.md.
 /// </summary>
-internal sealed class RecordStore : IRouteHandler, IDisposable
+/// <remarks>
+/// One lock guards all state; every handler decides under it and sends after it (<see cref="Outbox"/>), and nothing
+/// waits, so a simulated ring drives it deterministically. Acceptor state is in memory: a restarted node is a new
+/// acceptor (a new random incarnation), never one that forgot its promises.
+/// </remarks>
+internal sealed partial class RecordStore : IRouteHandler, IDisposable
 {
     public const ushort Channel = 3;
+
+    /// <summary>Acceptors per record when the ring has that many nodes.</summary>
+    public const int ReplicationFactor = 5;
+
+    /// <summary>Least time between two reconfigurations of one record by one root.</summary>
+    public static readonly TimeSpan ReconfigureInterval = TimeSpan.FromSeconds(3);
 
     private readonly Lock _lock = new();
     private readonly PastryNode _pastry;
     private readonly TimerQueue _timers;
     private readonly RecordOptions _options;
-    private readonly Dictionary<NodeKey, RecordValue> _copies = [];
-    private readonly PendingRequests<RecordWriteResult> _requests;
-    private readonly Dictionary<NodeKey, Ownership> _owned = [];
-    private readonly TimerQueue.Entry _replicaDeadline;
-    private long _replicaDeadlineMs = long.MaxValue;
+    private readonly Random _random;
+    private readonly ulong _incarnation;
+    private readonly PendingRequests<Outcome> _requests;
+    private readonly TimerQueue.Entry _tick;
+    private long _tickDueMs = long.MaxValue;
     private bool _stopped;
 
-    public RecordStore(PastryNode pastry, TimerQueue timers, RecordOptions? options = null)
+    /// <param name="pastry">The node the store runs on.</param>
+    /// <param name="timers">The node's timer queue.</param>
+    /// <param name="options">Settings; defaults when null.</param>
+    /// <param name="random">Backoff jitter; seeded from the node's key when null, so a simulation is repeatable.</param>
+    public RecordStore(PastryNode pastry, TimerQueue timers, RecordOptions? options = null, Random? random = null)
     {
         _pastry = pastry;
         _timers = timers;
         _options = options ?? new RecordOptions();
-        _requests = new PendingRequests<RecordWriteResult>(timers, _options.RetryInterval, nameof(RecordStore));
-        _replicaDeadline = timers.Create(OnReplicaDeadline);
+        _random = random ?? new Random(pastry.Self.Key.GetHashCode());
+        _incarnation = NewIncarnation();
+        _requests = new PendingRequests<Outcome>(timers, _options.RetryInterval, nameof(RecordStore));
+        _tick = timers.Create(OnTick);
         pastry.RegisterHandler(Channel, this);
-        pastry.LeafSetChanged += OnLeafSetChanged;
     }
+
+    /// <summary>This run of the store: a restarted node draws a new one, and so is a new acceptor.</summary>
+    internal ulong Incarnation => _incarnation;
 
     private NodeHandle Self => _pastry.Self;
 
-    /// <summary>Reads a record; null when it was never written.</summary>
+    /// <summary>Reads a record; null when it was never written. Fails with <see cref="RecordUnavailableException"/>
+    /// when a majority of the record's replicas is unreachable, and <see cref="RecordTimeoutException"/> when no
+    /// answer came in time.</summary>
     public async Task<RecordValue?> ReadAsync(NodeKey key, CancellationToken cancellationToken = default) =>
-        (await SendAsync(key, write: false, 0, [], cancellationToken).ConfigureAwait(false)).Current;
+        (await SendAsync(key, write: false, 0, [], default, cancellationToken).ConfigureAwait(false)).Current;
 
     /// <summary>Writes <paramref name="data"/> if the record's version is still <paramref name="expectedVersion"/>
-    /// (0: never written).</summary>
+    /// (0: never written). Fails like <see cref="ReadAsync"/>; after such a failure the write may still have taken
+    /// effect.</summary>
     public Task<RecordWriteResult> CompareAndSwapAsync(NodeKey key, long expectedVersion, byte[] data, CancellationToken cancellationToken = default) =>
-        SendAsync(key, write: true, expectedVersion, data, cancellationToken);
+        SendAsync(key, write: true, expectedVersion, data, default, cancellationToken);
+
+    /// <summary>A compare-and-swap with a given write id: the same id again is recognised as the same write.</summary>
+    internal Task<RecordWriteResult> CompareAndSwapAsync(NodeKey key, long expectedVersion, byte[] data, WriteId writeId, CancellationToken cancellationToken = default) =>
+        SendAsync(key, write: true, expectedVersion, data, writeId, cancellationToken);
+
+    /// <summary>This node's acceptor state of a record, for tests and diagnostics: its configuration, the ballot it
+    /// accepted at and its value; null when it holds none.</summary>
+    internal (RecordConfiguration Configuration, Ballot Accepted, Register Value)? AcceptorState(NodeKey key)
+    {
+        lock (_lock)
+        {
+            return _acceptors.TryGetValue(key, out var state) ? (state.Configuration, state.AcceptedBallot, state.Value) : null;
+        }
+    }
 
     public void Dispose()
     {
         lock (_lock)
         {
             _stopped = true;
-            _replicaDeadline.Cancel();
+            _tick.Cancel();
         }
 
         _requests.Dispose();
@@ -102,9 +160,8 @@ internal sealed class RecordStore : IRouteHandler, IDisposable
                 return;
             }
 
-            var own = Own(message.Key);
-            own.Queue.Enqueue(message);
-            Pump(own, outbox);
+            Propose(message, outbox);
+            Rearm();
         }
 
         outbox.Run();
@@ -117,14 +174,14 @@ internal sealed class RecordStore : IRouteHandler, IDisposable
             return;
         }
 
-        if (message.Type == RecordMessageType.Reply)
+        switch (message.Type)
         {
-            if (message.RequestNode == Self.Key)
-            {
-                _requests.TryComplete(message.RequestId, new RecordWriteResult(message.Success, message.Value));
-            }
-
-            return;
+            case RecordMessageType.Reply when message.RequestNode == Self.Key:
+                _requests.TryComplete(message.RequestId, new Outcome(new RecordWriteResult(message.Success, message.Value), null));
+                return;
+            case RecordMessageType.Failure when message.RequestNode == Self.Key:
+                _requests.TryComplete(message.RequestId, new Outcome(null, message.Reason));
+                return;
         }
 
         var outbox = new Outbox();
@@ -137,31 +194,15 @@ internal sealed class RecordStore : IRouteHandler, IDisposable
 
             switch (message.Type)
             {
-                case RecordMessageType.SyncQuery:
-                    Send(delivery.From, message with { Type = RecordMessageType.SyncReply, Value = _copies.GetValueOrDefault(message.Key) }, outbox);
+                case RecordMessageType.Prepare or RecordMessageType.Accept or RecordMessageType.Seed or RecordMessageType.Query:
+                    Send(delivery.From, Answer(message), outbox);
                     break;
-                case RecordMessageType.SyncReply when _owned.TryGetValue(message.Key, out var own) && own.SyncWaiting is { } waiting:
-                    Adopt(message.Key, message.Value);
-                    waiting.Remove(delivery.From.Key);
-                    if (waiting.Count == 0)
-                    {
-                        FinishSync(own, outbox);
-                    }
-
-                    break;
-                case RecordMessageType.Replicate:
-                    Adopt(message.Key, message.Value);
-                    Send(delivery.From, message with { Type = RecordMessageType.ReplicateAck, Value = null, Version = message.Value?.Version ?? 0 }, outbox);
-                    break;
-                case RecordMessageType.ReplicateAck when _owned.TryGetValue(message.Key, out var own) && own.ReplicateWaiting is { } waiting:
-                    waiting.Remove(delivery.From.Key);
-                    if (waiting.Count == 0)
-                    {
-                        FinishWrite(own, outbox);
-                    }
-
+                case RecordMessageType.AcceptorReply:
+                    OnAcceptorReply(delivery.From, message, outbox);
                     break;
             }
+
+            Rearm();
         }
 
         outbox.Run();
@@ -169,7 +210,7 @@ internal sealed class RecordStore : IRouteHandler, IDisposable
 
     public void DirectFailed(NodeHandle to, ushort channel, ReadOnlyMemory<byte> payload)
     {
-        if (TryDecode(payload) is not { } message)
+        if (TryDecode(payload) is not { Type: RecordMessageType.Prepare or RecordMessageType.Accept or RecordMessageType.Seed or RecordMessageType.Query } message)
         {
             return;
         }
@@ -177,156 +218,42 @@ internal sealed class RecordStore : IRouteHandler, IDisposable
         var outbox = new Outbox();
         lock (_lock)
         {
-            if (_stopped || !_owned.TryGetValue(message.Key, out var own))
+            if (_stopped)
             {
                 return;
             }
 
-            // A replica that died counts as answered: the write or take-over goes on with the live ones.
-            if (message.Type == RecordMessageType.SyncQuery && own.SyncWaiting is { } syncing && syncing.Remove(to.Key) && syncing.Count == 0)
-            {
-                FinishSync(own, outbox);
-            }
-            else if (message.Type == RecordMessageType.Replicate && own.ReplicateWaiting is { } replicating && replicating.Remove(to.Key) && replicating.Count == 0)
-            {
-                FinishWrite(own, outbox);
-            }
+            OnUnreachable(to, message, outbox);
+            Rearm();
         }
 
         outbox.Run();
     }
 
-    private Task<RecordWriteResult> SendAsync(NodeKey key, bool write, long expectedVersion, byte[] data, CancellationToken cancellationToken) =>
-        _requests.SendAsync(
+    private async Task<RecordWriteResult> SendAsync(NodeKey key, bool write, long expectedVersion, byte[] data, WriteId writeId, CancellationToken cancellationToken)
+    {
+        var outcome = await _requests.SendAsync(
             id => _pastry.Route(key, Channel, new RecordMessage(RecordMessageType.Request, key, Self.Key, id)
             {
-                IsWrite = write, ExpectedVersion = expectedVersion, OriginAddress = Self.Address, Data = data,
+                IsWrite = write,
+                ExpectedVersion = expectedVersion,
+                OriginAddress = Self.Address,
+                Data = data,
+
+                // The incarnation offsets the request number, so a restarted node's writes are never taken for its
+                // previous run's.
+                WriteId = writeId == default ? new WriteId(Self.Key, unchecked(id + _incarnation)) : writeId,
             }.Encode()),
             _options.OperationTimeout,
             () => new RecordTimeoutException(key, _options.OperationTimeout),
-            cancellationToken);
-
-    private void Pump(Ownership own, Outbox outbox)
-    {
-        while (own.ReplicateWaiting is null && own.Queue.Count > 0)
+            cancellationToken).ConfigureAwait(false);
+        return outcome switch
         {
-            if (!own.Synced)
-            {
-                StartSync(own, outbox);
-                return;
-            }
-
-            var request = own.Queue.Dequeue();
-            var origin = new NodeHandle(request.RequestNode, request.OriginAddress);
-            var current = _copies.GetValueOrDefault(own.Key);
-            if (!request.IsWrite)
-            {
-                Reply(origin, request, true, current, outbox);
-                continue;
-            }
-
-            if (current is not null && current.Writer == (request.RequestNode, request.RequestId))
-            {
-                // The same write again (its answer was lost, or the root changed since): it is done.
-                Reply(origin, request, true, current, outbox);
-                continue;
-            }
-
-            if ((current?.Version ?? 0) != request.ExpectedVersion)
-            {
-                Reply(origin, request, false, current, outbox);
-                continue;
-            }
-
-            var written = new RecordValue(request.Data, (current?.Version ?? 0) + 1) { Writer = (request.RequestNode, request.RequestId) };
-            _copies[own.Key] = written;
-            var replicas = Replicas();
-            own.Pending = (origin, request, written);
-            if (replicas.Count == 0)
-            {
-                Reply(origin, request, true, written, outbox);
-                own.Pending = null;
-                continue;
-            }
-
-            own.ReplicateWaiting = [.. replicas.Select(r => r.Key)];
-            WatchReplicas(own);
-            foreach (var replica in replicas)
-            {
-                Send(replica, new RecordMessage(RecordMessageType.Replicate, own.Key, request.RequestNode, request.RequestId) { Value = written }, outbox);
-            }
-        }
+            { Result: { } result } => result,
+            { Failure: RecordFailure.NoMajority } => throw new RecordUnavailableException(key),
+            _ => throw new RecordTimeoutException(key, _options.OperationTimeout),
+        };
     }
-
-    private void StartSync(Ownership own, Outbox outbox)
-    {
-        if (own.SyncWaiting is not null)
-        {
-            return;
-        }
-
-        var replicas = Replicas();
-        if (replicas.Count == 0)
-        {
-            own.Synced = true;
-            Pump(own, outbox);
-            return;
-        }
-
-        own.SyncWaiting = [.. replicas.Select(r => r.Key)];
-        WatchReplicas(own);
-        foreach (var replica in replicas)
-        {
-            Send(replica, new RecordMessage(RecordMessageType.SyncQuery, own.Key, Self.Key, 0), outbox);
-        }
-    }
-
-    private void FinishSync(Ownership own, Outbox outbox)
-    {
-        own.SyncWaiting = null;
-        own.Synced = true;
-        Pump(own, outbox);
-    }
-
-    private void FinishWrite(Ownership own, Outbox outbox)
-    {
-        own.ReplicateWaiting = null;
-        if (own.Pending is { } done)
-        {
-            Reply(done.Origin, done.Request, true, done.Written, outbox);
-            own.Pending = null;
-        }
-
-        Pump(own, outbox);
-    }
-
-    private void Adopt(NodeKey key, RecordValue? value)
-    {
-        if (value is not null && (!_copies.TryGetValue(key, out var current) || current.Version < value.Version))
-        {
-            _copies[key] = value;
-        }
-    }
-
-    private List<NodeHandle> Replicas()
-    {
-        var (ccw, cw) = _pastry.GetLeafSet();
-        return [.. cw.Concat(ccw).DistinctBy(h => h.Key)];
-    }
-
-    private Ownership Own(NodeKey key)
-    {
-        if (!_owned.TryGetValue(key, out var own))
-        {
-            own = new Ownership(key);
-            _owned[key] = own;
-        }
-
-        return own;
-    }
-
-    private void Reply(NodeHandle origin, RecordMessage request, bool success, RecordValue? value, Outbox outbox) =>
-        Send(origin, request with { Type = RecordMessageType.Reply, Success = success, Value = value, Data = [] }, outbox);
 
     private void Send(NodeHandle to, RecordMessage message, Outbox outbox)
     {
@@ -334,74 +261,49 @@ internal sealed class RecordStore : IRouteHandler, IDisposable
         outbox.Add(() => _pastry.SendDirect(to, Channel, bytes));
     }
 
-    private void OnLeafSetChanged()
-    {
-        lock (_lock)
-        {
-            // The neighbourhood changed: before serving again, a root checks whether a neighbour holds newer copies.
-            foreach (var own in _owned.Values)
-            {
-                own.Synced = false;
-            }
-        }
-    }
-
-    /// <summary>Starts the wait for <paramref name="own"/>'s replicas: at its deadline the root goes on with the
-    /// answers it has.</summary>
-    private void WatchReplicas(Ownership own)
-    {
-        own.DeadlineMs = _timers.NowMs + (long)_options.ReplicaTimeout.TotalMilliseconds;
-        ScheduleReplicaDeadline(own.DeadlineMs);
-    }
-
-    private void ScheduleReplicaDeadline(long dueMs)
-    {
-        if (dueMs < _replicaDeadlineMs)
-        {
-            _replicaDeadlineMs = dueMs;
-            _replicaDeadline.ScheduleAt(dueMs);
-        }
-    }
-
-    private void OnReplicaDeadline()
+    private void OnTick()
     {
         var outbox = new Outbox();
         lock (_lock)
         {
-            _replicaDeadlineMs = long.MaxValue;
+            _tickDueMs = long.MaxValue;
             if (_stopped)
             {
                 return;
             }
 
-            var now = _timers.NowMs;
-            foreach (var own in _owned.Values)
+            foreach (var slot in _slots.Values)
             {
-                if (now < own.DeadlineMs)
-                {
-                    continue;
-                }
-
-                if (own.SyncWaiting is not null)
-                {
-                    FinishSync(own, outbox);
-                }
-                else if (own.ReplicateWaiting is not null)
-                {
-                    FinishWrite(own, outbox);
-                }
+                Expire(slot, outbox);
             }
 
-            foreach (var own in _owned.Values)
-            {
-                if (own.SyncWaiting is not null || own.ReplicateWaiting is not null)
-                {
-                    ScheduleReplicaDeadline(own.DeadlineMs);
-                }
-            }
+            Rearm();
         }
 
         outbox.Run();
+    }
+
+    /// <summary>Schedules the timer at the earliest deadline, retry or operation timeout of any record.</summary>
+    private void Rearm()
+    {
+        var due = long.MaxValue;
+        foreach (var slot in _slots.Values)
+        {
+            due = Math.Min(due, slot.DueMs);
+        }
+
+        if (due < _tickDueMs)
+        {
+            _tickDueMs = due;
+            _tick.ScheduleAt(due);
+        }
+    }
+
+    private static ulong NewIncarnation()
+    {
+        Span<byte> bytes = stackalloc byte[8];
+        RandomNumberGenerator.Fill(bytes);
+        return BitConverter.ToUInt64(bytes) | 1;
     }
 
     /// <summary>Decodes a record message; a malformed one (from a node of another version) is ignored.</summary>
@@ -417,22 +319,6 @@ internal sealed class RecordStore : IRouteHandler, IDisposable
         }
     }
 
-    /// <summary>What the root keeps for a record it serves: whether it has collected its neighbours' copies, the
-    /// requests waiting, and the take-over or write in progress.</summary>
-    private sealed class Ownership(NodeKey key)
-    {
-        public NodeKey Key { get; } = key;
-
-        public bool Synced { get; set; }
-
-        public Queue<RecordMessage> Queue { get; } = new();
-
-        public HashSet<NodeKey>? SyncWaiting { get; set; }
-
-        public HashSet<NodeKey>? ReplicateWaiting { get; set; }
-
-        public long DeadlineMs { get; set; }
-
-        public (NodeHandle Origin, RecordMessage Request, RecordValue Written)? Pending { get; set; }
-    }
+    /// <summary>What a requester hears: a result, or why the root gave up.</summary>
+    private readonly record struct Outcome(RecordWriteResult? Result, RecordFailure? Failure);
 }

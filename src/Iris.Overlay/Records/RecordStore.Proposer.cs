@@ -1,0 +1,574 @@
+using Iris.Overlay.Kernel;
+using Iris.Overlay.Transport;
+
+namespace Iris.Overlay.Records;
+
+/// <summary>
+/// The proposer side, run by a record's root: operations queue per record and are proposed one at a time. A round
+/// is a prepare and an accept in the record's configuration, each needing a majority of its acceptors; before it,
+/// a root that does not know the configuration asks its neighbours, and a root whose view of the nodes closest to the
+/// key differs from the configuration first stops the old configuration and seeds a new one.
+/// </summary>
+internal sealed partial class RecordStore
+{
+    private readonly Dictionary<NodeKey, Slot> _slots = [];
+    private readonly Dictionary<NodeKey, ulong> _incarnations = [];
+    private ulong _rounds;
+
+    /// <summary>A request reached this node as the key's root: queue it, unless it is a retry of one queued.</summary>
+    private void Propose(RecordMessage request, Outbox outbox)
+    {
+        if (!_slots.TryGetValue(request.Key, out var slot))
+        {
+            slot = new Slot(request.Key);
+            _slots[request.Key] = slot;
+        }
+
+        var origin = new NodeHandle(request.RequestNode, request.OriginAddress);
+        if (slot.Current?.Is(origin, request.RequestId) == true || slot.Queue.Any(op => op.Is(origin, request.RequestId)))
+        {
+            return;
+        }
+
+        // The root gives up a little before the requester does, so the requester hears why rather than a timeout.
+        var deadline = _timers.NowMs + ((long)_options.OperationTimeout.TotalMilliseconds * 3 / 4);
+        slot.Queue.Enqueue(new Operation(origin, request, deadline));
+        Pump(slot, outbox);
+    }
+
+    /// <summary>Starts the next step for <paramref name="slot"/> when none is in progress.</summary>
+    private void Pump(Slot slot, Outbox outbox)
+    {
+        while (slot.Round is null)
+        {
+            var now = _timers.NowMs;
+            if (slot.Current is null)
+            {
+                if (!slot.Queue.TryDequeue(out var next))
+                {
+                    return;
+                }
+
+                slot.Current = next;
+                slot.Attempts = 0;
+            }
+
+            if (now >= slot.Current.DeadlineMs)
+            {
+                GiveUp(slot, outbox);
+                continue;
+            }
+
+            if (now < slot.RetryAtMs)
+            {
+                return;
+            }
+
+            if (slot.Configuration is null || slot.Rediscover)
+            {
+                StartQuery(slot, outbox);
+            }
+            else if (now >= slot.ReconfiguredMs + (long)ReconfigureInterval.TotalMilliseconds && NextConfiguration(slot, outbox) is { } next)
+            {
+                StartPrepare(slot, next, outbox);
+            }
+            else
+            {
+                StartPrepare(slot, null, outbox);
+            }
+        }
+    }
+
+    /// <summary>The operation's deadline passed: tell the requester why.</summary>
+    private void GiveUp(Slot slot, Outbox outbox)
+    {
+        var op = slot.Current!;
+        slot.Current = null;
+        slot.Round = null;
+        Send(op.Origin, new RecordMessage(RecordMessageType.Failure, slot.Key, op.Origin.Key, op.RequestId)
+        {
+            Reason = op.NoMajority ? RecordFailure.NoMajority : RecordFailure.Contended,
+        }, outbox);
+    }
+
+    private void StartQuery(Slot slot, Outbox outbox)
+    {
+        var round = NewRound(slot, Phase.Query, slot.Configuration ?? new RecordConfiguration(1, []), Ballot.Zero);
+        foreach (var node in Neighbourhood())
+        {
+            round.Waiting.Add(node.Key);
+            Send(node, new RecordMessage(RecordMessageType.Query, slot.Key, Self.Key, round.Id), outbox);
+        }
+    }
+
+    private void StartPrepare(Slot slot, RecordConfiguration? stopFor, Outbox outbox)
+    {
+        var config = slot.Configuration!;
+        var round = NewRound(slot, Phase.Prepare, config, new Ballot(++slot.MaxCounter, Self.Key));
+        round.StopFor = stopFor;
+        foreach (var member in config.Members)
+        {
+            Send(member.Handle, new RecordMessage(RecordMessageType.Prepare, slot.Key, Self.Key, round.Id)
+            {
+                Epoch = config.Epoch, Ballot = round.Ballot, Incarnation = member.Incarnation,
+            }, outbox);
+        }
+    }
+
+    private void StartAccept(Slot slot, Round prepared, Register proposed, RecordWriteResult? result, Outbox outbox)
+    {
+        var config = prepared.Configuration;
+        var round = NewRound(slot, Phase.Accept, config, prepared.Ballot);
+        round.Proposed = proposed;
+        round.Result = result;
+        foreach (var member in config.Members)
+        {
+            Send(member.Handle, new RecordMessage(RecordMessageType.Accept, slot.Key, Self.Key, round.Id)
+            {
+                Epoch = config.Epoch, Ballot = round.Ballot, Incarnation = member.Incarnation, Register = proposed,
+            }, outbox);
+        }
+    }
+
+    private void StartSeed(Slot slot, RecordConfiguration next, Register value, Outbox outbox)
+    {
+        var round = NewRound(slot, Phase.Seed, next, Ballot.Zero);
+        round.Proposed = value;
+        foreach (var member in next.Members)
+        {
+            Send(member.Handle, new RecordMessage(RecordMessageType.Seed, slot.Key, Self.Key, round.Id)
+            {
+                Incarnation = member.Incarnation, Configuration = next, Register = value,
+            }, outbox);
+        }
+    }
+
+    private Round NewRound(Slot slot, Phase phase, RecordConfiguration config, Ballot ballot)
+    {
+        var wait = (long)_options.ReplicaTimeout.TotalMilliseconds * Math.Min(1 + slot.Attempts, 4);
+        var round = new Round(++_rounds, phase, config, ballot, _timers.NowMs + wait);
+        slot.Round = round;
+        return round;
+    }
+
+    private void OnAcceptorReply(NodeHandle from, RecordMessage reply, Outbox outbox)
+    {
+        _incarnations[from.Key] = reply.Incarnation;
+        if (!_slots.TryGetValue(reply.Key, out var slot) || slot.Round is not { } round || round.Id != reply.RequestId)
+        {
+            return;
+        }
+
+        slot.MaxCounter = Math.Max(slot.MaxCounter, Math.Max(reply.Promised.Counter, reply.Accepted.Counter));
+        if (round.Phase == Phase.Query)
+        {
+            round.Answers[from.Key] = reply;
+            round.Incarnations[from.Key] = (reply.Incarnation, from.Address);
+            if (round.Waiting.Remove(from.Key) && round.Waiting.Count == 0)
+            {
+                FinishQuery(slot, round, outbox);
+            }
+
+            return;
+        }
+
+        // Any reply may show that the record has moved on to a later configuration (or, for a first seed, that
+        // another root created it first): follow it.
+        if (reply.Configuration is { } theirs && (theirs.Epoch > round.Configuration.Epoch
+            || (round.Phase == Phase.Seed && theirs.Epoch == round.Configuration.Epoch && !theirs.SameMembers(round.Configuration))))
+        {
+            slot.Configuration = theirs;
+            slot.Rediscover = false;
+            slot.Round = null;
+            Pump(slot, outbox);
+            return;
+        }
+
+        var member = round.Configuration.Members.FirstOrDefault(m => m.Key == from.Key);
+        if (member.Key != from.Key || !round.Answered.Add(from.Key))
+        {
+            return;
+        }
+
+        if (reply.Status == AcceptorStatus.Ok && member.Incarnation == reply.Incarnation)
+        {
+            round.Answers[from.Key] = reply;
+            if (round.Answers.Count >= round.Configuration.Majority)
+            {
+                switch (round.Phase)
+                {
+                    case Phase.Prepare:
+                        FinishPrepare(slot, round, outbox);
+                        break;
+                    case Phase.Accept:
+                        FinishAccept(slot, round, outbox);
+                        break;
+                    case Phase.Seed:
+                        FinishSeed(slot, round, outbox);
+                        break;
+                }
+            }
+
+            return;
+        }
+
+        if (reply.Status == AcceptorStatus.Rejected)
+        {
+            round.Rejected++;
+        }
+
+        CountFailure(slot, round, outbox);
+    }
+
+    /// <summary>A message to an acceptor was never acknowledged: that acceptor is unreachable.</summary>
+    private void OnUnreachable(NodeHandle to, RecordMessage message, Outbox outbox)
+    {
+        if (!_slots.TryGetValue(message.Key, out var slot) || slot.Round is not { } round || round.Id != message.RequestId)
+        {
+            return;
+        }
+
+        if (round.Phase == Phase.Query)
+        {
+            if (round.Waiting.Remove(to.Key) && round.Waiting.Count == 0)
+            {
+                FinishQuery(slot, round, outbox);
+            }
+        }
+        else if (round.Configuration.Members.Any(m => m.Key == to.Key) && round.Answered.Add(to.Key))
+        {
+            CountFailure(slot, round, outbox);
+        }
+    }
+
+    /// <summary>An acceptor refused or cannot answer: when a majority can no longer be reached, try again later.</summary>
+    private void CountFailure(Slot slot, Round round, Outbox outbox)
+    {
+        var members = round.Configuration.Members.Length;
+        var failed = round.Answered.Count - round.Answers.Count;
+        if (failed > members - round.Configuration.Majority)
+        {
+            Retry(slot, noMajority: round.Rejected == 0, outbox);
+        }
+    }
+
+    /// <summary>Abandons the round and tries again after a short random backoff, with a higher ballot.</summary>
+    private void Retry(Slot slot, bool noMajority, Outbox outbox)
+    {
+        if (slot.Current is { } op)
+        {
+            op.NoMajority |= noMajority;
+        }
+
+        // Without a majority the configuration may be one the record has left: ask the neighbours again first (the
+        // configuration known is kept; a record is never created afresh over it).
+        slot.Rediscover |= noMajority;
+        slot.Round = null;
+        slot.Attempts++;
+        slot.RetryAtMs = _timers.NowMs + _random.Next(5, (20 * Math.Min(slot.Attempts, 10)) + 6);
+        Pump(slot, outbox);
+    }
+
+    private void FinishQuery(Slot slot, Round round, Outbox outbox)
+    {
+        slot.Round = null;
+        slot.Rediscover = false;
+        var known = round.Answers.Values.Select(a => a.Configuration).Append(slot.Configuration).OfType<RecordConfiguration>().MaxBy(c => c.Epoch);
+        if (known is not null)
+        {
+            slot.Configuration = known;
+            Pump(slot, outbox);
+            return;
+        }
+
+        // Nobody around knows the record: create it, with the nodes closest to its key that answered.
+        var candidates = round.Incarnations.Select(p => new RecordMember(p.Key, p.Value.Incarnation, p.Value.Address))
+            .Where(m => m.Key != Self.Key)
+            .Append(new RecordMember(Self.Key, _incarnation, Self.Address))
+            .ToList();
+        var members = Closest(slot.Key, candidates, m => m.Key);
+        StartSeed(slot, new RecordConfiguration(1, [.. members]), Register.Empty, outbox);
+    }
+
+    private void FinishPrepare(Slot slot, Round round, Outbox outbox)
+    {
+        var highest = round.Answers.Values.MaxBy(a => a.Accepted)!.Register!;
+        if (highest.Stopped)
+        {
+            // Someone began replacing this configuration: finish that (the stop is re-proposed at this ballot, so it
+            // is chosen), then follow it. Nothing else is ever written here.
+            StartAccept(slot, round, highest, null, outbox);
+            return;
+        }
+
+        if (round.StopFor is { } next)
+        {
+            StartAccept(slot, round, highest with { Next = next }, null, outbox);
+            return;
+        }
+
+        var op = slot.Current!;
+        if (!op.IsWrite)
+        {
+            StartAccept(slot, round, highest, new RecordWriteResult(true, highest.ToValue()), outbox);
+        }
+        else if (highest.VersionOf(op.WriteId) is not null)
+        {
+            // The same write again (its answer was lost, or the root changed): it is done, and not applied twice.
+            StartAccept(slot, round, highest, new RecordWriteResult(true, highest.ToValue()), outbox);
+        }
+        else if (highest.Version == op.ExpectedVersion)
+        {
+            var written = highest.Write(op.Data, op.WriteId);
+            StartAccept(slot, round, written, new RecordWriteResult(true, written.ToValue()), outbox);
+        }
+        else
+        {
+            StartAccept(slot, round, highest, new RecordWriteResult(false, highest.ToValue()), outbox);
+        }
+    }
+
+    private void FinishAccept(Slot slot, Round round, Outbox outbox)
+    {
+        slot.Round = null;
+        var chosen = round.Proposed!;
+        if (chosen.Next is { } next)
+        {
+            StartSeed(slot, next, chosen with { Next = null }, outbox);
+            return;
+        }
+
+        // Members that were never seeded (a seed lost, a majority was enough) catch up with the value just chosen:
+        // at ballot zero it never outranks anything accepted in this epoch.
+        foreach (var member in round.Configuration.Members.Where(m => round.Answered.Contains(m.Key) && !round.Answers.ContainsKey(m.Key)))
+        {
+            if (_incarnations.GetValueOrDefault(member.Key) == member.Incarnation)
+            {
+                Send(member.Handle, new RecordMessage(RecordMessageType.Seed, slot.Key, Self.Key, 0)
+                {
+                    Incarnation = member.Incarnation, Configuration = round.Configuration, Register = chosen,
+                }, outbox);
+            }
+        }
+
+        var op = slot.Current!;
+        slot.Current = null;
+        slot.RetryAtMs = 0;
+        Send(op.Origin, new RecordMessage(RecordMessageType.Reply, slot.Key, op.Origin.Key, op.RequestId)
+        {
+            Success = round.Result!.Success, Value = round.Result.Current,
+        }, outbox);
+        Pump(slot, outbox);
+    }
+
+    private void FinishSeed(Slot slot, Round round, Outbox outbox)
+    {
+        slot.Round = null;
+        slot.Configuration = round.Configuration;
+        slot.ReconfiguredMs = _timers.NowMs;
+        slot.Attempts = 0;
+        Pump(slot, outbox);
+    }
+
+    /// <summary>
+    /// The configuration the record should move to, or null when it is where it should be: the nodes closest to the
+    /// key among those this node knows alive (itself and its leaf set). One dead or displaced member is swapped for
+    /// one new at a time; when the ring grew or shrank past an odd size, members are added or removed together.
+    /// </summary>
+    private RecordConfiguration? NextConfiguration(Slot slot, Outbox outbox)
+    {
+        var current = slot.Configuration!;
+        var view = Neighbourhood().ToDictionary(h => h.Key);
+        var target = Closest(slot.Key, view.Values.ToList(), h => h.Key).Select(h => h.Key).ToHashSet();
+        bool Alive(RecordMember m) =>
+            view.ContainsKey(m.Key) && (m.Key == Self.Key ? m.Incarnation == _incarnation : _incarnations.GetValueOrDefault(m.Key, m.Incarnation) == m.Incarnation);
+
+        var remove = current.Members.Where(m => !Alive(m) || !target.Contains(m.Key))
+            .OrderBy(m => Alive(m)).ThenByDescending(m => slot.Key.RingDistance(m.Key)).ToList();
+        var add = target.Where(k => !current.Members.Any(m => m.Key == k && Alive(m)))
+            .OrderBy(k => slot.Key.RingDistance(k)).ToList();
+        if (remove.Count == 0 && add.Count == 0)
+        {
+            return null;
+        }
+
+        var joining = new List<RecordMember>();
+        foreach (var key in add)
+        {
+            if (key == Self.Key)
+            {
+                joining.Add(new RecordMember(key, _incarnation, Self.Address));
+            }
+            else if (_incarnations.TryGetValue(key, out var incarnation))
+            {
+                joining.Add(new RecordMember(key, incarnation, view[key].Address));
+            }
+            else
+            {
+                // Its incarnation is not known yet: ask, and reconfigure when it has answered.
+                Send(view[key], new RecordMessage(RecordMessageType.Query, slot.Key, Self.Key, 0), outbox);
+            }
+        }
+
+        var members = current.Members.ToList();
+        if (remove.Count > 0 && joining.Count > 0)
+        {
+            members.Remove(remove[0]);
+            members.Add(joining[0]);
+        }
+        else if (joining.Count > 0 && add.Count == joining.Count && remove.Count == 0)
+        {
+            members.AddRange(joining);
+        }
+        else if (remove.Count > 0 && add.Count == 0)
+        {
+            members.RemoveAll(remove.Contains);
+        }
+        else
+        {
+            return null;
+        }
+
+        return new RecordConfiguration(current.Epoch + 1, [.. members.OrderBy(m => m.Key)]);
+    }
+
+    /// <summary>This node and its leaf set: the nodes it knows alive near its keys.</summary>
+    private List<NodeHandle> Neighbourhood()
+    {
+        var (ccw, cw) = _pastry.GetLeafSet();
+        return [Self, .. cw.Concat(ccw).Where(h => h.Key != Self.Key).DistinctBy(h => h.Key)];
+    }
+
+    /// <summary>The <see cref="ReplicationFactor"/> candidates closest to <paramref name="key"/> (an odd number when
+    /// there are fewer).</summary>
+    private static List<T> Closest<T>(NodeKey key, List<T> candidates, Func<T, NodeKey> keyOf)
+    {
+        var count = Math.Min(ReplicationFactor, candidates.Count);
+        if (count % 2 == 0)
+        {
+            count--;
+        }
+
+        candidates.Sort((a, b) => keyOf(a) == keyOf(b) ? 0 : key.IsCloser(keyOf(a), keyOf(b)) ? -1 : 1);
+        return candidates.Take(count).ToList();
+    }
+
+    /// <summary>At the timer: phases whose wait is over, retries due, operations past their deadline.</summary>
+    private void Expire(Slot slot, Outbox outbox)
+    {
+        var now = _timers.NowMs;
+        if (slot.Current is { } op && now >= op.DeadlineMs)
+        {
+            GiveUp(slot, outbox);
+        }
+        else if (slot.Round is { } round && now >= round.DeadlineMs)
+        {
+            if (round.Phase == Phase.Query)
+            {
+                FinishQuery(slot, round, outbox);
+                return;
+            }
+
+            Retry(slot, noMajority: true, outbox);
+            return;
+        }
+
+        Pump(slot, outbox);
+    }
+
+    private enum Phase
+    {
+        Query,
+        Prepare,
+        Accept,
+        Seed,
+    }
+
+    /// <summary>An operation a requester routed here.</summary>
+    private sealed class Operation(NodeHandle origin, RecordMessage request, long deadlineMs)
+    {
+        public NodeHandle Origin { get; } = origin;
+
+        public ulong RequestId { get; } = request.RequestId;
+
+        public bool IsWrite { get; } = request.IsWrite;
+
+        public long ExpectedVersion { get; } = request.ExpectedVersion;
+
+        public byte[] Data { get; } = request.Data;
+
+        public WriteId WriteId { get; } = request.WriteId;
+
+        public long DeadlineMs { get; } = deadlineMs;
+
+        /// <summary>Whether an attempt failed for want of a majority (rather than pre-empted by another ballot).</summary>
+        public bool NoMajority { get; set; }
+
+        public bool Is(NodeHandle origin, ulong requestId) => Origin.Key == origin.Key && RequestId == requestId;
+    }
+
+    /// <summary>One phase in progress: whom it waits for and what they answered.</summary>
+    private sealed class Round(ulong id, Phase phase, RecordConfiguration configuration, Ballot ballot, long deadlineMs)
+    {
+        public ulong Id { get; } = id;
+
+        public Phase Phase { get; } = phase;
+
+        public RecordConfiguration Configuration { get; } = configuration;
+
+        public Ballot Ballot { get; } = ballot;
+
+        public long DeadlineMs { get; } = deadlineMs;
+
+        /// <summary>Members that answered (or were found unreachable).</summary>
+        public HashSet<NodeKey> Answered { get; } = [];
+
+        /// <summary>Positive answers (for a query: every answer).</summary>
+        public Dictionary<NodeKey, RecordMessage> Answers { get; } = [];
+
+        public int Rejected { get; set; }
+
+        /// <summary>A query's outstanding neighbours, and the incarnation and address of each that answered.</summary>
+        public HashSet<NodeKey> Waiting { get; } = [];
+
+        public Dictionary<NodeKey, (ulong Incarnation, NodeAddress Address)> Incarnations { get; } = [];
+
+        /// <summary>For a prepare that replaces the configuration: the one to move to.</summary>
+        public RecordConfiguration? StopFor { get; set; }
+
+        public Register? Proposed { get; set; }
+
+        public RecordWriteResult? Result { get; set; }
+    }
+
+    /// <summary>What a root keeps for a record: the configuration it knows, the operations waiting, the step in
+    /// progress.</summary>
+    private sealed class Slot(NodeKey key)
+    {
+        public NodeKey Key { get; } = key;
+
+        public RecordConfiguration? Configuration { get; set; }
+
+        /// <summary>Whether to ask the neighbours for a later configuration before the next round.</summary>
+        public bool Rediscover { get; set; }
+
+        public long ReconfiguredMs { get; set; } = long.MinValue / 2;
+
+        public long MaxCounter { get; set; }
+
+        public Queue<Operation> Queue { get; } = new();
+
+        public Operation? Current { get; set; }
+
+        public Round? Round { get; set; }
+
+        public int Attempts { get; set; }
+
+        public long RetryAtMs { get; set; }
+
+        /// <summary>When the timer must next look at this record.</summary>
+        public long DueMs =>
+            Current is null ? long.MaxValue
+            : Math.Min(Current.DeadlineMs, Round is { } round ? round.DeadlineMs : Math.Max(RetryAtMs, 0));
+    }
+}

@@ -1,0 +1,347 @@
+using System.Text;
+using Iris.Overlay;
+using Iris.Overlay.Pastry;
+using Iris.Overlay.Records;
+using Iris.Simulator;
+using Iris.Tests.Support;
+
+namespace Iris.Tests.Overlay;
+
+/// <summary>Records under partitions, crashes and loss: a write is acknowledged only by a majority of the record's
+/// replicas, so nothing acknowledged is lost and two sides of a cut never both write.</summary>
+public class RecordQuorumTests
+{
+    private static readonly TimeSpan Limit = TimeSpan.FromSeconds(30);
+
+    private static (PastrySimulation Ring, Dictionary<PastryNode, RecordStore> Stores) Build(int nodes, int seed = 1, double loss = 0)
+    {
+        var ring = new PastrySimulation(new PastrySimulationOptions { Seed = seed, LossProbability = loss });
+        ring.AddNodes(nodes, TimeSpan.FromMilliseconds(2));
+        Assert.True(ring.Stabilise(TimeSpan.FromSeconds(60)) is not null);
+        return (ring, ring.Nodes.ToDictionary(n => n, n => new RecordStore(n, ring.Timers)));
+    }
+
+    private static byte[] Text(string text) => Encoding.UTF8.GetBytes(text);
+
+    private static string Text(RecordValue? value) => value is null ? "<none>" : Encoding.UTF8.GetString(value.Data);
+
+    /// <summary>Runs the ring until <paramref name="task"/> completes; a failure must be one of the typed ones.</summary>
+    private static T? Outcome<T>(PastrySimulation ring, Task<T> task)
+        where T : class
+    {
+        ring.Pump(task.ContinueWith(_ => { }, TaskScheduler.Default), Limit);
+        if (task.IsCompletedSuccessfully)
+        {
+            return task.Result;
+        }
+
+        var error = task.Exception!.InnerException!;
+        Assert.True(error is RecordTimeoutException or RecordUnavailableException, $"untyped failure: {error}");
+        return null;
+    }
+
+    [Fact]
+    public void Two_sides_of_a_partition_never_both_write_and_the_acknowledged_value_survives_healing()
+    {
+        var (ring, stores) = Build(24);
+        using var _ = ring;
+        var key = NodeKey.FromName("split-record");
+        Assert.True(ring.Await(stores[ring.Nodes[0]].CompareAndSwapAsync(key, 0, Text("before"))).Success);
+
+        var left = ring.Nodes.Where((_, i) => i % 2 == 0).ToList();
+        var right = ring.Nodes.Where((_, i) => i % 2 == 1).ToList();
+        ring.Network.Partition(left.Select(n => n.Self.Address));
+        ring.Run(TimeSpan.FromSeconds(30));
+
+        var onLeft = stores[left[3]].CompareAndSwapAsync(key, 1, Text("left"));
+        var onRight = stores[right[3]].CompareAndSwapAsync(key, 1, Text("right"));
+        var leftResult = Outcome(ring, onLeft);
+        var rightResult = Outcome(ring, onRight);
+        var acknowledged = new[] { (leftResult, "left"), (rightResult, "right") }.Where(r => r.Item1 is { Success: true }).Select(r => r.Item2).ToList();
+        Assert.True(acknowledged.Count <= 1, "both sides of the partition acknowledged a write expecting version 1");
+
+        ring.Network.Heal();
+        Assert.True(ring.Stabilise(TimeSpan.FromSeconds(60)) is not null, ring.DescribeWrongLeafSets());
+        ring.Run(TimeSpan.FromSeconds(30));
+        var reads = ring.Nodes.Select(n => ring.Await(stores[n].ReadAsync(key))).ToList();
+        Assert.All(reads, r => Assert.Equal(reads[0]!.Version, r!.Version));
+        Assert.All(reads, r => Assert.Equal(Text(reads[0]), Text(r)));
+        if (acknowledged.Count == 1)
+        {
+            Assert.Equal(acknowledged[0], Text(reads[0]));
+            Assert.Equal(2, reads[0]!.Version);
+        }
+        else
+        {
+            Assert.Equal("before", Text(reads[0]));
+        }
+    }
+
+    [Fact]
+    public void An_isolated_root_cannot_acknowledge_alone_and_the_majority_sides_write_survives_its_crash()
+    {
+        var (ring, stores) = Build(24, seed: 2);
+        using var _ = ring;
+        var key = NodeKey.FromName("isolated-root");
+        var client = stores[ring.Nodes[5]];
+        Assert.True(ring.Await(client.CompareAndSwapAsync(key, 0, Text("v1"))).Success);
+
+        var root = ring.TrueRoot(key);
+        Assert.NotEqual(ring.Nodes[5], root);
+        ring.Network.Partition([root.Self.Address]);
+
+        // The isolated root believes it is still the root, but it has only itself: it must not acknowledge.
+        var alone = Outcome(ring, stores[root].CompareAndSwapAsync(key, 1, Text("alone")));
+        Assert.False(alone is { Success: true }, "the isolated root acknowledged a write on its own");
+
+        // The other side declares the root dead and goes on with a majority of the record's replicas.
+        ring.Run(TimeSpan.FromSeconds(10));
+        var acknowledged = new List<(long Version, string Data)> { (1, "v1") };
+        var majority = Outcome(ring, client.CompareAndSwapAsync(key, 1, Text("majority")));
+        if (majority is { Success: true })
+        {
+            acknowledged.Add((majority.Current!.Version, "majority"));
+        }
+
+        stores[root].Dispose();
+        ring.Crash(root);
+        ring.Network.Heal();
+        Assert.True(ring.Stabilise(TimeSpan.FromSeconds(60)) is not null, ring.DescribeWrongLeafSets());
+        var last = acknowledged[^1];
+        foreach (var node in ring.LiveNodes)
+        {
+            var read = ring.Await(stores[node].ReadAsync(key))!;
+            Assert.True(read.Version >= last.Version, $"version went back from {last.Version} to {read.Version}");
+            Assert.Equal(last.Data, Text(read));
+        }
+    }
+
+    [Fact]
+    public void A_retried_write_that_already_applied_is_reported_as_done_and_applied_once()
+    {
+        var (ring, stores) = Build(20, seed: 3);
+        using var _ = ring;
+        var key = NodeKey.FromName("retried");
+        var client = stores[ring.Nodes[2]];
+        var other = stores[ring.Nodes[11]];
+        Assert.True(ring.Await(client.CompareAndSwapAsync(key, 0, Text("v1"))).Success);
+
+        var id = new WriteId(ring.Nodes[2].Self.Key, 4242);
+        var first = ring.Await(client.CompareAndSwapAsync(key, 1, Text("v2"), id));
+        Assert.True(first.Success);
+        Assert.Equal(2, first.Current!.Version);
+
+        // The same write again, as after a lost answer: done, not applied a second time.
+        var again = ring.Await(client.CompareAndSwapAsync(key, 1, Text("v2"), id));
+        Assert.True(again.Success);
+        Assert.Equal(2, again.Current!.Version);
+
+        // Even after another write, and sent through another node.
+        Assert.True(ring.Await(other.CompareAndSwapAsync(key, 2, Text("v3"))).Success);
+        var late = ring.Await(other.CompareAndSwapAsync(key, 1, Text("v2"), id));
+        Assert.True(late.Success);
+        Assert.Equal(3, late.Current!.Version);
+
+        var read = ring.Await(client.ReadAsync(key))!;
+        Assert.Equal(3, read.Version);
+        Assert.Equal("v3", Text(read));
+
+        // A different write expecting the same version is refused.
+        Assert.False(ring.Await(client.CompareAndSwapAsync(key, 1, Text("v2"), new WriteId(ring.Nodes[2].Self.Key, 4243))).Success);
+    }
+
+    [Fact]
+    public void A_record_whose_acceptor_dies_is_moved_to_a_new_acceptor_and_keeps_accepting_writes()
+    {
+        var (ring, stores) = Build(30, seed: 4);
+        using var _ = ring;
+        var key = NodeKey.FromName("replaced");
+        var client = stores[ring.Nodes[0]];
+        Assert.True(ring.Await(client.CompareAndSwapAsync(key, 0, Text("v1"))).Success);
+        ring.Run(RecordStore.ReconfigureInterval);
+        Assert.True(ring.Await(client.CompareAndSwapAsync(key, 1, Text("v2"))).Success);
+
+        var root = ring.TrueRoot(key);
+        var before = stores[root].AcceptorState(key)!.Value.Configuration;
+        Assert.Equal(RecordStore.ReplicationFactor, before.Members.Length);
+        var victim = ring.Nodes.First(n => n != root && n != ring.Nodes[0] && before.Contains(n.Self.Key, stores[n].Incarnation));
+        stores[victim].Dispose();
+        ring.Crash(victim);
+
+        // Writes go on while the ring notices (four acceptors of five answer), and after it.
+        var version = 2L;
+        var start = ring.Time.GetUtcNow();
+        TimeSpan? replaced = null;
+        while (ring.Time.GetUtcNow() - start < TimeSpan.FromSeconds(20))
+        {
+            var result = ring.Await(client.CompareAndSwapAsync(key, version, Text($"v{version + 1}")));
+            Assert.True(result.Success);
+            version++;
+            if (replaced is null && stores[root].AcceptorState(key)!.Value.Configuration is { } now && now.Epoch > before.Epoch
+                && !now.Members.Any(m => m.Key == victim.Self.Key))
+            {
+                replaced = ring.Time.GetUtcNow() - start;
+            }
+
+            ring.Run(TimeSpan.FromMilliseconds(500));
+        }
+
+        Assert.True(replaced is not null, "the dead acceptor was never replaced");
+        var after = stores[root].AcceptorState(key)!.Value.Configuration;
+        Assert.True(after.Epoch > before.Epoch);
+        Assert.Equal(RecordStore.ReplicationFactor, after.Members.Length);
+        Assert.All(after.Members, m => Assert.False(ring.Nodes.Single(n => n.Self.Key == m.Key).IsStopped));
+        Assert.Equal(version, ring.Await(stores[ring.Nodes[7]].ReadAsync(key))!.Version);
+        Console.WriteLine($"Dead acceptor replaced {replaced} after the crash (epoch {before.Epoch} -> {after.Epoch}); {version - 2} writes meanwhile");
+    }
+
+    [Fact]
+    public void With_three_of_five_acceptors_cut_off_reads_and_writes_fail_typed_in_time_and_nothing_is_lost_after_healing()
+    {
+        var (ring, stores) = Build(30, seed: 5);
+        using var _ = ring;
+        var key = NodeKey.FromName("minority");
+        var client = stores[ring.Nodes[1]];
+        Assert.True(ring.Await(client.CompareAndSwapAsync(key, 0, Text("v1"))).Success);
+        Assert.True(ring.Await(client.CompareAndSwapAsync(key, 1, Text("v2"))).Success);
+
+        var root = ring.TrueRoot(key);
+        var members = stores[root].AcceptorState(key)!.Value.Configuration.Members;
+        var cut = ring.Nodes.Where(n => n != root && n != ring.Nodes[1] && members.Any(m => m.Key == n.Self.Key)).Take(3).ToList();
+        Assert.Equal(3, cut.Count);
+        ring.Network.Partition(cut.Select(n => n.Self.Address));
+
+        foreach (var attempt in new Func<Task>[] { () => client.CompareAndSwapAsync(key, 2, Text("lost")), () => client.ReadAsync(key) })
+        {
+            var task = attempt();
+            ring.Pump(task.ContinueWith(_ => { }, TaskScheduler.Default), Limit);
+            Assert.True(task.IsFaulted, "an operation succeeded without a majority of the record's acceptors");
+
+            // The root's answer, not the requester's own timeout: it arrived within the operation timeout (after it, the
+            // requester's timer would have failed the request as timed out). Timing it here would measure the thread
+            // pool too: simulated time runs on while a continuation waits for a thread.
+            Assert.True(task.Exception!.InnerException is RecordUnavailableException, task.Exception.ToString());
+        }
+
+        ring.Network.Heal();
+        Assert.True(ring.Stabilise(TimeSpan.FromSeconds(60)) is not null, ring.DescribeWrongLeafSets());
+        var read = ring.Await(client.ReadAsync(key))!;
+        Assert.True(read.Version >= 2);
+        Assert.True(read.Version == 2 ? Text(read) == "v2" : Text(read) == "lost", $"{read.Version} {Text(read)}");
+        Assert.True(ring.Await(client.CompareAndSwapAsync(key, read.Version, Text("after"))).Success);
+        Assert.Equal("after", Text(ring.Await(stores[ring.Nodes[9]].ReadAsync(key))));
+    }
+
+    [Fact]
+    public void Concurrent_writers_under_message_loss_and_an_acceptor_crash_lose_no_acknowledged_update()
+    {
+        var (ring, stores) = Build(40, seed: 6, loss: 0.01);
+        using var _ = ring;
+        var key = NodeKey.FromName("busy");
+        Assert.True(ring.Await(stores[ring.Nodes[0]].CompareAndSwapAsync(key, 0, BitConverter.GetBytes(0))).Success);
+        var root = ring.TrueRoot(key);
+        var members = stores[root].AcceptorState(key)!.Value.Configuration.Members;
+        var victim = ring.Nodes.First(n => n != root && members.Any(m => m.Key == n.Self.Key));
+        var writers = ring.Nodes.Where(n => n != victim).Take(20).ToList();
+        var acknowledged = new System.Collections.Concurrent.ConcurrentBag<(long Version, int Value)>();
+
+        // Each writer increments once: read, compare-and-swap; a failed swap whose outcome is unknown is sent again
+        // with the same write id, so it is either recognised as done or refused, never applied twice.
+        async Task Increment(PastryNode node)
+        {
+            var store = stores[node];
+            for (ulong attempt = 1; ; attempt++)
+            {
+                RecordValue? current;
+                try
+                {
+                    current = await store.ReadAsync(key);
+                }
+                catch (Exception e) when (e is RecordTimeoutException or RecordUnavailableException)
+                {
+                    continue;
+                }
+
+                var next = BitConverter.ToInt32(current!.Data) + 1;
+                var id = new WriteId(node.Self.Key, attempt);
+                while (true)
+                {
+                    try
+                    {
+                        var result = await store.CompareAndSwapAsync(key, current.Version, BitConverter.GetBytes(next), id);
+                        if (result.Success)
+                        {
+                            acknowledged.Add((current.Version + 1, next));
+                            return;
+                        }
+
+                        break;
+                    }
+                    catch (Exception e) when (e is RecordTimeoutException or RecordUnavailableException)
+                    {
+                    }
+                }
+            }
+        }
+
+        var all = Task.WhenAll(writers.Select(Increment));
+        ring.Run(TimeSpan.FromMilliseconds(300));
+        stores[victim].Dispose();
+        ring.Crash(victim);
+        ring.Pump(all, TimeSpan.FromSeconds(180));
+
+        var final = ring.Await(stores[writers[0]].ReadAsync(key))!;
+        Assert.Equal(writers.Count, BitConverter.ToInt32(final.Data));
+        Assert.Equal(writers.Count + 1, final.Version);
+        var versions = acknowledged.Select(a => a.Version).Order().ToList();
+        Assert.Equal(Enumerable.Range(2, writers.Count).Select(v => (long)v), versions);
+        Assert.All(acknowledged, a => Assert.Equal(a.Version - 1, a.Value));
+    }
+
+    [Fact]
+    public void Record_messages_round_trip_and_every_truncated_or_retired_one_is_refused()
+    {
+        var key = NodeKey.FromName("codec");
+        var node = NodeKey.FromName("node");
+        var config = new RecordConfiguration(3, [new RecordMember(node, 77, new Iris.Overlay.Transport.NodeAddress("mem://1"))]);
+        var register = new Register(5, [1, 2, 3], [(new WriteId(node, 9), 5)], config);
+        var messages = new[]
+        {
+            new RecordMessage(RecordMessageType.Request, key, node, 1) { IsWrite = true, ExpectedVersion = 4, OriginAddress = new("mem://2"), Data = [7], WriteId = new WriteId(node, 12) },
+            new RecordMessage(RecordMessageType.Reply, key, node, 1) { Success = true, Value = new RecordValue([9], 2) { Writer = (node, 3) } },
+            new RecordMessage(RecordMessageType.Failure, key, node, 1) { Reason = RecordFailure.NoMajority },
+            new RecordMessage(RecordMessageType.Prepare, key, node, 2) { Epoch = 3, Ballot = new Ballot(4, node), Incarnation = 77 },
+            new RecordMessage(RecordMessageType.Accept, key, node, 2) { Epoch = 3, Ballot = new Ballot(4, node), Incarnation = 77, Register = register },
+            new RecordMessage(RecordMessageType.Seed, key, node, 2) { Incarnation = 77, Configuration = config, Register = register with { Next = null } },
+            new RecordMessage(RecordMessageType.Query, key, node, 2),
+            new RecordMessage(RecordMessageType.AcceptorReply, key, node, 2)
+            {
+                Phase = RecordMessageType.Prepare, Status = AcceptorStatus.Stale, Incarnation = 77, Promised = new Ballot(4, node), Accepted = new Ballot(3, node),
+                Configuration = config, Register = register,
+            },
+        };
+
+        foreach (var message in messages)
+        {
+            var bytes = message.Encode();
+            Assert.Equal(bytes, RecordMessage.Decode(bytes).Encode());
+            for (var length = 0; length < bytes.Length; length++)
+            {
+                Assert.Throws<OverlayProtocolException>(() => RecordMessage.Decode(bytes.AsMemory(0, length)));
+            }
+
+            Assert.Throws<OverlayProtocolException>(() => RecordMessage.Decode((byte[])[.. bytes, 0]));
+        }
+
+        var decoded = RecordMessage.Decode(messages[7].Encode());
+        Assert.Equal(config.Members, decoded.Configuration!.Members);
+        Assert.Equal(register.Recent, decoded.Register!.Recent);
+        Assert.Equal(config.Members, decoded.Register.Next!.Members);
+        for (byte retired = 3; retired <= 6; retired++)
+        {
+            var bytes = messages[6].Encode();
+            bytes[0] = retired;
+            Assert.Throws<OverlayProtocolException>(() => RecordMessage.Decode(bytes));
+        }
+    }
+}
