@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Iris.Calls;
 using Iris.Protocol;
 
@@ -8,13 +9,20 @@ namespace Iris.Dissemination;
 /// sender calls at most <see cref="FanOut"/> member silos, each with the share of the rest it must pass on, and
 /// every silo does the same with its share after delivering to its own members. Orleans clients are leaves (they
 /// deliver, never forward). A hop that fails (its silo died, its client left) is taken over by its parent, which
-/// sends to the failed hop's share itself; receivers drop a message id they have seen, so the takeover never
-/// delivers twice. Depth grows with log4 of the receiving processes, and no silo sends more than four copies.
+/// sends to the failed hop's share itself, and tries the failed hop again for a while (<see cref="Persistence"/>), so
+/// a process that is only reconnecting through another gateway still gets the message; receivers drop a message id
+/// they have seen, so neither the takeover nor a repeat delivers twice. Depth grows with log4 of the receiving
+/// processes, and no silo sends more than four copies.
 /// </summary>
 // Runs in grain code: no ConfigureAwait(false), so hops are made in the calling grain's context.
 internal static class Disseminator
 {
     public const int FanOut = 4;
+
+    /// <summary>How long a hop keeps trying a receiver that did not take a message: as long as a rendezvous keeps a
+    /// client that stopped renewing (15 s), so a process that is only reconnecting through another gateway is
+    /// reached, well inside the time receivers remember message ids (so a late copy is still dropped).</summary>
+    public static readonly TimeSpan Persistence = TimeSpan.FromSeconds(15);
 
     /// <summary>Sends to every target: <paramref name="send"/> delivers to one target and hands it its share.</summary>
     public static Task SendAsync(MemberEndpoint[] targets, Func<MemberEndpoint, MemberEndpoint[], Task> send)
@@ -47,32 +55,42 @@ internal static class Disseminator
 
     private static async Task HopAsync(MemberEndpoint target, MemberEndpoint[] share, Func<MemberEndpoint, MemberEndpoint[], Task> send)
     {
+        var started = Stopwatch.GetTimestamp();
         try
         {
             await send(target, share);
-        }
-        catch (Exception) when (share.Length > 0)
-        {
-            // The hop may have died before passing its share on, or part way through: send to the share from here
-            // (receivers drop what they already have).
-            await SendAsync(share, send);
-        }
-        catch (Exception e) when (target.Observer is not null && CallPolicy.Classify(e) is CallFailure.Unreachable or CallFailure.NoAnswer)
-        {
-            // A client that could not be reached (its gateway went away, an answer was lost): once more, through
-            // whichever gateway it has now, with the same id, which it delivers once.
-            try
-            {
-                await send(target, share);
-            }
-            catch (Exception again) when (CallPolicy.Classify(again) != CallFailure.Answered)
-            {
-                // Gone: it has no members left to deliver to.
-            }
+            return;
         }
         catch (Exception e) when (CallPolicy.Classify(e) != CallFailure.Answered)
         {
-            // A leaf whose process is gone: it has no members left to deliver to.
+            // Not delivered, or not known to be: below.
+        }
+
+        // The hop may have died before passing its share on, or part way through: the share goes from here (receivers
+        // drop what they already have), while the target itself is tried again, alone.
+        await Task.WhenAll(SendAsync(share, send), RetryAsync(target, send, started));
+    }
+
+    /// <summary>
+    /// Tries a target that did not take a message again, with growing pauses, for <see cref="Persistence"/> from the
+    /// first try. A process that is only between gateways (its gateway silo died and it is reconnecting through
+    /// another, which Orleans reports as the client being unavailable) or a silo slow to answer gets the message once
+    /// it is back; one that stays unreachable that long is gone, with no members left to deliver to.
+    /// </summary>
+    private static async Task RetryAsync(MemberEndpoint target, Func<MemberEndpoint, MemberEndpoint[], Task> send, long started)
+    {
+        for (var attempt = 1; Stopwatch.GetElapsedTime(started) < Persistence; attempt++)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(100 << Math.Min(attempt, 5), 2000)));
+            try
+            {
+                await send(target, []);
+                return;
+            }
+            catch (Exception e) when (CallPolicy.Classify(e) != CallFailure.Answered)
+            {
+                // Still not there: again, while the persistence lasts.
+            }
         }
     }
 }

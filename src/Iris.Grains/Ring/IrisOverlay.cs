@@ -127,6 +127,28 @@ internal sealed class IrisOverlay(
     /// <summary>Forgets the silo of <paramref name="node"/>, after a call to it failed.</summary>
     public void ForgetSilo(NodeKey node) => _silos.TryRemove(node, out _);
 
+    /// <summary>How long a leaving silo spends at most handing the records it replicates over to the nodes that stay.</summary>
+    public static readonly TimeSpan HandOffTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>Leaves the ring gracefully: first hands the records this node replicates over to the nodes that stay
+    /// (so silos stopped one after another never take the membership table's majority with them), then leaves.</summary>
+    public async Task LeaveAsync(CancellationToken cancellationToken)
+    {
+        if (_records is { } records && _host is { Node.IsReady: true })
+        {
+            try
+            {
+                await records.HandOffAsync(HandOffTimeout, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // Stopping in a hurry: the records stay as after a crash of this node.
+            }
+        }
+
+        await DisposeAsync().ConfigureAwait(false);
+    }
+
     public async ValueTask DisposeAsync()
     {
         _scribe?.Dispose();

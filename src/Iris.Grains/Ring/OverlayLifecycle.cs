@@ -18,7 +18,7 @@ internal sealed class OverlayLifecycle(IrisOverlay overlay) : ILifecycleParticip
     public const int Stage = ServiceLifecycleStage.RuntimeInitialize - 100;
 
     public void Participate(ISiloLifecycle lifecycle) =>
-        lifecycle.Subscribe(nameof(OverlayLifecycle), Stage, overlay.StartAsync, async _ => await overlay.DisposeAsync().ConfigureAwait(false));
+        lifecycle.Subscribe(nameof(OverlayLifecycle), Stage, overlay.StartAsync, async cancellationToken => await overlay.LeaveAsync(cancellationToken).ConfigureAwait(false));
 
     /// <summary>Overlay settings from <c>Iris:Overlay</c>, seeds and discovery from <c>Iris:Network</c>.</summary>
     internal static OverlayOptions Bind(IConfiguration configuration)

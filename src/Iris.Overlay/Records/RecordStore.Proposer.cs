@@ -68,7 +68,8 @@ internal sealed partial class RecordStore
             {
                 StartQuery(slot, outbox);
             }
-            else if (now >= slot.ReconfiguredMs + (long)ReconfigureInterval.TotalMilliseconds && NextConfiguration(slot, outbox) is { } next)
+            else if ((now >= slot.ReconfiguredMs + (long)ReconfigureInterval.TotalMilliseconds || (_leaving && slot.Configuration.Contains(Self.Key, _incarnation)))
+                && NextConfiguration(slot, outbox) is { } next)
             {
                 StartPrepare(slot, next, outbox);
             }
@@ -378,7 +379,8 @@ internal sealed partial class RecordStore
     private RecordConfiguration? NextConfiguration(Slot slot, Outbox outbox)
     {
         var current = slot.Configuration!;
-        var view = Neighbourhood().ToDictionary(h => h.Key);
+        // A node that is leaving hands its records over: it counts itself out.
+        var view = Neighbourhood().Where(h => !_leaving || h.Key != Self.Key).ToDictionary(h => h.Key);
         var target = Closest(slot.Key, view.Values.ToList(), h => h.Key).Select(h => h.Key).ToHashSet();
         bool Alive(RecordMember m) =>
             view.ContainsKey(m.Key) && (m.Key == Self.Key ? m.Incarnation == _incarnation : _incarnations.GetValueOrDefault(m.Key, m.Incarnation) == m.Incarnation);
@@ -426,6 +428,12 @@ internal sealed partial class RecordStore
         }
         else
         {
+            return null;
+        }
+
+        if (members.Count == 0)
+        {
+            // Nobody else to hand the record to (this node is leaving a ring of one): it goes with the ring.
             return null;
         }
 

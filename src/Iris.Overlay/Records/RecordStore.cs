@@ -86,6 +86,7 @@ internal sealed partial class RecordStore : IRouteHandler, IDisposable
     private readonly TimerQueue.Entry _tick;
     private long _tickDueMs = long.MaxValue;
     private bool _stopped;
+    private bool _leaving;
 
     /// <param name="pastry">The node the store runs on.</param>
     /// <param name="timers">The node's timer queue.</param>
@@ -123,6 +124,76 @@ internal sealed partial class RecordStore : IRouteHandler, IDisposable
     /// <summary>A compare-and-swap with a given write id: the same id again is recognised as the same write.</summary>
     internal Task<RecordWriteResult> CompareAndSwapAsync(NodeKey key, long expectedVersion, byte[] data, WriteId writeId, CancellationToken cancellationToken = default) =>
         SendAsync(key, write: true, expectedVersion, data, writeId, cancellationToken);
+
+    /// <summary>
+    /// Before this node leaves the ring gracefully: moves every record that counts this node among its acceptors to
+    /// a configuration without it, so nodes that leave one after another (a rolling restart, a cluster scaled down,
+    /// a whole cluster stopped silo by silo) never take a record's majority with them. This node proposes each move
+    /// itself (the stop is chosen in the configuration it leaves, like any reconfiguration), then reads the record
+    /// in its new configuration. Returns once no record counts on this node, once no other node is left to hand
+    /// over to, or at <paramref name="timeout"/>; it never throws for a record it could not move, which stays as
+    /// after a crash of this node: safe while a majority of its other acceptors lives.
+    /// </summary>
+    public async Task HandOffAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        var deadline = _timers.NowMs + (long)timeout.TotalMilliseconds;
+        lock (_lock)
+        {
+            _leaving = true;
+        }
+
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            var left = deadline - _timers.NowMs;
+            var keys = RecordsCountingOnSelf();
+            if (keys.Count == 0 || left <= 0 || Neighbourhood().Count < 2)
+            {
+                return;
+            }
+
+            var moves = keys.Select(key => _requests.SendAsync(
+                id => ProposeLocally(key, id),
+                TimeSpan.FromMilliseconds(Math.Min(left, (long)_options.OperationTimeout.TotalMilliseconds)),
+                () => new RecordTimeoutException(key, _options.OperationTimeout),
+                cancellationToken));
+            try
+            {
+                await Task.WhenAll(moves).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is RecordTimeoutException or OverlayNodeStoppedException or ObjectDisposedException)
+            {
+                // Some record could not move (yet): look again while time is left.
+            }
+        }
+    }
+
+    /// <summary>Records whose latest configuration this node knows counts this node's acceptor among its members.</summary>
+    private List<NodeKey> RecordsCountingOnSelf()
+    {
+        lock (_lock)
+        {
+            return _acceptors.Where(a => (a.Value.Value.Next ?? a.Value.Configuration).Contains(Self.Key, _incarnation)).Select(a => a.Key).ToList();
+        }
+    }
+
+    /// <summary>Proposes, here, a read of <paramref name="key"/> on this node's own behalf: while this node is leaving,
+    /// a round first moves the record off it.</summary>
+    private void ProposeLocally(NodeKey key, ulong requestId)
+    {
+        var outbox = new Outbox();
+        lock (_lock)
+        {
+            if (_stopped)
+            {
+                throw new OverlayNodeStoppedException(Self.ToString(), "hand records over");
+            }
+
+            Propose(new RecordMessage(RecordMessageType.Request, key, Self.Key, requestId) { OriginAddress = Self.Address }, outbox);
+            Rearm();
+        }
+
+        outbox.Run();
+    }
 
     /// <summary>This node's acceptor state of a record, for tests and diagnostics: its configuration, the ballot it
     /// accepted at and its value; null when it holds none.</summary>

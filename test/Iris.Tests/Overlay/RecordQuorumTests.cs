@@ -196,6 +196,36 @@ public class RecordQuorumTests
     }
 
     [Fact]
+    public void Nodes_that_leave_one_after_another_hand_their_records_over_and_the_last_node_still_writes()
+    {
+        // A cluster stopped silo by silo, a second apart: every leaving node is an acceptor of the record at some
+        // point, and without a hand-over the last nodes are left with a minority of its acceptors.
+        var (ring, stores) = Build(6, seed: 7);
+        using var _ = ring;
+        var key = NodeKey.FromName("rolling-stop");
+        var version = ring.Await(stores[ring.Nodes[0]].CompareAndSwapAsync(key, 0, Text("v1")))!.Current!.Version;
+        var leaving = ring.Nodes.OrderBy(n => key.RingDistance(n.Self.Key)).ToList();
+        foreach (var node in leaving.Take(leaving.Count - 1))
+        {
+            ring.Pump(stores[node].HandOffAsync(TimeSpan.FromSeconds(10)), Limit);
+            Assert.False(
+                stores[node].AcceptorState(key) is { } state && (state.Value.Next ?? state.Configuration).Contains(node.Self.Key, stores[node].Incarnation),
+                $"{node.Self.Key.ToShortString()} is still an acceptor of the record as it leaves");
+            stores[node].Dispose();
+            ring.Leave(node);
+            ring.Run(TimeSpan.FromSeconds(1));
+
+            var writer = ring.LiveNodes.First();
+            var written = Outcome(ring, stores[writer].CompareAndSwapAsync(key, version, Text($"after {node.Self.Key.ToShortString()}")));
+            Assert.True(written is { Success: true }, $"no write after {node.Self.Key.ToShortString()} left: {written?.Current?.Version}");
+            version = written!.Current!.Version;
+        }
+
+        var last = ring.LiveNodes.Single();
+        Assert.Equal(version, ring.Await(stores[last].ReadAsync(key))!.Version);
+    }
+
+    [Fact]
     public void With_three_of_five_acceptors_cut_off_reads_and_writes_fail_typed_in_time_and_nothing_is_lost_after_healing()
     {
         var (ring, stores) = Build(30, seed: 5);

@@ -1,4 +1,5 @@
 using Iris.Hosting;
+using Iris.Tests.Support;
 using Iris.Tests.TestClusters;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -7,7 +8,8 @@ using Orleans.Configuration;
 
 namespace Iris.Tests.Requests;
 
-/// <summary>A request whose caller loses its gateway while the member runs it: it runs once.</summary>
+/// <summary>Processes that lose their gateway: a request whose caller loses it while the member runs it runs once, and a
+/// broadcast to a member that is reconnecting through another gateway reaches it once.</summary>
 public sealed class GatewayFailureTests
 {
     private sealed class Slow : IClusterHandler
@@ -49,6 +51,45 @@ public sealed class GatewayFailureTests
         Assert.Equal([1, 2, 3], await request.WaitAsync(TimeSpan.FromSeconds(40)));
         Assert.Equal(1, member.Runs);
         await client.StopAsync();
+    }
+
+    private sealed class Counting : IClusterHandler
+    {
+        public int Broadcasts;
+
+        public Task<byte[]> HandleRequestAsync(byte[] request, CancellationToken cancellationToken) => Task.FromResult(request);
+
+        public Task HandleBroadcastAsync(byte[] message, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref Broadcasts);
+            return Task.CompletedTask;
+        }
+    }
+
+    [Fact]
+    public async Task A_broadcast_accepted_while_a_member_client_is_between_gateways_reaches_it_once()
+    {
+        await using var cluster = await IrisTestCluster.DeployAsync(3, tcp: true);
+        var gateway = cluster.Silos[2];
+        var member = new Counting();
+        using var client = await StartClientAsync(cluster, gateway);
+        var options = client.Services.GetRequiredService<IOptions<IrisClientOptions>>().Value;
+        await using var registration = await client.Services.GetRequiredService<IIrisClient>().RegisterAsync("between", member);
+        await cluster.Silos[0].Iris().BroadcastAsync("between", [0]);
+        await Eventually.SettlesAtAsync(() => Volatile.Read(ref member.Broadcasts), 1, "broadcast before the kill");
+
+        // The member's only gateway dies; it finds the next one after the gateway list refreshes. Broadcasts sent
+        // meanwhile find it unreachable at first (Orleans: client not available).
+        var gatewayAddress = GatewayOf(gateway);
+        await cluster.KillSiloAsync(gateway);
+        options.Gateways.Add(GatewayOf(cluster.Silos[1]));
+        options.Gateways.Remove(gatewayAddress);
+        for (var i = 1; i <= 5; i++)
+        {
+            await cluster.Silos[0].Iris().BroadcastAsync("between", [(byte)i]).WaitAsync(TimeSpan.FromSeconds(30));
+        }
+
+        await Eventually.SettlesAtAsync(() => Volatile.Read(ref member.Broadcasts), 6, "broadcasts accepted while the member was between gateways", TimeSpan.FromSeconds(40));
     }
 
     private static string GatewayOf(Orleans.TestingHost.SiloHandle silo) =>

@@ -84,7 +84,19 @@ internal sealed class ChildProcess : IAsyncDisposable
     /// <summary>Kills the process outright (SIGKILL), as a crash would.</summary>
     public void Kill() => _process.Kill(entireProcessTree: true);
 
-    public Task WaitForExitAsync(TimeSpan limit) => _process.WaitForExitAsync(new CancellationTokenSource(limit).Token);
+    /// <summary>Waits for the process to exit; fails with its output when it has not within <paramref name="limit"/>.</summary>
+    public async Task WaitForExitAsync(TimeSpan limit)
+    {
+        using var timeout = new CancellationTokenSource(limit);
+        try
+        {
+            await _process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            Assert.Fail($"the process did not exit within {limit}; its output:\n{Output}");
+        }
+    }
 
     public async ValueTask DisposeAsync()
     {
