@@ -25,7 +25,11 @@ internal static class Disseminator
     public static readonly TimeSpan Persistence = TimeSpan.FromSeconds(15);
 
     /// <summary>Sends to every target: <paramref name="send"/> delivers to one target and hands it its share.</summary>
-    public static Task SendAsync(MemberEndpoint[] targets, Func<MemberEndpoint, MemberEndpoint[], Task> send)
+    public static Task SendAsync(MemberEndpoint[] targets, Func<MemberEndpoint, MemberEndpoint[], Task> send) => SendAsync(targets, send, Persistence);
+
+    /// <summary>As <see cref="SendAsync(MemberEndpoint[], Func{MemberEndpoint, MemberEndpoint[], Task})"/>, trying a
+    /// receiver that did not take the message for <paramref name="persistence"/>.</summary>
+    internal static Task SendAsync(MemberEndpoint[] targets, Func<MemberEndpoint, MemberEndpoint[], Task> send, TimeSpan persistence)
     {
         if (targets.Length == 0)
         {
@@ -36,7 +40,7 @@ internal static class Disseminator
         if (silos.Length == 0)
         {
             // Only clients: each one directly.
-            return Task.WhenAll(targets.Select(t => HopAsync(t, [], send)));
+            return Task.WhenAll(targets.Select(t => HopAsync(t, [], send, persistence)));
         }
 
         // Heads are silos; everything else, silos first, is dealt round robin into their shares, so shares differ in
@@ -50,36 +54,43 @@ internal static class Disseminator
             shares[i++ % heads.Length].Add(target);
         }
 
-        return Task.WhenAll(heads.Select((head, index) => HopAsync(head, [.. shares[index]], send)));
+        return Task.WhenAll(heads.Select((head, index) => HopAsync(head, [.. shares[index]], send, persistence)));
     }
 
-    private static async Task HopAsync(MemberEndpoint target, MemberEndpoint[] share, Func<MemberEndpoint, MemberEndpoint[], Task> send)
+    private static async Task HopAsync(MemberEndpoint target, MemberEndpoint[] share, Func<MemberEndpoint, MemberEndpoint[], Task> send, TimeSpan persistence)
     {
         var started = Stopwatch.GetTimestamp();
+        CallFailure failure;
         try
         {
             await send(target, share);
             return;
         }
-        catch (Exception e) when (CallPolicy.Classify(e) != CallFailure.Answered)
+        catch (Exception e) when ((failure = CallPolicy.Classify(e)) != CallFailure.Answered)
         {
             // Not delivered, or not known to be: below.
         }
 
         // The hop may have died before passing its share on, or part way through: the share goes from here (receivers
-        // drop what they already have), while the target itself is tried again, alone.
-        await Task.WhenAll(SendAsync(share, send), RetryAsync(target, send, started));
+        // drop what they already have), while the target itself may be tried again, alone.
+        await Task.WhenAll(SendAsync(share, send, persistence), MayComeBack(target, failure) ? RetryAsync(target, send, started, persistence) : Task.CompletedTask);
     }
 
     /// <summary>
-    /// Tries a target that did not take a message again, with growing pauses, for <see cref="Persistence"/> from the
-    /// first try. A process that is only between gateways (its gateway silo died and it is reconnecting through
-    /// another, which Orleans reports as the client being unavailable) or a silo slow to answer gets the message once
-    /// it is back; one that stays unreachable that long is gone, with no members left to deliver to.
+    /// Whether a receiver that did not take a message may still take it. A silo that Orleans reports unreachable is
+    /// dead or dying, and its members with it. A client may only be between gateways (its gateway silo died and it is
+    /// reconnecting through another, which Orleans reports as the client, or its gateway, being unavailable); and any
+    /// receiver that did not answer in time, or refused the call before delivery, may take it a moment later.
     /// </summary>
-    private static async Task RetryAsync(MemberEndpoint target, Func<MemberEndpoint, MemberEndpoint[], Task> send, long started)
+    private static bool MayComeBack(MemberEndpoint target, CallFailure failure) => target.Observer is not null || failure != CallFailure.Unreachable;
+
+    /// <summary>
+    /// Tries a receiver that did not take a message again, with growing pauses, for <paramref name="persistence"/>
+    /// from the first try; one that stays unreachable that long is gone, with no members left to deliver to.
+    /// </summary>
+    private static async Task RetryAsync(MemberEndpoint target, Func<MemberEndpoint, MemberEndpoint[], Task> send, long started, TimeSpan persistence)
     {
-        for (var attempt = 1; Stopwatch.GetElapsedTime(started) < Persistence; attempt++)
+        for (var attempt = 1; Stopwatch.GetElapsedTime(started) < persistence; attempt++)
         {
             await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(100 << Math.Min(attempt, 5), 2000)));
             try
@@ -87,9 +98,14 @@ internal static class Disseminator
                 await send(target, []);
                 return;
             }
-            catch (Exception e) when (CallPolicy.Classify(e) != CallFailure.Answered)
+            catch (Exception e) when (CallPolicy.Classify(e) != CallFailure.Answered && MayComeBack(target, CallPolicy.Classify(e)))
             {
                 // Still not there: again, while the persistence lasts.
+            }
+            catch (Exception e) when (CallPolicy.Classify(e) != CallFailure.Answered)
+            {
+                // Its silo is gone now.
+                return;
             }
         }
     }

@@ -72,7 +72,8 @@ public sealed record RecordValue(byte[] Data, long Version)
 /// <summary>
 /// One record message. Layout: type, record key, request id (origin node key, sequence; for acceptor messages the
 /// proposer's key and its round number), then per type: Request: kind (0 read, 1 compare-and-swap), expected version,
-/// origin address, data, write id (node key, request); Reply: success flag, then a value or none (version, writer, data); Failure: reason;
+/// origin address, data, write id (node key, request), the latest configuration the requester knows or none; Reply:
+/// success flag, a value or none (version, writer, data), the root's configuration or none; Failure: reason, the same;
 /// Prepare: epoch, ballot, the acceptor's incarnation; Accept: the same and a register; Seed: the acceptor's
 /// incarnation, a configuration and a register; Query: nothing; AcceptorReply: the phase answered, status, the
 /// acceptor's incarnation, promised and accepted ballots, then a configuration or none and a register or none.
@@ -138,13 +139,16 @@ internal sealed record RecordMessage(RecordMessageType Type, NodeKey Key, NodeKe
                 writer.Write(Data);
                 WriteKey(writer, WriteId.Node);
                 writer.Write(WriteId.Request);
+                WriteOptionalConfiguration(writer, Configuration);
                 break;
             case RecordMessageType.Reply:
                 writer.Write(Success);
                 WriteValue(writer, Value);
+                WriteOptionalConfiguration(writer, Configuration);
                 break;
             case RecordMessageType.Failure:
                 writer.Write((byte)Reason);
+                WriteOptionalConfiguration(writer, Configuration);
                 break;
             case RecordMessageType.Prepare:
                 writer.Write(Epoch);
@@ -168,12 +172,7 @@ internal sealed record RecordMessage(RecordMessageType Type, NodeKey Key, NodeKe
                 writer.Write(Incarnation);
                 WriteBallot(writer, Promised);
                 WriteBallot(writer, Accepted);
-                writer.Write(Configuration is not null);
-                if (Configuration is not null)
-                {
-                    WriteConfiguration(writer, Configuration);
-                }
-
+                WriteOptionalConfiguration(writer, Configuration);
                 writer.Write(Register is not null);
                 if (Register is not null)
                 {
@@ -204,9 +203,10 @@ internal sealed record RecordMessage(RecordMessageType Type, NodeKey Key, NodeKe
                     OriginAddress = new NodeAddress(reader.ReadString()),
                     Data = ReadData(reader),
                     WriteId = new WriteId(ReadKey(reader), reader.ReadUInt64()),
+                    Configuration = ReadOptionalConfiguration(reader),
                 },
-                RecordMessageType.Reply => message with { Success = reader.ReadBoolean(), Value = ReadValue(reader) },
-                RecordMessageType.Failure => message with { Reason = ReadEnum<RecordFailure>(reader.ReadByte(), 1, 2) },
+                RecordMessageType.Reply => message with { Success = reader.ReadBoolean(), Value = ReadValue(reader), Configuration = ReadOptionalConfiguration(reader) },
+                RecordMessageType.Failure => message with { Reason = ReadEnum<RecordFailure>(reader.ReadByte(), 1, 2), Configuration = ReadOptionalConfiguration(reader) },
                 RecordMessageType.Prepare => message with { Epoch = ReadEpoch(reader), Ballot = ReadBallot(reader), Incarnation = reader.ReadUInt64() },
                 RecordMessageType.Accept => message with
                 {
@@ -221,7 +221,7 @@ internal sealed record RecordMessage(RecordMessageType Type, NodeKey Key, NodeKe
                     Incarnation = reader.ReadUInt64(),
                     Promised = ReadBallot(reader),
                     Accepted = ReadBallot(reader),
-                    Configuration = reader.ReadBoolean() ? ReadConfiguration(reader) : null,
+                    Configuration = ReadOptionalConfiguration(reader),
                     Register = reader.ReadBoolean() ? ReadRegister(reader) : null,
                 },
                 _ => throw new OverlayProtocolException($"Unknown record message type {(byte)type}."),
@@ -280,6 +280,17 @@ internal sealed record RecordMessage(RecordMessageType Type, NodeKey Key, NodeKe
             writer.Write(member.Address.Value ?? string.Empty);
         }
     }
+
+    private static void WriteOptionalConfiguration(BinaryWriter writer, RecordConfiguration? configuration)
+    {
+        writer.Write(configuration is not null);
+        if (configuration is not null)
+        {
+            WriteConfiguration(writer, configuration);
+        }
+    }
+
+    private static RecordConfiguration? ReadOptionalConfiguration(BinaryReader reader) => reader.ReadBoolean() ? ReadConfiguration(reader) : null;
 
     private static RecordConfiguration ReadConfiguration(BinaryReader reader)
     {

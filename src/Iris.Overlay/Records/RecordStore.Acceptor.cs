@@ -12,11 +12,12 @@ internal sealed partial class RecordStore
         switch (request.Type)
         {
             case RecordMessageType.Query:
-                // An acceptor says which configuration it is in; any other node passes on the one it last worked in
-                // as a root, so a new root finds the record even when no acceptor is among its neighbours.
+                // An acceptor says which configuration it is in; any other node passes on the latest it knows (as a
+                // root, or from a root's answer), so a new root finds the record even when no acceptor is among its
+                // neighbours.
                 return state is not null
                     ? Reply(request, AcceptorStatus.Ok, state, withValue: false)
-                    : Reply(request, AcceptorStatus.NotSeeded, null, withValue: false) with { Configuration = _slots.GetValueOrDefault(request.Key)?.Configuration };
+                    : Reply(request, AcceptorStatus.NotSeeded, null, withValue: false) with { Configuration = KnownConfigurationLocked(request.Key) };
 
             case RecordMessageType.Seed:
                 var next = request.Configuration!;

@@ -24,6 +24,13 @@ internal sealed partial class RecordStore
             _slots[request.Key] = slot;
         }
 
+        // A requester that knows a later configuration than this root (a new root, or one across a network cut from
+        // every node that knows the record) tells it where the record is, so it is never created afresh.
+        if (request.Configuration is { } theirs && (slot.Configuration is null || theirs.Epoch > slot.Configuration.Epoch))
+        {
+            slot.Configuration = theirs;
+        }
+
         var origin = new NodeHandle(request.RequestNode, request.OriginAddress);
         if (slot.Current?.Is(origin, request.RequestId) == true || slot.Queue.Any(op => op.Is(origin, request.RequestId)))
         {
@@ -88,7 +95,7 @@ internal sealed partial class RecordStore
         slot.Round = null;
         Send(op.Origin, new RecordMessage(RecordMessageType.Failure, slot.Key, op.Origin.Key, op.RequestId)
         {
-            Reason = op.NoMajority ? RecordFailure.NoMajority : RecordFailure.Contended,
+            Reason = op.NoMajority ? RecordFailure.NoMajority : RecordFailure.Contended, Configuration = slot.Configuration,
         }, outbox);
     }
 
@@ -357,7 +364,7 @@ internal sealed partial class RecordStore
         slot.RetryAtMs = 0;
         Send(op.Origin, new RecordMessage(RecordMessageType.Reply, slot.Key, op.Origin.Key, op.RequestId)
         {
-            Success = round.Result!.Success, Value = round.Result.Current,
+            Success = round.Result!.Success, Value = round.Result.Current, Configuration = round.Configuration,
         }, outbox);
         Pump(slot, outbox);
     }

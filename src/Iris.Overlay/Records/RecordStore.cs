@@ -84,6 +84,7 @@ internal sealed partial class RecordStore : IRouteHandler, IDisposable
     private readonly ulong _incarnation;
     private readonly PendingRequests<Outcome> _requests;
     private readonly TimerQueue.Entry _tick;
+    private readonly Dictionary<NodeKey, RecordConfiguration> _known = [];
     private long _tickDueMs = long.MaxValue;
     private bool _stopped;
     private bool _leaving;
@@ -164,7 +165,20 @@ internal sealed partial class RecordStore : IRouteHandler, IDisposable
             {
                 // Some record could not move (yet): look again while time is left.
             }
+
+            // A round can end without a move (the node to move to has not told its incarnation yet): give the answers
+            // time to arrive before the next pass.
+            await PauseAsync(_options.ReplicaTimeout / 5).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>Waits on the node's timers (so a simulated ring's clock drives it too).</summary>
+    private Task PauseAsync(TimeSpan pause)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var entry = _timers.Create(() => done.TrySetResult());
+        entry.ScheduleAt(_timers.NowMs + Math.Max(1, (long)pause.TotalMilliseconds));
+        return done.Task;
     }
 
     /// <summary>Records whose latest configuration this node knows counts this node's acceptor among its members.</summary>
@@ -248,9 +262,11 @@ internal sealed partial class RecordStore : IRouteHandler, IDisposable
         switch (message.Type)
         {
             case RecordMessageType.Reply when message.RequestNode == Self.Key:
+                Learn(message.Key, message.Configuration);
                 _requests.TryComplete(message.RequestId, new Outcome(new RecordWriteResult(message.Success, message.Value), null));
                 return;
             case RecordMessageType.Failure when message.RequestNode == Self.Key:
+                Learn(message.Key, message.Configuration);
                 _requests.TryComplete(message.RequestId, new Outcome(null, message.Reason));
                 return;
         }
@@ -306,6 +322,9 @@ internal sealed partial class RecordStore : IRouteHandler, IDisposable
         var outcome = await _requests.SendAsync(
             id => _pastry.Route(key, Channel, new RecordMessage(RecordMessageType.Request, key, Self.Key, id)
             {
+                // What this node knows of the record goes with the request: a root that finds no neighbour knowing
+                // it (the record's replicas are all across a network cut) must not take it for a new record.
+                Configuration = KnownConfiguration(key),
                 IsWrite = write,
                 ExpectedVersion = expectedVersion,
                 OriginAddress = Self.Address,
@@ -324,6 +343,37 @@ internal sealed partial class RecordStore : IRouteHandler, IDisposable
             { Failure: RecordFailure.NoMajority } => throw new RecordUnavailableException(key),
             _ => throw new RecordTimeoutException(key, _options.OperationTimeout),
         };
+    }
+
+    /// <summary>The latest configuration of a record this node knows: as a requester told by roots, as a root, or as
+    /// an acceptor. Null when it never had to do with the record.</summary>
+    private RecordConfiguration? KnownConfiguration(NodeKey key)
+    {
+        lock (_lock)
+        {
+            return KnownConfigurationLocked(key);
+        }
+    }
+
+    private RecordConfiguration? KnownConfigurationLocked(NodeKey key) =>
+        new[] { _known.GetValueOrDefault(key), _slots.GetValueOrDefault(key)?.Configuration, _acceptors.GetValueOrDefault(key)?.Configuration }
+            .OfType<RecordConfiguration>().MaxBy(c => c.Epoch);
+
+    /// <summary>Remembers the configuration a root answered with, when it is later than any known.</summary>
+    private void Learn(NodeKey key, RecordConfiguration? configuration)
+    {
+        if (configuration is null)
+        {
+            return;
+        }
+
+        lock (_lock)
+        {
+            if (!_known.TryGetValue(key, out var known) || known.Epoch < configuration.Epoch)
+            {
+                _known[key] = configuration;
+            }
+        }
     }
 
     private void Send(NodeHandle to, RecordMessage message, Outbox outbox)

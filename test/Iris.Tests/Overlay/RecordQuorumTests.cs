@@ -226,6 +226,42 @@ public class RecordQuorumTests
     }
 
     [Fact]
+    public void A_side_holding_none_of_a_records_replicas_neither_recreates_it_nor_reads_it_as_never_written()
+    {
+        // The nodes that know of the record (its acceptors, its root) are all on one side; the other side's root finds
+        // no neighbour that knows it. A requester that has seen the record says so, and the root fails rather than
+        // start the record afresh, which would let that side write a version 1 of its own.
+        var (ring, stores) = Build(24, seed: 11);
+        using var _ = ring;
+        var key = NodeKey.FromName("far-side");
+        var byDistance = ring.Nodes.OrderBy(n => key.RingDistance(n.Self.Key)).ToList();
+        var near = byDistance.Take(12).ToList();
+        var far = byDistance.Skip(12).ToList();
+        var reader = stores[far[^1]];
+        Assert.True(ring.Await(reader.CompareAndSwapAsync(key, 0, Text("v1"))).Success);
+        Assert.Equal("v1", Text(ring.Await(reader.ReadAsync(key))));
+
+        ring.Network.Partition(near.Select(n => n.Self.Address));
+        ring.Run(TimeSpan.FromSeconds(30));
+        var read = reader.ReadAsync(key);
+        ring.Pump(read.ContinueWith(_ => { }, TaskScheduler.Default), Limit);
+        Assert.True(read.IsFaulted, "the far side read the record as never written");
+        Assert.IsType<RecordUnavailableException>(read.Exception!.InnerException);
+        var fresh = Outcome(ring, reader.CompareAndSwapAsync(key, 0, Text("fresh")));
+        Assert.False(fresh is { Success: true }, "the far side created the record afresh and wrote version 1 of its own");
+
+        ring.Network.Heal();
+        Assert.True(ring.Stabilise(TimeSpan.FromSeconds(60)) is not null, ring.DescribeWrongLeafSets());
+        ring.Run(TimeSpan.FromSeconds(10));
+        foreach (var node in ring.Nodes)
+        {
+            var value = ring.Await(stores[node].ReadAsync(key));
+            Assert.Equal("v1", Text(value));
+            Assert.Equal(1, value!.Version);
+        }
+    }
+
+    [Fact]
     public void With_three_of_five_acceptors_cut_off_reads_and_writes_fail_typed_in_time_and_nothing_is_lost_after_healing()
     {
         var (ring, stores) = Build(30, seed: 5);
@@ -337,8 +373,8 @@ public class RecordQuorumTests
         var register = new Register(5, [1, 2, 3], [(new WriteId(node, 9), 5)], config);
         var messages = new[]
         {
-            new RecordMessage(RecordMessageType.Request, key, node, 1) { IsWrite = true, ExpectedVersion = 4, OriginAddress = new("mem://2"), Data = [7], WriteId = new WriteId(node, 12) },
-            new RecordMessage(RecordMessageType.Reply, key, node, 1) { Success = true, Value = new RecordValue([9], 2) { Writer = (node, 3) } },
+            new RecordMessage(RecordMessageType.Request, key, node, 1) { IsWrite = true, ExpectedVersion = 4, OriginAddress = new("mem://2"), Data = [7], WriteId = new WriteId(node, 12), Configuration = config },
+            new RecordMessage(RecordMessageType.Reply, key, node, 1) { Success = true, Value = new RecordValue([9], 2) { Writer = (node, 3) }, Configuration = config },
             new RecordMessage(RecordMessageType.Failure, key, node, 1) { Reason = RecordFailure.NoMajority },
             new RecordMessage(RecordMessageType.Prepare, key, node, 2) { Epoch = 3, Ballot = new Ballot(4, node), Incarnation = 77 },
             new RecordMessage(RecordMessageType.Accept, key, node, 2) { Epoch = 3, Ballot = new Ballot(4, node), Incarnation = 77, Register = register },
@@ -363,6 +399,8 @@ public class RecordQuorumTests
             Assert.Throws<OverlayProtocolException>(() => RecordMessage.Decode((byte[])[.. bytes, 0]));
         }
 
+        Assert.Equal(config.Members, RecordMessage.Decode(messages[0].Encode()).Configuration!.Members);
+        Assert.Null(RecordMessage.Decode(messages[2].Encode()).Configuration);
         var decoded = RecordMessage.Decode(messages[7].Encode());
         Assert.Equal(config.Members, decoded.Configuration!.Members);
         Assert.Equal(register.Recent, decoded.Register!.Recent);

@@ -31,7 +31,7 @@ public class DisseminationTests
 
     /// <summary>Plays the receiving processes: each records a delivery (once per id, as member hosts do) and passes
     /// its share on; the dead ones fail before doing anything.</summary>
-    private sealed class Network(ISet<string> dead)
+    private sealed class Network(ISet<string> dead, Func<Exception>? failure = null)
     {
         public ConcurrentDictionary<string, int> Deliveries { get; } = new();
 
@@ -43,9 +43,15 @@ public class DisseminationTests
         {
             Calls.AddOrUpdate(target.Id, 1, (_, n) => n + 1);
             await Task.Yield();
-            if (dead.Contains(target.Id))
+            bool isDead;
+            lock (dead)
             {
-                throw new SiloUnavailableException("dead");
+                isDead = dead.Contains(target.Id);
+            }
+
+            if (isDead)
+            {
+                throw failure?.Invoke() ?? new SiloUnavailableException("dead");
             }
 
             if (target.Observer is not null)
@@ -92,12 +98,27 @@ public class DisseminationTests
     }
 
     [Fact]
-    public async Task Only_clients_are_each_sent_directly()
+    public async Task Only_clients_are_each_sent_directly_and_one_that_does_not_take_the_message_is_tried_again()
     {
         var targets = Enumerable.Range(0, 7).Select(Client).ToArray();
         var network = new Network(new HashSet<string> { "client/3" });
-        await Disseminator.SendAsync(targets, network.Send);
+        await Disseminator.SendAsync(targets, network.Send, TimeSpan.FromMilliseconds(500));
         Assert.Equal(6, network.Deliveries.Count);
         Assert.Equal(0, network.MaxShareOfClient);
+        Assert.All(targets.Where(t => t.Id != "client/3"), t => Assert.Equal(1, network.Calls[t.Id]));
+        Assert.InRange(network.Calls["client/3"], 2, 10);
+    }
+
+    [Fact]
+    public async Task A_client_between_gateways_gets_the_message_once_it_is_back()
+    {
+        var targets = Enumerable.Range(0, 3).Select(Silo).Concat(Enumerable.Range(0, 3).Select(Client)).ToArray();
+        var away = new HashSet<string> { "client/1" };
+        var network = new Network(away, static () => new TimeoutException("between gateways"));
+        _ = Task.Delay(TimeSpan.FromMilliseconds(700)).ContinueWith(_ => { lock (away) { away.Clear(); } }, TaskScheduler.Default);
+        await Disseminator.SendAsync(targets, network.Send, TimeSpan.FromSeconds(10));
+        Assert.Equal(targets.Select(t => t.Id).Order(), network.Deliveries.Keys.Order());
+        Assert.All(network.Deliveries.Values, n => Assert.Equal(1, n));
+        Assert.True(network.Calls["client/1"] > 1);
     }
 }
