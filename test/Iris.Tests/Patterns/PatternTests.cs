@@ -186,8 +186,17 @@ public sealed class PatternTests(IrisClusterFixture cluster) : IClassFixture<Iri
     {
         var name = Name("weighted");
         var counts = new ConcurrentDictionary<string, int>();
-        await using var small = await cluster.IrisA.RegisterAsync(name, new Handler((p, _) => { counts.AddOrUpdate("A", 1, (_, n) => n + 1); return Task.FromResult(p); }), new MemberLimits { MaxConcurrentRequests = 1 });
-        await using var large = await cluster.IrisB.RegisterAsync(name, new Handler((p, _) => { counts.AddOrUpdate("B", 1, (_, n) => n + 1); return Task.FromResult(p); }), new MemberLimits { MaxConcurrentRequests = 3 });
+        // Both handlers take the same few milliseconds, so capacity (slots over the measured time a request takes) is
+        // one to three whatever else the machine is doing; a handler that returns at once would be timed as noise.
+        async Task<byte[]> Work(string member, byte[] payload)
+        {
+            counts.AddOrUpdate(member, 1, (_, n) => n + 1);
+            await Task.Delay(3);
+            return payload;
+        }
+
+        await using var small = await cluster.IrisA.RegisterAsync(name, new Handler((p, _) => Work("A", p)), new MemberLimits { MaxConcurrentRequests = 1 });
+        await using var large = await cluster.IrisB.RegisterAsync(name, new Handler((p, _) => Work("B", p)), new MemberLimits { MaxConcurrentRequests = 3 });
         for (var i = 0; i < 400; i++)
         {
             await cluster.IrisA.RequestAsync(name, [1], TimeSpan.FromSeconds(5));
