@@ -140,6 +140,9 @@ internal sealed record OverloadSummary
     /// <summary>Each overloaded cluster was offered this many times its members' capacity.</summary>
     public double Factor { get; init; }
 
+    /// <summary>When the phase before the overload started, after the warm-up (seconds since the load started).</summary>
+    public int BeforeFrom { get; init; }
+
     public int OverloadFrom { get; init; }
 
     public int OverloadTo { get; init; }
@@ -167,6 +170,13 @@ internal sealed record OverloadSummary
 
     public IReadOnlyList<OverloadClusterResult> Clusters { get; init; } = [];
 
+    /// <summary>The overload callers' Orleans calls to other processes, by interface, method and outcome.</summary>
+    public SortedDictionary<string, long> Calls { get; init; } = [];
+
+    /// <summary>Calls to member hosts per request of the overload callers: 1 when the first member chosen answered;
+    /// each member that refused adds one.</summary>
+    public double MemberCallsPerRequest { get; init; }
+
     public required PhaseMemory SiloMemoryMb { get; init; }
 
     public required PhaseMemory MemberMemoryMb { get; init; }
@@ -181,4 +191,8 @@ internal sealed record OverloadSummary
 internal sealed record PhaseCpu(SortedDictionary<string, double> Before, SortedDictionary<string, double> Overload, SortedDictionary<string, double> After);
 
 /// <summary>The largest working set sampled in each phase of an overload run, in MiB.</summary>
-internal sealed record PhaseMemory(double Before, double Overload, double After);
+internal sealed record PhaseMemory(double Before, double Overload, double After)
+{
+    public static PhaseMemory Of(MemorySampler sampler, OverloadPhases phases) =>
+        new(sampler.MaxMb(phases.BeforeFrom, phases.OverloadFrom), sampler.MaxMb(phases.OverloadFrom, phases.OverloadTo), sampler.MaxMb(phases.OverloadTo, phases.End + 1));
+}

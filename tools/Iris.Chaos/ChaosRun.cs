@@ -51,7 +51,9 @@ internal sealed class ChaosRun(ChaosSettings settings, TextWriter progress)
 
         var clock = new RunClock(time);
         slowCalls.Clock = clock;
-        var requests = new RequestLoad(iris, clock, settings.RequestTimeout, settings.Seconds);
+        // An overload run adds a warm-up before its phases; a chaos run measures from the start.
+        var loadSeconds = overload is null ? settings.Seconds : phases.End;
+        var requests = new RequestLoad(iris, clock, settings.RequestTimeout, loadSeconds);
         var broadcasts = new BroadcastLoad(iris, clock, settings.BroadcastsPerSecond);
         var tunnels = new TunnelLoad(iris);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -76,17 +78,17 @@ internal sealed class ChaosRun(ChaosSettings settings, TextWriter progress)
             },
             clock);
         cpu.Mark();
-        var overloading = overload is null ? Task.FromResult<IReadOnlyList<OverloadClusterResult>>([]) : OverloadAsync(overload, phases, clock, cpu, cancellationToken);
+        var overloading = overload is null ? Task.FromResult(new OverloadCallerResult([], [])) : OverloadAsync(overload, phases, clock, cpu, cancellationToken);
 
         var lastReported = 0;
-        while (clock.Seconds < settings.Seconds)
+        while (clock.Seconds < loadSeconds)
         {
-            await clock.DelayUntilAsync(Math.Min(settings.Seconds, lastReported + 5), cancellationToken).ConfigureAwait(false);
+            await clock.DelayUntilAsync(Math.Min(loadSeconds, lastReported + 5), cancellationToken).ConfigureAwait(false);
             lastReported = clock.Second;
             progress.WriteLine($"[{clock.Seconds,6:F1}s] requests {requests.Requests}, succeeded {requests.Succeeded}, unanswered {requests.Unanswered}, tunnels opened {tunnels.Opened}");
         }
 
-        var overloaded = await overloading.ConfigureAwait(false);
+        var (overloaded, overloadCalls) = await overloading.ConfigureAwait(false);
         cpu.Mark();
         await stop.CancelAsync().ConfigureAwait(false);
         await WithinAsync(Task.WhenAll(loads), LoadsStopLimit, "the load did not stop").ConfigureAwait(false);
@@ -103,7 +105,9 @@ internal sealed class ChaosRun(ChaosSettings settings, TextWriter progress)
         }
 
         overload?.Kill();
-        var audit = ExecutionAudit.Read([.. members.Select(m => m.File)], requests.SucceededIds, broadcasts.Accepted, overload?.RefusedFile);
+        var audit = ExecutionAudit.Read(
+            [.. members.Select(m => m.File)], requests.SucceededIds, broadcasts.Accepted,
+            overload is null ? [] : [.. members.Select(m => m.File + MemberProgram.OverloadSuffix)], overload?.RefusedFile);
         await StopQuietlyAsync(client).ConfigureAwait(false);
 
         var perSecond = requests.SucceededPerSecond();
@@ -162,6 +166,7 @@ internal sealed class ChaosRun(ChaosSettings settings, TextWriter progress)
             Overload = overload is null ? null : new OverloadSummary
             {
                 Factor = settings.OverloadFactor,
+                BeforeFrom = phases.BeforeFrom,
                 OverloadFrom = phases.OverloadFrom,
                 OverloadTo = phases.OverloadTo,
                 SettleSeconds = OverloadPhases.SettleSeconds,
@@ -175,10 +180,12 @@ internal sealed class ChaosRun(ChaosSettings settings, TextWriter progress)
                 ExecutedTwice = audit.OverloadExecutedTwice,
                 OverloadedButExecuted = audit.OverloadedButExecuted,
                 Clusters = overloaded,
-                SiloMemoryMb = new PhaseMemory(siloMemory.MaxMb(0, phases.OverloadFrom), siloMemory.MaxMb(phases.OverloadFrom, phases.OverloadTo), siloMemory.MaxMb(phases.OverloadTo)),
-                MemberMemoryMb = new PhaseMemory(memberMemory.MaxMb(0, phases.OverloadFrom), memberMemory.MaxMb(phases.OverloadFrom, phases.OverloadTo), memberMemory.MaxMb(phases.OverloadTo)),
+                Calls = overloadCalls,
+                MemberCallsPerRequest = MemberCallsPerRequest(overloadCalls, overloaded.Sum(c => c.Requests)),
+                SiloMemoryMb = PhaseMemory.Of(siloMemory, phases),
+                MemberMemoryMb = PhaseMemory.Of(memberMemory, phases),
                 SiloMemoryMbPerSecond = siloMemory.Series(),
-                CpuCores = cpu.Between() is [var before, var during, var after] ? new PhaseCpu(before, during, after) : null,
+                CpuCores = cpu.Between() is [_, var before, var during, var after] ? new PhaseCpu(before, during, after) : null,
             },
             SucceededPerSecond = perSecond,
             FailedPerSecond = requests.FailedPerSecond(),
@@ -205,9 +212,15 @@ internal sealed class ChaosRun(ChaosSettings settings, TextWriter progress)
 
     /// <summary>Overloads the slow clusters from the start to the end of the overload phase; returns what their callers
     /// saw, once every request sent has its outcome.</summary>
-    private async Task<IReadOnlyList<OverloadClusterResult>> OverloadAsync(
+    /// <summary>Calls to member hosts (<c>Request</c>, whatever their outcome) per request sent.</summary>
+    private static double MemberCallsPerRequest(SortedDictionary<string, long> calls, long requests) =>
+        requests == 0 ? 0 : Math.Round(calls.Where(c => c.Key.Contains(".Request ->", StringComparison.Ordinal)).Sum(c => c.Value) / (double)requests, 2);
+
+    private async Task<OverloadCallerResult> OverloadAsync(
         OverloadCallers overload, OverloadPhases phases, RunClock clock, CpuAccount cpu, CancellationToken cancellationToken)
     {
+        await clock.DelayUntilAsync(phases.BeforeFrom, cancellationToken).ConfigureAwait(false);
+        cpu.Mark();
         await clock.DelayUntilAsync(phases.OverloadFrom, cancellationToken).ConfigureAwait(false);
         cpu.Mark();
         await overload.StartAsync().ConfigureAwait(false);
@@ -215,7 +228,7 @@ internal sealed class ChaosRun(ChaosSettings settings, TextWriter progress)
         await clock.DelayUntilAsync(phases.OverloadTo, cancellationToken).ConfigureAwait(false);
         cpu.Mark();
         var results = await overload.StopAsync(cancellationToken).ConfigureAwait(false);
-        progress.WriteLine($"[{clock.Seconds,6:F1}s] overload stopped: " + string.Join(", ", results.Select(r => $"{r.Cluster} {r.Requests} requests, {r.Succeeded} succeeded, {r.OverloadedTyped.Values.Sum()} overloaded or timed out, {r.Unanswered} unanswered")));
+        progress.WriteLine($"[{clock.Seconds,6:F1}s] overload stopped: " + string.Join(", ", results.Clusters.Select(r => $"{r.Cluster} {r.Requests} requests, {r.Succeeded} succeeded, {r.OverloadedTyped.Values.Sum()} overloaded or timed out, {r.Unanswered} unanswered")));
         return results;
     }
 

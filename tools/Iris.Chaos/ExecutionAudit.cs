@@ -28,12 +28,18 @@ internal sealed class ExecutionAudit
     /// <summary>Up to 8 accepted broadcasts a member never got: the id, when it was sent, and the member's file.</summary>
     public IReadOnlyList<string> MissingBroadcastSamples { get; private init; } = [];
 
-    /// <summary>Reads the members' <paramref name="files"/>, and with an overload the ids its callers were refused
-    /// (<paramref name="refusedFile"/>).</summary>
-    public static ExecutionAudit Read(IReadOnlyList<string> files, IEnumerable<string> succeeded, IReadOnlyDictionary<string, double> broadcastsAccepted, string? refusedFile = null)
+    /// <summary>Reads the members' <paramref name="files"/>, and with an overload the members' files of the overloaded
+    /// clusters (<paramref name="overloadFiles"/>) and the ids their callers were refused (<paramref name="refusedFile"/>).</summary>
+    public static ExecutionAudit Read(
+        IReadOnlyList<string> files, IEnumerable<string> succeeded, IReadOnlyDictionary<string, double> broadcastsAccepted, IReadOnlyList<string> overloadFiles, string? refusedFile)
     {
         var executions = new Dictionary<string, int>(StringComparer.Ordinal);
         var overloadExecutions = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var (_, id) in overloadFiles.SelectMany(ExecutionFile.Read))
+        {
+            overloadExecutions[id] = overloadExecutions.GetValueOrDefault(id) + 1;
+        }
+
         long recorded = 0;
         long broadcastDuplicates = 0;
         long missing = 0;
@@ -43,12 +49,7 @@ internal sealed class ExecutionAudit
             var broadcasts = new Dictionary<string, int>(StringComparer.Ordinal);
             foreach (var (kind, id) in ExecutionFile.Read(file))
             {
-                var counts = kind switch
-                {
-                    ExecutionFile.Request => executions,
-                    ExecutionFile.Overloaded => overloadExecutions,
-                    _ => broadcasts,
-                };
+                var counts = kind == ExecutionFile.Request ? executions : broadcasts;
                 counts[id] = counts.GetValueOrDefault(id) + 1;
                 recorded += kind == ExecutionFile.Request ? 1 : 0;
             }

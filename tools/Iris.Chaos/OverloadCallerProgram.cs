@@ -12,7 +12,8 @@ namespace Iris.Chaos;
 /// Orleans client process, apart from the runner's, that overloads the <see cref="OverloadClusters"/> (the callers of
 /// an overloaded service are other services, with connections of their own). It warms up with one request to each,
 /// prints <c>READY</c>, starts an <see cref="OverloadLoad"/> per cluster on the line <c>START</c>, stops sending on
-/// <c>STOP</c>, waits for every request's outcome and prints <c>RESULT</c> and the outcomes as JSON. The ids of the
+/// <c>STOP</c>, waits for every request's outcome and prints <c>RESULT</c> and the outcomes as JSON, with the calls
+/// its client made meanwhile (<see cref="CallCounts"/>). The ids of the
 /// requests refused as overloaded go to &lt;file&gt;. The network comes from the environment, as for a member.
 /// </summary>
 internal static class OverloadCallerProgram
@@ -34,7 +35,8 @@ internal static class OverloadCallerProgram
 
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        builder.UseOrleansClient(client => client.UseIris());
+        var calls = new CallCounts();
+        builder.UseOrleansClient(client => client.UseIris().AddOutgoingGrainCallFilter(calls));
         using var host = builder.Build();
         await host.StartAsync().ConfigureAwait(false);
         var iris = host.Services.GetRequiredService<IIrisClient>();
@@ -53,11 +55,13 @@ internal static class OverloadCallerProgram
         var clock = new RunClock(TimeProvider.System);
         var running = loads.Select(l => new OverloadLoad(iris, l.Cluster, l.Rate, timeout, clock, int.Parse(seconds, CultureInfo.InvariantCulture), refused)).ToArray();
         using var stop = new CancellationTokenSource();
+        calls.Start();
         var sending = Task.WhenAll(running.Select(l => Task.Run(() => l.RunAsync(stop.Token), CancellationToken.None)));
         await ReadUntilAsync("STOP").ConfigureAwait(false);
         await stop.CancelAsync().ConfigureAwait(false);
         await sending.ConfigureAwait(false);
-        Console.WriteLine(Result + JsonSerializer.Serialize(running.Select(l => l.Result()).ToArray(), Json));
+        var result = new OverloadCallerResult([.. running.Select(l => l.Result())], calls.Snapshot());
+        Console.WriteLine(Result + JsonSerializer.Serialize(result, Json));
 
         await ReadUntilAsync(null).ConfigureAwait(false);
         await host.StopAsync().ConfigureAwait(false);

@@ -38,11 +38,15 @@ internal sealed class OverloadCallers(ChildProcess process, string refusedFile, 
     public void Kill() => process.Kill();
 
     /// <summary>Stops sending and returns, once every request sent has its outcome, what the callers saw.</summary>
-    public async Task<IReadOnlyList<OverloadClusterResult>> StopAsync(CancellationToken cancellationToken)
+    public async Task<OverloadCallerResult> StopAsync(CancellationToken cancellationToken)
     {
         await process.SendLineAsync("STOP").ConfigureAwait(false);
         var line = await process.WaitForLineAsync(l => l.StartsWith(OverloadCallerProgram.Result, StringComparison.Ordinal), ResultLimit, "the overload callers' result", cancellationToken).ConfigureAwait(false);
-        var results = JsonSerializer.Deserialize<OverloadClusterResult[]>(line[OverloadCallerProgram.Result.Length..], OverloadCallerProgram.Json) ?? [];
-        return [.. results.Select(r => r with { CapacityPerSecond = Math.Round(OverloadClusters.Find(r.Cluster).Capacity(members), 1) })];
+        var result = JsonSerializer.Deserialize<OverloadCallerResult>(line[OverloadCallerProgram.Result.Length..], OverloadCallerProgram.Json)
+            ?? throw new InvalidOperationException("the overload callers' result is empty");
+        return result with
+        {
+            Clusters = [.. result.Clusters.Select(r => r with { CapacityPerSecond = Math.Round(OverloadClusters.Find(r.Cluster).Capacity(members), 1) })],
+        };
     }
 }

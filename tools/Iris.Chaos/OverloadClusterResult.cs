@@ -1,5 +1,9 @@
 namespace Iris.Chaos;
 
+/// <summary>What the overload callers' process saw: the outcomes by cluster, and the calls its Orleans client made to
+/// other processes by method and outcome.</summary>
+internal sealed record OverloadCallerResult(IReadOnlyList<OverloadClusterResult> Clusters, SortedDictionary<string, long> Calls);
+
 /// <summary>What the callers of one overloaded cluster saw, sent by the overload callers' process to the runner (a JSON
 /// line) and reported under <c>overload.clusters</c>. Seconds count from the start of the overload phase.</summary>
 internal sealed record OverloadClusterResult

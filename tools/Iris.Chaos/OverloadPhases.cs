@@ -1,37 +1,43 @@
 namespace Iris.Chaos;
 
 /// <summary>
-/// The three phases of an <c>--overload</c> run over its <c>--seconds</c> S: before (the first quarter, no overload),
-/// overload (the next half) and after (the rest, no overload again). The healthy cluster's throughput in a phase is the
+/// The phases of an <c>--overload</c> run: a warm-up of <see cref="WarmUpSeconds"/> (the healthy load alone, not
+/// measured: on a busy machine the healthy cluster's throughput climbs for tens of seconds after the load starts, as
+/// the JIT compiler catches up), then over <c>--seconds</c> S: before (the first quarter, no overload), overload (the
+/// next half) and after (the rest, no overload again). The healthy cluster's throughput in a phase is the
 /// mean of its successful requests per second over the phase's whole seconds, less the first
 /// <see cref="SettleSeconds"/> (the change of phase: the overload's callers starting, or its last requests ending).
-/// The unloaded throughput is the mean of the phases before and after: on a machine whose other work comes and goes,
-/// that cancels a steady drift over the run, which a comparison with the phase before alone would count as the
-/// overload's doing (either way). What the overload leaves behind shows in the after phase against the one before.
+/// The ratio compares the overload phase with the phase before; the phase after, against the one before, says whether
+/// the comparison can be trusted: near 1 when neither the machine's other work nor anything the overload left behind
+/// changed the healthy cluster's throughput.
 /// </summary>
 internal sealed record OverloadPhases(int Seconds)
 {
     public const int SettleSeconds = 2;
 
+    public const int WarmUpSeconds = 10;
+
     /// <summary>The shortest run that leaves each phase at least three measured seconds.</summary>
     public const int MinimumSeconds = 4 * (SettleSeconds + 3);
 
-    public int OverloadFrom => Seconds / 4;
+    public int BeforeFrom => WarmUpSeconds;
+
+    public int OverloadFrom => BeforeFrom + (Seconds / 4);
 
     public int OverloadTo => OverloadFrom + (Seconds / 2);
 
-    /// <summary>Mean successes per second of the healthy cluster before, during and after the overload; the ratio of
-    /// the overload phase's to the unloaded phases' mean, and of the phase after to the phase before.</summary>
+    /// <summary>When the load stops, in seconds since it started.</summary>
+    public int End => WarmUpSeconds + Seconds;
+
+    /// <summary>Mean successes per second of the healthy cluster before, during and after the overload, and the ratios
+    /// of the last two to the first.</summary>
     public HealthyThroughput Measure(IReadOnlyList<int> succeededPerSecond)
     {
-        var before = Mean(succeededPerSecond, 0, OverloadFrom);
+        var before = Mean(succeededPerSecond, BeforeFrom, OverloadFrom);
         var during = Mean(succeededPerSecond, OverloadFrom, OverloadTo);
-        var after = Mean(succeededPerSecond, OverloadTo, Seconds);
-        return new HealthyThroughput(Math.Round(before, 1), Math.Round(during, 1), Math.Round(after, 1), Ratio(during, (before + after) / 2), Ratio(after, before));
+        var after = Mean(succeededPerSecond, OverloadTo, End);
+        return new HealthyThroughput(Math.Round(before, 1), Math.Round(during, 1), Math.Round(after, 1), Ratio(during, before), Ratio(after, before));
     }
-
-    /// <summary>Whether <paramref name="seconds"/> into the load falls in the overload phase.</summary>
-    public bool InOverload(double seconds) => seconds >= OverloadFrom && seconds < OverloadTo;
 
     private static double Mean(IReadOnlyList<int> perSecond, int from, int to)
     {
@@ -43,7 +49,7 @@ internal sealed record OverloadPhases(int Seconds)
 }
 
 /// <summary>The healthy cluster's mean successes per second in each phase of an overload run; <c>Ratio</c> is the
-/// overload phase's over the mean of the phases before and after (the report's <c>healthyThroughputRatio</c>),
-/// <c>AfterRatio</c> the phase after over the phase before (near 1 when the machine's other work did not change and
-/// the overload left nothing behind; far from 1, the ratio is as unsure as the machine was unsteady).</summary>
+/// overload phase's over the phase before (the report's <c>healthyThroughputRatio</c>), <c>AfterRatio</c> the phase
+/// after over the phase before (near 1 when the machine's other work did not change and the overload left nothing
+/// behind; far from 1, the ratio is as unsure as the machine was unsteady).</summary>
 internal sealed record HealthyThroughput(double Before, double Overload, double After, double Ratio, double AfterRatio);
