@@ -139,4 +139,37 @@ public sealed class MemberDirectoryTests
         Assert.Equal([Fast], await directory.MembersAsync("cluster/x#0"));
         Assert.Equal(3, asked);
     }
+
+    [Fact]
+    public void A_member_that_said_it_is_full_is_passed_over_until_then_and_then_asked_by_one_request_at_a_time()
+    {
+        var time = new FakeTimeProvider();
+        var directory = Directory(time);
+        MemberEndpoint[] members = [Fast, Slow];
+        Assert.Same(members, directory.NotFull("c", members));
+
+        directory.Full("fast", "c", TimeSpan.FromMilliseconds(25));
+        directory.Full("slow", "other", TimeSpan.FromMilliseconds(25));
+        Assert.Equal([Slow], directory.NotFull("c", members));
+
+        // Its time passed: the next request asks it, the ones after pass it over until that one is answered.
+        time.Advance(TimeSpan.FromMilliseconds(25));
+        Assert.Equal([Fast, Slow], directory.NotFull("c", members));
+        Assert.Equal([Slow], directory.NotFull("c", members));
+        directory.Served("fast", "c");
+        Assert.Same(members, directory.NotFull("c", members));
+
+        // Refused again, it is passed over again; a probe that gets no answer lets another ask after the same time.
+        directory.Full("fast", "c", TimeSpan.FromMilliseconds(25));
+        time.Advance(TimeSpan.FromMilliseconds(25));
+        Assert.Equal([Fast, Slow], directory.NotFull("c", members));
+        time.Advance(TimeSpan.FromMilliseconds(24));
+        Assert.Equal([Slow], directory.NotFull("c", members));
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        Assert.Equal([Fast, Slow], directory.NotFull("c", members));
+
+        // A request too large for the member's limit whatever it holds says zero: nothing to wait for.
+        directory.Full("slow", "c", TimeSpan.Zero);
+        Assert.Contains(Slow, directory.NotFull("c", members));
+    }
 }
