@@ -1,14 +1,14 @@
 namespace Iris.Chaos;
 
 /// <summary>An Orleans call filter on the overload callers' client that counts the calls it makes by method and outcome
-/// (<c>IMemberHost.Request -> MemberRefusedException</c>, …), counted from the first <see cref="Start"/>: how many calls
+/// (<c>IMemberHost.Request -> MemberRefusedException</c>, …), counted from the last <see cref="Start"/>: how many calls
 /// between processes a request to an overloaded cluster costs.</summary>
 internal sealed class CallCounts : IOutgoingGrainCallFilter
 {
-    private readonly Tally _calls = new();
-    private volatile bool _counting;
+    private volatile Tally? _calls;
 
-    public void Start() => _counting = true;
+    /// <summary>Counts from now, from zero.</summary>
+    public void Start() => _calls = new Tally();
 
     public async Task Invoke(IOutgoingGrainCallContext context)
     {
@@ -24,12 +24,9 @@ internal sealed class CallCounts : IOutgoingGrainCallFilter
         }
         finally
         {
-            if (_counting)
-            {
-                _calls.Add($"{context.InterfaceName}.{context.MethodName} -> {outcome}");
-            }
+            _calls?.Add($"{context.InterfaceName}.{context.MethodName} -> {outcome}");
         }
     }
 
-    public SortedDictionary<string, long> Snapshot() => _calls.Snapshot();
+    public SortedDictionary<string, long> Snapshot() => _calls?.Snapshot() ?? [];
 }

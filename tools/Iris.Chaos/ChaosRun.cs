@@ -219,6 +219,11 @@ internal sealed class ChaosRun(ChaosSettings settings, TextWriter progress)
     private async Task<OverloadCallerResult> OverloadAsync(
         OverloadCallers overload, OverloadPhases phases, RunClock clock, CpuAccount cpu, CancellationToken cancellationToken)
     {
+        await clock.DelayUntilAsync(OverloadPhases.BurstFrom, cancellationToken).ConfigureAwait(false);
+        await overload.StartAsync().ConfigureAwait(false);
+        await clock.DelayUntilAsync(OverloadPhases.BurstTo, cancellationToken).ConfigureAwait(false);
+        var burst = await overload.StopAsync(cancellationToken).ConfigureAwait(false);
+        progress.WriteLine($"[{clock.Seconds,6:F1}s] warm-up burst of the overload: {burst.Clusters.Sum(c => c.Requests)} requests");
         await clock.DelayUntilAsync(phases.BeforeFrom, cancellationToken).ConfigureAwait(false);
         cpu.Mark();
         await clock.DelayUntilAsync(phases.OverloadFrom, cancellationToken).ConfigureAwait(false);

@@ -12,8 +12,9 @@ namespace Iris.Chaos;
 /// Orleans client process, apart from the runner's, that overloads the <see cref="OverloadClusters"/> (the callers of
 /// an overloaded service are other services, with connections of their own). It warms up with one request to each,
 /// prints <c>READY</c>, starts an <see cref="OverloadLoad"/> per cluster on the line <c>START</c>, stops sending on
-/// <c>STOP</c>, waits for every request's outcome and prints <c>RESULT</c> and the outcomes as JSON, with the calls
-/// its client made meanwhile (<see cref="CallCounts"/>). The ids of the
+/// <c>STOP</c>, waits for every request's outcome and prints <c>RESULT</c>, the number of the round (1, 2, …) and the
+/// outcomes as JSON, with the calls its client made meanwhile (<see cref="CallCounts"/>); then waits for the next
+/// <c>START</c>. The ids of the
 /// requests refused as overloaded go to &lt;file&gt;. The network comes from the environment, as for a member.
 /// </summary>
 internal static class OverloadCallerProgram
@@ -46,24 +47,21 @@ internal static class OverloadCallerProgram
         }
 
         Console.WriteLine("READY");
-        if (!await ReadUntilAsync("START").ConfigureAwait(false))
+        using var refused = new ExecutionFile(file);
+        for (var round = 1; await ReadUntilAsync("START").ConfigureAwait(false); round++)
         {
-            return 1;
+            var clock = new RunClock(TimeProvider.System);
+            var running = loads.Select(l => new OverloadLoad(iris, l.Cluster, l.Rate, timeout, clock, int.Parse(seconds, CultureInfo.InvariantCulture), refused)).ToArray();
+            using var stop = new CancellationTokenSource();
+            calls.Start();
+            var sending = Task.Run(() => OverloadLoad.RunAsync(running, stop.Token), CancellationToken.None);
+            await ReadUntilAsync("STOP").ConfigureAwait(false);
+            await stop.CancelAsync().ConfigureAwait(false);
+            await sending.ConfigureAwait(false);
+            var result = new OverloadCallerResult([.. running.Select(l => l.Result())], calls.Snapshot());
+            Console.WriteLine($"{Result}{round} {JsonSerializer.Serialize(result, Json)}");
         }
 
-        using var refused = new ExecutionFile(file);
-        var clock = new RunClock(TimeProvider.System);
-        var running = loads.Select(l => new OverloadLoad(iris, l.Cluster, l.Rate, timeout, clock, int.Parse(seconds, CultureInfo.InvariantCulture), refused)).ToArray();
-        using var stop = new CancellationTokenSource();
-        calls.Start();
-        var sending = Task.WhenAll(running.Select(l => Task.Run(() => l.RunAsync(stop.Token), CancellationToken.None)));
-        await ReadUntilAsync("STOP").ConfigureAwait(false);
-        await stop.CancelAsync().ConfigureAwait(false);
-        await sending.ConfigureAwait(false);
-        var result = new OverloadCallerResult([.. running.Select(l => l.Result())], calls.Snapshot());
-        Console.WriteLine(Result + JsonSerializer.Serialize(result, Json));
-
-        await ReadUntilAsync(null).ConfigureAwait(false);
         await host.StopAsync().ConfigureAwait(false);
         return 0;
     }

@@ -7,6 +7,8 @@ namespace Iris.Chaos;
 /// the load, told when the overload phase starts and stops, and asked for what its callers saw.</summary>
 internal sealed class OverloadCallers(ChildProcess process, string refusedFile, int members)
 {
+    private int _rounds;
+
     /// <summary>How long after the phase the callers may take to report: every request sent ends within its timeout
     /// plus 2 s; more is a hang, reported as such.</summary>
     private static readonly TimeSpan ResultLimit = TimeSpan.FromSeconds(30);
@@ -37,12 +39,14 @@ internal sealed class OverloadCallers(ChildProcess process, string refusedFile, 
 
     public void Kill() => process.Kill();
 
-    /// <summary>Stops sending and returns, once every request sent has its outcome, what the callers saw.</summary>
+    /// <summary>Stops sending and returns, once every request sent has its outcome, what the callers saw since they
+    /// started.</summary>
     public async Task<OverloadCallerResult> StopAsync(CancellationToken cancellationToken)
     {
         await process.SendLineAsync("STOP").ConfigureAwait(false);
-        var line = await process.WaitForLineAsync(l => l.StartsWith(OverloadCallerProgram.Result, StringComparison.Ordinal), ResultLimit, "the overload callers' result", cancellationToken).ConfigureAwait(false);
-        var result = JsonSerializer.Deserialize<OverloadCallerResult>(line[OverloadCallerProgram.Result.Length..], OverloadCallerProgram.Json)
+        var prefix = $"{OverloadCallerProgram.Result}{++_rounds} ";
+        var line = await process.WaitForLineAsync(l => l.StartsWith(prefix, StringComparison.Ordinal), ResultLimit, "the overload callers' result", cancellationToken).ConfigureAwait(false);
+        var result = JsonSerializer.Deserialize<OverloadCallerResult>(line[prefix.Length..], OverloadCallerProgram.Json)
             ?? throw new InvalidOperationException("the overload callers' result is empty");
         return result with
         {

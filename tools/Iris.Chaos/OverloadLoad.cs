@@ -13,48 +13,58 @@ namespace Iris.Chaos;
 internal sealed class OverloadLoad(IIrisClient iris, OverloadCluster cluster, double rate, TimeSpan timeout, RunClock clock, int seconds, ExecutionFile refused)
 {
     private static readonly TimeSpan Grace = TimeSpan.FromSeconds(2);
-    private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(10);
+    private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(20);
     private readonly int[] _succeededPerSecond = new int[seconds];
     private readonly int[] _refusedPerSecond = new int[seconds];
     private readonly ConcurrentBag<double> _succeededMs = [];
     private readonly ConcurrentBag<double> _overloadedMs = [];
     private readonly ConcurrentBag<double> _timedOutMs = [];
+    private readonly List<Task> _pending = [];
 
     // IrisOverloadedException and IrisTimeoutException, what an overloaded cluster may answer; then everything else.
     private readonly Tally _overloaded = new();
     private readonly Tally _otherTyped = new();
     private readonly Tally _untyped = new();
     private readonly Tally _lateOutcomes = new();
+    private long _sent;
     private long _requests;
     private long _succeeded;
     private long _unanswered;
     private long _wrongReplies;
 
-    /// <summary>Sends at the offered rate until <paramref name="stop"/>, then waits for every request sent to end.</summary>
-    public async Task RunAsync(CancellationToken stop)
+    /// <summary>Sends the requests of every load at its offered rate until <paramref name="stop"/>, then waits for
+    /// every request sent to end. One timer paces them all: each tick costs the process a wake-up, which on a busy
+    /// machine is not free.</summary>
+    public static async Task RunAsync(IReadOnlyList<OverloadLoad> loads, CancellationToken stop)
     {
-        var pending = new List<Task>();
-        long sent = 0;
         using var timer = new PeriodicTimer(Tick);
         try
         {
             while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false))
             {
-                // Whatever is due by now is sent now, so a late tick does not lower the rate offered.
-                var due = (long)(clock.Seconds * rate);
-                pending.RemoveAll(t => t.IsCompleted);
-                for (; sent < due; sent++)
+                foreach (var load in loads)
                 {
-                    pending.Add(RequestAsync());
+                    load.SendDue();
                 }
             }
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
         {
-            // The overload phase is over; the requests sent get their outcomes below.
+            // The overload is over; the requests sent get their outcomes below.
         }
 
-        await Task.WhenAll(pending).ConfigureAwait(false);
+        await Task.WhenAll(loads.SelectMany(l => l._pending)).ConfigureAwait(false);
+    }
+
+    /// <summary>Sends whatever is due by now, so a late tick does not lower the rate offered.</summary>
+    private void SendDue()
+    {
+        var due = (long)(clock.Seconds * rate);
+        _pending.RemoveAll(t => t.IsCompleted);
+        for (; _sent < due; _sent++)
+        {
+            _pending.Add(RequestAsync());
+        }
     }
 
     public OverloadClusterResult Result() => new()

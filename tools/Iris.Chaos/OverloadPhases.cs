@@ -1,9 +1,10 @@
 namespace Iris.Chaos;
 
 /// <summary>
-/// The phases of an <c>--overload</c> run: a warm-up of <see cref="WarmUpSeconds"/> (the healthy load alone, not
-/// measured: on a busy machine the healthy cluster's throughput climbs for tens of seconds after the load starts, as
-/// the JIT compiler catches up), then over <c>--seconds</c> S: before (the first quarter, no overload), overload (the
+/// The phases of an <c>--overload</c> run: a warm-up of <see cref="WarmUpSeconds"/>, not measured (on a busy machine the
+/// healthy cluster's throughput climbs for 15 to 20 s after the load starts, as the JIT compiler catches up), with
+/// the healthy load and a burst of the overload from <see cref="BurstFrom"/> to <see cref="BurstTo"/> (so the overload's
+/// own code is compiled by the time it is measured), then over <c>--seconds</c> S: before (the first quarter, no overload), overload (the
 /// next half) and after (the rest, no overload again). The healthy cluster's throughput in a phase is the
 /// mean of its successful requests per second over the phase's whole seconds, less the first
 /// <see cref="SettleSeconds"/> (the change of phase: the overload's callers starting, or its last requests ending).
@@ -15,7 +16,11 @@ internal sealed record OverloadPhases(int Seconds)
 {
     public const int SettleSeconds = 2;
 
-    public const int WarmUpSeconds = 10;
+    public const int WarmUpSeconds = 20;
+
+    public const int BurstFrom = 3;
+
+    public const int BurstTo = 8;
 
     /// <summary>The shortest run that leaves each phase at least three measured seconds.</summary>
     public const int MinimumSeconds = 4 * (SettleSeconds + 3);
