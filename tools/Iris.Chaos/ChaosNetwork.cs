@@ -12,12 +12,11 @@ namespace Iris.Chaos;
 internal sealed class ChaosNetwork
 {
     private const int DiscoveryPortBase = 52000;
-    private readonly string _directory;
     private int _silosStarted;
 
     public ChaosNetwork(string directory)
     {
-        _directory = directory;
+        Directory = directory;
         var root = FindRoot();
         var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Debug{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Debug" : "Release";
         SiloProgram = Path.Combine(root, "src", "Iris.Silo", "bin", configuration, "net10.0", "Iris.Silo.dll");
@@ -26,6 +25,9 @@ internal sealed class ChaosNetwork
             throw new InvalidOperationException($"Iris.Silo is not built at {SiloProgram}: build tools/Iris.Chaos (it builds the silo).");
         }
     }
+
+    /// <summary>The run's folder: the children's logs and the members' files.</summary>
+    public string Directory { get; }
 
     public string Key { get; } = Convert.ToBase64String(NetworkKey.Generate().Bytes);
 
@@ -48,7 +50,7 @@ internal sealed class ChaosNetwork
             ["Iris__Network__Key"] = Key,
             ["Iris__Network__Discovery__Port"] = Port,
         };
-        var silo = ChildProcess.Start($"silo-{number}", "dotnet", [SiloProgram], environment, Path.Combine(_directory, $"silo-{number}.log"));
+        var silo = ChildProcess.Start($"silo-{number}", "dotnet", [SiloProgram], environment, Path.Combine(Directory, $"silo-{number}.log"));
         if (activeSilos is { } count)
         {
             await silo.WaitForLineAsync(l => l.Contains($"has {count} active silos", StringComparison.Ordinal), TimeSpan.FromSeconds(90), $"{count} active silos", cancellationToken).ConfigureAwait(false);
@@ -61,20 +63,35 @@ internal sealed class ChaosNetwork
         return silo;
     }
 
-    /// <summary>Starts a member process (this program's <c>member</c> command) and waits until it is registered.</summary>
-    public async Task<(ChildProcess Process, string File)> StartMemberAsync(int number, CancellationToken cancellationToken)
+    /// <summary>Starts a member process (this program's <c>member</c> command) and waits until it is registered; with
+    /// <paramref name="overload"/> it serves the overloaded clusters too.</summary>
+    public async Task<(ChildProcess Process, string File)> StartMemberAsync(int number, bool overload, CancellationToken cancellationToken)
     {
-        var file = Path.Combine(_directory, $"member-{number}.executions");
-        var environment = new Dictionary<string, string>
-        {
-            ["DOTNET_ENVIRONMENT"] = "Development",
-            ["Iris__Client__NetworkKey"] = Key,
-            ["Iris__Client__DiscoveryPort"] = Port,
-        };
-        var member = ChildProcess.Start($"member-{number}", "dotnet", [typeof(ChaosNetwork).Assembly.Location, "member", file], environment, Path.Combine(_directory, $"member-{number}.log"));
+        var file = Path.Combine(Directory, $"member-{number}.executions");
+        var member = ChildProcess.Start(
+            $"member-{number}", "dotnet", [typeof(ChaosNetwork).Assembly.Location, "member", file, .. overload ? ["overload"] : Array.Empty<string>()],
+            ClientEnvironment(), Path.Combine(Directory, $"member-{number}.log"));
         await member.WaitForLineAsync(l => l == "READY", TimeSpan.FromSeconds(90), "the member registered", cancellationToken).ConfigureAwait(false);
         return (member, file);
     }
+
+    /// <summary>Starts the overload callers' process (this program's <c>overload-callers</c> command) and waits until
+    /// it has had an answer from each overloaded cluster.</summary>
+    public async Task<ChildProcess> StartOverloadCallersAsync(IEnumerable<string> arguments, CancellationToken cancellationToken)
+    {
+        var callers = ChildProcess.Start(
+            "overload-callers", "dotnet", [typeof(ChaosNetwork).Assembly.Location, "overload-callers", .. arguments],
+            ClientEnvironment(), Path.Combine(Directory, "overload-callers.log"));
+        await callers.WaitForLineAsync(l => l == "READY", TimeSpan.FromSeconds(90), "the overload callers ready", cancellationToken).ConfigureAwait(false);
+        return callers;
+    }
+
+    private Dictionary<string, string> ClientEnvironment() => new()
+    {
+        ["DOTNET_ENVIRONMENT"] = "Development",
+        ["Iris__Client__NetworkKey"] = Key,
+        ["Iris__Client__DiscoveryPort"] = Port,
+    };
 
     /// <summary>The runner's own Orleans client, the load generator; its log (errors only) goes to standard error.</summary>
     public async Task<IHost> StartClientAsync(SlowCalls slowCalls, CancellationToken cancellationToken)

@@ -37,12 +37,25 @@ internal sealed record ChaosReport
 
     public double MaxSiloMemoryMb { get; init; }
 
+    /// <summary>With <c>--overload</c>: the overload callers' requests that ended in <c>IrisOverloadedException</c> or
+    /// <c>IrisTimeoutException</c>, by type.</summary>
+    public SortedDictionary<string, long>? OverloadedTyped { get; init; }
+
+    /// <summary>With <c>--overload</c>: the overload callers' requests with neither reply nor exception within timeout
+    /// plus 2 s.</summary>
+    public long? OverloadUnanswered { get; init; }
+
+    /// <summary>With <c>--overload</c>: the healthy cluster's successes per second during the overload over those
+    /// before it (<see cref="OverloadPhases"/>).</summary>
+    public double? HealthyThroughputRatio { get; init; }
+
     // Details.
     public int Silos { get; init; }
 
     public int Seconds { get; init; }
 
-    public int KillEvery { get; init; }
+    /// <summary>Null in an overload run, which kills nothing.</summary>
+    public int? KillEvery { get; init; }
 
     public int Seed { get; init; }
 
@@ -92,6 +105,8 @@ internal sealed record ChaosReport
 
     public IReadOnlyList<KillSummary> Kills { get; init; } = [];
 
+    public OverloadSummary? Overload { get; init; }
+
     public IReadOnlyList<int> SucceededPerSecond { get; init; } = [];
 
     public IReadOnlyList<int> FailedPerSecond { get; init; } = [];
@@ -117,3 +132,67 @@ internal sealed record KillSummary(
     int LowestPerSecond,
     double RecoverySeconds,
     bool Recovered);
+
+/// <summary>The overload phase in the report: when it ran, the healthy cluster's throughput by phase, what the overload
+/// callers saw (in all and by cluster), what the members' files say about their requests, and memory by phase.</summary>
+internal sealed record OverloadSummary
+{
+    /// <summary>Each overloaded cluster was offered this many times its members' capacity.</summary>
+    public double Factor { get; init; }
+
+    /// <summary>When the phase before the overload started, after the warm-up (seconds since the load started).</summary>
+    public int BeforeFrom { get; init; }
+
+    public int OverloadFrom { get; init; }
+
+    public int OverloadTo { get; init; }
+
+    public int SettleSeconds { get; init; }
+
+    public required HealthyThroughput Healthy { get; init; }
+
+    public long Requests { get; init; }
+
+    public long Succeeded { get; init; }
+
+    /// <summary>Iris exceptions other than overloaded and timeout, by type.</summary>
+    public SortedDictionary<string, long> OtherTyped { get; init; } = [];
+
+    public SortedDictionary<string, long> Untyped { get; init; } = [];
+
+    public long WrongReplies { get; init; }
+
+    public long ExecutionsRecorded { get; init; }
+
+    public long ExecutedTwice { get; init; }
+
+    public long OverloadedButExecuted { get; init; }
+
+    public IReadOnlyList<OverloadClusterResult> Clusters { get; init; } = [];
+
+    /// <summary>The overload callers' Orleans calls to other processes, by interface, method and outcome.</summary>
+    public SortedDictionary<string, long> Calls { get; init; } = [];
+
+    /// <summary>Calls to member hosts per request of the overload callers: 1 when the first member chosen answered;
+    /// each member that refused adds one.</summary>
+    public double MemberCallsPerRequest { get; init; }
+
+    public required PhaseMemory SiloMemoryMb { get; init; }
+
+    public required PhaseMemory MemberMemoryMb { get; init; }
+
+    public IReadOnlyList<double> SiloMemoryMbPerSecond { get; init; } = [];
+
+    /// <summary>Cores used on average in each phase, by role (<see cref="CpuAccount"/>).</summary>
+    public PhaseCpu? CpuCores { get; init; }
+}
+
+/// <summary>Cores used in each phase of an overload run, by role.</summary>
+internal sealed record PhaseCpu(SortedDictionary<string, double> Before, SortedDictionary<string, double> Overload, SortedDictionary<string, double> After);
+
+/// <summary>The largest working set sampled in each phase of an overload run, in MiB.</summary>
+internal sealed record PhaseMemory(double Before, double Overload, double After)
+{
+    public static PhaseMemory Of(MemorySampler sampler, OverloadPhases phases) =>
+        new(sampler.MaxMb(phases.BeforeFrom, phases.OverloadFrom), sampler.MaxMb(phases.OverloadFrom, phases.OverloadTo), sampler.MaxMb(phases.OverloadTo, phases.End + 1));
+}

@@ -26,12 +26,19 @@ internal sealed record ChaosSettings
 
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>Overload mode: no kills; the middle half of the run overloads the <see cref="OverloadClusters"/> on the
+    /// same silos and members, and the report compares the healthy cluster's throughput with the phase before.</summary>
+    public bool Overload { get; init; }
+
+    /// <summary>How many times its members' capacity each overloaded cluster is offered.</summary>
+    public double OverloadFactor { get; init; } = 4;
+
     /// <summary>Where the members' files and the children's logs go; a fresh folder under the temp path by default.</summary>
     public string? Directory { get; init; }
 
     public const string Usage =
         "usage: Iris.Chaos [--silos N] [--seconds S] [--kill-every K] [--seed X] [--callers C] [--tunnels T] " +
-        "[--broadcasts-per-second B] [--timeout-ms MS] [--dir PATH] [--json]";
+        "[--broadcasts-per-second B] [--timeout-ms MS] [--overload [--overload-factor F]] [--dir PATH] [--json]";
 
     public static ChaosSettings Parse(string[] args)
     {
@@ -50,21 +57,29 @@ internal sealed record ChaosSettings
                 "--tunnels" => settings with { Tunnels = Number() },
                 "--broadcasts-per-second" => settings with { BroadcastsPerSecond = Number() },
                 "--timeout-ms" => settings with { RequestTimeout = TimeSpan.FromMilliseconds(Number()) },
+                "--overload" => settings with { Overload = true },
+                "--overload-factor" => settings with { OverloadFactor = double.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--dir" => settings with { Directory = Next() },
                 "--json" => settings with { Json = true },
                 _ => throw new ArgumentException($"unknown argument {args[i]}. {Usage}"),
             };
         }
 
-        // Each silo and client process takes one port of the 16-port loopback discovery range.
+        // Each silo and client process takes one port of the 16-port loopback discovery range: N silos, N members, the
+        // runner and (with --overload) the overload callers.
         if (settings.Silos is < 1 or > 7)
         {
-            throw new ArgumentException($"--silos must be 1 to 7 (silos, members and the runner share 16 discovery ports). {Usage}");
+            throw new ArgumentException($"--silos must be 1 to 7 (silos, members, the runner and the overload callers share 16 discovery ports). {Usage}");
         }
 
         if (settings.Seconds < 1 || settings.KillEvery < 1 || settings.Callers < 1 || settings.Tunnels < 0 || settings.BroadcastsPerSecond < 0)
         {
             throw new ArgumentException($"--seconds, --kill-every and --callers must be positive. {Usage}");
+        }
+
+        if (settings.Overload && (settings.Seconds < OverloadPhases.MinimumSeconds || settings.OverloadFactor <= 0))
+        {
+            throw new ArgumentException($"--overload needs --seconds of at least {OverloadPhases.MinimumSeconds} and a positive --overload-factor. {Usage}");
         }
 
         return settings;

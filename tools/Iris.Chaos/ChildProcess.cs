@@ -67,18 +67,18 @@ internal sealed class ChildProcess
         return child;
     }
 
-    /// <summary>Polls the output until a line satisfies <paramref name="ready"/>; throws with the last lines if the
-    /// process exits or <paramref name="limit"/> passes first.</summary>
-    public async Task WaitForLineAsync(Func<string, bool> ready, TimeSpan limit, string what, CancellationToken cancellationToken)
+    /// <summary>Polls the output until a line satisfies <paramref name="ready"/> and returns it; throws with the last
+    /// lines if the process exits or <paramref name="limit"/> passes first.</summary>
+    public async Task<string> WaitForLineAsync(Func<string, bool> ready, TimeSpan limit, string what, CancellationToken cancellationToken)
     {
         var deadline = Stopwatch.GetTimestamp() + (long)(limit.TotalSeconds * Stopwatch.Frequency);
         while (true)
         {
             lock (_lines)
             {
-                if (_lines.Any(ready))
+                if (_lines.FirstOrDefault(ready) is { } line)
                 {
-                    return;
+                    return line;
                 }
             }
 
@@ -97,6 +97,13 @@ internal sealed class ChildProcess
         }
     }
 
+    /// <summary>Writes a line to the process's standard input (the runner's commands to its own programs).</summary>
+    public async Task SendLineAsync(string line)
+    {
+        await _process.StandardInput.WriteLineAsync(line).ConfigureAwait(false);
+        await _process.StandardInput.FlushAsync().ConfigureAwait(false);
+    }
+
     /// <summary>Working set in bytes, or null once the process is gone.</summary>
     public long? WorkingSet()
     {
@@ -104,6 +111,20 @@ internal sealed class ChildProcess
         {
             _process.Refresh();
             return _process.HasExited ? null : _process.WorkingSet64;
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>CPU time the process has used so far, or null once it is gone.</summary>
+    public TimeSpan? CpuTime()
+    {
+        try
+        {
+            _process.Refresh();
+            return _process.HasExited ? null : _process.TotalProcessorTime;
         }
         catch (InvalidOperationException)
         {

@@ -2,10 +2,16 @@ using System.Runtime.InteropServices;
 using Iris.Chaos;
 
 // Iris.Chaos: kills Iris silos under load and reports what the guarantees kept. See README.md.
-// `Iris.Chaos member <file>` is the member process the runner starts for itself.
-if (args is ["member", var file])
+// `Iris.Chaos member <file> [overload]` is the member process the runner starts for itself, and
+// `Iris.Chaos overload-callers ...` the process that overloads the slow clusters (--overload).
+if (args is ["member", var file, ..] && args.Length <= 3)
 {
-    return await MemberProgram.RunAsync(file);
+    return await MemberProgram.RunAsync(file, overload: args is [_, _, "overload"]);
+}
+
+if (args is ["overload-callers", ..])
+{
+    return await OverloadCallerProgram.RunAsync(args[1..]);
 }
 
 ChaosSettings settings;

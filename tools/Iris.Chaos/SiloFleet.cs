@@ -1,16 +1,13 @@
 namespace Iris.Chaos;
 
 /// <summary>The silo processes of the run: kills one at random (seeded) every so often and starts its replacement at
-/// once, and samples their working sets every second.</summary>
+/// once.</summary>
 internal sealed class SiloFleet(ChaosNetwork network, TextWriter progress)
 {
     private readonly List<ChildProcess> _live = [];
     private readonly List<Task> _replacements = [];
-    private long _maxWorkingSet;
 
     public List<KillRecord> Kills { get; } = [];
-
-    public long MaxWorkingSet => Interlocked.Read(ref _maxWorkingSet);
 
     public void Add(ChildProcess silo)
     {
@@ -58,32 +55,12 @@ internal sealed class SiloFleet(ChaosNetwork network, TextWriter progress)
         }
     }
 
-    public async Task SampleMemoryAsync(CancellationToken stop)
+    /// <summary>The silos alive now.</summary>
+    public IReadOnlyList<ChildProcess> Live()
     {
-        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
-        try
+        lock (_live)
         {
-            do
-            {
-                ChildProcess[] silos;
-                lock (_live)
-                {
-                    silos = [.. _live];
-                }
-
-                foreach (var silo in silos)
-                {
-                    if (silo.WorkingSet() is { } bytes && bytes > Interlocked.Read(ref _maxWorkingSet))
-                    {
-                        Interlocked.Exchange(ref _maxWorkingSet, bytes);
-                    }
-                }
-            }
-            while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false));
-        }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested)
-        {
-            // The run is over.
+            return [.. _live];
         }
     }
 

@@ -6,11 +6,13 @@ namespace Iris.Balancing;
 /// <summary>
 /// This process's view of where each cluster's members are: asked of the cluster's rendezvous grains, kept for a short
 /// while (<see cref="CacheTime"/>), and dropped at once when a call shows it stale or this process registers or
-/// unregisters members itself. Chooses the member process for a request in proportion to its capacity (the latest a
-/// member reported with a reply to this process, else what the rendezvous lists), discounted by the requests this
-/// process already has in flight there.
+/// unregisters members itself. One question per split is in flight at a time: the requests that find the list old
+/// while it is being asked for wait for that answer. Chooses the member process for a request in proportion to its
+/// capacity (the latest a member reported with a reply to this process, else what the rendezvous lists), discounted by
+/// the requests this process already has in flight there; and remembers which member processes refused a request of
+/// a cluster as overloaded, for as long as they said they would stay full (<see cref="Full"/>).
 /// </summary>
-internal sealed class MemberDirectory(IGrainFactory grains, TimeProvider time, Random random)
+internal sealed class MemberDirectory(Func<string, Task<MemberEndpoint[]>> ask, TimeProvider time, Random random)
 {
     /// <summary>How long a member list is kept. A member that joins waits this long before its registration returns,
     /// and one that leaves goes on serving this long after it stopped being offered: neither costs a request.</summary>
@@ -25,30 +27,76 @@ internal sealed class MemberDirectory(IGrainFactory grains, TimeProvider time, R
     private static readonly TimeSpan IdleTime = TimeSpan.FromMinutes(1);
 
     private readonly ConcurrentDictionary<string, (MemberEndpoint[] Members, long Fetched)> _cache = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Task<MemberEndpoint[]>> _asking = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(string Member, string Cluster), Fullness> _full = new();
     private readonly ConcurrentDictionary<string, MemberLoad> _loads = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Audience, string[]> _keys = new();
     private int _rotation;
     private long _swept;
+
+    /// <summary>Asks each split's rendezvous grain for its members.</summary>
+    public MemberDirectory(IGrainFactory grains, TimeProvider time, Random random)
+        : this(key => grains.GetGrain<IRendezvousGrain>(key).GetMembers(), time, random)
+    {
+    }
 
     /// <summary>The rendezvous key the next message of this process for <paramref name="audience"/> goes through:
     /// senders rotate over a name's splits, so no one silo carries a popular name alone.</summary>
     public string NextKey(Audience audience) =>
         _keys.GetOrAdd(audience, static a => a.RendezvousKeys())[(int)((uint)Interlocked.Increment(ref _rotation) % Audience.Splits)];
 
-    /// <summary>The members listed under <paramref name="key"/>: kept ones, or asked of the rendezvous.</summary>
+    /// <summary>The members listed under <paramref name="key"/>: kept ones, or asked of the rendezvous, once for all
+    /// who need them meanwhile.</summary>
     public ValueTask<MemberEndpoint[]> MembersAsync(string key) =>
         _cache.TryGetValue(key, out var cached) && time.GetElapsedTime(cached.Fetched) < CacheTime
             ? ValueTask.FromResult(cached.Members)
-            : new ValueTask<MemberEndpoint[]>(FetchAsync(key));
+            : new ValueTask<MemberEndpoint[]>(Asking(key));
 
-    private async Task<MemberEndpoint[]> FetchAsync(string key)
+    /// <summary>The question in flight for <paramref name="key"/>, or a new one. Without this, every request that
+    /// finds the list old asks on its own: at a few hundred requests a second, each expiry of a list sent a burst of
+    /// questions to the rendezvous as long as the answer took (under overload, about as many as member calls).</summary>
+    private Task<MemberEndpoint[]> Asking(string key)
     {
-        var members = await grains.GetGrain<IRendezvousGrain>(key).GetMembers().ConfigureAwait(false);
-        _cache[key] = (members, time.GetTimestamp());
-        return members;
+        while (true)
+        {
+            if (_asking.TryGetValue(key, out var pending))
+            {
+                return pending;
+            }
+
+            var answer = new TaskCompletionSource<MemberEndpoint[]>(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (_asking.TryAdd(key, answer.Task))
+            {
+                _ = AskAsync(key, answer);
+                return answer.Task;
+            }
+        }
     }
 
-    public void Forget(string key) => _cache.TryRemove(key, out _);
+    private async Task AskAsync(string key, TaskCompletionSource<MemberEndpoint[]> answer)
+    {
+        try
+        {
+            var members = await ask(key).ConfigureAwait(false);
+            _cache[key] = (members, time.GetTimestamp());
+            _asking.TryRemove(new KeyValuePair<string, Task<MemberEndpoint[]>>(key, answer.Task));
+            answer.SetResult(members);
+        }
+        catch (Exception e)
+        {
+            // A failed question is not kept: the next lookup asks again.
+            _asking.TryRemove(new KeyValuePair<string, Task<MemberEndpoint[]>>(key, answer.Task));
+            answer.SetException(e);
+        }
+    }
+
+    /// <summary>Drops the list kept for <paramref name="key"/>, and the question in flight for it (which may have been
+    /// answered before what made the list stale): the next lookup asks anew.</summary>
+    public void Forget(string key)
+    {
+        _cache.TryRemove(key, out _);
+        _asking.TryRemove(key, out _);
+    }
 
     /// <summary>Forgets every split of <paramref name="audience"/>.</summary>
     public void Forget(Audience audience)
@@ -100,6 +148,71 @@ internal sealed class MemberDirectory(IGrainFactory grains, TimeProvider time, R
         return members[^1];
     }
 
+    /// <summary>
+    /// <paramref name="member"/> refused a request of <paramref name="cluster"/> at its limits and expects to stay full
+    /// for <paramref name="retryAfter"/> (the time it takes to finish one request): until then this process passes it
+    /// over for that cluster without asking; then one request asks it, and the others still pass it over until that one
+    /// is answered (<see cref="Served"/>, or refused again) or another <paramref name="retryAfter"/> has passed. Under
+    /// overload every member refuses, and without this each request would ask every member in turn, one call each,
+    /// multiplying the load of the cluster that already has too much by its number of member processes; with it this
+    /// process asks a full member about once per request it finishes.
+    /// </summary>
+    public void Full(string member, string cluster, TimeSpan retryAfter)
+    {
+        if (retryAfter > TimeSpan.Zero)
+        {
+            var ticks = (long)(retryAfter.TotalSeconds * time.TimestampFrequency);
+            _full[(member, cluster)] = new Fullness(time.GetTimestamp() + ticks, ticks);
+        }
+    }
+
+    /// <summary><paramref name="member"/> served a request of <paramref name="cluster"/>: it had room.</summary>
+    public void Served(string member, string cluster)
+    {
+        if (!_full.IsEmpty)
+        {
+            _full.TryRemove((member, cluster), out _);
+        }
+    }
+
+    /// <summary>The members of <paramref name="cluster"/> not known to be full: <paramref name="members"/> itself when
+    /// none is. A member whose time to stay full has passed is among them for one caller, which asks it.</summary>
+    public IReadOnlyList<MemberEndpoint> NotFull(string cluster, MemberEndpoint[] members)
+    {
+        if (_full.IsEmpty)
+        {
+            return members;
+        }
+
+        var now = time.GetTimestamp();
+        List<MemberEndpoint>? open = null;
+        for (var i = 0; i < members.Length; i++)
+        {
+            if (IsFull(members[i].Id, cluster, now))
+            {
+                open ??= [.. members[..i]];
+            }
+            else
+            {
+                open?.Add(members[i]);
+            }
+        }
+
+        return open is null ? members : open;
+    }
+
+    private bool IsFull(string member, string cluster, long now)
+    {
+        var key = (member, cluster);
+        if (!_full.TryGetValue(key, out var fullness))
+        {
+            return false;
+        }
+
+        // Past its time, the member is asked by the one caller that moves the time on; the rest wait for that answer.
+        return fullness.Until > now || !_full.TryUpdate(key, fullness with { Until = now + fullness.Ticks }, fullness);
+    }
+
     /// <summary>Counts a request in flight to <paramref name="member"/> until the result is disposed.</summary>
     public InFlight Track(string member)
     {
@@ -128,10 +241,19 @@ internal sealed class MemberDirectory(IGrainFactory grains, TimeProvider time, R
         }
     }
 
-    /// <summary>Drops the load of member processes not asked for a while, so processes long gone are not kept.</summary>
+    /// <summary>Drops the load of member processes not asked for a while, so processes long gone are not kept, and
+    /// the members no longer full.</summary>
     private void Sweep(long now)
     {
         Volatile.Write(ref _swept, now);
+        foreach (var (key, fullness) in _full)
+        {
+            if (fullness.Until <= now)
+            {
+                _full.TryRemove(new KeyValuePair<(string, string), Fullness>(key, fullness));
+            }
+        }
+
         foreach (var (member, load) in _loads)
         {
             if (Volatile.Read(ref load.InFlight) == 0 && time.GetElapsedTime(load.UsedAt, now) > IdleTime)
@@ -140,6 +262,9 @@ internal sealed class MemberDirectory(IGrainFactory grains, TimeProvider time, R
             }
         }
     }
+
+    /// <summary>Until when a member is taken as full for a cluster, and how long it said it would stay full.</summary>
+    private readonly record struct Fullness(long Until, long Ticks);
 
     /// <summary>What this process knows of one member process's load.</summary>
     internal sealed class MemberLoad

@@ -7,6 +7,9 @@ namespace Iris.Members;
 /// <summary>One registered handler of a cluster in this process, with its limits and its measured capacity.</summary>
 internal sealed class Member(IClusterHandler handler, MemberOptions options)
 {
+    /// <summary>The longest a refusal tells callers to pass this member over.</summary>
+    private static readonly TimeSpan LongestRetryAfter = TimeSpan.FromSeconds(1);
+
     private readonly SemaphoreSlim _slots = new(options.Limits.MaxConcurrentRequests, options.Limits.MaxConcurrentRequests);
     private long _queuedBytes;
     private int _active;
@@ -71,7 +74,9 @@ internal sealed class Member(IClusterHandler handler, MemberOptions options)
 
     /// <summary>
     /// Admits the request or refuses it before it starts (<see cref="MemberReplyStatus.Overloaded"/> when its bytes
-    /// would pass the queue limit), waits for a slot within the caller's budget (<see cref="MemberReplyStatus.Expired"/>
+    /// would pass the queue limit, saying how long the member expects to stay full: the time it takes on average to
+    /// finish one request, one over its capacity, at most a second; zero for a request larger than the limit itself,
+    /// which no wait would make fit), waits for a slot within the caller's budget (<see cref="MemberReplyStatus.Expired"/>
     /// when it runs out first: its caller has given up), then runs the handler with a token cancelled when the budget
     /// ends, both on this process's clock. A request waiting for a slot is queued, not refused: only the queued bytes
     /// make a member overloaded.
@@ -81,7 +86,10 @@ internal sealed class Member(IClusterHandler handler, MemberOptions options)
         if (Interlocked.Add(ref _queuedBytes, request.Length) > Limits.MaxQueuedBytes)
         {
             Interlocked.Add(ref _queuedBytes, -request.Length);
-            return MemberReply.Refused(MemberReplyStatus.Overloaded, $"the member already holds {Limits.MaxQueuedBytes} bytes of requests");
+            var retryAfter = request.Length > Limits.MaxQueuedBytes
+                ? TimeSpan.Zero
+                : TimeSpan.FromSeconds(Math.Min(LongestRetryAfter.TotalSeconds, 1 / Capacity));
+            return MemberReply.Refused(MemberReplyStatus.Overloaded, $"the member already holds {Limits.MaxQueuedBytes} bytes of requests", retryAfter);
         }
 
         Interlocked.Increment(ref _active);

@@ -26,7 +26,7 @@ internal sealed class MemberHost(LocalMembers members, LocalTunnels tunnels, IGr
     {
         MemberReplyStatus.Replied => Task.FromResult(new MemberAnswer(reply.Data ?? [], members.Capacity(cluster))),
         MemberReplyStatus.Failed => Task.FromException<MemberAnswer>(new RemoteException(cluster, reply.Error ?? "(no message)")),
-        _ => Task.FromException<MemberAnswer>(new MemberRefusedException(reply.Status, reply.Error)),
+        _ => Task.FromException<MemberAnswer>(new MemberRefusedException(reply.Status, reply.Error) { RetryAfter = reply.RetryAfter }),
     };
 
     public Task Deliver(Audience audience, byte[] message, Guid id, MemberEndpoint[] forward)

@@ -23,6 +23,11 @@ internal sealed class MemberRefusedException : OrleansException
     [Id(1)]
     public string? Reason { get; }
 
+    /// <summary>With <see cref="MemberReplyStatus.Overloaded"/>: how long the member expects to stay full (see
+    /// <see cref="MemberReply.RetryAfter"/>).</summary>
+    [Id(2)]
+    public TimeSpan RetryAfter { get; init; }
+
     /// <summary>Whether another member may take the request: it was refused before it started, not left to expire.</summary>
     public bool NotStarted => Status is MemberReplyStatus.Overloaded or MemberReplyStatus.NotHere;
 }

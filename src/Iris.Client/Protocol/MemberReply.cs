@@ -29,7 +29,14 @@ internal enum MemberReplyStatus : byte
 internal readonly record struct MemberReply(
     [property: Id(0)] MemberReplyStatus Status, [property: Id(1)] byte[]? Data, [property: Id(2)] string? Error)
 {
-    public static MemberReply Refused(MemberReplyStatus status, string? reason = null) => new(status, null, reason);
+    /// <summary>With <see cref="MemberReplyStatus.Overloaded"/>: how long the member expects to be full (the time it
+    /// takes, on average, to finish one request), during which the caller's process passes it over without asking;
+    /// zero when the request could never fit, whatever the member holds.</summary>
+    [Id(3)]
+    public TimeSpan RetryAfter { get; init; }
+
+    public static MemberReply Refused(MemberReplyStatus status, string? reason = null, TimeSpan retryAfter = default) =>
+        new(status, null, reason) { RetryAfter = retryAfter };
 
     /// <summary>Whether the request never started there, so that another member may take it.</summary>
     public bool NotStarted => Status is MemberReplyStatus.Overloaded or MemberReplyStatus.NotHere;

@@ -12,7 +12,9 @@ namespace Iris.Requests;
 /// once. The rules, kept here for every caller:
 /// <list type="bullet">
 /// <item>a member that refused before starting (overloaded, or it has left that process) is passed over for the next
-/// one; only when every member is overloaded does the caller get <see cref="IrisOverloadedException"/>;</item>
+/// one; only when every member is overloaded does the caller get <see cref="IrisOverloadedException"/>. A member that
+/// refused as overloaded, a request of this one or of another from this process, is passed over without asking for as
+/// long as it said it would stay full (<see cref="MemberDirectory.Full"/>);</item>
 /// <item>a call that may have reached its member but whose answer was lost, or has not come after
 /// <see cref="CallPolicy.ReaskAfter"/>, is repeated to the same member with the same id, which joins the run there or
 /// gets its reply;</item>
@@ -59,6 +61,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                 cluster,
                 budget,
                 anyMember: false,
+                passOverFull: true,
                 member => IsHere(member) is { } here
                     ? here.Request(id, cluster, isolate ? [.. request] : request, budget.Remaining)
                     : member.Call(grains, host => host.Request(id, cluster, request, budget.Remaining)),
@@ -96,6 +99,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                 cluster,
                 budget,
                 anyMember: true,
+                passOverFull: false,
                 member =>
                 {
                     asking(member.Id);
@@ -117,9 +121,10 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
     }
 
     /// <summary>Makes <paramref name="call"/> to one member after another until one answers; returns the answer and
-    /// the member that gave it.</summary>
+    /// the member that gave it. With <paramref name="passOverFull"/> (requests, which members' limits apply to; not
+    /// tunnel opens), members known to be full are not asked.</summary>
     private async Task<(T Result, MemberEndpoint Member)> ToMemberAsync<T>(
-        string cluster, CallBudget budget, bool anyMember, Func<MemberEndpoint, Task<T>> call, CancellationToken cancellationToken)
+        string cluster, CallBudget budget, bool anyMember, bool passOverFull, Func<MemberEndpoint, Task<T>> call, CancellationToken cancellationToken)
     {
         var key = directory.NextKey(Audience.Cluster(cluster));
         HashSet<string>? passed = null;
@@ -132,12 +137,13 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                 throw new NoMembersException(cluster);
             }
 
-            IReadOnlyList<MemberEndpoint> candidates = passed is null ? members : [.. members.Where(m => !passed.Contains(m.Id))];
+            var open = passOverFull ? directory.NotFull(cluster, members) : members;
+            IReadOnlyList<MemberEndpoint> candidates = passed is null ? open : [.. open.Where(m => !passed.Contains(m.Id))];
             if (candidates.Count == 0)
             {
-                if (overloaded > 0)
+                if (overloaded > 0 || open.Count < members.Length)
                 {
-                    throw new IrisOverloadedException(cluster, $"each of its {members.Length} member processes refused the request at its limits");
+                    throw new IrisOverloadedException(cluster, $"each of its {members.Length} member processes refused the request, or another from this process moments ago, at its limits");
                 }
 
                 // Every member known here refused as gone: the list is stale. Ask again after a pause.
@@ -151,6 +157,11 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
             var (done, result, status) = await ToOneMemberAsync(cluster, key, member, anyMember || member.Idempotent, budget, call, cancellationToken).ConfigureAwait(false);
             if (done)
             {
+                if (passOverFull)
+                {
+                    directory.Served(member.Id, cluster);
+                }
+
                 return (result!, member);
             }
 
@@ -220,6 +231,11 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
             }
             catch (MemberRefusedException refusal) when (refusal.NotStarted)
             {
+                if (refusal.Status == MemberReplyStatus.Overloaded)
+                {
+                    directory.Full(member.Id, cluster, refusal.RetryAfter);
+                }
+
                 // This copy did not start there. An earlier copy still on its way (calls travel different
                 // connections) could arrive after this refusal was forgotten and run: after an unanswered copy, only
                 // an idempotent member's request goes elsewhere.

@@ -4,7 +4,8 @@ using Microsoft.Extensions.Time.Testing;
 
 namespace Iris.Tests.Balancing;
 
-/// <summary>The weighted choice of a member process, on a fake clock and a seeded random.</summary>
+/// <summary>The weighted choice of a member process, and the member lists kept and asked for, on a fake clock and a
+/// seeded random.</summary>
 public sealed class MemberDirectoryTests
 {
     private static readonly MemberEndpoint Fast = new(null, 800) { Id = "fast" };
@@ -90,5 +91,85 @@ public sealed class MemberDirectoryTests
                 Assert.Equal(["other", "slow"], directory.Known.Order());
             }
         }
+    }
+
+    [Fact]
+    public async Task Lookups_that_find_the_list_old_while_it_is_asked_for_share_one_question()
+    {
+        var time = new FakeTimeProvider();
+        var asked = 0;
+        var answer = new TaskCompletionSource<MemberEndpoint[]>();
+        var directory = new MemberDirectory(_ => { asked++; return answer.Task; }, time, new Random(7));
+
+        // A burst of requests, as under load when the list expires: one question to the rendezvous, not one each.
+        var lookups = Enumerable.Range(0, 50).Select(_ => directory.MembersAsync("cluster/x#0").AsTask()).ToArray();
+        answer.SetResult([Fast]);
+        Assert.All(await Task.WhenAll(lookups), members => Assert.Equal([Fast], members));
+        Assert.Equal(1, asked);
+
+        // The answer is kept for its time, then asked for again, once.
+        await directory.MembersAsync("cluster/x#0");
+        Assert.Equal(1, asked);
+        answer = new TaskCompletionSource<MemberEndpoint[]>();
+        time.Advance(MemberDirectory.CacheTime);
+        lookups = [.. Enumerable.Range(0, 50).Select(_ => directory.MembersAsync("cluster/x#0").AsTask())];
+        answer.SetResult([Slow]);
+        Assert.All(await Task.WhenAll(lookups), members => Assert.Equal([Slow], members));
+        Assert.Equal(2, asked);
+    }
+
+    [Fact]
+    public async Task A_question_that_failed_or_was_forgotten_is_not_shared_with_later_lookups()
+    {
+        var asked = 0;
+        var answers = new Queue<Task<MemberEndpoint[]>>(
+        [
+            Task.FromException<MemberEndpoint[]>(new TimeoutException("the rendezvous did not answer")),
+            new TaskCompletionSource<MemberEndpoint[]>().Task,
+            Task.FromResult<MemberEndpoint[]>([Fast]),
+        ]);
+        var directory = new MemberDirectory(_ => { asked++; return answers.Dequeue(); }, new FakeTimeProvider(), new Random(7));
+
+        await Assert.ThrowsAsync<TimeoutException>(() => directory.MembersAsync("cluster/x#0").AsTask());
+
+        // The next question hangs; a caller that learned the list is stale forgets it, and the lookup after asks anew.
+        var hanging = directory.MembersAsync("cluster/x#0");
+        Assert.False(hanging.IsCompleted);
+        directory.Forget("cluster/x#0");
+        Assert.Equal([Fast], await directory.MembersAsync("cluster/x#0"));
+        Assert.Equal(3, asked);
+    }
+
+    [Fact]
+    public void A_member_that_said_it_is_full_is_passed_over_until_then_and_then_asked_by_one_request_at_a_time()
+    {
+        var time = new FakeTimeProvider();
+        var directory = Directory(time);
+        MemberEndpoint[] members = [Fast, Slow];
+        Assert.Same(members, directory.NotFull("c", members));
+
+        directory.Full("fast", "c", TimeSpan.FromMilliseconds(25));
+        directory.Full("slow", "other", TimeSpan.FromMilliseconds(25));
+        Assert.Equal([Slow], directory.NotFull("c", members));
+
+        // Its time passed: the next request asks it, the ones after pass it over until that one is answered.
+        time.Advance(TimeSpan.FromMilliseconds(25));
+        Assert.Equal([Fast, Slow], directory.NotFull("c", members));
+        Assert.Equal([Slow], directory.NotFull("c", members));
+        directory.Served("fast", "c");
+        Assert.Same(members, directory.NotFull("c", members));
+
+        // Refused again, it is passed over again; a probe that gets no answer lets another ask after the same time.
+        directory.Full("fast", "c", TimeSpan.FromMilliseconds(25));
+        time.Advance(TimeSpan.FromMilliseconds(25));
+        Assert.Equal([Fast, Slow], directory.NotFull("c", members));
+        time.Advance(TimeSpan.FromMilliseconds(24));
+        Assert.Equal([Slow], directory.NotFull("c", members));
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        Assert.Equal([Fast, Slow], directory.NotFull("c", members));
+
+        // A request too large for the member's limit whatever it holds says zero: nothing to wait for.
+        directory.Full("slow", "c", TimeSpan.Zero);
+        Assert.Contains(Slow, directory.NotFull("c", members));
     }
 }

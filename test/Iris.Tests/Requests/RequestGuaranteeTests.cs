@@ -95,6 +95,64 @@ public sealed class RequestGuaranteeTests(GuaranteeCluster fixture) : IClassFixt
     }
 
     [Fact]
+    public async Task A_member_that_refused_as_full_is_not_asked_again_until_it_may_have_room()
+    {
+        // One request at a time and one held: a second request finds a member full. Each member's first request
+        // measures its handler time (1.5 s), which its refusals give as the time to stay away (at most 1 s).
+        var name = Name("full");
+        var members = new[] { new Gated(TimeSpan.FromSeconds(1.5)), new Gated(TimeSpan.FromSeconds(1.5)) };
+        var limits = new MemberLimits { MaxConcurrentRequests = 1, MaxQueuedBytes = 10 };
+        await using var a = await Cluster.Silos[0].Iris().RegisterAsync(name, members[0], limits);
+        await using var b = await Cluster.Silos[1].Iris().RegisterAsync(name, members[1], limits);
+        Task<byte[]> Request() => Cluster.Iris().RequestAsync(name, new byte[10], TimeSpan.FromSeconds(10));
+
+        // Two at once: whichever member the second asks first is full, so it goes to the other one.
+        await Task.WhenAll(Request(), Request());
+        Assert.Equal([1, 1], members.Select(m => m.Requests));
+
+        // Both members busy until the gates open; once what the second of these two was told has passed, a request
+        // asks both, is refused by both, and is overloaded.
+        var busy = new[] { Request(), Request() };
+        await Eventually.HoldsAsync(() => members.All(m => Volatile.Read(ref m.Requests) == 2), "both members run a second request");
+        await Task.Delay(TimeSpan.FromSeconds(1.1));
+        var calls = LostAnswers.Calls("Request", name);
+        await Assert.ThrowsAsync<IrisOverloadedException>(Request);
+        Assert.Equal(calls + 2, LostAnswers.Calls("Request", name));
+
+        // Another request at once is overloaded without a call.
+        var error = await Assert.ThrowsAsync<IrisOverloadedException>(Request);
+        Assert.Contains(name, error.Message);
+        Assert.Equal(calls + 2, LostAnswers.Calls("Request", name));
+
+        // Once they have room again they are asked, and serve.
+        Array.ForEach(members, m => m.Gate.TrySetResult());
+        await Task.WhenAll(busy);
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        Assert.Equal(10, (await Request()).Length);
+        Assert.Equal(calls + 3, LostAnswers.Calls("Request", name));
+        Assert.Equal(5, members.Sum(m => m.Requests));
+    }
+
+    /// <summary>A member whose first request takes <paramref name="first"/> and whose later ones wait for
+    /// <see cref="Gate"/>.</summary>
+    private sealed class Gated(TimeSpan first) : IClusterHandler
+    {
+        public int Requests;
+
+        public TaskCompletionSource Gate { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public async Task<byte[]> HandleRequestAsync(byte[] request, CancellationToken cancellationToken)
+        {
+            await (Interlocked.Increment(ref Requests) == 1 ? Task.Delay(first, CancellationToken.None) : Gate.Task);
+            return request;
+        }
+
+        public Task HandleBroadcastAsync(byte[] message, CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task HandleTunnelAsync(ITunnel tunnel, CancellationToken cancellationToken) => throw new InvalidOperationException("requests only");
+    }
+
+    [Fact]
     public async Task A_broadcast_returns_at_once_though_a_handler_takes_40_seconds_and_each_member_gets_it_once()
     {
         var name = Name("slow-handler");

@@ -5,11 +5,12 @@ namespace Iris.Tests.Support;
 /// <summary>
 /// Fault injection in an Orleans client: the answer to a call of a given method for a given cluster is lost after the
 /// call ran (the caller sees "silo unavailable", as when its gateway dies with the answer on it). Armed per cluster
-/// name, so tests sharing a client do not disturb each other.
+/// name, so tests sharing a client do not disturb each other. Also counts the calls made, by method and cluster.
 /// </summary>
 internal sealed class LostAnswers : IOutgoingGrainCallFilter
 {
     private static readonly ConcurrentDictionary<(string Method, string Cluster), int> Armed = new();
+    private static readonly ConcurrentDictionary<(string Method, string Cluster), int> Made = new();
 
     /// <summary>Loses the answers of the next <paramref name="count"/> calls of <paramref name="method"/> for
     /// <paramref name="cluster"/>.</summary>
@@ -17,10 +18,18 @@ internal sealed class LostAnswers : IOutgoingGrainCallFilter
 
     public static int Remaining(string method, string cluster) => Armed.GetValueOrDefault((method, cluster));
 
+    /// <summary>Calls of <paramref name="method"/> for <paramref name="cluster"/> made so far, whatever their outcome.</summary>
+    public static int Calls(string method, string cluster) => Made.GetValueOrDefault((method, cluster));
+
     public async Task Invoke(IOutgoingGrainCallContext context)
     {
-        await context.Invoke();
         var method = context.InterfaceMethod?.Name ?? string.Empty;
+        foreach (var cluster in Names(context))
+        {
+            Made.AddOrUpdate((method, cluster), 1, (_, n) => n + 1);
+        }
+
+        await context.Invoke();
         foreach (var cluster in Names(context))
         {
             var key = (method, cluster);
