@@ -15,6 +15,13 @@ internal sealed record ChaosSettings
 
     public bool Json { get; init; }
 
+    /// <summary>Exit with <see cref="BrokenPromiseExitCode"/> when the report shows a promise broken
+    /// (<see cref="ChaosReport.BrokenPromises"/>): what <c>.ci/run</c> uses.</summary>
+    public bool Check { get; init; }
+
+    /// <summary>The exit code of a run that broke a promise, with <c>--check</c>.</summary>
+    public const int BrokenPromiseExitCode = 3;
+
     /// <summary>Concurrent request callers in the runner's client.</summary>
     public int Callers { get; init; } = 16;
 
@@ -38,7 +45,7 @@ internal sealed record ChaosSettings
 
     public const string Usage =
         "usage: Iris.Chaos [--silos N] [--seconds S] [--kill-every K] [--seed X] [--callers C] [--tunnels T] " +
-        "[--broadcasts-per-second B] [--timeout-ms MS] [--overload [--overload-factor F]] [--dir PATH] [--json]";
+        "[--broadcasts-per-second B] [--timeout-ms MS] [--overload [--overload-factor F]] [--dir PATH] [--json] [--check]";
 
     public static ChaosSettings Parse(string[] args)
     {
@@ -61,6 +68,7 @@ internal sealed record ChaosSettings
                 "--overload-factor" => settings with { OverloadFactor = double.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--dir" => settings with { Directory = Next() },
                 "--json" => settings with { Json = true },
+                "--check" => settings with { Check = true },
                 _ => throw new ArgumentException($"unknown argument {args[i]}. {Usage}"),
             };
         }

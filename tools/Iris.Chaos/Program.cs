@@ -52,6 +52,12 @@ try
     var report = await new ChaosRun(settings, Console.Error).RunAsync(cancel.Token);
     ChildProcesses.KillAll();
     Console.Out.WriteLine(report.ToJson(indented: !settings.Json));
+    if (settings.Check && report.BrokenPromises() is { Count: > 0 } broken)
+    {
+        await Console.Error.WriteLineAsync($"promises broken: {string.Join("; ", broken)}");
+        return ChaosSettings.BrokenPromiseExitCode;
+    }
+
     return 0;
 }
 catch (OperationCanceledException) when (cancel.IsCancellationRequested)
