@@ -53,30 +53,17 @@ public sealed class GatewayFailureTests
         await client.StopAsync();
     }
 
-    private sealed class Counting : IClusterHandler
-    {
-        public int Broadcasts;
-
-        public Task<byte[]> HandleRequestAsync(byte[] request, CancellationToken cancellationToken) => Task.FromResult(request);
-
-        public Task HandleBroadcastAsync(byte[] message, CancellationToken cancellationToken)
-        {
-            Interlocked.Increment(ref Broadcasts);
-            return Task.CompletedTask;
-        }
-    }
-
     [Fact]
     public async Task A_broadcast_accepted_while_a_member_client_is_between_gateways_reaches_it_once()
     {
         await using var cluster = await IrisTestCluster.DeployAsync(3, tcp: true);
         var gateway = cluster.Silos[2];
-        var member = new Counting();
+        var member = new BroadcastCountingEcho();
         using var client = await StartClientAsync(cluster, gateway);
         var options = client.Services.GetRequiredService<IOptions<IrisClientOptions>>().Value;
         await using var registration = await client.Services.GetRequiredService<IIrisClient>().RegisterAsync("between", member);
         await cluster.Silos[0].Iris().BroadcastAsync("between", [0]);
-        await Eventually.SettlesAtAsync(() => Volatile.Read(ref member.Broadcasts), 1, "broadcast before the kill");
+        await Eventually.SettlesAtAsync(() => member.Broadcasts, 1, "broadcast before the kill");
 
         // The member's only gateway dies; it finds the next one after the gateway list refreshes. Broadcasts sent
         // meanwhile find it unreachable at first (Orleans: client not available).
@@ -89,7 +76,7 @@ public sealed class GatewayFailureTests
             await cluster.Silos[0].Iris().BroadcastAsync("between", [(byte)i]).WaitAsync(TimeSpan.FromSeconds(30));
         }
 
-        await Eventually.SettlesAtAsync(() => Volatile.Read(ref member.Broadcasts), 6, "broadcasts accepted while the member was between gateways", TimeSpan.FromSeconds(40));
+        await Eventually.SettlesAtAsync(() => member.Broadcasts, 6, "broadcasts accepted while the member was between gateways", TimeSpan.FromSeconds(40));
     }
 
     private static string GatewayOf(Orleans.TestingHost.SiloHandle silo) =>

@@ -46,19 +46,6 @@ public class ClientTests
 /// process.</summary>
 public class ClientPatternTests
 {
-    private sealed class Echo : IClusterHandler
-    {
-        public int Broadcasts;
-
-        public Task<byte[]> HandleRequestAsync(byte[] request, CancellationToken cancellationToken) => Task.FromResult(request);
-
-        public Task HandleBroadcastAsync(byte[] message, CancellationToken cancellationToken)
-        {
-            Interlocked.Increment(ref Broadcasts);
-            return Task.CompletedTask;
-        }
-    }
-
     [Fact]
     public async Task A_client_serves_a_cluster_calls_it_receives_its_own_broadcast_and_learns_of_missing_members_at_once()
     {
@@ -68,17 +55,17 @@ public class ClientPatternTests
         var iris = host.Services.GetRequiredService<IIrisClient>();
         var grains = host.Services.GetRequiredService<IClusterClient>();
 
-        var echo = new Echo();
+        var echo = new BroadcastCountingEcho();
         await using (await iris.RegisterAsync("echo", echo))
         {
             var reply = await grains.GetGrain<IClusterGrain>("echo").Request([1, 2, 3], TimeSpan.FromSeconds(5));
             Assert.Equal([1, 2, 3], reply);
             await grains.GetGrain<IClusterGrain>("echo").Broadcast([9]);
-            await Eventually.SettlesAtAsync(() => Volatile.Read(ref echo.Broadcasts), 1, "broadcast delivered");
+            await Eventually.SettlesAtAsync(() => echo.Broadcasts, 1, "broadcast delivered");
         }
 
         // A client member keeps answering under sustained load, several requests at a time.
-        await using (await iris.RegisterAsync("loaded", new Echo()))
+        await using (await iris.RegisterAsync("loaded", new BroadcastCountingEcho()))
         {
             var ok = 0;
             var failures = new System.Collections.Concurrent.ConcurrentQueue<string>();
