@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using Iris.Hosting;
 using Iris.Ring;
 using Iris.Security;
@@ -16,17 +17,27 @@ using Microsoft.Extensions.Options;
 var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = AppContext.BaseDirectory });
 var configured = builder.Configuration.GetSection(IrisSiloOptions.SectionName).Get<IrisSiloOptions>() ?? new IrisSiloOptions();
 var development = builder.Environment.IsDevelopment();
-
-// In development a port other than the default was asked for: use it or fail. The default moves aside for a second
-// silo. Everything else comes from configuration (Iris:Silo) and is checked when the silo starts.
-var siloPort = development ? PortPicker.Choose(configured.SiloPort, explicitlySet: configured.SiloPort != IrisSiloOptions.DefaultSiloPort) : configured.SiloPort;
-var gatewayPort = development ? PortPicker.Choose(configured.GatewayPort, explicitlySet: configured.GatewayPort != IrisSiloOptions.DefaultGatewayPort) : configured.GatewayPort;
-
+System.Net.IPAddress? address = null;
 try
 {
     // Settings are checked before anything starts: a mistake stops the silo with what to fix, not a stack trace.
     builder.Services.AddSingleton(NetworkKeys.Resolve(builder.Configuration, builder.Environment.IsDevelopment()));
     OverlayLifecycle.Bind(builder.Configuration);
+    if (new IrisSiloOptionsValidator().Validate(null, configured) is { Failed: true } invalid)
+    {
+        throw new OptionsValidationException(IrisSiloOptions.SectionName, typeof(IrisSiloOptions), invalid.Failures);
+    }
+
+    // In development a port other than the default was asked for: use it or fail. The default moves aside for a
+    // second silo. Everything else comes from configuration (Iris:Silo) and is checked when the silo starts.
+    var (siloPort, gatewayPort) = (configured.SiloPort, configured.GatewayPort);
+    if (development)
+    {
+        address = SiloEndpointAddress.For(configured, builder.Configuration, development);
+        siloPort = PortPicker.Choose(address, siloPort, explicitlySet: siloPort != IrisSiloOptions.DefaultSiloPort);
+        gatewayPort = PortPicker.Choose(address, gatewayPort, explicitlySet: gatewayPort != IrisSiloOptions.DefaultGatewayPort);
+    }
+
     builder.UseOrleans(silo => silo.UseIris(options =>
     {
         options.SiloPort = siloPort;
@@ -37,6 +48,10 @@ catch (Exception e) when (e is NetworkKeyException or OptionsValidationException
 {
     await Console.Error.WriteLineAsync($"Iris silo cannot start: {e.Message}");
     return 1;
+}
+catch (SocketException e)
+{
+    return await CannotListenAsync(address, e);
 }
 
 using var host = builder.Build();
@@ -50,7 +65,18 @@ catch (OptionsValidationException e)
     await Console.Error.WriteLineAsync($"Iris silo cannot start: {e.Message}");
     return 1;
 }
+catch (SocketException e)
+{
+    return await CannotListenAsync(host.Services.GetRequiredService<IOptions<Orleans.Configuration.EndpointOptions>>().Value.AdvertisedIPAddress, e);
+}
 
 await host.WaitForShutdownAsync();
 logger.LogInformation("Iris silo stopped");
 return 0;
+
+static async Task<int> CannotListenAsync(System.Net.IPAddress? address, SocketException e)
+{
+    await Console.Error.WriteLineAsync(
+        $"Iris silo cannot start: it cannot listen on {address}: {e.Message}. {IrisSiloOptions.AddressSetting} (by default the overlay's address) must be an address of this machine, and its ports free.");
+    return 1;
+}

@@ -1,4 +1,3 @@
-using System.Net;
 using Iris.Calls;
 using Iris.Grains.Dissemination;
 using Iris.Grains.Members;
@@ -50,11 +49,12 @@ public static class IrisSiloBuilderExtensions
             cluster.ClusterId = iris.Value.ClusterId;
             cluster.ServiceId = iris.Value.ServiceId;
         });
-        services.AddOptions<EndpointOptions>().Configure<IOptions<IrisSiloOptions>>((endpoints, iris) =>
+        services.AddOptions<EndpointOptions>().Configure<IOptions<IrisSiloOptions>, IConfiguration, IHostEnvironment>((endpoints, iris, configuration, environment) =>
         {
             if (iris.Value.ConfigureEndpoints)
             {
-                endpoints.AdvertisedIPAddress = IPAddress.Loopback;
+                // Orleans listens where it advertises, so one address serves both.
+                endpoints.AdvertisedIPAddress = SiloEndpointAddress.For(iris.Value, configuration, environment.IsDevelopment());
                 endpoints.SiloPort = iris.Value.SiloPort;
                 endpoints.GatewayPort = iris.Value.GatewayPort;
             }

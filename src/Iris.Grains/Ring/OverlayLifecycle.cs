@@ -31,6 +31,11 @@ internal sealed class OverlayLifecycle(IrisOverlay overlay) : ILifecycleParticip
         }
 
         configuration.GetSection("Iris:Network:Discovery").Bind(options.Discovery);
+        if (options.ListenAddress is { Length: > 0 } listen && !HostAddress.TryParse(listen, out _))
+        {
+            throw new FormatException($"{OverlayHost.ListenAddressSetting} '{listen}' is not an IP address.");
+        }
+
         var tcp = new TcpTransportOptionsValidator().Validate(null, options.Tcp);
         var pastry = new Overlay.Pastry.PastryOptionsValidator().Validate(null, options.Pastry);
         if (tcp.Failed || pastry.Failed)

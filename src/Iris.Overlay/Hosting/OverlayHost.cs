@@ -1,7 +1,5 @@
 using System.Collections.Concurrent;
 using System.Net;
-using System.Net.NetworkInformation;
-using System.Net.Sockets;
 using Iris.Overlay.Discovery;
 using Iris.Overlay.Pastry;
 using Iris.Overlay.Security;
@@ -21,6 +19,9 @@ namespace Iris.Overlay.Hosting;
 /// </summary>
 internal sealed partial class OverlayHost : IAsyncDisposable
 {
+    /// <summary>The configuration key of <see cref="OverlayOptions.ListenAddress"/>.</summary>
+    public const string ListenAddressSetting = "Iris:Overlay:ListenAddress";
+
     private readonly TimerQueue _timers;
     private readonly ConcurrentDictionary<NodeKey, (Beacon Beacon, long HeardAt)> _heard = new();
     private readonly CancellationTokenSource _stopping = new();
@@ -251,36 +252,10 @@ internal sealed partial class OverlayHost : IAsyncDisposable
         _timers.Dispose();
     }
 
-    private static IPAddress ListenAddress(OverlayOptions options, bool development)
-    {
-        if (options.ListenAddress is { Length: > 0 } text)
-        {
-            return IPAddress.TryParse(text, out var address)
-                ? address
-                : throw new FormatException($"Iris:Overlay:ListenAddress '{text}' is not an IP address.");
-        }
-
-        if (development)
-        {
-            return IPAddress.Loopback;
-        }
-
-        foreach (var nic in NetworkInterface.GetAllNetworkInterfaces())
-        {
-            if (nic.OperationalStatus == OperationalStatus.Up && nic.NetworkInterfaceType != NetworkInterfaceType.Loopback)
-            {
-                foreach (var unicast in nic.GetIPProperties().UnicastAddresses)
-                {
-                    if (unicast.Address.AddressFamily == AddressFamily.InterNetwork)
-                    {
-                        return unicast.Address;
-                    }
-                }
-            }
-        }
-
-        throw new InvalidOperationException("No IPv4 interface is up to listen on: set Iris:Overlay:ListenAddress.");
-    }
+    /// <summary>Where the overlay listens: <see cref="OverlayOptions.ListenAddress"/>, else the rule of
+    /// <see cref="HostAddress"/>.</summary>
+    internal static IPAddress ListenAddress(OverlayOptions options, bool development) =>
+        HostAddress.Resolve(options.ListenAddress, development, ListenAddressSetting);
 
     private void OnLeafSetChanged()
     {
