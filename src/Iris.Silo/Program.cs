@@ -1,8 +1,9 @@
 using System.Net.Sockets;
 using Iris.Hosting;
+using Iris.Overlay.Security;
 using Iris.Ring;
 using Iris.Security;
-using Iris.Overlay.Security;
+using Iris.Silo;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -14,69 +15,127 @@ using Microsoft.Extensions.Options;
 // development (see Properties/launchSettings.json): loopback only, the user's development network key, discovery of
 // other nodes on this machine, and free ports picked where the defaults are taken. Ctrl-C stops it cleanly.
 // appsettings.json is read next to the program, wherever it is started from.
-var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = AppContext.BaseDirectory });
-var configured = builder.Configuration.GetSection(IrisSiloOptions.SectionName).Get<IrisSiloOptions>() ?? new IrisSiloOptions();
-var development = builder.Environment.IsDevelopment();
-System.Net.IPAddress? address = null;
-try
+//
+// A silo that its cluster declared dead (cut off from the majority by a partition while the others went on, or
+// stalled for longer than failure detection takes) can never come back as the same silo. In production the program
+// then exits with ExitCodes.DeclaredDead (3), and its supervisor (systemd, Kubernetes) starts it again: a new silo.
+// In development, with no supervisor, it starts the new silo itself, in this process.
+for (var restarts = 0; ; restarts++)
 {
-    // Settings are checked before anything starts: a mistake stops the silo with what to fix, not a stack trace.
-    builder.Services.AddSingleton(NetworkKeys.Resolve(builder.Configuration, builder.Environment.IsDevelopment()));
-    OverlayLifecycle.Bind(builder.Configuration);
-    if (new IrisSiloOptionsValidator().Validate(null, configured) is { Failed: true } invalid)
+    if (await RunSiloAsync(args, restarts) is { } exitCode)
     {
-        throw new OptionsValidationException(IrisSiloOptions.SectionName, typeof(IrisSiloOptions), invalid.Failures);
+        return exitCode;
+    }
+}
+
+// Runs one silo until its host stops: the process's exit code, or null to start a new silo in this process.
+static async Task<int?> RunSiloAsync(string[] args, int restarts)
+{
+    // How long a silo declared dead may take over its graceful stop, and how long it may take at all.
+    var deadSiloGrace = TimeSpan.FromSeconds(5);
+    var deadSiloStopLimit = TimeSpan.FromSeconds(60);
+
+    var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = AppContext.BaseDirectory });
+    var configured = builder.Configuration.GetSection(IrisSiloOptions.SectionName).Get<IrisSiloOptions>() ?? new IrisSiloOptions();
+    var development = builder.Environment.IsDevelopment();
+    System.Net.IPAddress? address = null;
+    try
+    {
+        // Settings are checked before anything starts: a mistake stops the silo with what to fix, not a stack trace.
+        builder.Services.AddSingleton(NetworkKeys.Resolve(builder.Configuration, development));
+        OverlayLifecycle.Bind(builder.Configuration);
+        if (new IrisSiloOptionsValidator().Validate(null, configured) is { Failed: true } invalid)
+        {
+            throw new OptionsValidationException(IrisSiloOptions.SectionName, typeof(IrisSiloOptions), invalid.Failures);
+        }
+
+        // In development a port other than the default was asked for: use it or fail. The default moves aside for a
+        // second silo. Everything else comes from configuration (Iris:Silo) and is checked when the silo starts.
+        var (siloPort, gatewayPort) = (configured.SiloPort, configured.GatewayPort);
+        if (development)
+        {
+            address = SiloEndpointAddress.For(configured, builder.Configuration, development);
+            siloPort = PortPicker.Choose(address, siloPort, explicitlySet: siloPort != IrisSiloOptions.DefaultSiloPort);
+            gatewayPort = PortPicker.Choose(address, gatewayPort, explicitlySet: gatewayPort != IrisSiloOptions.DefaultGatewayPort);
+        }
+
+        builder.UseOrleans(silo => silo
+            .UseIris(options =>
+            {
+                options.SiloPort = siloPort;
+                options.GatewayPort = gatewayPort;
+            })
+            .StopWhenDeclaredDead());
+    }
+    catch (Exception e) when (e is NetworkKeyException or OptionsValidationException or FormatException)
+    {
+        await Console.Error.WriteLineAsync($"Iris silo cannot start: {e.Message}");
+        return ExitCodes.CannotStart;
+    }
+    catch (SocketException e)
+    {
+        return await CannotListenAsync(address, e);
     }
 
-    // In development a port other than the default was asked for: use it or fail. The default moves aside for a
-    // second silo. Everything else comes from configuration (Iris:Silo) and is checked when the silo starts.
-    var (siloPort, gatewayPort) = (configured.SiloPort, configured.GatewayPort);
-    if (development)
+    using var host = builder.Build();
+    var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Iris.Silo");
+    try
     {
-        address = SiloEndpointAddress.For(configured, builder.Configuration, development);
-        siloPort = PortPicker.Choose(address, siloPort, explicitlySet: siloPort != IrisSiloOptions.DefaultSiloPort);
-        gatewayPort = PortPicker.Choose(address, gatewayPort, explicitlySet: gatewayPort != IrisSiloOptions.DefaultGatewayPort);
+        await host.StartAsync();
+    }
+    catch (OptionsValidationException e)
+    {
+        await Console.Error.WriteLineAsync($"Iris silo cannot start: {e.Message}");
+        return ExitCodes.CannotStart;
+    }
+    catch (SocketException e)
+    {
+        var endpoints = host.Services.GetRequiredService<IOptions<Orleans.Configuration.EndpointOptions>>().Value;
+        return await CannotListenAsync(endpoints.AdvertisedIPAddress, e);
     }
 
-    builder.UseOrleans(silo => silo.UseIris(options =>
+    // The host runs until it is asked to stop (Ctrl-C, SIGTERM) or its silo is declared dead (DeclaredDeadHandler). A
+    // dead silo's graceful steps wait on silos that now refuse it, so they get a few seconds; should even the rest
+    // hang, the process ends anyway: a dead silo that lingers helps nobody, and its supervisor starts a new one.
+    var death = host.Services.GetRequiredService<SiloDeath>();
+    var stopping = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+    using (host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.Register(() => stopping.TrySetResult()))
     {
-        options.SiloPort = siloPort;
-        options.GatewayPort = gatewayPort;
-    }));
-}
-catch (Exception e) when (e is NetworkKeyException or OptionsValidationException or FormatException)
-{
-    await Console.Error.WriteLineAsync($"Iris silo cannot start: {e.Message}");
-    return 1;
-}
-catch (SocketException e)
-{
-    return await CannotListenAsync(address, e);
+        await Task.WhenAny(stopping.Task, death.Declared);
+    }
+
+    using (var graceful = new CancellationTokenSource(death.IsDeclared ? deadSiloGrace : Timeout.InfiniteTimeSpan))
+    {
+        var stopped = host.StopAsync(graceful.Token);
+        if (death.IsDeclared && await Task.WhenAny(stopped, Task.Delay(deadSiloStopLimit)) != stopped)
+        {
+            ProgramLog.DeadSiloStuck(logger, deadSiloStopLimit);
+            Environment.FailFast($"Iris silo declared dead did not stop within {deadSiloStopLimit}.");
+        }
+
+        await stopped;
+    }
+
+    if (!death.IsDeclared)
+    {
+        logger.LogInformation("Iris silo stopped");
+        return ExitCodes.Stopped;
+    }
+
+    var silo = host.Services.GetRequiredService<Orleans.Runtime.ILocalSiloDetails>().SiloAddress.ToString();
+    if (!development)
+    {
+        ProgramLog.ExitingDeclaredDead(logger, silo, ExitCodes.DeclaredDead);
+        return ExitCodes.DeclaredDead;
+    }
+
+    ProgramLog.RestartingDeclaredDead(logger, silo, restarts + 1);
+    return null;
 }
 
-using var host = builder.Build();
-var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Iris.Silo");
-try
-{
-    await host.StartAsync();
-}
-catch (OptionsValidationException e)
-{
-    await Console.Error.WriteLineAsync($"Iris silo cannot start: {e.Message}");
-    return 1;
-}
-catch (SocketException e)
-{
-    return await CannotListenAsync(host.Services.GetRequiredService<IOptions<Orleans.Configuration.EndpointOptions>>().Value.AdvertisedIPAddress, e);
-}
-
-await host.WaitForShutdownAsync();
-logger.LogInformation("Iris silo stopped");
-return 0;
-
-static async Task<int> CannotListenAsync(System.Net.IPAddress? address, SocketException e)
+static async Task<int?> CannotListenAsync(System.Net.IPAddress? address, SocketException e)
 {
     await Console.Error.WriteLineAsync(
         $"Iris silo cannot start: it cannot listen on {address}: {e.Message}. {IrisSiloOptions.AddressSetting} (by default the overlay's address) must be an address of this machine, and its ports free.");
-    return 1;
+    return ExitCodes.CannotStart;
 }

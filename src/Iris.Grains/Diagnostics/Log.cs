@@ -4,7 +4,7 @@ namespace Iris.Grains.Diagnostics;
 
 /// <summary>
 /// The log events of Iris.Grains. Event ids are stable and unique across Iris (the whole table is on
-/// <c>Iris.Diagnostics.Log</c> in Iris.Client): 100–119 silo hosting and the ring, 120–139 dissemination, 200–219 the membership table,
+/// <c>Iris.Diagnostics.Log</c> in Iris.Client): 100–119 silo hosting and the ring (103–109 the silo declared dead, with Iris.Silo), 120–139 dissemination, 200–219 the membership table,
 /// 400–419 placement.
 /// </summary>
 internal static partial class SiloLog
@@ -17,6 +17,9 @@ internal static partial class SiloLog
 
     [LoggerMessage(EventId = 102, Level = LogLevel.Information, Message = "Orleans cluster '{ClusterId}' has {Count} active silos: {Silos}")]
     public static partial void ActiveSilos(ILogger logger, string clusterId, int count, string silos);
+
+    [LoggerMessage(EventId = 103, Level = LogLevel.Error, Message = "Iris silo {Silo} was declared dead by its cluster and stops: it can come back only as a new silo. Orleans says: {Reason}")]
+    public static partial void DeclaredDead(ILogger logger, string silo, string reason);
 
     [LoggerMessage(EventId = 110, Level = LogLevel.Information, Message = "Ring neighbour {Key} at {Address} joined")]
     public static partial void NeighbourJoined(ILogger logger, Overlay.NodeKey key, Overlay.Transport.NodeAddress address);

@@ -86,10 +86,35 @@ public static class IrisSiloBuilderExtensions
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, OverlayLifecycle>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => new MemberRegistration(
             sp.GetRequiredService<IIrisClient>(),
+            () => IsDeclaredDead(sp),
             () => sp.GetRequiredService<IOptions<IrisSiloOptions>>().Value.EchoCluster is { Length: > 0 } echo ? echo : null,
             new EchoHandler(),
             new MemberOptions { Idempotent = true }));
         return builder;
+    }
+
+    /// <summary>
+    /// Makes a silo that finds itself declared dead stop its host, rather than end the process with Orleans'
+    /// <c>Environment.FailFast</c>; the host's <see cref="SiloDeath"/> says so afterwards. Other fatal errors keep the
+    /// handler registered before (Orleans' by default). For a program that decides itself what a dead silo does, as
+    /// Iris.Silo does: exit with its own code, or start a new silo.
+    /// </summary>
+    internal static ISiloBuilder StopWhenDeclaredDead(this ISiloBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        var services = builder.Services;
+        var previous = services.LastOrDefault(d => d.ServiceType == typeof(IFatalErrorHandler) && !d.IsKeyedService)
+            ?? throw new InvalidOperationException("Orleans' fatal-error handler is not registered: call StopWhenDeclaredDead inside UseOrleans.");
+        services.RemoveAll<IFatalErrorHandler>();
+        services.TryAddSingleton<SiloDeath>();
+        services.AddSingleton<IFatalErrorHandler>(sp => new DeclaredDeadHandler(
+            Create(sp, previous), sp.GetRequiredService<SiloDeath>(), sp, sp.GetRequiredService<ILogger<DeclaredDeadHandler>>()));
+        return builder;
+
+        static IFatalErrorHandler Create(IServiceProvider sp, ServiceDescriptor descriptor) =>
+            descriptor.ImplementationInstance as IFatalErrorHandler
+            ?? descriptor.ImplementationFactory?.Invoke(sp) as IFatalErrorHandler
+            ?? (IFatalErrorHandler)ActivatorUtilities.CreateInstance(sp, descriptor.ImplementationType!);
     }
 
     /// <summary>Hosts a member of <paramref name="cluster"/> in the silo: <typeparamref name="THandler"/> is created
@@ -101,13 +126,18 @@ public static class IrisSiloBuilderExtensions
         ArgumentException.ThrowIfNullOrEmpty(cluster);
         builder.Services.TryAddSingleton<THandler>();
         builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => new MemberRegistration(
-            sp.GetRequiredService<IIrisClient>(), () => cluster, sp.GetRequiredService<THandler>(), options ?? new MemberOptions()));
+            sp.GetRequiredService<IIrisClient>(), () => IsDeclaredDead(sp), () => cluster, sp.GetRequiredService<THandler>(), options ?? new MemberOptions()));
         return builder;
     }
 
+    /// <summary>Whether this silo's own row in its membership view says Dead.</summary>
+    private static bool IsDeclaredDead(IServiceProvider services) =>
+        services.GetRequiredService<IClusterMembershipService>().CurrentSnapshot.GetSiloStatus(services.GetRequiredService<ILocalSiloDetails>().SiloAddress) == SiloStatus.Dead;
+
     /// <summary>Registers an in-silo member once the silo is active (if it has a cluster then), and leaves the cluster
-    /// when the silo stops.</summary>
-    private sealed class MemberRegistration(IIrisClient client, Func<string?> cluster, IClusterHandler handler, MemberOptions options)
+    /// when the silo stops; a silo declared dead does not: the rendezvous drop a dead silo's entries at once, and the
+    /// other silos refuse its calls, which would only hold up its stop until they time out.</summary>
+    private sealed class MemberRegistration(IIrisClient client, Func<bool> declaredDead, Func<string?> cluster, IClusterHandler handler, MemberOptions options)
         : ILifecycleParticipant<ISiloLifecycle>
     {
         private IAsyncDisposable? _registration;
@@ -125,7 +155,7 @@ public static class IrisSiloBuilderExtensions
                 },
                 async _ =>
                 {
-                    if (_registration is not null)
+                    if (_registration is not null && !declaredDead())
                     {
                         await _registration.DisposeAsync().ConfigureAwait(false);
                     }

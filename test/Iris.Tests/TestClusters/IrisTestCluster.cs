@@ -15,23 +15,27 @@ internal static class IrisTestCluster
     {
         public void Configure(ISiloBuilder siloBuilder)
         {
-            siloBuilder.UseIris(options =>
-            {
-                options.ConfigureEndpoints = false;
-                options.EchoCluster = "echo";
-            });
+            // A silo declared dead stops its host, as in Iris.Silo (the test cluster's own handler would too).
+            siloBuilder
+                .UseIris(options =>
+                {
+                    options.ConfigureEndpoints = false;
+                    options.EchoCluster = "echo";
+                })
+                .StopWhenDeclaredDead();
             if (Environment.GetEnvironmentVariable("IRIS_DEBUG_LOG") is { } path)
             {
-                siloBuilder.Services.AddLogging(l => l.AddProvider(new FileLoggerProvider(path)).SetMinimumLevel(Microsoft.Extensions.Logging.LogLevel.Debug));
+                var silo = siloBuilder.Configuration["SiloName"] ?? "silo";
+                siloBuilder.Services.AddLogging(l => l.AddProvider(new FileLoggerProvider(path, silo)).SetMinimumLevel(Microsoft.Extensions.Logging.LogLevel.Debug));
             }
         }
     }
 
-    private sealed class FileLoggerProvider(string path) : Microsoft.Extensions.Logging.ILoggerProvider
+    private sealed class FileLoggerProvider(string path, string silo) : Microsoft.Extensions.Logging.ILoggerProvider
     {
         private static readonly object Gate = new();
 
-        public Microsoft.Extensions.Logging.ILogger CreateLogger(string categoryName) => new FileLogger(path, categoryName);
+        public Microsoft.Extensions.Logging.ILogger CreateLogger(string categoryName) => new FileLogger(path, $"{silo} {categoryName}");
 
         public void Dispose()
         {
