@@ -91,7 +91,8 @@ internal sealed class TcpLink : IAsyncDisposable
     public static async Task<TcpLink> ConnectAsync(NodeAddress local, NodeAddress remote, NetworkKey key, TcpTransportOptions options, CancellationToken cancellationToken)
     {
         var endpoint = ParseEndPoint(remote);
-        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        Configure(socket, options);
         TcpLink? link = null;
         try
         {
@@ -120,12 +121,26 @@ internal sealed class TcpLink : IAsyncDisposable
         }
     }
 
+    /// <summary>No Nagle delay; and on Linux, a connection whose peer stops acknowledging is given up after
+    /// <see cref="TcpTransportOptions.UnacknowledgedTimeout"/>, so a partition does not leave it open behind TCP's
+    /// retransmission backoff (the peer's connection is made again, and works as soon as the network does).</summary>
+    private static void Configure(Socket socket, TcpTransportOptions options)
+    {
+        socket.NoDelay = true;
+        if (OperatingSystem.IsLinux() && options.UnacknowledgedTimeout > TimeSpan.Zero)
+        {
+            const int IpProtoTcp = 6;
+            const int TcpUserTimeout = 18;
+            socket.SetRawSocketOption(IpProtoTcp, TcpUserTimeout, BitConverter.GetBytes((uint)options.UnacknowledgedTimeout.TotalMilliseconds));
+        }
+    }
+
     /// <summary>Runs the responder's side on an accepted socket; <paramref name="stopping"/> or <paramref name="cutOff"/>
     /// end the handshake. The link it makes is closed by its owner.</summary>
     public static async Task<TcpLink> AcceptAsync(
         Socket socket, NodeAddress local, NetworkKey key, TcpTransportOptions options, CancellationToken stopping, CancellationToken cutOff)
     {
-        socket.NoDelay = true;
+        Configure(socket, options);
         using var handshaking = CancellationTokenSource.CreateLinkedTokenSource(stopping, cutOff);
         var stream = new NetworkStream(socket, ownsSocket: false);
         var handshake = await Handshake.RunAsync(stream, initiator: false, key, options.HandshakeTimeout, options.RekeyAfterFrames, handshaking.Token).ConfigureAwait(false);

@@ -35,6 +35,14 @@ public sealed class TcpTransportOptions
     /// <summary>Accepted connections from one IP address that may be in their handshake at once. Default 16.</summary>
     public int MaxHandshakesPerAddress { get; set; } = 16;
 
+    /// <summary>
+    /// How long data written on a connection may stay unacknowledged by the peer before the connection is given up
+    /// (TCP_USER_TIMEOUT, on Linux). Without it a connection cut by a partition stays open while TCP's retransmission
+    /// backoff grows, to a minute and more, and after the network heals everything sent to that peer waits behind it.
+    /// Zero leaves the system's default (retrying for many minutes). Default 10 seconds.
+    /// </summary>
+    public TimeSpan UnacknowledgedTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>How long a remote address with no connection and no traffic keeps its queue and send loop before they
     /// are freed. Default 1 minute.</summary>
     public TimeSpan IdlePeerTimeout { get; set; } = TimeSpan.FromMinutes(1);
@@ -77,6 +85,11 @@ public sealed class TcpTransportOptionsValidator : IValidateOptions<TcpTransport
         if (options.MaxHandshakesInProgress < 1 || options.MaxHandshakesPerAddress < 1)
         {
             errors.Add("Tcp MaxHandshakesInProgress and MaxHandshakesPerAddress must be at least 1.");
+        }
+
+        if (options.UnacknowledgedTimeout < TimeSpan.Zero || options.UnacknowledgedTimeout > TimeSpan.FromMilliseconds(int.MaxValue))
+        {
+            errors.Add($"Tcp UnacknowledgedTimeout must be zero (the system's default) or positive; it is {options.UnacknowledgedTimeout}.");
         }
 
         if (options.IdlePeerTimeout <= TimeSpan.Zero)

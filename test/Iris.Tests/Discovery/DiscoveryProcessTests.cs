@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Iris.Overlay.Security;
 using Iris.Tests.Support;
 
@@ -103,7 +102,7 @@ public sealed class DiscoveryProcessTests
         {
             foreach (var command in setup)
             {
-                var (ok, error) = await IpAsync(command);
+                var (ok, error) = await IpCommand.RunAsync(command);
                 Skip.IfNot(ok, $"Network namespaces cannot be created here (`ip {command}` failed: {error}); LAN discovery is tested only where they can.");
             }
 
@@ -119,23 +118,8 @@ public sealed class DiscoveryProcessTests
         }
         finally
         {
-            await IpAsync($"netns del {ns1}");
-            await IpAsync($"netns del {ns2}");
-        }
-    }
-
-    private static async Task<(bool Ok, string Error)> IpAsync(string arguments)
-    {
-        try
-        {
-            using var ip = Process.Start(new ProcessStartInfo("ip", arguments) { RedirectStandardError = true, RedirectStandardOutput = true })!;
-            var error = await ip.StandardError.ReadToEndAsync();
-            await ip.WaitForExitAsync();
-            return (ip.ExitCode == 0, error.Trim());
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            return (false, e.Message);
+            await IpCommand.RunAsync($"netns del {ns1}");
+            await IpCommand.RunAsync($"netns del {ns2}");
         }
     }
 }
