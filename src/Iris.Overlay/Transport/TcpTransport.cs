@@ -220,8 +220,9 @@ internal sealed class TcpTransport : IOverlayTransport, IAsyncDisposable
                 _readLoops.TryRemove(link, out _);
                 if (end.Error)
                 {
-                    Interlocked.Increment(ref _refused);
+                    // Logged before it is counted: whoever sees the count finds the reason in the log.
                     Log.ClosedOnError(Logger, link.Remote, end.Reason);
+                    Interlocked.Increment(ref _refused);
                 }
                 else
                 {
@@ -447,8 +448,8 @@ internal sealed class TcpTransport : IOverlayTransport, IAsyncDisposable
             socket.Dispose();
             if (!_stopping.IsCancellationRequested)
             {
-                Interlocked.Increment(ref _refused);
                 LogRefused(remote, e is OperationCanceledException ? "cut off to make room for other handshakes" : e.Message);
+                Interlocked.Increment(ref _refused);
             }
 
             return;
