@@ -49,6 +49,7 @@ public static class IrisSiloBuilderExtensions
             cluster.ClusterId = iris.Value.ClusterId;
             cluster.ServiceId = iris.Value.ServiceId;
         });
+        services.AddOptions<ClusterMembershipOptions>().BindConfiguration(IrisSiloOptions.MembershipSectionName);
         services.AddOptions<EndpointOptions>().Configure<IOptions<IrisSiloOptions>, IConfiguration, IHostEnvironment>((endpoints, iris, configuration, environment) =>
         {
             if (iris.Value.ConfigureEndpoints)

@@ -22,6 +22,15 @@ public sealed class IrisSiloOptions
     /// <summary>The default <see cref="GatewayPort"/>.</summary>
     public const int DefaultGatewayPort = 30000;
 
+    /// <summary>
+    /// The configuration section of Orleans' failure detection (<c>ClusterMembershipOptions</c>: <c>ProbeTimeout</c>,
+    /// <c>NumMissedProbesLimit</c>, <c>NumVotesForDeathDeclaration</c>, …), bound by <c>UseIris</c>. Orleans' defaults
+    /// apply where nothing is set; with them a silo cut off from the others is declared dead no sooner than a minute
+    /// after its last message arrived (<c>MaxProbeTimeout</c>, four times <c>ProbeTimeout</c>, times
+    /// <c>NumMissedProbesLimit</c>), and until then calls that need it wait.
+    /// </summary>
+    public const string MembershipSectionName = SectionName + ":Membership";
+
     /// <summary>The configuration key of <see cref="Address"/>.</summary>
     public const string AddressSetting = SectionName + ":" + nameof(Address);
 

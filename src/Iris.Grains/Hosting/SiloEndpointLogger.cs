@@ -4,8 +4,8 @@ using Orleans.Runtime;
 
 namespace Iris.Hosting;
 
-/// <summary>Logs where the silo listens once it is active, every change in the number of active silos of its
-/// Orleans cluster, and when it stops.</summary>
+/// <summary>Logs where the silo listens once it is active, every change in the active silos of its Orleans cluster,
+/// and when it stops.</summary>
 internal sealed class SiloEndpointLogger(ILocalSiloDetails silo, IClusterMembershipService membership, ILogger<SiloEndpointLogger> logger)
     : ILifecycleParticipant<ISiloLifecycle>
 {
@@ -31,14 +31,15 @@ internal sealed class SiloEndpointLogger(ILocalSiloDetails silo, IClusterMembers
 
     private async Task WatchMembershipAsync()
     {
-        var last = -1;
+        string? last = null;
         await foreach (var snapshot in membership.MembershipUpdates.WithCancellation(_stopping.Token).ConfigureAwait(false))
         {
             var active = snapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress.Endpoint.ToString()).Order().ToList();
-            if (active.Count != last)
+            var silos = string.Join(", ", active);
+            if (silos != last)
             {
-                last = active.Count;
-                SiloLog.ActiveSilos(logger, silo.ClusterId, active.Count, string.Join(", ", active));
+                last = silos;
+                SiloLog.ActiveSilos(logger, silo.ClusterId, active.Count, silos);
             }
         }
     }

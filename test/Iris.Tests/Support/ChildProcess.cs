@@ -8,6 +8,7 @@ internal sealed class ChildProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly List<string> _lines = [];
+    private readonly List<DateTime> _times = [];
 
     private ChildProcess(Process process) => _process = process;
 
@@ -20,6 +21,12 @@ internal sealed class ChildProcess : IAsyncDisposable
     public string[] Lines
     {
         get { lock (_lines) { return [.. _lines]; } }
+    }
+
+    /// <summary>The lines with the time (UTC) each was read.</summary>
+    public (DateTime At, string Line)[] TimedLines
+    {
+        get { lock (_lines) { return [.. _times.Zip(_lines)]; } }
     }
 
     public string Output => string.Join(Environment.NewLine, Lines);
@@ -123,6 +130,7 @@ internal sealed class ChildProcess : IAsyncDisposable
             lock (_lines)
             {
                 _lines.Add(line);
+                _times.Add(DateTime.UtcNow);
             }
         }
     }
