@@ -45,5 +45,5 @@ internal sealed class DeclaredDeadHandler(IFatalErrorHandler inner, SiloDeath de
 
     private bool IsDeclaredDead(string? context) =>
         context?.Contains(DeclaredDeadContext, StringComparison.Ordinal) == true
-        || services.GetService<ISiloStatusOracle>()?.CurrentStatus == SiloStatus.Dead;
+        || SiloDeath.InOwnView(services);
 }

@@ -87,7 +87,7 @@ public static class IrisSiloBuilderExtensions
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, OverlayLifecycle>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => new MemberRegistration(
             sp.GetRequiredService<IIrisClient>(),
-            () => IsDeclaredDead(sp),
+            () => SiloDeath.InOwnView(sp),
             () => sp.GetRequiredService<IOptions<IrisSiloOptions>>().Value.EchoCluster is { Length: > 0 } echo ? echo : null,
             new EchoHandler(),
             new MemberOptions { Idempotent = true }));
@@ -127,13 +127,9 @@ public static class IrisSiloBuilderExtensions
         ArgumentException.ThrowIfNullOrEmpty(cluster);
         builder.Services.TryAddSingleton<THandler>();
         builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => new MemberRegistration(
-            sp.GetRequiredService<IIrisClient>(), () => IsDeclaredDead(sp), () => cluster, sp.GetRequiredService<THandler>(), options ?? new MemberOptions()));
+            sp.GetRequiredService<IIrisClient>(), () => SiloDeath.InOwnView(sp), () => cluster, sp.GetRequiredService<THandler>(), options ?? new MemberOptions()));
         return builder;
     }
-
-    /// <summary>Whether this silo's own row in its membership view says Dead.</summary>
-    private static bool IsDeclaredDead(IServiceProvider services) =>
-        services.GetRequiredService<IClusterMembershipService>().CurrentSnapshot.GetSiloStatus(services.GetRequiredService<ILocalSiloDetails>().SiloAddress) == SiloStatus.Dead;
 
     /// <summary>Registers an in-silo member once the silo is active (if it has a cluster then), and leaves the cluster
     /// when the silo stops; a silo declared dead does not: the rendezvous drop a dead silo's entries at once, and the

@@ -1,3 +1,5 @@
+using Microsoft.Extensions.DependencyInjection;
+
 namespace Iris.Hosting;
 
 /// <summary>
@@ -17,4 +19,8 @@ internal sealed class SiloDeath
 
     /// <summary>Records the declaration; false when it was recorded already.</summary>
     public bool TryDeclare(string reason) => _declared.TrySetResult(reason);
+
+    /// <summary>Whether the silo of <paramref name="services"/> finds its own row Dead in its membership view.</summary>
+    public static bool InOwnView(IServiceProvider services) =>
+        services.GetRequiredService<IClusterMembershipService>().CurrentSnapshot.GetSiloStatus(services.GetRequiredService<ILocalSiloDetails>().SiloAddress) == SiloStatus.Dead;
 }
