@@ -7,10 +7,16 @@ using Microsoft.Extensions.Hosting;
 // Iris__Client__NetworkKey, Iris__Client__DiscoveryPort or Iris__Client__Gateways__0). Registers an echo member of
 // <cluster> and prints "READY"; on the input line "leave" it leaves the cluster and prints "LEFT <requests served>";
 // it stops when its input closes.
+// Iris.Member.TestHost <cluster> --audit: the same member, which also prints "RAN <request as text>" for every
+// request it runs, so that a test can count how often each request ran across all members.
 // Iris.Member.TestHost --call <cluster>: a caller instead. Prints "READY", then sends requests to <cluster> without
-// end and prints one line a second, "CALLS ok=<n> failed=<n> [<error>=<n> ...]" for that second; on the input line
-// "hosts" it prints the silos of the membership table as its gateway reads it, "HOST <silo> <status> <suspecters>"
-// each, then "HOSTS END". The first error of each type that is not an IrisException is printed whole, "UNTYPED ...".
+// end, each its own text "<process id>-<number>" (numbers from 0), and prints one line a second,
+// "CALLS ok=<n> failed=<n> [<error>=<n> ...]" for that second, "FAILED <request> <error>" for each failed request and
+// "WRONG <request>" for a reply that is not the request. On the input line "hosts" it prints the silos of the
+// membership table as its gateway reads it, "HOST <silo> <status> <suspecters>" each, then "HOSTS END"; on
+// "activations", the activations of Iris' keyed grains, "ACTIVATION <grain type> <grain id> <silo>" each, then
+// "ACTIVATIONS END"; on "stop", it sends no more requests, waits for the one under way and prints
+// "STOPPED sent=<n>". The first error of each type that is not an IrisException is printed whole, "UNTYPED ...".
 // It stops when its input closes.
 var builder = Host.CreateApplicationBuilder(args);
 builder.UseOrleansClient(client => client.UseIris());
@@ -24,7 +30,7 @@ if (args[0] == "--call")
 }
 else
 {
-    var echo = new CountingEcho();
+    var echo = new CountingEcho(audit: args.Contains("--audit"));
     var registration = await iris.RegisterAsync(args[0], echo);
     Console.WriteLine("READY");
     while (await Console.In.ReadLineAsync() is { } line)
@@ -39,7 +45,7 @@ else
 
 await host.StopAsync();
 
-internal sealed class CountingEcho : IClusterHandler
+internal sealed class CountingEcho(bool audit) : IClusterHandler
 {
     private int _served;
 
@@ -48,6 +54,11 @@ internal sealed class CountingEcho : IClusterHandler
     public Task<byte[]> HandleRequestAsync(byte[] request, CancellationToken cancellationToken)
     {
         Interlocked.Increment(ref _served);
+        if (audit)
+        {
+            Console.WriteLine($"RAN {System.Text.Encoding.UTF8.GetString(request)}");
+        }
+
         return Task.FromResult(request);
     }
 
@@ -61,16 +72,26 @@ internal static class Caller
     public static async Task RunAsync(IIrisClient iris, IClusterClient orleans, string cluster)
     {
         using var stop = new CancellationTokenSource();
+        using var stopSending = new CancellationTokenSource();
         var counts = new System.Collections.Concurrent.ConcurrentDictionary<string, int>();
         var reported = new HashSet<string>(StringComparer.Ordinal);
+        var sent = 0;
         var caller = Task.Run(async () =>
         {
-            while (!stop.IsCancellationRequested)
+            // A request under way when sending stops is let finish, so that every request sent has an outcome.
+            while (!stopSending.IsCancellationRequested)
             {
+                var id = $"{Environment.ProcessId}-{sent++}";
+                var request = System.Text.Encoding.UTF8.GetBytes(id);
                 string outcome;
                 try
                 {
-                    await iris.RequestAsync(cluster, [1, 2, 3], TimeSpan.FromSeconds(3), stop.Token);
+                    var reply = await iris.RequestAsync(cluster, request, TimeSpan.FromSeconds(3), stop.Token);
+                    if (!reply.AsSpan().SequenceEqual(request))
+                    {
+                        Console.WriteLine($"WRONG {id}");
+                    }
+
                     outcome = "ok";
                 }
                 catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -80,6 +101,7 @@ internal static class Caller
                 catch (Exception e)
                 {
                     outcome = e.GetType().Name;
+                    Console.WriteLine($"FAILED {id} {outcome}");
                     if (e is not IrisException && reported.Add(outcome))
                     {
                         // An error that is not one of Iris' own: say where it came from, once per type.
@@ -90,6 +112,13 @@ internal static class Caller
                 counts.AddOrUpdate(outcome, 1, (_, n) => n + 1);
                 await Task.Delay(outcome == "ok" ? 50 : 100, CancellationToken.None);
             }
+
+            if (stop.IsCancellationRequested)
+            {
+                return;
+            }
+
+            Console.WriteLine($"STOPPED sent={sent}");
         });
 
         var report = Task.Run(async () =>
@@ -115,7 +144,29 @@ internal static class Caller
         Console.WriteLine("READY");
         while (await Console.In.ReadLineAsync() is { } line)
         {
-            if (line == "hosts")
+            if (line == "stop")
+            {
+                await stopSending.CancelAsync();
+            }
+            else if (line == "activations")
+            {
+                try
+                {
+                    var keyed = (await orleans.GetGrain<IManagementGrain>(0).GetDetailedGrainStatistics())
+                        .Where(a => a.GrainType.Contains("Rendezvous", StringComparison.Ordinal) || a.GrainType.Contains("MemberHost", StringComparison.Ordinal));
+                    foreach (var activation in keyed)
+                    {
+                        Console.WriteLine($"ACTIVATION {activation.GrainType} {activation.GrainId} {activation.SiloAddress.ToParsableString()}");
+                    }
+
+                    Console.WriteLine("ACTIVATIONS END");
+                }
+                catch (Exception e)
+                {
+                    Console.WriteLine($"ACTIVATIONS FAILED {e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")}");
+                }
+            }
+            else if (line == "hosts")
             {
                 try
                 {
@@ -134,6 +185,7 @@ internal static class Caller
             }
         }
 
+        await stopSending.CancelAsync();
         await stop.CancelAsync();
         await caller;
         await report.ContinueWith(_ => { }, TaskScheduler.Default);

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Iris.Calls;
 using Iris.Protocol;
 
 namespace Iris.Balancing;
@@ -18,6 +19,22 @@ internal sealed class MemberDirectory(Func<string, Task<MemberEndpoint[]>> ask, 
     /// and one that leaves goes on serving this long after it stopped being offered: neither costs a request.</summary>
     public static readonly TimeSpan CacheTime = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>How long a lookup that finds the list old waits for the rendezvous' answer before it takes the last list
+    /// instead (<see cref="StaleLimit"/>).</summary>
+    public static readonly TimeSpan SlowAnswer = TimeSpan.FromSeconds(1);
+
+    /// <summary>How long a question to the rendezvous is waited for; after that the next lookup asks anew.</summary>
+    public static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>How old a list may be and still serve while the rendezvous does not answer: the lease of a member
+    /// process on a silo, after which the rendezvous itself would have dropped a member that stopped renewing.</summary>
+    public static readonly TimeSpan StaleLimit = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long a member process that Orleans reported gone (an Orleans client no silo can reach: it left, or
+    /// its gateway died) is passed over by this process's requests: the rendezvous' lease of a client member, after
+    /// which the rendezvous itself drops it unless it renewed from another gateway.</summary>
+    public static readonly TimeSpan GoneTime = TimeSpan.FromSeconds(15);
+
     /// <summary>How long the capacity a member reported with a reply stands for it; after that the rendezvous' list,
     /// renewed by the member meanwhile, is the fresher word.</summary>
     public static readonly TimeSpan ReportedTime = TimeSpan.FromSeconds(5);
@@ -26,10 +43,11 @@ internal sealed class MemberDirectory(Func<string, Task<MemberEndpoint[]>> ask, 
     /// request from here.</summary>
     private static readonly TimeSpan IdleTime = TimeSpan.FromMinutes(1);
 
-    private readonly ConcurrentDictionary<string, (MemberEndpoint[] Members, long Fetched)> _cache = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, Task<MemberEndpoint[]>> _asking = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Kept> _cache = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Question> _asking = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<(string Member, string Cluster), Fullness> _full = new();
     private readonly ConcurrentDictionary<string, MemberLoad> _loads = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, long> _gone = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Audience, string[]> _keys = new();
     private int _rotation;
     private long _swept;
@@ -45,17 +63,59 @@ internal sealed class MemberDirectory(Func<string, Task<MemberEndpoint[]>> ask, 
     public string NextKey(Audience audience) =>
         _keys.GetOrAdd(audience, static a => a.RendezvousKeys())[(int)((uint)Interlocked.Increment(ref _rotation) % Audience.Splits)];
 
-    /// <summary>The members listed under <paramref name="key"/>: kept ones, or asked of the rendezvous, once for all
-    /// who need them meanwhile.</summary>
-    public ValueTask<MemberEndpoint[]> MembersAsync(string key) =>
-        _cache.TryGetValue(key, out var cached) && time.GetElapsedTime(cached.Fetched) < CacheTime
-            ? ValueTask.FromResult(cached.Members)
-            : new ValueTask<MemberEndpoint[]>(Asking(key));
+    /// <summary>
+    /// The members listed under <paramref name="key"/>: kept ones, or asked of the rendezvous, once for all who need them
+    /// meanwhile. While the rendezvous does not answer (its silo cut off, until Orleans declares it dead and places it
+    /// anew), a lookup that finds the list old waits <see cref="SlowAnswer"/> at most, and lookups after that not at
+    /// all: they take the last list, up to <see cref="StaleLimit"/> old. Requests then go on to the members that still
+    /// answer, rather than all waiting, and failing, with the rendezvous.
+    /// </summary>
+    public ValueTask<MemberEndpoint[]> MembersAsync(string key)
+    {
+        if (_cache.TryGetValue(key, out var kept))
+        {
+            var age = time.GetElapsedTime(kept.Fetched);
+            if (!kept.Forgotten && age < CacheTime)
+            {
+                return ValueTask.FromResult(kept.Members);
+            }
+
+            if (age < StaleLimit)
+            {
+                var question = Asking(key);
+                if (question.Answer.IsCompleted)
+                {
+                    return new ValueTask<MemberEndpoint[]>(question.Answer);
+                }
+
+                var waited = time.GetElapsedTime(question.Asked);
+                return waited >= SlowAnswer
+                    ? ValueTask.FromResult(kept.Members)
+                    : new ValueTask<MemberEndpoint[]>(AnswerOrKeptAsync(question.Answer, kept.Members, SlowAnswer - waited));
+            }
+        }
+
+        return new ValueTask<MemberEndpoint[]>(Asking(key).Answer);
+    }
+
+    /// <summary>The answer, if it comes within <paramref name="wait"/>; else, or when the rendezvous could not be
+    /// reached, the list kept before.</summary>
+    private async Task<MemberEndpoint[]> AnswerOrKeptAsync(Task<MemberEndpoint[]> answer, MemberEndpoint[] kept, TimeSpan wait)
+    {
+        try
+        {
+            return await answer.WaitAsync(wait, time).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is TimeoutException || CallPolicy.Classify(e) != CallFailure.Answered)
+        {
+            return kept;
+        }
+    }
 
     /// <summary>The question in flight for <paramref name="key"/>, or a new one. Without this, every request that
     /// finds the list old asks on its own: at a few hundred requests a second, each expiry of a list sent a burst of
     /// questions to the rendezvous as long as the answer took (under overload, about as many as member calls).</summary>
-    private Task<MemberEndpoint[]> Asking(string key)
+    private Question Asking(string key)
     {
         while (true)
         {
@@ -65,36 +125,44 @@ internal sealed class MemberDirectory(Func<string, Task<MemberEndpoint[]>> ask, 
             }
 
             var answer = new TaskCompletionSource<MemberEndpoint[]>(TaskCreationOptions.RunContinuationsAsynchronously);
-            if (_asking.TryAdd(key, answer.Task))
+            var question = new Question(answer.Task, time.GetTimestamp());
+            if (_asking.TryAdd(key, question))
             {
-                _ = AskAsync(key, answer);
-                return answer.Task;
+                _ = AskAsync(key, question, answer);
+                return question;
             }
         }
     }
 
-    private async Task AskAsync(string key, TaskCompletionSource<MemberEndpoint[]> answer)
+    private async Task AskAsync(string key, Question question, TaskCompletionSource<MemberEndpoint[]> answer)
     {
         try
         {
-            var members = await ask(key).ConfigureAwait(false);
-            _cache[key] = (members, time.GetTimestamp());
-            _asking.TryRemove(new KeyValuePair<string, Task<MemberEndpoint[]>>(key, answer.Task));
+            // A call to a silo cut off by a partition waits for Orleans' response timeout (30 s by default); the
+            // question is given up sooner, so that a later one reaches the rendezvous once Orleans has moved it.
+            var members = await ask(key).WaitAsync(AskTimeout, time).ConfigureAwait(false);
+            _cache[key] = new Kept(members, time.GetTimestamp(), Forgotten: false);
+            _asking.TryRemove(new KeyValuePair<string, Question>(key, question));
             answer.SetResult(members);
         }
         catch (Exception e)
         {
             // A failed question is not kept: the next lookup asks again.
-            _asking.TryRemove(new KeyValuePair<string, Task<MemberEndpoint[]>>(key, answer.Task));
-            answer.SetException(e);
+            _asking.TryRemove(new KeyValuePair<string, Question>(key, question));
+            answer.SetException(e is TimeoutException ? new TimeoutException($"The rendezvous {key} did not answer within {AskTimeout}.", e) : e);
         }
     }
 
-    /// <summary>Drops the list kept for <paramref name="key"/>, and the question in flight for it (which may have been
-    /// answered before what made the list stale): the next lookup asks anew.</summary>
+    /// <summary>Marks the list kept for <paramref name="key"/> stale and drops the question in flight for it (which
+    /// may have been answered before what made the list stale): the next lookup asks anew, and keeps the list only as
+    /// the fallback while the rendezvous does not answer.</summary>
     public void Forget(string key)
     {
-        _cache.TryRemove(key, out _);
+        if (_cache.TryGetValue(key, out var kept) && !kept.Forgotten)
+        {
+            _cache.TryUpdate(key, kept with { Forgotten = true }, kept);
+        }
+
         _asking.TryRemove(key, out _);
     }
 
@@ -169,6 +237,11 @@ internal sealed class MemberDirectory(Func<string, Task<MemberEndpoint[]>> ask, 
     /// <summary><paramref name="member"/> served a request of <paramref name="cluster"/>: it had room.</summary>
     public void Served(string member, string cluster)
     {
+        if (!_gone.IsEmpty)
+        {
+            _gone.TryRemove(member, out _);
+        }
+
         if (!_full.IsEmpty)
         {
             _full.TryRemove((member, cluster), out _);
@@ -213,6 +286,44 @@ internal sealed class MemberDirectory(Func<string, Task<MemberEndpoint[]>> ask, 
         return fullness.Until > now || !_full.TryUpdate(key, fullness with { Until = now + fullness.Ticks }, fullness);
     }
 
+    /// <summary>
+    /// Orleans reported <paramref name="member"/>'s process gone (<c>ClientNotAvailableException</c>): until
+    /// <see cref="GoneTime"/> has passed, or it serves a request, this process's requests pass it over. Without this a
+    /// client member cut off with its gateway stays listed for its lease, and each request that picks it pays Orleans'
+    /// placement retries, about a second, before it learns again.
+    /// </summary>
+    public void Gone(string member) => _gone[member] = time.GetTimestamp();
+
+    /// <summary><paramref name="members"/> without the processes reported gone (<see cref="Gone"/>); all of them when
+    /// that would leave none, so that a member that came back is found.</summary>
+    public IReadOnlyList<MemberEndpoint> NotGone(IReadOnlyList<MemberEndpoint> members)
+    {
+        if (_gone.IsEmpty)
+        {
+            return members;
+        }
+
+        var now = time.GetTimestamp();
+        List<MemberEndpoint>? reachable = null;
+        for (var i = 0; i < members.Count; i++)
+        {
+            if (_gone.TryGetValue(members[i].Id, out var at))
+            {
+                if (time.GetElapsedTime(at, now) < GoneTime)
+                {
+                    reachable ??= [.. members.Take(i)];
+                    continue;
+                }
+
+                _gone.TryRemove(new KeyValuePair<string, long>(members[i].Id, at));
+            }
+
+            reachable?.Add(members[i]);
+        }
+
+        return reachable is null ? members : reachable.Count > 0 ? reachable : members;
+    }
+
     /// <summary>Counts a request in flight to <paramref name="member"/> until the result is disposed.</summary>
     public InFlight Track(string member)
     {
@@ -254,6 +365,14 @@ internal sealed class MemberDirectory(Func<string, Task<MemberEndpoint[]>> ask, 
             }
         }
 
+        foreach (var (member, at) in _gone)
+        {
+            if (time.GetElapsedTime(at, now) >= GoneTime)
+            {
+                _gone.TryRemove(new KeyValuePair<string, long>(member, at));
+            }
+        }
+
         foreach (var (member, load) in _loads)
         {
             if (Volatile.Read(ref load.InFlight) == 0 && time.GetElapsedTime(load.UsedAt, now) > IdleTime)
@@ -262,6 +381,12 @@ internal sealed class MemberDirectory(Func<string, Task<MemberEndpoint[]>> ask, 
             }
         }
     }
+
+    /// <summary>A member list as the rendezvous gave it, when, and whether a call has shown it stale since.</summary>
+    private readonly record struct Kept(MemberEndpoint[] Members, long Fetched, bool Forgotten);
+
+    /// <summary>A question to the rendezvous in flight, and when it was asked.</summary>
+    private sealed record Question(Task<MemberEndpoint[]> Answer, long Asked);
 
     /// <summary>Until when a member is taken as full for a cluster, and how long it said it would stay full.</summary>
     private readonly record struct Fullness(long Until, long Ticks);

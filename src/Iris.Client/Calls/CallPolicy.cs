@@ -45,16 +45,22 @@ internal sealed class CallPolicy(TimeProvider time, Random random)
 
     public CallBudget Start(TimeSpan total) => CallBudget.Start(time, total);
 
-    /// <summary>What <paramref name="error"/> says about whether the call reached its target.</summary>
-    public static CallFailure Classify(Exception error) => error switch
+    /// <summary>
+    /// What <paramref name="error"/> says about whether the call reached its target. A cancellation is the caller's
+    /// only when <paramref name="caller"/> (the token the caller gave) was cancelled; any other comes from inside
+    /// Orleans (a silo cancelled its lookup of where the target is, because the silo it asked died) and says as little
+    /// as a lost connection: the target may have had the call.
+    /// </summary>
+    public static CallFailure Classify(Exception error, CancellationToken caller = default) => error switch
     {
         TimeoutException => CallFailure.NoAnswer,
+        OperationCanceledException => caller.IsCancellationRequested ? CallFailure.Answered : CallFailure.Unreachable,
 
         // Before the rejection it derives from: a silo that became unavailable may have had the call.
         SiloUnavailableException or ConnectionFailedException => CallFailure.Unreachable,
         ClientNotAvailableException => CallFailure.ProcessGone,
         OrleansMessageRejectionException or GatewayTooBusyException => CallFailure.NotDelivered,
-        OrleansException when error.InnerException is { } inner => Classify(inner),
+        OrleansException when error.InnerException is { } inner => Classify(inner, caller),
         _ => CallFailure.Answered,
     };
 

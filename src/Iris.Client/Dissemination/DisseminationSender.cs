@@ -36,7 +36,7 @@ internal sealed class DisseminationSender(MemberDirectory directory, IGrainFacto
             {
                 throw CallPolicy.Timeout(audience.Name, budget);
             }
-            catch (Exception e) when (CallPolicy.Classify(e) != CallFailure.Answered)
+            catch (Exception e) when (CallPolicy.Classify(e, cancellationToken) != CallFailure.Answered)
             {
                 // Past the hand-over time, a rendezvous that stayed unreachable is a timeout, never Orleans' own error.
                 if (budget.IsExpired)

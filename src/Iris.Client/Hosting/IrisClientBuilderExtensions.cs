@@ -41,6 +41,8 @@ public static class IrisClientBuilderExtensions
         // Beacons are cheap and local: a dead gateway leaves the list within seconds, and Orleans fails the calls that
         // were on their way through it (then repeated elsewhere with their ids) instead of leaving them to time out.
         services.AddOptions<GatewayOptions>().Configure(gateways => gateways.GatewayListRefreshPeriod = IrisGatewayListProvider.RefreshPeriod);
+        // Iris' own errors reach the caller with their type and message, as Orleans' and .NET's do, not as "no codec".
+        services.AddOptions<Orleans.Serialization.ExceptionSerializationOptions>().Configure(exceptions => exceptions.SupportedNamespacePrefixes.Add("Iris."));
         services.AddOptions<ClientMessagingOptions>()
             .Validate(messaging => messaging.DropExpiredMessages, CallPolicy.DropExpiredMessagesRequired)
             .ValidateOnStart();

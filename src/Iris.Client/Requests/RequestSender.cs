@@ -137,11 +137,18 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                 throw new NoMembersException(cluster);
             }
 
-            var open = passOverFull ? directory.NotFull(cluster, members) : members;
+            var notFull = passOverFull ? directory.NotFull(cluster, members) : members;
+            var open = directory.NotGone(notFull);
             IReadOnlyList<MemberEndpoint> candidates = passed is null ? open : [.. open.Where(m => !passed.Contains(m.Id))];
+            if (candidates.Count == 0 && open.Count < notFull.Count)
+            {
+                // Only members reported gone moments ago are left: one of them may be back.
+                candidates = passed is null ? notFull : [.. notFull.Where(m => !passed.Contains(m.Id))];
+            }
+
             if (candidates.Count == 0)
             {
-                if (overloaded > 0 || open.Count < members.Length)
+                if (overloaded > 0 || notFull.Count < members.Length)
                 {
                     throw new IrisOverloadedException(cluster, $"each of its {members.Length} member processes refused the request, or another from this process moments ago, at its limits");
                 }
@@ -256,7 +263,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                 // The member was reachable (the call was on its way) but did not answer in time.
                 throw lost is null ? CallPolicy.Timeout(cluster, budget) : CallPolicy.OutcomeUnknown(cluster, lost);
             }
-            catch (Exception e) when (CallPolicy.Classify(e) is var failure && failure != CallFailure.Answered)
+            catch (Exception e) when (CallPolicy.Classify(e, cancellationToken) is var failure && failure != CallFailure.Answered)
             {
                 if (failure == CallFailure.NoAnswer)
                 {
@@ -268,6 +275,11 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
 
                 if (failure == CallFailure.ProcessGone || (failure == CallFailure.NotDelivered && lost is null && !mayHaveRun))
                 {
+                    if (failure == CallFailure.ProcessGone)
+                    {
+                        directory.Gone(member.Id);
+                    }
+
                     // This attempt did not reach it; an earlier one may have, before its process went.
                     if ((lost is not null || mayHaveRun) && !mayRunElsewhere)
                     {
@@ -315,7 +327,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
             {
                 throw CallPolicy.Timeout(cluster, budget);
             }
-            catch (Exception e) when (CallPolicy.Classify(e) != CallFailure.Answered)
+            catch (Exception e) when (CallPolicy.Classify(e, cancellationToken) != CallFailure.Answered)
             {
                 // The rendezvous is moving or its silo died; nothing was sent to a member yet. Its failure is never
                 // the caller's: past the caller's time it is a timeout like any other.
@@ -338,7 +350,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
             var members = await policy.WithinAsync(directory.MembersAsync(key).AsTask(), budget, cancellationToken).ConfigureAwait(false);
             return members.Any(m => string.Equals(m.Id, member.Id, StringComparison.Ordinal));
         }
-        catch (Exception e) when (e is TimeoutException || CallPolicy.Classify(e) != CallFailure.Answered)
+        catch (Exception e) when (e is TimeoutException || CallPolicy.Classify(e, cancellationToken) != CallFailure.Answered)
         {
             return true;
         }

@@ -40,6 +40,8 @@ public static class IrisSiloBuilderExtensions
 
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<IrisSiloOptions>, IrisSiloOptionsValidator>());
         services.AddOptions<ScribeOptions>().BindConfiguration("Iris:Overlay:Scribe").ValidateOnStart();
+        // Iris' own errors reach the caller with their type and message, as Orleans' and .NET's do, not as "no codec".
+        services.AddOptions<Orleans.Serialization.ExceptionSerializationOptions>().Configure(exceptions => exceptions.SupportedNamespacePrefixes.Add("Iris."));
         services.AddOptions<SiloMessagingOptions>()
             .Validate(messaging => messaging.DropExpiredMessages, CallPolicy.DropExpiredMessagesRequired)
             .ValidateOnStart();

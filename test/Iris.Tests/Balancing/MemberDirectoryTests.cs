@@ -141,6 +141,87 @@ public sealed class MemberDirectoryTests
     }
 
     [Fact]
+    public async Task A_rendezvous_that_stops_answering_leaves_lookups_on_the_last_list_until_a_question_gets_through()
+    {
+        // The rendezvous' silo is cut off (a partition, before Orleans declares it dead): questions to it hang until
+        // Orleans' response timeout, half a minute. Requests go on with the last list meanwhile, not waiting with it.
+        var time = new FakeTimeProvider();
+        var answers = new Queue<TaskCompletionSource<MemberEndpoint[]>>();
+        var asked = 0;
+        var directory = new MemberDirectory(_ =>
+        {
+            asked++;
+            var answer = new TaskCompletionSource<MemberEndpoint[]>();
+            answers.Enqueue(answer);
+            return answer.Task;
+        }, time, new Random(7));
+        const string Key = "cluster/x#0";
+
+        var first = directory.MembersAsync(Key);
+        answers.Dequeue().SetResult([Fast, Slow]);
+        Assert.Equal([Fast, Slow], await first);
+
+        // The list is old; the question for a new one hangs. The first lookups wait a moment for the answer, then
+        // take the last list; lookups after that take it at once.
+        time.Advance(MemberDirectory.CacheTime);
+        var waiting = directory.MembersAsync(Key);
+        Assert.False(waiting.IsCompleted);
+        time.Advance(MemberDirectory.SlowAnswer);
+        Assert.Equal([Fast, Slow], await waiting);
+        var later = directory.MembersAsync(Key);
+        Assert.True(later.IsCompletedSuccessfully);
+        Assert.Equal([Fast, Slow], await later);
+        Assert.Equal(2, asked);
+
+        // A call showed the list stale (a member did not answer): it is asked for anew, and still the fallback while
+        // the rendezvous does not answer.
+        directory.Forget(Key);
+        waiting = directory.MembersAsync(Key);
+        Assert.Equal(3, asked);
+        time.Advance(MemberDirectory.SlowAnswer);
+        Assert.Equal([Fast, Slow], await waiting);
+
+        // A question is given up after AskTimeout, so that one sent later (once Orleans has moved the rendezvous) is
+        // answered; its answer is the list from then on.
+        time.Advance(MemberDirectory.AskTimeout);
+        var next = directory.MembersAsync(Key);
+        Assert.Equal(4, asked);
+        answers.Last().SetResult([Slow]);
+        Assert.Equal([Slow], await next);
+        Assert.Equal([Slow], await directory.MembersAsync(Key));
+
+        // A list older than StaleLimit is no fallback: a lookup waits for the answer, or its failure.
+        time.Advance(MemberDirectory.StaleLimit);
+        waiting = directory.MembersAsync(Key);
+        time.Advance(MemberDirectory.AskTimeout);
+        await Assert.ThrowsAsync<TimeoutException>(() => waiting.AsTask());
+    }
+
+    [Fact]
+    public void A_member_process_reported_gone_is_passed_over_until_it_serves_or_GoneTime_has_passed_unless_no_other_is_left()
+    {
+        var time = new FakeTimeProvider();
+        var directory = Directory(time);
+        MemberEndpoint[] members = [Fast, Slow];
+        Assert.Same(members, directory.NotGone(members));
+
+        directory.Gone("slow");
+        Assert.Equal([Fast], directory.NotGone(members));
+
+        // Alone, it is asked anyway: it may be back.
+        Assert.Equal([Slow], directory.NotGone([Slow]));
+
+        time.Advance(MemberDirectory.GoneTime);
+        Assert.Equal(members, directory.NotGone(members));
+
+        // Reported gone again, then it served a request (it reconnected through another gateway).
+        directory.Gone("slow");
+        Assert.Equal([Fast], directory.NotGone(members));
+        directory.Served("slow", "cluster");
+        Assert.Equal(members, directory.NotGone(members));
+    }
+
+    [Fact]
     public void A_member_that_said_it_is_full_is_passed_over_until_then_and_then_asked_by_one_request_at_a_time()
     {
         var time = new FakeTimeProvider();

@@ -21,7 +21,9 @@ public sealed class PartitionTests(ITestOutputHelper output)
     private const int Silos = 5;
     private const int SupervisedSilo = 3;
     private const int SelfRestartingSilo = 4;
-    private const string Cluster = "echo";
+    /// <summary>The cluster the callers call: one member process in every namespace, not idempotent, printing each
+    /// request it runs. The silos' own echo members serve another cluster, so every request is counted.</summary>
+    private const string Cluster = "audit";
     private static readonly int[] Majority = [0, 1, 2];
     private static readonly int[] Minority = [SupervisedSilo, SelfRestartingSilo];
     private static readonly TimeSpan Hold = TimeSpan.FromSeconds(30);
@@ -54,6 +56,7 @@ public sealed class PartitionTests(ITestOutputHelper output)
         private readonly string _key = Convert.ToBase64String(NetworkKey.Generate().Bytes);
         private readonly List<ChildProcess>[] _silos = [.. Enumerable.Range(0, Silos).Select(_ => new List<ChildProcess>())];
         private readonly List<(string Name, ChildProcess Process)> _clients = [];
+        private readonly List<ChildProcess> _members = [];
         private readonly DateTime _start = DateTime.UtcNow;
         private readonly StringBuilder _report = new();
 
@@ -81,7 +84,19 @@ public sealed class PartitionTests(ITestOutputHelper output)
             }
 
             Note(await network.TryAddDelayAndLossAsync() ? "links: netem 5 ms delay, 1% loss" : "links: no netem on this kernel, plain veth");
-            var callers = all.Select(i => StartClient($"caller-{i}", i)).ToArray();
+            // A member of the audited cluster in every namespace (not idempotent: each request runs at most once), each
+            // printing every request it runs; then a caller in every namespace.
+            foreach (var i in all)
+            {
+                _members.Add(StartClient($"member-{i}", i, [Cluster, "--audit"]));
+            }
+
+            foreach (var member in _members)
+            {
+                await member.WaitForAsync(lines => lines.Contains("READY"), TimeSpan.FromSeconds(60), "member registered");
+            }
+
+            var callers = all.Select(i => StartClient($"caller-{i}", i, ["--call", Cluster])).ToArray();
             for (var i = 0; i < Silos; i++)
             {
                 var caller = callers[i];
@@ -119,6 +134,7 @@ public sealed class PartitionTests(ITestOutputHelper output)
             await network.HealAsync();
             var healed = DateTime.UtcNow;
             Assert.True(read.Rows is null || read.Failure is not null, "the minority side read the membership table during the split: " + string.Join(" | ", read.Rows ?? []));
+            Assert.True(read.Failure?.Contains("CodecNotFound", StringComparison.Ordinal) != true, $"the minority's failure to read the table did not reach its client as itself: {read.Failure}");
             Note($"healed {Since(split)} after the split; the minority's read of the table during the split: {read.Failure ?? "no answer"}");
 
             // A request sent just before the declaration may still run into its timeout (3 s) on a minority member.
@@ -179,6 +195,72 @@ public sealed class PartitionTests(ITestOutputHelper output)
             {
                 Note($"requests through silo {i} from the heal: {TallyOf(callers[i], healed, DateTime.UtcNow)}");
             }
+
+            // (5) One activation per rendezvous key (and per member host) in the healed cluster.
+            await CheckOneActivationPerKeyAsync(callers[0]);
+
+            // (6) No request ran twice, every request that succeeded ran, and every reply was its request's.
+            await CheckAtMostOnceAsync(callers);
+        }
+
+        /// <summary>
+        /// Stops the callers and compares what they sent with what the members ran: a request ran at most once in all
+        /// members together (they are not idempotent, so Iris never sends one twice, whatever the partition did), a
+        /// request that succeeded ran exactly once, and every reply carried its own request.
+        /// </summary>
+        private async Task CheckAtMostOnceAsync(ChildProcess[] callers)
+        {
+            foreach (var caller in callers)
+            {
+                await caller.SendAsync("stop");
+            }
+
+            var sent = new Dictionary<string, (int Sent, HashSet<string> Failed)>(StringComparer.Ordinal);
+            foreach (var caller in callers)
+            {
+                await caller.WaitForAsync(lines => lines.Any(l => l.StartsWith("STOPPED ", StringComparison.Ordinal)), TimeSpan.FromSeconds(10), "caller stopped");
+                var lines = caller.Lines;
+                Assert.True(!lines.Any(l => l.StartsWith("WRONG ", StringComparison.Ordinal)), $"a caller got a reply that was not its request's: {string.Join(" | ", lines.Where(l => l.StartsWith("WRONG ", StringComparison.Ordinal)))}");
+                var count = int.Parse(lines.First(l => l.StartsWith("STOPPED ", StringComparison.Ordinal))["STOPPED sent=".Length..], CultureInfo.InvariantCulture);
+                sent[caller.Id.ToString(CultureInfo.InvariantCulture)] = (count, [.. lines.Where(l => l.StartsWith("FAILED ", StringComparison.Ordinal)).Select(l => l.Split(' ')[1])]);
+            }
+
+            var succeeded = sent.SelectMany(c => Enumerable.Range(0, c.Value.Sent).Select(n => $"{c.Key}-{n}").Where(id => !c.Value.Failed.Contains(id))).ToList();
+            Dictionary<string, int> Runs() => _members.SelectMany(m => m.Lines).Where(l => l.StartsWith("RAN ", StringComparison.Ordinal))
+                .GroupBy(l => l["RAN ".Length..], StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
+
+            // A member prints what it ran before it replies, but the test reads the two processes' output separately.
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+            while (succeeded.Any(id => !Runs().ContainsKey(id)) && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(200);
+            }
+
+            var runs = Runs();
+            var twice = runs.Where(r => r.Value > 1).Select(r => $"{r.Key} ran {r.Value} times").ToList();
+            var notRun = succeeded.Where(id => !runs.ContainsKey(id)).ToList();
+            var failed = sent.Sum(c => c.Value.Failed.Count);
+            Note($"requests sent {sent.Sum(c => c.Value.Sent)}, succeeded {succeeded.Count}, failed {failed} (of which ran anyway {sent.Sum(c => c.Value.Failed.Count(runs.ContainsKey))}); ran twice {twice.Count}; succeeded but not run {notRun.Count}");
+            Assert.True(twice.Count == 0, $"requests ran more than once: {string.Join(", ", twice.Take(20))}");
+            Assert.True(notRun.Count == 0, $"requests succeeded that no member ran: {string.Join(", ", notRun.Take(20))}");
+        }
+
+        /// <summary>Asks the healed cluster for the activations of Iris' keyed grains: each key has one, on one silo.</summary>
+        private async Task CheckOneActivationPerKeyAsync(ChildProcess caller)
+        {
+            var before = caller.Lines.Length;
+            await caller.SendAsync("activations");
+            await caller.WaitForAsync(lines => lines.Skip(before).Any(l => l.StartsWith("ACTIVATIONS ", StringComparison.Ordinal)), TimeSpan.FromSeconds(30), "activations listed");
+            var answer = caller.Lines.Skip(before).ToList();
+            var end = answer.First(l => l.StartsWith("ACTIVATIONS ", StringComparison.Ordinal));
+            Assert.True(end == "ACTIVATIONS END", $"the activations could not be listed: {end}");
+            var activations = answer.TakeWhile(l => l != end).Where(l => l.StartsWith("ACTIVATION ", StringComparison.Ordinal)).Select(l => l.Split(' ')).ToList();
+            var rendezvous = activations.Count(a => a[1].Contains("Rendezvous", StringComparison.Ordinal));
+            var duplicated = activations.GroupBy(a => a[2], StringComparer.Ordinal).Where(g => g.Count() > 1)
+                .Select(g => $"{g.Key} on {string.Join(", ", g.Select(a => a[3]))}").ToList();
+            Note($"activations after the heal: {rendezvous} rendezvous, {activations.Count - rendezvous} member hosts; keys with more than one: {duplicated.Count}");
+            Assert.True(rendezvous > 0, $"no rendezvous activation was listed: {string.Join(" | ", answer)}");
+            Assert.True(duplicated.Count == 0, $"keys with more than one activation after the heal: {string.Join(" | ", duplicated)}");
         }
 
         /// <summary>When a silo process logged that its silo was declared dead.</summary>
@@ -200,7 +282,7 @@ public sealed class PartitionTests(ITestOutputHelper output)
                 ["Iris__Network__Discovery__Scope"] = "Lan",
                 ["Iris__Network__Discovery__Interfaces__0"] = SwitchedNetwork.Interface,
                 ["Iris__Overlay__ListenAddress"] = network.Address(silo),
-                ["Iris__Silo__EchoCluster"] = Cluster,
+                ["Iris__Silo__EchoCluster"] = "echo",
 
                 // Orleans declares a silo dead no sooner than 4 × ProbeTimeout × NumMissedProbesLimit after its last
                 // message: 60 s by default, 24 s here, so that the majority declares the minority within the hold.
@@ -209,9 +291,9 @@ public sealed class PartitionTests(ITestOutputHelper output)
             _silos[silo].Add(process);
         }
 
-        private ChildProcess StartClient(string name, int silo)
+        private ChildProcess StartClient(string name, int silo, string[] arguments)
         {
-            var process = network.Start(silo, ["dotnet", RepositoryPaths.Program("test", "Iris.Member.TestHost"), "--call", Cluster], new Dictionary<string, string>
+            var process = network.Start(silo, ["dotnet", RepositoryPaths.Program("test", "Iris.Member.TestHost"), .. arguments], new Dictionary<string, string>
             {
                 ["DOTNET_ENVIRONMENT"] = "Production",
                 ["Logging__Console__DisableColors"] = "true",

@@ -71,6 +71,30 @@ public sealed class RequestGuaranteeTests(GuaranteeCluster fixture) : IClassFixt
     }
 
     [Fact]
+    public async Task A_cancellation_from_inside_Orleans_is_not_the_callers_the_request_is_repeated_and_runs_once()
+    {
+        // A silo that addresses a call to a client member asks another silo's client directory; when that silo dies,
+        // the lookup is cancelled and the call fails with OperationCanceledException, though the caller cancelled
+        // nothing. The call may have run: it is repeated to the same member, with its id, and runs once.
+        var name = Name("cancelled-inside");
+        var members = new[] { new Counting(TimeSpan.FromMilliseconds(100)), new Counting(TimeSpan.FromMilliseconds(100)) };
+        await using var first = await Cluster.Silos[1].Iris().RegisterAsync(name, members[0]);
+        await using var second = await Cluster.Silos[2].Iris().RegisterAsync(name, members[1]);
+        for (var i = 0; i < 4; i++)
+        {
+            LostAnswers.Arm("Request", name, count: 1, error: what => new OperationCanceledException(what));
+            Assert.Equal([5, (byte)i], await Cluster.Iris().RequestAsync(name, [5, (byte)i], TimeSpan.FromSeconds(10)));
+            Assert.Equal(0, LostAnswers.Remaining("Request", name));
+            Assert.Equal(i + 1, members.Sum(m => m.Requests));
+        }
+
+        // The caller's own cancellation is still the caller's.
+        using var cancelled = new CancellationTokenSource();
+        await cancelled.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Cluster.Iris().RequestAsync(name, [6], TimeSpan.FromSeconds(10), cancelled.Token));
+    }
+
+    [Fact]
     public async Task Overloaded_members_are_passed_over_and_only_when_all_are_overloaded_does_the_caller_hear_it()
     {
         var name = Name("overloaded");

@@ -11,10 +11,15 @@ internal sealed class LostAnswers : IOutgoingGrainCallFilter
 {
     private static readonly ConcurrentDictionary<(string Method, string Cluster), int> Armed = new();
     private static readonly ConcurrentDictionary<(string Method, string Cluster), int> Made = new();
+    private static readonly ConcurrentDictionary<(string Method, string Cluster), Func<string, Exception>> Errors = new();
 
     /// <summary>Loses the answers of the next <paramref name="count"/> calls of <paramref name="method"/> for
-    /// <paramref name="cluster"/>.</summary>
-    public static void Arm(string method, string cluster, int count = 1) => Armed[(method, cluster)] = count;
+    /// <paramref name="cluster"/>; the caller sees <paramref name="error"/> (default: "silo unavailable").</summary>
+    public static void Arm(string method, string cluster, int count = 1, Func<string, Exception>? error = null)
+    {
+        Errors[(method, cluster)] = error ?? (what => new SiloUnavailableException(what));
+        Armed[(method, cluster)] = count;
+    }
 
     public static int Remaining(string method, string cluster) => Armed.GetValueOrDefault((method, cluster));
 
@@ -37,7 +42,7 @@ internal sealed class LostAnswers : IOutgoingGrainCallFilter
             {
                 if (Armed.TryUpdate(key, left - 1, left))
                 {
-                    throw new SiloUnavailableException($"The answer to {method} for '{cluster}' was lost (fault injected by the test).");
+                    throw Errors[key]($"The answer to {method} for '{cluster}' was lost (fault injected by the test).");
                 }
             }
         }
