@@ -76,11 +76,14 @@ public class LocalMembersTests
         }
 
         // 64 slots over 10 ms would promise 6,400 requests a second (less on a busy machine, where 10 ms of spinning
-        // take longer); each costs up to 10 ms of CPU, so the cores bound it near 100 a second per core.
+        // take longer); each costs up to 10 ms of CPU, so the cores bound it near 100 a second per core. No upper
+        // bound in absolute terms: on a machine shared with other work the spinning thread is descheduled for part of
+        // its 10 ms, a request then costs less CPU, and the CPU bound rises with it (420 a second was seen on 2 busy
+        // cores); what must hold is that the CPU, not the slots, binds.
         var bySlots = members.Capacity("cpu");
         members.SampleCpu();
         var byCpu = members.Capacity("cpu");
-        Assert.InRange(byCpu, 10, 150 * Environment.ProcessorCount);
+        Assert.True(byCpu >= 10, $"capacity bound by the cpu {byCpu}");
         Assert.True(bySlots > 4 * byCpu, $"capacity by slots alone {bySlots}, bound by the cpu {byCpu}");
     }
 

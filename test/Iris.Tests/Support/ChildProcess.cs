@@ -88,6 +88,21 @@ internal sealed class ChildProcess : IAsyncDisposable
         kill.WaitForExit();
     }
 
+    /// <summary>What Linux says of the process (state, threads, signals pending, blocked, ignored and caught), for a
+    /// test that finds it still running when it should have stopped.</summary>
+    private string Status()
+    {
+        try
+        {
+            var wanted = new[] { "State:", "Threads:", "SigPnd:", "ShdPnd:", "SigBlk:", "SigIgn:", "SigCgt:" };
+            return string.Join(", ", File.ReadAllLines($"/proc/{_process.Id}/status").Where(l => wanted.Any(w => l.StartsWith(w, StringComparison.Ordinal))).Select(l => string.Join(' ', l.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries))));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+        {
+            return "no status: " + e.Message;
+        }
+    }
+
     /// <summary>Kills the process outright (SIGKILL), as a crash would.</summary>
     public void Kill() => _process.Kill(entireProcessTree: true);
 
@@ -101,7 +116,7 @@ internal sealed class ChildProcess : IAsyncDisposable
         }
         catch (OperationCanceledException)
         {
-            Assert.Fail($"the process did not exit within {limit}; its output:\n{Output}");
+            Assert.Fail($"the process did not exit within {limit} ({Status()}); its output:\n{Output}");
         }
     }
 
