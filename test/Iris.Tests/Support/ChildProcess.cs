@@ -81,11 +81,31 @@ internal sealed class ChildProcess : IAsyncDisposable
         await _process.StandardInput.FlushAsync();
     }
 
-    /// <summary>Sends SIGINT, as Ctrl-C would (Process.Kill sends SIGKILL and skips a graceful stop).</summary>
+    /// <summary>
+    /// Sends SIGINT, as Ctrl-C would (Process.Kill sends SIGKILL and skips a graceful stop). A process started from a
+    /// test run in a shell's background inherits SIGINT ignored (the shell sets it so for background jobs, and .NET
+    /// keeps an inherited ignore) and could never see Ctrl-C: it gets SIGTERM instead, as from a supervisor, which
+    /// .NET's host handles the same way.
+    /// </summary>
     public void Interrupt()
     {
-        using var kill = Process.Start("kill", ["-INT", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        var signal = IgnoresInterrupt() ? "-TERM" : "-INT";
+        using var kill = Process.Start("kill", [signal, _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         kill.WaitForExit();
+    }
+
+    /// <summary>Whether the process ignores SIGINT (bit 2 of SigIgn in /proc/pid/status).</summary>
+    private bool IgnoresInterrupt()
+    {
+        try
+        {
+            var line = File.ReadAllLines($"/proc/{_process.Id}/status").FirstOrDefault(l => l.StartsWith("SigIgn:", StringComparison.Ordinal));
+            return line is not null && (Convert.ToUInt64(line["SigIgn:".Length..].Trim(), 16) & (1UL << 1)) != 0;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
     }
 
     /// <summary>What Linux says of the process (state, threads, signals pending, blocked, ignored and caught), for a
