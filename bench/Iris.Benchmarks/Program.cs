@@ -3,6 +3,21 @@ using System.Text.Json;
 using BenchmarkDotNet.Running;
 using Iris.Benchmarks;
 
+// dotnet run -c Release --project bench/Iris.Benchmarks -- paper [--quick] [--json]
+// The paper's workloads beside plain Orleans (and NATS), one run, ratios printed and written to bench/results.
+if (args is ["paper", ..])
+{
+    await Iris.Benchmarks.Paper.PaperCommand.RunAsync(args);
+    return;
+}
+
+// A plain Orleans silo of the paper harness's baseline, started by the harness as a process of its own.
+if (args is ["orleans-silo", ..])
+{
+    await Iris.Benchmarks.Paper.OrleansBaseline.RunSiloAsync(args);
+    return;
+}
+
 // dotnet run -c Release --project bench/Iris.Benchmarks -- tunnels
 // Runs the tunnel throughput harness (see TunnelThroughput) and exits.
 if (args is ["tunnels", ..])

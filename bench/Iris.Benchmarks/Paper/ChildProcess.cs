@@ -1,0 +1,110 @@
+using System.Diagnostics;
+
+namespace Iris.Benchmarks.Paper;
+
+/// <summary>
+/// A process of the paper harness (a silo of either system): started with its output read line by line, ready once
+/// a given line appears, its CPU time read for the cost per message, killed on disposal.
+/// </summary>
+internal sealed class ChildProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly List<string> _lines = [];
+
+    private ChildProcess(Process process) => _process = process;
+
+    /// <summary>The CPU time the process used so far.</summary>
+    public TimeSpan CpuTime
+    {
+        get
+        {
+            _process.Refresh();
+            return _process.TotalProcessorTime;
+        }
+    }
+
+    /// <summary>Peak working set so far, in MiB.</summary>
+    public double PeakMemoryMb
+    {
+        get
+        {
+            _process.Refresh();
+            return _process.PeakWorkingSet64 / (1024.0 * 1024);
+        }
+    }
+
+    /// <summary>Starts <c>dotnet <paramref name="dll"/></c> with <paramref name="arguments"/> and
+    /// <paramref name="environment"/>, and waits until a line of its output contains <paramref name="ready"/>.</summary>
+    public static async Task<ChildProcess> StartAsync(string dll, IEnumerable<string> arguments, IReadOnlyDictionary<string, string> environment, string ready, TimeSpan limit)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
+        start.ArgumentList.Add(dll);
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        foreach (var (name, value) in environment)
+        {
+            start.Environment[name] = value;
+        }
+
+        var child = new ChildProcess(Process.Start(start)!);
+        var seen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        void Read(string? line)
+        {
+            if (line is null)
+            {
+                return;
+            }
+
+            lock (child._lines)
+            {
+                child._lines.Add(line);
+            }
+
+            if (line.Contains(ready, StringComparison.Ordinal))
+            {
+                seen.TrySetResult();
+            }
+        }
+
+        child._process.OutputDataReceived += (_, e) => Read(e.Data);
+        child._process.ErrorDataReceived += (_, e) => Read(e.Data);
+        child._process.BeginOutputReadLine();
+        child._process.BeginErrorReadLine();
+        try
+        {
+            await seen.Task.WaitAsync(limit);
+        }
+        catch (TimeoutException)
+        {
+            await child.DisposeAsync();
+            throw new InvalidOperationException($"{Path.GetFileName(dll)} {string.Join(' ', arguments)} did not print '{ready}' within {limit}; its output:\n{child.Output}");
+        }
+
+        return child;
+    }
+
+    public string Output
+    {
+        get
+        {
+            lock (_lines)
+            {
+                return string.Join(Environment.NewLine, _lines.TakeLast(40));
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+        }
+
+        await _process.WaitForExitAsync();
+        _process.Dispose();
+    }
+}

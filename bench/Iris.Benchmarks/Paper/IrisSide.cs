@@ -1,0 +1,55 @@
+using System.Globalization;
+using Iris.Hosting;
+using Iris.Overlay.Security;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Iris.Benchmarks.Paper;
+
+/// <summary>
+/// The Iris side of the paper harness: <c>Iris.Silo</c> processes of this repository's Release build on loopback, as a
+/// user runs them (overlay membership, network key on, every Orleans connection secured with it), each serving the
+/// echo cluster with its own in-silo member; and an Orleans client with <c>UseIris</c> in the harness process.
+/// </summary>
+internal static class IrisSide
+{
+    public const string EchoCluster = "echo";
+
+    public static async Task<(List<ChildProcess> Silos, IHost Client)> StartAsync(int count)
+    {
+        var dll = Path.Combine(PaperCommand.Root, "src", "Iris.Silo", "bin", "Release", "net10.0", "Iris.Silo.dll");
+        if (!File.Exists(dll))
+        {
+            throw new FileNotFoundException($"Build the silo first: dotnet build -c Release src/Iris.Silo ({dll} is missing).");
+        }
+
+        var key = Convert.ToBase64String(NetworkKey.Generate().Bytes);
+        var discovery = 49000 + (Random.Shared.Next(0, 60) * 16);
+        var environment = new Dictionary<string, string>
+        {
+            // Development mode binds and advertises loopback only; the key is given, as in production.
+            ["DOTNET_ENVIRONMENT"] = "Development",
+            ["Iris__Network__Key"] = key,
+            ["Iris__Network__Discovery__Port"] = discovery.ToString(CultureInfo.InvariantCulture),
+            ["Iris__Silo__EchoCluster"] = EchoCluster,
+            ["Logging__LogLevel__Default"] = "Warning",
+            ["Logging__LogLevel__Iris.Hosting.SiloEndpointLogger"] = "Information",
+        };
+        var silos = new List<ChildProcess>();
+        for (var i = 1; i <= count; i++)
+        {
+            silos.Add(await ChildProcess.StartAsync(dll, [], environment, $"has {i} active silos", TimeSpan.FromSeconds(90)));
+        }
+
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.ClearProviders();
+        builder.UseOrleansClient(orleans => orleans.UseIris(options =>
+        {
+            options.NetworkKey = key;
+            options.DiscoveryPort = discovery;
+        }));
+        var client = builder.Build();
+        await client.StartAsync();
+        return (silos, client);
+    }
+}

@@ -1,0 +1,220 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Iris.Benchmarks.Paper;
+
+/// <summary>
+/// <c>dotnet run -c Release --project bench/Iris.Benchmarks -- paper [--quick] [--json]</c>: the workloads of the Iris
+/// paper measured side by side with their baselines in one run on this machine, printed as one table per workload with
+/// the ratios, and written to <c>bench/results/latest.json</c>. Today: request/reply (echo), through
+/// <c>IIrisClient.RequestAsync</c> and through <c>IClusterGrain.Request</c> from an Orleans client, against a plain
+/// Orleans client calling a <c>[StatelessWorker]</c> echo grain; 4 silo processes each side.
+/// </summary>
+internal static class PaperCommand
+{
+    private const int Silos = 4;
+    private static readonly int[] Payloads = [16, 1024, 65536];
+
+    /// <summary>The repository's root (where Iris.Orleans.sln is).</summary>
+    public static string Root { get; } = FindRoot();
+
+    public static async Task RunAsync(string[] args)
+    {
+        var quick = args.Contains("--quick");
+        var json = args.Contains("--json");
+        int[] callers = quick ? [16] : [1, 16, 64];
+        var warmUp = TimeSpan.FromSeconds(quick ? 1 : 2);
+        var duration = TimeSpan.FromSeconds(quick ? 2 : 5);
+
+        // request[callers][payload][system]
+        var request = new SortedDictionary<int, SortedDictionary<int, Dictionary<string, Measurement>>>();
+        Dictionary<string, Measurement> Cell(int c, int payload) =>
+            (request.TryGetValue(c, out var byPayload) ? byPayload : request[c] = [])
+                .TryGetValue(payload, out var cell) ? cell : request[c][payload] = [];
+
+        var memory = new Dictionary<string, double>();
+        Console.Error.WriteLine("plain Orleans: starting 4 silos");
+        var (orleansSilos, gateways) = await OrleansBaseline.StartAsync(Silos);
+        try
+        {
+            using var client = await OrleansBaseline.ConnectAsync(gateways);
+            var echo = client.Services.GetRequiredService<IGrainFactory>().GetGrain<IBenchEchoGrain>(0);
+            TimeSpan Cpu() => Environment.CpuUsage.TotalTime + orleansSilos.Aggregate(TimeSpan.Zero, (sum, s) => sum + s.CpuTime);
+            foreach (var c in callers)
+            {
+                foreach (var payload in Payloads)
+                {
+                    var body = new byte[payload];
+                    Cell(c, payload)["orleans"] = await Load.MeasureAsync(() => echo.Echo(body), c, payload, warmUp, duration, Cpu);
+                    Console.Error.WriteLine(Line("orleans", c, payload, Cell(c, payload)["orleans"]));
+                }
+            }
+
+            memory["orleans"] = orleansSilos.Max(s => s.PeakMemoryMb);
+            await client.StopAsync();
+        }
+        finally
+        {
+            foreach (var silo in orleansSilos)
+            {
+                await silo.DisposeAsync();
+            }
+        }
+
+        Console.Error.WriteLine("Iris: starting 4 silos");
+        var (irisSilos, irisClient) = await IrisSide.StartAsync(Silos);
+        try
+        {
+            var iris = irisClient.Services.GetRequiredService<IIrisClient>();
+            var grain = irisClient.Services.GetRequiredService<IClusterClient>().GetGrain<IClusterGrain>(IrisSide.EchoCluster);
+            var timeout = TimeSpan.FromSeconds(30);
+            TimeSpan Cpu() => Environment.CpuUsage.TotalTime + irisSilos.Aggregate(TimeSpan.Zero, (sum, s) => sum + s.CpuTime);
+
+            // The members register as their silos start; the first request waits until the cluster is served.
+            await WaitServedAsync(iris);
+            foreach (var c in callers)
+            {
+                foreach (var payload in Payloads)
+                {
+                    var body = new byte[payload];
+                    Cell(c, payload)["iris"] = await Load.MeasureAsync(() => iris.RequestAsync(IrisSide.EchoCluster, body, timeout), c, payload, warmUp, duration, Cpu);
+                    Console.Error.WriteLine(Line("iris", c, payload, Cell(c, payload)["iris"]));
+                    Cell(c, payload)["irisClusterGrain"] = await Load.MeasureAsync(() => grain.Request(body, timeout), c, payload, warmUp, duration, Cpu);
+                    Console.Error.WriteLine(Line("irisClusterGrain", c, payload, Cell(c, payload)["irisClusterGrain"]));
+                }
+            }
+
+            memory["iris"] = irisSilos.Max(s => s.PeakMemoryMb);
+            await irisClient.StopAsync();
+        }
+        finally
+        {
+            irisClient.Dispose();
+            foreach (var silo in irisSilos)
+            {
+                await silo.DisposeAsync();
+            }
+        }
+
+        var headline = quick ? 16 : 16;
+        PrintRequestTables(request);
+        var result = new JsonObject
+        {
+            ["machine"] = new JsonObject
+            {
+                ["cores"] = Environment.ProcessorCount,
+                ["os"] = RuntimeInformation.OSDescription,
+                ["dotnet"] = Environment.Version.ToString(),
+                ["date"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture),
+                ["quick"] = quick,
+                ["silosPerSystem"] = Silos,
+                ["measuredSecondsPerCell"] = duration.TotalSeconds,
+                ["peakSiloMemoryMb"] = JsonSerializer.SerializeToNode(memory),
+            },
+            ["workloads"] = new JsonObject
+            {
+                ["request"] = RequestNode(request[headline]),
+            },
+            ["requestByCallers"] = new JsonObject(request.Select(p => KeyValuePair.Create(p.Key.ToString(CultureInfo.InvariantCulture), (JsonNode?)RequestNode(p.Value)))),
+        };
+
+        var text = result.ToJsonString();
+        var directory = Path.Combine(Root, "bench", "results");
+        Directory.CreateDirectory(directory);
+        await File.WriteAllTextAsync(Path.Combine(directory, "latest.json"), result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        Console.Error.WriteLine($"written: {Path.Combine(directory, "latest.json")}");
+        if (json)
+        {
+            Console.WriteLine(text);
+        }
+    }
+
+    private static JsonObject RequestNode(SortedDictionary<int, Dictionary<string, Measurement>> byPayload)
+    {
+        var node = new JsonObject();
+        foreach (var (payload, systems) in byPayload)
+        {
+            var cell = new JsonObject();
+            foreach (var (system, measurement) in systems)
+            {
+                cell[system] = JsonSerializer.SerializeToNode(measurement);
+            }
+
+            if (systems.TryGetValue("orleans", out var orleans))
+            {
+                if (systems.TryGetValue("iris", out var iris))
+                {
+                    cell["irisOverOrleans"] = Math.Round(iris.PerSec / orleans.PerSec, 3);
+                }
+
+                if (systems.TryGetValue("irisClusterGrain", out var grain))
+                {
+                    cell["irisClusterGrainOverOrleans"] = Math.Round(grain.PerSec / orleans.PerSec, 3);
+                }
+            }
+
+            if (systems.TryGetValue("nats", out var nats) && systems.TryGetValue("iris", out var irisAgain))
+            {
+                cell["irisOverNats"] = Math.Round(irisAgain.PerSec / nats.PerSec, 3);
+            }
+
+            node[payload.ToString(CultureInfo.InvariantCulture)] = cell;
+        }
+
+        return node;
+    }
+
+    private static void PrintRequestTables(SortedDictionary<int, SortedDictionary<int, Dictionary<string, Measurement>>> request)
+    {
+        foreach (var (callers, byPayload) in request)
+        {
+            Console.Error.WriteLine();
+            Console.Error.WriteLine($"request/reply, {callers} callers (req/s, p50 ms, p99 ms, CPU µs per request; ratios of req/s)");
+            Console.Error.WriteLine($"{"payload",8} {"system",17} {"req/s",9} {"p50",7} {"p99",7} {"cpu µs",8} {"/orleans",9}");
+            foreach (var (payload, systems) in byPayload)
+            {
+                systems.TryGetValue("orleans", out var orleans);
+                foreach (var (system, m) in systems.OrderBy(s => s.Key, StringComparer.Ordinal))
+                {
+                    var ratio = orleans is null ? string.Empty : (m.PerSec / orleans.PerSec).ToString("F2", CultureInfo.InvariantCulture);
+                    Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"{payload,8} {system,17} {m.PerSec,9:F0} {m.P50Ms,7:F2} {m.P99Ms,7:F2} {m.CpuUsPerMsg,8:F0} {ratio,9}"));
+                }
+            }
+        }
+    }
+
+    private static string Line(string system, int callers, int payload, Measurement m) =>
+        string.Create(CultureInfo.InvariantCulture, $"  request {system} callers={callers} payload={payload}: {m.PerSec:F0}/s p50={m.P50Ms:F2}ms p99={m.P99Ms:F2}ms cpu={m.CpuUsPerMsg:F0}us");
+
+    private static async Task WaitServedAsync(IIrisClient iris)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            try
+            {
+                await iris.RequestAsync(IrisSide.EchoCluster, [1], TimeSpan.FromSeconds(5));
+                return;
+            }
+            catch (IrisException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(500);
+            }
+        }
+    }
+
+    private static string FindRoot()
+    {
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Iris.Orleans.sln")))
+        {
+            directory = directory.Parent;
+        }
+
+        return directory?.FullName ?? throw new InvalidOperationException("Iris.Orleans.sln not found above " + AppContext.BaseDirectory);
+    }
+}
