@@ -20,6 +20,10 @@ internal static class Load
         return Summarize(latencies, payload, seconds, cpu);
     }
 
+    /// <summary>Runs <paramref name="call"/> from <paramref name="callers"/> loops for <paramref name="duration"/>,
+    /// measuring nothing.</summary>
+    public static Task WarmUpAsync(Func<Task> call, int callers, TimeSpan duration) => RunAsync(call, callers, duration);
+
     /// <summary>The measurement of <paramref name="latencies"/> (milliseconds, one per message) over
     /// <paramref name="seconds"/> that cost <paramref name="cpu"/>.</summary>
     public static Measurement Summarize(List<double> latencies, int payload, double seconds, TimeSpan cpu)

@@ -27,7 +27,15 @@ internal static class PaperCommand
         var json = args.Contains("--json");
         int[] callers = quick ? [16] : [1, 16, 64];
         var warmUp = TimeSpan.FromSeconds(quick ? 1 : 2);
-        var duration = TimeSpan.FromSeconds(quick ? 2 : 5);
+
+        // Each system's first seconds are its slowest (JIT tiers, connections, Iris' member lists): one longer warm-up
+        // per system before its first cell, then a short one per cell.
+        var firstWarmUp = TimeSpan.FromSeconds(quick ? 5 : 10);
+        var duration = TimeSpan.FromSeconds(Option(args, "--seconds") ?? (quick ? 2 : 5));
+
+        // For profiling one side: --only iris|orleans, --payload N.
+        var only = Array.IndexOf(args, "--only") is var o and >= 0 && o + 1 < args.Length ? args[o + 1] : null;
+        int[] payloads = Option(args, "--payload") is { } single ? [single] : Payloads;
 
         // request[callers][payload][system]
         var request = new SortedDictionary<int, SortedDictionary<int, Dictionary<string, Measurement>>>();
@@ -36,70 +44,91 @@ internal static class PaperCommand
                 .TryGetValue(payload, out var cell) ? cell : request[c][payload] = [];
 
         var memory = new Dictionary<string, double>();
-        Console.Error.WriteLine("plain Orleans: starting 4 silos");
-        var (orleansSilos, gateways) = await OrleansBaseline.StartAsync(Silos);
-        try
+        if (only is null or "orleans")
         {
-            using var client = await OrleansBaseline.ConnectAsync(gateways);
-            var echo = client.Services.GetRequiredService<IGrainFactory>().GetGrain<IBenchEchoGrain>(0);
-            TimeSpan Cpu() => Environment.CpuUsage.TotalTime + orleansSilos.Aggregate(TimeSpan.Zero, (sum, s) => sum + s.CpuTime);
-            foreach (var c in callers)
+            await RunOrleansAsync();
+        }
+
+        if (only is null or "iris")
+        {
+            await RunIrisAsync();
+        }
+
+        async Task RunOrleansAsync()
+        {
+            Console.Error.WriteLine("plain Orleans: starting 4 silos");
+            var (orleansSilos, gateways) = await OrleansBaseline.StartAsync(Silos);
+            try
             {
-                foreach (var payload in Payloads)
+                using var client = await OrleansBaseline.ConnectAsync(gateways);
+                var echo = client.Services.GetRequiredService<IGrainFactory>().GetGrain<IBenchEchoGrain>(0);
+                TimeSpan Cpu() => Environment.CpuUsage.TotalTime + orleansSilos.Aggregate(TimeSpan.Zero, (sum, s) => sum + s.CpuTime);
+                var small = new byte[16];
+                await Load.WarmUpAsync(() => echo.Echo(small), 16, firstWarmUp);
+                foreach (var c in callers)
                 {
-                    var body = new byte[payload];
-                    Cell(c, payload)["orleans"] = await Load.MeasureAsync(() => echo.Echo(body), c, payload, warmUp, duration, Cpu);
-                    Console.Error.WriteLine(Line("orleans", c, payload, Cell(c, payload)["orleans"]));
+                    foreach (var payload in payloads)
+                    {
+                        var body = new byte[payload];
+                        Cell(c, payload)["orleans"] = await Load.MeasureAsync(() => echo.Echo(body), c, payload, warmUp, duration, Cpu);
+                        Console.Error.WriteLine(Line("orleans", c, payload, Cell(c, payload)["orleans"]));
+                    }
+                }
+
+                memory["orleans"] = orleansSilos.Max(s => s.PeakMemoryMb);
+                await client.StopAsync();
+            }
+            finally
+            {
+                foreach (var silo in orleansSilos)
+                {
+                    await silo.DisposeAsync();
                 }
             }
-
-            memory["orleans"] = orleansSilos.Max(s => s.PeakMemoryMb);
-            await client.StopAsync();
-        }
-        finally
-        {
-            foreach (var silo in orleansSilos)
-            {
-                await silo.DisposeAsync();
-            }
         }
 
-        Console.Error.WriteLine("Iris: starting 4 silos");
-        var (irisSilos, irisClient) = await IrisSide.StartAsync(Silos);
-        try
+        async Task RunIrisAsync()
         {
-            var iris = irisClient.Services.GetRequiredService<IIrisClient>();
-            var grain = irisClient.Services.GetRequiredService<IClusterClient>().GetGrain<IClusterGrain>(IrisSide.EchoCluster);
-            var timeout = TimeSpan.FromSeconds(30);
-            TimeSpan Cpu() => Environment.CpuUsage.TotalTime + irisSilos.Aggregate(TimeSpan.Zero, (sum, s) => sum + s.CpuTime);
-
-            // The members register as their silos start; the first request waits until the cluster is served.
-            await WaitServedAsync(iris);
-            foreach (var c in callers)
+            Console.Error.WriteLine("Iris: starting 4 silos");
+            var (irisSilos, irisClient) = await IrisSide.StartAsync(Silos);
+            try
             {
-                foreach (var payload in Payloads)
+                var iris = irisClient.Services.GetRequiredService<IIrisClient>();
+                var grain = irisClient.Services.GetRequiredService<IClusterClient>().GetGrain<IClusterGrain>(IrisSide.EchoCluster);
+                var timeout = TimeSpan.FromSeconds(30);
+                TimeSpan Cpu() => Environment.CpuUsage.TotalTime + irisSilos.Aggregate(TimeSpan.Zero, (sum, s) => sum + s.CpuTime);
+
+                // The members register as their silos start; the first request waits until the cluster is served.
+                await WaitServedAsync(iris);
+                var small = new byte[16];
+                await Load.WarmUpAsync(() => iris.RequestAsync(IrisSide.EchoCluster, small, timeout), 16, firstWarmUp);
+                await Load.WarmUpAsync(() => grain.Request(small, timeout), 16, firstWarmUp / 2);
+                foreach (var c in callers)
                 {
-                    var body = new byte[payload];
-                    Cell(c, payload)["iris"] = await Load.MeasureAsync(() => iris.RequestAsync(IrisSide.EchoCluster, body, timeout), c, payload, warmUp, duration, Cpu);
-                    Console.Error.WriteLine(Line("iris", c, payload, Cell(c, payload)["iris"]));
-                    Cell(c, payload)["irisClusterGrain"] = await Load.MeasureAsync(() => grain.Request(body, timeout), c, payload, warmUp, duration, Cpu);
-                    Console.Error.WriteLine(Line("irisClusterGrain", c, payload, Cell(c, payload)["irisClusterGrain"]));
+                    foreach (var payload in payloads)
+                    {
+                        var body = new byte[payload];
+                        Cell(c, payload)["iris"] = await Load.MeasureAsync(() => iris.RequestAsync(IrisSide.EchoCluster, body, timeout), c, payload, warmUp, duration, Cpu);
+                        Console.Error.WriteLine(Line("iris", c, payload, Cell(c, payload)["iris"]));
+                        Cell(c, payload)["irisClusterGrain"] = await Load.MeasureAsync(() => grain.Request(body, timeout), c, payload, warmUp, duration, Cpu);
+                        Console.Error.WriteLine(Line("irisClusterGrain", c, payload, Cell(c, payload)["irisClusterGrain"]));
+                    }
+                }
+
+                memory["iris"] = irisSilos.Max(s => s.PeakMemoryMb);
+                await irisClient.StopAsync();
+            }
+            finally
+            {
+                irisClient.Dispose();
+                foreach (var silo in irisSilos)
+                {
+                    await silo.DisposeAsync();
                 }
             }
-
-            memory["iris"] = irisSilos.Max(s => s.PeakMemoryMb);
-            await irisClient.StopAsync();
-        }
-        finally
-        {
-            irisClient.Dispose();
-            foreach (var silo in irisSilos)
-            {
-                await silo.DisposeAsync();
-            }
         }
 
-        var headline = quick ? 16 : 16;
+        var headline = callers.Contains(16) ? 16 : callers[0];
         PrintRequestTables(request);
         var result = new JsonObject
         {
@@ -186,6 +215,9 @@ internal static class PaperCommand
             }
         }
     }
+
+    private static int? Option(string[] args, string name) =>
+        Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : null;
 
     private static string Line(string system, int callers, int payload, Measurement m) =>
         string.Create(CultureInfo.InvariantCulture, $"  request {system} callers={callers} payload={payload}: {m.PerSec:F0}/s p50={m.P50Ms:F2}ms p99={m.P99Ms:F2}ms cpu={m.CpuUsPerMsg:F0}us");
