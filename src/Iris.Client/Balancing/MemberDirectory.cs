@@ -85,7 +85,10 @@ internal sealed class MemberDirectory(Func<string, Task<MemberEndpoint[]>> ask, 
                 var question = Asking(key);
                 if (question.Answer.IsCompleted)
                 {
-                    return new ValueTask<MemberEndpoint[]>(question.Answer);
+                    // A question that failed at once (the rendezvous' silo is known unreachable) leaves the kept list.
+                    return question.Answer.IsCompletedSuccessfully
+                        ? new ValueTask<MemberEndpoint[]>(question.Answer)
+                        : new ValueTask<MemberEndpoint[]>(AnswerOrKeptAsync(question.Answer, kept.Members, TimeSpan.Zero));
                 }
 
                 var waited = time.GetElapsedTime(question.Asked);
@@ -140,7 +143,18 @@ internal sealed class MemberDirectory(Func<string, Task<MemberEndpoint[]>> ask, 
         {
             // A call to a silo cut off by a partition waits for Orleans' response timeout (30 s by default); the
             // question is given up sooner, so that a later one reaches the rendezvous once Orleans has moved it.
-            var members = await ask(key).WaitAsync(AskTimeout, time).ConfigureAwait(false);
+            var pending = ask(key);
+            MemberEndpoint[] members;
+            try
+            {
+                members = await pending.WaitAsync(AskTimeout, time).ConfigureAwait(false);
+            }
+            catch (TimeoutException) when (!pending.IsCompleted)
+            {
+                CallPolicy.Observe(pending);
+                throw;
+            }
+
             _cache[key] = new Kept(members, time.GetTimestamp(), Forgotten: false);
             _asking.TryRemove(new KeyValuePair<string, Question>(key, question));
             answer.SetResult(members);

@@ -95,7 +95,9 @@ internal sealed class CallPolicy(TimeProvider time, Random random)
         }
     }
 
-    private static void Observe(Task call) =>
+    /// <summary>Observes <paramref name="call"/>'s failure, for a call left behind: its later failure is then no
+    /// unobserved exception.</summary>
+    public static void Observe(Task call) =>
         _ = call.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
 
     /// <inheritdoc cref="WithinAsync{T}"/>

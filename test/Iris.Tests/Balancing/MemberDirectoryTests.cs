@@ -198,6 +198,26 @@ public sealed class MemberDirectoryTests
     }
 
     [Fact]
+    public async Task A_question_that_fails_at_once_while_a_list_is_kept_leaves_the_kept_list()
+    {
+        var time = new FakeTimeProvider();
+        var answers = new Queue<Task<MemberEndpoint[]>>(
+        [
+            Task.FromResult<MemberEndpoint[]>([Fast, Slow]),
+            Task.FromException<MemberEndpoint[]>(new SiloUnavailableException("the rendezvous' silo is down")),
+            Task.FromException<MemberEndpoint[]>(new InvalidOperationException("the rendezvous failed")),
+        ]);
+        var directory = new MemberDirectory(_ => answers.Dequeue(), time, new Random(7));
+        Assert.Equal([Fast, Slow], await directory.MembersAsync("cluster/x#0"));
+
+        time.Advance(MemberDirectory.CacheTime);
+        Assert.Equal([Fast, Slow], await directory.MembersAsync("cluster/x#0"));
+
+        // An error that is the rendezvous' answer, not a lost contact, is not hidden.
+        await Assert.ThrowsAsync<InvalidOperationException>(() => directory.MembersAsync("cluster/x#0").AsTask());
+    }
+
+    [Fact]
     public void A_member_process_reported_gone_is_passed_over_until_it_serves_or_GoneTime_has_passed_unless_no_other_is_left()
     {
         var time = new FakeTimeProvider();
