@@ -30,11 +30,11 @@ public static class Charts
             var systems = bySize.Values.SelectMany(bySystem => bySystem.Keys).Distinct().ToArray();
 
             var throughput = Path.Combine(directory, $"{workload}-throughput.png");
-            Draw(throughput, $"{workload}: throughput", "messages/s", sizes, systems, bySize, m => m.PerSec, null);
+            Draw(throughput, $"{workload}: throughput", "messages/s (log scale)", sizes, systems, bySize, m => m.PerSec, null, logarithmic: true);
             files.Add(throughput);
 
             var latency = Path.Combine(directory, $"{workload}-latency.png");
-            Draw(latency, $"{workload}: latency (p50 solid, p99 light)", "ms", sizes, systems, bySize, m => m.P50Ms, m => m.P99Ms);
+            Draw(latency, $"{workload}: latency (p50 solid, p99 light)", "ms", sizes, systems, bySize, m => m.P50Ms, m => m.P99Ms, logarithmic: false);
             files.Add(latency);
         }
 
@@ -57,8 +57,12 @@ public static class Charts
         string[] systems,
         IReadOnlyDictionary<int, IReadOnlyDictionary<string, Measurement>> bySize,
         Func<Measurement, double> value,
-        Func<Measurement, double>? behind)
+        Func<Measurement, double>? behind,
+        bool logarithmic)
     {
+        // Messages per second span three orders of magnitude from 16 B to 64 KiB: on a linear axis the 64 KiB group
+        // would be invisible. ScottPlot draws a log axis from log10 values and a log tick generator.
+        Func<double, double> scale = logarithmic ? v => Math.Log10(Math.Max(v, 1)) : v => v;
         var plot = new Plot();
         var palette = new ScottPlot.Palettes.Category10();
         var barWidth = 0.8 / systems.Length;
@@ -77,10 +81,10 @@ public static class Charts
                 var color = palette.GetColor(s);
                 if (behind is not null)
                 {
-                    backBars.Add(new Bar { Position = position, Value = behind(measurement), Size = barWidth * 0.9, FillColor = color.WithAlpha(0.35), LineWidth = 0 });
+                    backBars.Add(new Bar { Position = position, Value = scale(behind(measurement)), Size = barWidth * 0.9, FillColor = color.WithAlpha(0.35), LineWidth = 0 });
                 }
 
-                bars.Add(new Bar { Position = position, Value = value(measurement), Size = barWidth * 0.9, FillColor = color, LineWidth = 0 });
+                bars.Add(new Bar { Position = position, Value = scale(value(measurement)), Size = barWidth * 0.9, FillColor = color, LineWidth = 0 });
             }
         }
 
@@ -96,6 +100,16 @@ public static class Charts
             sizes.Select(SizeLabel).ToArray());
         plot.Axes.Bottom.MajorTickStyle.Length = 0;
         plot.Axes.Margins(bottom: 0);
+        if (logarithmic)
+        {
+            plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic
+            {
+                MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator(),
+                IntegerTicksOnly = true,
+                LabelFormatter = y => Math.Pow(10, y).ToString("N0", CultureInfo.InvariantCulture),
+            };
+        }
+
         plot.Title(title);
         plot.YLabel(yLabel);
         plot.XLabel("payload");
