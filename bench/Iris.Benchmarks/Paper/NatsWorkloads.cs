@@ -17,21 +17,21 @@ public static class NatsWorkloads
     private static readonly TimeSpan WarmUp = TimeSpan.FromSeconds(1);
 
     /// <summary>
-    /// Request/reply: <see cref="Responders"/> responders (a connection each) in queue group "q" on "echo" reply with
-    /// the request's data; <paramref name="callers"/> loops send requests and time each one.
+    /// Request/reply: <see cref="Responders"/> responders (a connection each) in queue group "q" on
+    /// "echo.&lt;run&gt;" reply with the request's data; <paramref name="callers"/> loops send requests and time each one.
     /// </summary>
     public static async Task<Measurement> RequestAsync(NatsServer server, int payload, int callers, TimeSpan duration, CancellationToken cancellationToken = default)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var subject = UniqueSubject("echo");
-        var responderConnections = new List<NatsConnection>();
+        var connections = new List<NatsConnection>();
         var responderLoops = new List<Task>();
         try
         {
             for (var i = 0; i < Responders; i++)
             {
                 var connection = await ConnectAsync(server);
-                responderConnections.Add(connection);
+                connections.Add(connection);
                 var subscription = await connection.SubscribeCoreAsync<byte[]>(subject, queueGroup: "q", cancellationToken: stop.Token);
                 responderLoops.Add(RespondAsync(subscription, stop.Token));
             }
@@ -41,8 +41,8 @@ public static class NatsWorkloads
             // caller on the 2-core machine (16 callers, 3 alternating runs): the shared connection cost 85-110 µs of
             // CPU per 16 B request against 140-170 µs, with a lower p50, so it is the stronger baseline.
             var client = await ConnectAsync(server);
-            responderConnections.Add(client);
-            foreach (var connection in responderConnections)
+            connections.Add(client);
+            foreach (var connection in connections)
             {
                 await connection.PingAsync(stop.Token);
             }
@@ -82,14 +82,14 @@ public static class NatsWorkloads
 
             var result = await window.RunAsync(server, duration, payload, latencies);
             await stop.CancelAsync();
-            await Task.WhenAll(loops);
+            await IgnoreCancellation(loops);
             return result;
         }
         finally
         {
             await stop.CancelAsync();
             await IgnoreCancellation(responderLoops);
-            foreach (var connection in responderConnections)
+            foreach (var connection in connections)
             {
                 await connection.DisposeAsync();
             }
@@ -97,15 +97,15 @@ public static class NatsWorkloads
     }
 
     /// <summary>
-    /// Fan-out: one publisher on "fan", <see cref="Subscribers"/> subscribers (a connection each); per second counts
-    /// deliveries summed over the subscribers, latency is per delivery from the timestamp the publisher wrote.
+    /// Fan-out: one publisher on "fan.&lt;run&gt;", <see cref="Subscribers"/> subscribers (a connection each); per
+    /// second counts deliveries summed over the subscribers, latency is per delivery from the timestamp the publisher wrote.
     /// </summary>
     public static Task<Measurement> FanOutAsync(NatsServer server, int payload, TimeSpan duration, CancellationToken cancellationToken = default)
         => PublishAsync(server, UniqueSubject("fan"), payload, Subscribers, duration, cancellationToken);
 
     /// <summary>
-    /// One-way stream: one publisher, one subscriber on "stream"; the subscriber checks that every message arrives,
-    /// in order (sequence numbers), and throws otherwise.
+    /// One-way stream: one publisher, one subscriber on "stream.&lt;run&gt;"; the subscriber checks that every
+    /// message arrives, in order (sequence numbers), and throws otherwise.
     /// </summary>
     public static Task<Measurement> StreamAsync(NatsServer server, int payload, TimeSpan duration, CancellationToken cancellationToken = default)
         => PublishAsync(server, UniqueSubject("stream"), payload, 1, duration, cancellationToken);
