@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using BenchmarkDotNet.Running;
 using Iris.Benchmarks;
+using Iris.Benchmarks.Paper;
 
 // dotnet run -c Release --project bench/Iris.Benchmarks -- paper [--quick] [--json]
 // The paper's workloads beside plain Orleans (and NATS), one run, ratios printed and written to bench/results.
@@ -31,6 +32,14 @@ if (args is ["tunnels", ..])
 if (args is ["requests", ..])
 {
     await RequestThroughput.RunAsync(args);
+    return;
+}
+
+// dotnet run -c Release --project bench/Iris.Benchmarks -- nats-check [--seconds 3]
+// Runs the NATS baseline workloads of the paper harness (see Paper/NatsCheck) against a local nats-server and exits.
+if (args is ["nats-check", ..])
+{
+    await NatsCheck.RunAsync(args);
     return;
 }
 
