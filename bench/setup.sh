@@ -8,6 +8,11 @@ if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ] &&
         echo "nats-server not found: installing the Debian package nats-server" >&2
         apt-get update
         DEBIAN_FRONTEND=noninteractive apt-get install -y nats-server
+        # The package enables a system-wide service on 0.0.0.0:4222; the harness starts its own server on loopback
+        # only, so the service is switched off again.
+        if command -v systemctl >/dev/null 2>&1; then
+            systemctl disable --now nats-server >/dev/null 2>&1 || true
+        fi
     else
         echo "nats-server is missing and cannot be installed here: install the Debian package nats-server" >&2
         exit 1

@@ -11,7 +11,8 @@ namespace Iris.Benchmarks.Paper;
 /// paper measured side by side with their baselines in one run on this machine, printed as one table per workload with
 /// the ratios, and written to <c>bench/results/latest.json</c>. Today: request/reply (echo), through
 /// <c>IIrisClient.RequestAsync</c> and through <c>IClusterGrain.Request</c> from an Orleans client, against a plain
-/// Orleans client calling a <c>[StatelessWorker]</c> echo grain; 4 silo processes each side.
+/// Orleans client calling a <c>[StatelessWorker]</c> echo grain (4 silo processes each side), and NATS (4 responders in a
+/// queue group on a local nats-server). PNG charts go to <c>bench/results</c>.
 /// </summary>
 internal static class PaperCommand
 {
@@ -52,6 +53,25 @@ internal static class PaperCommand
         if (only is null or "iris")
         {
             await RunIrisAsync();
+        }
+
+        if (only is null or "nats")
+        {
+            await RunNatsAsync();
+        }
+
+        async Task RunNatsAsync()
+        {
+            Console.Error.WriteLine("NATS: starting nats-server");
+            await using var server = await NatsServer.StartAsync();
+            foreach (var c in callers)
+            {
+                foreach (var payload in payloads)
+                {
+                    Cell(c, payload)["nats"] = await NatsWorkloads.RequestAsync(server, payload, c, duration);
+                    Console.Error.WriteLine(Line("nats", c, payload, Cell(c, payload)["nats"]));
+                }
+            }
         }
 
         async Task RunOrleansAsync()
@@ -150,6 +170,11 @@ internal static class PaperCommand
             ["requestByCallers"] = new JsonObject(request.Select(p => KeyValuePair.Create(p.Key.ToString(CultureInfo.InvariantCulture), (JsonNode?)RequestNode(p.Value)))),
         };
 
+        var charts = Charts.Write(directory: Path.Combine(Root, "bench", "results"), new Dictionary<string, IReadOnlyDictionary<int, IReadOnlyDictionary<string, Measurement>>>
+        {
+            ["request"] = request[headline].ToDictionary(p => p.Key, p => (IReadOnlyDictionary<string, Measurement>)p.Value),
+        });
+        Console.Error.WriteLine($"charts: {string.Join(", ", charts.Select(Path.GetFileName))}");
         var text = result.ToJsonString();
         var directory = Path.Combine(Root, "bench", "results");
         Directory.CreateDirectory(directory);
