@@ -13,14 +13,18 @@ namespace Iris.Members;
 /// A caller repeats a request to one member only within <see cref="CallPolicy.RepeatWindow"/> of the last copy it
 /// sent that found the run going here (or of its first), and Orleans drops a call older than its response timeout:
 /// so every copy arrives while the run goes or within a generation after it finished. One table holds every entry,
-/// so a lookup and an insert are one atomic step; every half generation one pass removes the entries finished more
-/// than a generation ago.
+/// so a lookup and an insert are one atomic step. Finished runs also join a queue in the order they finished; at most
+/// every <see cref="SweepInterval"/> the runs at its head that finished a generation ago leave the table. A sweep
+/// costs the entries it removes, not the table's size (at 10,000 requests a second the table holds some 200,000).
 /// </summary>
 internal sealed class RequestLedger(TimeProvider time)
 {
-    /// <summary>How long a finished run's reply is kept after it finished, at least (and at most one and a half times
-    /// as long).</summary>
+    /// <summary>How long a finished run's reply is kept after it finished, at least (and at most
+    /// <see cref="SweepInterval"/> longer, or until the next request arrives).</summary>
     public static readonly TimeSpan Generation = CallPolicy.RememberFor;
+
+    /// <summary>How often the finished runs due to be forgotten are removed, at most.</summary>
+    public static readonly TimeSpan SweepInterval = TimeSpan.FromSeconds(1);
 
     /// <summary>How long a copy that joins a run still going waits for its reply before it answers
     /// <see cref="MemberReplyStatus.Running"/>: well inside the caller's response timeout.</summary>
@@ -28,6 +32,7 @@ internal sealed class RequestLedger(TimeProvider time)
 
     private readonly Lock _sweeping = new();
     private readonly ConcurrentDictionary<Guid, Entry> _entries = new();
+    private readonly ConcurrentQueue<(Guid Id, Entry Entry)> _finished = new();
     private long _swept = time.GetTimestamp();
 
     /// <summary>Runs in flight and finished runs still remembered.</summary>
@@ -106,31 +111,32 @@ internal sealed class RequestLedger(TimeProvider time)
             // It never ran: a repeat may start it.
             _entries.TryRemove(new KeyValuePair<Guid, Entry>(id, entry));
         }
+        else
+        {
+            _finished.Enqueue((id, entry));
+        }
     }
 
-    /// <summary>Every half generation, forgets the runs that finished more than a generation ago; one caller does
-    /// it, the others go on.</summary>
+    /// <summary>At most every <see cref="SweepInterval"/>, forgets the runs that finished a generation ago or more,
+    /// from the head of the queue of finished runs; one caller does it, the others go on.</summary>
     private void SweepIfDue()
     {
-        if (time.GetElapsedTime(Interlocked.Read(ref _swept)) < Generation / 2 || !_sweeping.TryEnter())
+        if (time.GetElapsedTime(Interlocked.Read(ref _swept)) < SweepInterval || !_sweeping.TryEnter())
         {
             return;
         }
 
         try
         {
-            if (time.GetElapsedTime(Interlocked.Read(ref _swept)) < Generation / 2)
-            {
-                return;
-            }
+            var now = time.GetTimestamp();
+            Interlocked.Exchange(ref _swept, now);
 
-            Interlocked.Exchange(ref _swept, time.GetTimestamp());
-            foreach (var (id, entry) in _entries)
+            // The queue is in the order runs finished (to within concurrent enqueues), so the first run not yet due
+            // ends the sweep; one just behind it that is due goes at the next.
+            while (_finished.TryPeek(out var head) && head.Entry.FinishedAt is { } finished && time.GetElapsedTime(finished, now) >= Generation)
             {
-                if (entry.FinishedAt is { } finished && time.GetElapsedTime(finished) >= Generation)
-                {
-                    _entries.TryRemove(new KeyValuePair<Guid, Entry>(id, entry));
-                }
+                _finished.TryDequeue(out _);
+                _entries.TryRemove(new KeyValuePair<Guid, Entry>(head.Id, head.Entry));
             }
         }
         finally

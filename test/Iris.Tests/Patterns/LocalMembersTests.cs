@@ -143,12 +143,42 @@ public class LocalMembersTests
         Assert.Equal([7, 1], (await members.RequestAsync(id, "once", [7], TimeSpan.FromSeconds(30))).Data);
         Assert.Equal(1, handler.Runs);
 
-        // Kept at least one generation after it finished, longer than a caller's copies are apart; forgotten by one
-        // and a half.
+        // Kept at least one generation after it finished, longer than a caller's copies are apart; forgotten once a
+        // generation has passed and a sweep is due.
         Assert.True(RequestLedger.Generation >= 2 * Iris.Calls.CallPolicy.ReaskAfter);
         time.Advance(RequestLedger.Generation);
         Assert.Equal(MemberReplyStatus.Replied, (await members.RequestAsync(Guid.NewGuid(), "once", [1], TimeSpan.FromSeconds(30))).Status);
         Assert.Equal(1, members.RememberedRequests);
+    }
+
+    [Fact]
+    public async Task Finished_runs_are_forgotten_in_the_order_they_finished_each_a_generation_after_it()
+    {
+        var time = new FakeTimeProvider();
+        var members = new LocalMembers(time);
+        var handler = new Counting();
+        handler.Release.SetResult();
+        members.Add("echo", handler, new MemberOptions());
+        var ids = new[] { Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid() };
+        foreach (var id in ids)
+        {
+            await members.RequestAsync(id, "echo", [1], TimeSpan.FromSeconds(5));
+            time.Advance(TimeSpan.FromSeconds(5));
+        }
+
+        // The runs finished at 0, 5 and 10 s; now it is 15 s. At 20 s the first is due (3 remembered with the new
+        // one), at 25 s the second.
+        time.Advance(TimeSpan.FromSeconds(5));
+        await members.RequestAsync(Guid.NewGuid(), "echo", [1], TimeSpan.FromSeconds(5));
+        Assert.Equal(3, members.RememberedRequests);
+        time.Advance(TimeSpan.FromSeconds(5));
+        await members.RequestAsync(Guid.NewGuid(), "echo", [1], TimeSpan.FromSeconds(5));
+        Assert.Equal(3, members.RememberedRequests);
+
+        // The third is still remembered: its copy gets the stored reply and does not run again.
+        var runs = handler.Runs;
+        Assert.Equal([1, 3], (await members.RequestAsync(ids[2], "echo", [1], TimeSpan.FromSeconds(5))).Data);
+        Assert.Equal(runs, handler.Runs);
     }
 
     [Fact]
