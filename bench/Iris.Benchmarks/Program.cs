@@ -12,6 +12,13 @@ if (args is ["paper", ..])
     return;
 }
 
+// An Iris silo of the paper harness with counting members, started by the harness as a process of its own.
+if (args is ["iris-silo", ..])
+{
+    await Iris.Benchmarks.Paper.BenchSilo.RunAsync();
+    return;
+}
+
 // A plain Orleans silo of the paper harness's baseline, started by the harness as a process of its own.
 if (args is ["orleans-silo", ..])
 {

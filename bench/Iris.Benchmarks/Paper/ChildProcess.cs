@@ -86,6 +86,41 @@ internal sealed class ChildProcess : IAsyncDisposable
         return child;
     }
 
+    /// <summary>Writes <paramref name="command"/> to the process's input and returns the first line after it that
+    /// starts with <paramref name="prefix"/>.</summary>
+    public async Task<string> AskAsync(string command, string prefix, TimeSpan limit)
+    {
+        int before;
+        lock (_lines)
+        {
+            before = _lines.Count;
+        }
+
+        await _process.StandardInput.WriteLineAsync(command);
+        await _process.StandardInput.FlushAsync();
+        var deadline = DateTime.UtcNow + limit;
+        while (true)
+        {
+            lock (_lines)
+            {
+                for (var i = before; i < _lines.Count; i++)
+                {
+                    if (_lines[i].StartsWith(prefix, StringComparison.Ordinal))
+                    {
+                        return _lines[i];
+                    }
+                }
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"no '{prefix}' line after '{command}' within {limit}; output:\n{Output}");
+            }
+
+            await Task.Delay(10);
+        }
+    }
+
     public string Output
     {
         get

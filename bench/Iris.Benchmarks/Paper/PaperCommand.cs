@@ -60,6 +60,41 @@ internal static class PaperCommand
             await RunNatsAsync();
         }
 
+        // broadcast and publish: workload → payload → system.
+        var fanOut = new Dictionary<string, SortedDictionary<int, Dictionary<string, Measurement>>> { ["broadcast"] = [], ["publish"] = [] };
+        Dictionary<string, Measurement> FanCell(string workload, int payload) =>
+            fanOut[workload].TryGetValue(payload, out var cell) ? cell : fanOut[workload][payload] = [];
+        if (only is null or "iris" or "dissemination")
+        {
+            Console.Error.WriteLine("Iris: starting 4 silos with counting members");
+            await using var iris = await Dissemination.StartAsync(Silos);
+            await iris.MeasureAsync(broadcast: true, 16, quick ? 5_000 : 20_000);
+            foreach (var workload in new[] { "broadcast", "publish" })
+            {
+                foreach (var payload in payloads)
+                {
+                    var messages = payload >= 65536 ? (quick ? 500 : 2_000) : (quick ? 10_000 : 40_000);
+                    FanCell(workload, payload)["iris"] = await iris.MeasureAsync(workload == "broadcast", payload, messages);
+                    Console.Error.WriteLine(FanLine(workload, "iris", payload, FanCell(workload, payload)["iris"]));
+                }
+            }
+
+            memory["irisDissemination"] = iris.PeakMemoryMb;
+        }
+
+        if (only is null or "nats" or "dissemination")
+        {
+            await using var server = await NatsServer.StartAsync();
+            foreach (var payload in payloads)
+            {
+                // NATS subjects are publish/subscribe: its fan-out to 4 subscribers is the baseline of both.
+                var nats = await NatsWorkloads.FanOutAsync(server, payload, duration);
+                FanCell("broadcast", payload)["nats"] = nats;
+                FanCell("publish", payload)["nats"] = nats;
+                Console.Error.WriteLine(FanLine("fan-out", "nats", payload, nats));
+            }
+        }
+
         async Task RunNatsAsync()
         {
             Console.Error.WriteLine("NATS: starting nats-server");
@@ -165,15 +200,20 @@ internal static class PaperCommand
             },
             ["workloads"] = new JsonObject
             {
-                ["request"] = RequestNode(request[headline]),
+                ["request"] = request.Count > 0 ? RequestNode(request[headline]) : new JsonObject(),
+                ["broadcast"] = RequestNode(fanOut["broadcast"]),
+                ["publish"] = RequestNode(fanOut["publish"]),
             },
             ["requestByCallers"] = new JsonObject(request.Select(p => KeyValuePair.Create(p.Key.ToString(CultureInfo.InvariantCulture), (JsonNode?)RequestNode(p.Value)))),
         };
 
         var charts = Charts.Write(directory: Path.Combine(Root, "bench", "results"), new Dictionary<string, IReadOnlyDictionary<int, IReadOnlyDictionary<string, Measurement>>>
         {
-            ["request"] = request[headline].ToDictionary(p => p.Key, p => (IReadOnlyDictionary<string, Measurement>)p.Value),
+            ["request"] = request.GetValueOrDefault(headline, []).ToDictionary(p => p.Key, p => (IReadOnlyDictionary<string, Measurement>)p.Value),
+            ["broadcast"] = fanOut["broadcast"].ToDictionary(p => p.Key, p => (IReadOnlyDictionary<string, Measurement>)p.Value),
+            ["publish"] = fanOut["publish"].ToDictionary(p => p.Key, p => (IReadOnlyDictionary<string, Measurement>)p.Value),
         });
+        PrintFanOutTables(fanOut);
         Console.Error.WriteLine($"charts: {string.Join(", ", charts.Select(Path.GetFileName))}");
         var text = result.ToJsonString();
         var directory = Path.Combine(Root, "bench", "results");
@@ -243,6 +283,34 @@ internal static class PaperCommand
 
     private static int? Option(string[] args, string name) =>
         Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : null;
+
+    private static string FanLine(string workload, string system, int payload, Measurement m) =>
+        string.Create(CultureInfo.InvariantCulture, $"  {workload} {system} payload={payload}: {m.PerSec:F0} deliveries/s {m.MbPerSec:F1} MB/s p50={m.P50Ms:F2}ms p99={m.P99Ms:F2}ms cpu={m.CpuUsPerMsg:F1}us");
+
+    private static void PrintFanOutTables(Dictionary<string, SortedDictionary<int, Dictionary<string, Measurement>>> fanOut)
+    {
+        foreach (var (workload, byPayload) in fanOut)
+        {
+            if (byPayload.Count == 0)
+            {
+                continue;
+            }
+
+            Console.Error.WriteLine();
+            Console.Error.WriteLine($"{workload} to 4 members (deliveries/s across them, MB/s, p50 ms, p99 ms, CPU µs per delivery; ratio to NATS fan-out)");
+            Console.Error.WriteLine($"{"payload",8} {"system",8} {"deliv/s",10} {"MB/s",8} {"p50",7} {"p99",7} {"cpu µs",8} {"/nats",6}");
+            foreach (var (payload, systems) in byPayload)
+            {
+                systems.TryGetValue("nats", out var nats);
+                foreach (var (system, m) in systems.OrderBy(s => s.Key, StringComparer.Ordinal))
+                {
+                    var ratio = nats is null ? string.Empty : (m.PerSec / nats.PerSec).ToString("F2", CultureInfo.InvariantCulture);
+                    Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"{payload,8} {system,8} {m.PerSec,10:F0} {m.MbPerSec,8:F1} {m.P50Ms,7:F2} {m.P99Ms,7:F2} {m.CpuUsPerMsg,8:F1} {ratio,6}"));
+                }
+            }
+        }
+    }
 
     private static string Line(string system, int callers, int payload, Measurement m) =>
         string.Create(CultureInfo.InvariantCulture, $"  request {system} callers={callers} payload={payload}: {m.PerSec:F0}/s p50={m.P50Ms:F2}ms p99={m.P99Ms:F2}ms cpu={m.CpuUsPerMsg:F0}us");

@@ -1,0 +1,131 @@
+using System.Diagnostics;
+using System.Globalization;
+using Iris.Hosting;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Iris.Benchmarks.Paper;
+
+/// <summary>
+/// An Iris silo process of the paper harness for the workloads whose deliveries are counted where they arrive
+/// (<c>iris-silo</c>): <c>UseIris</c> as an application embeds it (overlay membership, network key on, loopback in
+/// development), one member of <see cref="Cluster"/> and one subscriber of <see cref="Topic"/>. Each delivery's latency
+/// is the time since the sender's <see cref="Stopwatch"/> timestamp in the message's first 8 bytes (one monotonic clock
+/// for every process of the machine). Standard input: <c>reset</c> forgets the counts; <c>counts</c> prints
+/// <c>COUNTS broadcast=&lt;n&gt; publish=&lt;n&gt;</c>; <c>latency broadcast|publish</c> prints
+/// <c>LATENCY p50=&lt;ms&gt; p99=&lt;ms&gt;</c>.
+/// </summary>
+internal static class BenchSilo
+{
+    public const string Cluster = "bench";
+    public const string Topic = "bench-topic";
+
+    public static async Task RunAsync()
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = Environments.Development });
+        builder.Logging.ClearProviders();
+        var counter = new Counter();
+        builder.UseOrleans(silo => silo.UseIris(options =>
+        {
+            options.SiloPort = PortPicker.AnyFree();
+            options.GatewayPort = PortPicker.AnyFree();
+        }));
+        builder.Services.AddSingleton(counter);
+        using var host = builder.Build();
+        await host.StartAsync();
+        var iris = host.Services.GetRequiredService<IIrisClient>();
+        await using var member = await iris.RegisterAsync(Cluster, counter);
+        await using var subscription = await iris.SubscribeAsync(Topic, counter);
+        var membership = host.Services.GetRequiredService<IClusterMembershipService>();
+        Console.WriteLine("READY");
+        while (await Console.In.ReadLineAsync() is { } line)
+        {
+            switch (line.Split(' '))
+            {
+                case ["reset"]:
+                    counter.Reset();
+                    Console.WriteLine("RESET");
+                    break;
+                case ["counts"]:
+                    Console.WriteLine($"COUNTS broadcast={counter.Broadcasts.Count} publish={counter.Publications.Count}");
+                    break;
+                case ["latency", var kind]:
+                    var (p50, p99) = (kind == "broadcast" ? counter.Broadcasts : counter.Publications).Percentiles();
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"LATENCY p50={p50:F3} p99={p99:F3}"));
+                    break;
+                case ["silos"]:
+                    Console.WriteLine($"SILOS {membership.CurrentSnapshot.Members.Values.Count(m => m.Status == SiloStatus.Active)}");
+                    break;
+            }
+        }
+
+        await host.StopAsync();
+    }
+
+    /// <summary>Stamps <paramref name="message"/> with the time it is sent.</summary>
+    public static void Stamp(byte[] message) => BitConverter.TryWriteBytes(message, Stopwatch.GetTimestamp());
+
+    /// <summary>The member and subscriber: counts what arrives and samples how long it took.</summary>
+    private sealed class Counter : IClusterHandler, ITopicHandler
+    {
+        public Deliveries Broadcasts { get; } = new();
+
+        public Deliveries Publications { get; } = new();
+
+        public void Reset()
+        {
+            Broadcasts.Reset();
+            Publications.Reset();
+        }
+
+        public Task<byte[]> HandleRequestAsync(byte[] request, CancellationToken cancellationToken) => Task.FromResult(request);
+
+        public Task HandleBroadcastAsync(byte[] message, CancellationToken cancellationToken)
+        {
+            Broadcasts.Add(message);
+            return Task.CompletedTask;
+        }
+
+        public Task HandlePublishAsync(byte[] message, CancellationToken cancellationToken)
+        {
+            Publications.Add(message);
+            return Task.CompletedTask;
+        }
+    }
+
+    /// <summary>Deliveries of one kind: a count, and up to a million latency samples.</summary>
+    private sealed class Deliveries
+    {
+        private readonly double[] _samples = new double[1 << 20];
+        private long _count;
+
+        public long Count => Interlocked.Read(ref _count);
+
+        public void Add(byte[] message)
+        {
+            var latency = message.Length >= 8 ? Stopwatch.GetElapsedTime(BitConverter.ToInt64(message)).TotalMilliseconds : 0;
+            var index = Interlocked.Increment(ref _count) - 1;
+            if (index < _samples.Length)
+            {
+                _samples[index] = latency;
+            }
+        }
+
+        public void Reset() => Interlocked.Exchange(ref _count, 0);
+
+        public (double P50, double P99) Percentiles()
+        {
+            var n = (int)Math.Min(Count, _samples.Length);
+            if (n == 0)
+            {
+                return (0, 0);
+            }
+
+            var sorted = _samples[..n];
+            Array.Sort(sorted);
+            return (sorted[n / 2], sorted[Math.Min(n - 1, (int)(n * 0.99))]);
+        }
+    }
+}

@@ -1,0 +1,147 @@
+using System.Diagnostics;
+using System.Globalization;
+using Iris.Hosting;
+using Iris.Overlay.Security;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Iris.Benchmarks.Paper;
+
+/// <summary>
+/// Broadcast and publish/subscribe on Iris: 4 <see cref="BenchSilo"/> processes, each with one member of the
+/// cluster and one subscriber of the topic, and an Orleans client in this process sending. A cell sends a fixed number
+/// of messages from 16 senders (each <c>BroadcastAsync</c>/<c>PublishAsync</c> returns once a rendezvous accepted it)
+/// and ends when every member has received every message; deliveries/s counts each delivery to each member.
+/// </summary>
+internal sealed class Dissemination : IAsyncDisposable
+{
+    private const int Senders = 16;
+    private readonly List<ChildProcess> _silos;
+    private readonly IHost _client;
+
+    private Dissemination(List<ChildProcess> silos, IHost client) => (_silos, _client) = (silos, client);
+
+    public static async Task<Dissemination> StartAsync(int count)
+    {
+        var dll = typeof(BenchSilo).Assembly.Location;
+        var key = Convert.ToBase64String(NetworkKey.Generate().Bytes);
+        var discovery = 51000 + (Random.Shared.Next(0, 60) * 16);
+        var environment = new Dictionary<string, string>
+        {
+            ["Iris__Network__Key"] = key,
+            ["Iris__Network__Discovery__Port"] = discovery.ToString(CultureInfo.InvariantCulture),
+        };
+        var silos = new List<ChildProcess>();
+        for (var i = 0; i < count; i++)
+        {
+            silos.Add(await ChildProcess.StartAsync(dll, ["iris-silo"], environment, "READY", TimeSpan.FromSeconds(90)));
+        }
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
+        while (!(await silos[^1].AskAsync("silos", "SILOS ", TimeSpan.FromSeconds(10))).EndsWith($" {count}", StringComparison.Ordinal))
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"the {count} bench silos did not form one cluster");
+            }
+
+            await Task.Delay(500);
+        }
+
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.ClearProviders();
+        builder.UseOrleansClient(orleans => orleans.UseIris(options =>
+        {
+            options.NetworkKey = key;
+            options.DiscoveryPort = discovery;
+        }));
+        var client = builder.Build();
+        await client.StartAsync();
+        return new Dissemination(silos, client);
+    }
+
+    public double PeakMemoryMb => _silos.Max(s => s.PeakMemoryMb);
+
+    /// <summary>Sends <paramref name="messages"/> broadcasts (or publications) of <paramref name="payload"/> bytes
+    /// and measures their delivery to every member (subscriber).</summary>
+    public async Task<Measurement> MeasureAsync(bool broadcast, int payload, int messages)
+    {
+        var iris = _client.Services.GetRequiredService<IIrisClient>();
+        var expected = (long)messages * _silos.Count;
+        foreach (var silo in _silos)
+        {
+            await silo.AskAsync("reset", "RESET", TimeSpan.FromSeconds(10));
+        }
+
+        var cpuBefore = Cpu();
+        var started = Stopwatch.GetTimestamp();
+        var next = -1;
+        await Task.WhenAll(Enumerable.Range(0, Senders).Select(_ => Task.Run(async () =>
+        {
+            while (Interlocked.Increment(ref next) < messages)
+            {
+                var message = new byte[Math.Max(payload, 8)];
+                BenchSilo.Stamp(message);
+                await (broadcast ? iris.BroadcastAsync(BenchSilo.Cluster, message) : iris.PublishAsync(BenchSilo.Topic, message));
+            }
+        })));
+
+        var kind = broadcast ? "broadcast" : "publish";
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(120);
+        long delivered;
+        while ((delivered = await DeliveredAsync(kind)) < expected)
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"{kind}: {delivered} of {expected} deliveries after 120 s");
+            }
+
+            await Task.Delay(20);
+        }
+
+        var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        var cpu = Cpu() - cpuBefore;
+        var latencies = new List<(double P50, double P99)>();
+        foreach (var silo in _silos)
+        {
+            var line = await silo.AskAsync($"latency {kind}", "LATENCY ", TimeSpan.FromSeconds(10));
+            var fields = line.Split(' ').Skip(1).Select(f => double.Parse(f[(f.IndexOf('=') + 1)..], CultureInfo.InvariantCulture)).ToArray();
+            latencies.Add((fields[0], fields[1]));
+        }
+
+        // Each member's own percentiles: the median of their p50s, the highest p99.
+        var p50s = latencies.Select(l => l.P50).Order().ToArray();
+        return new Measurement(
+            delivered / seconds,
+            delivered * (double)payload / 1e6 / seconds,
+            p50s[p50s.Length / 2],
+            latencies.Max(l => l.P99),
+            cpu.TotalMicroseconds / delivered);
+    }
+
+    private async Task<long> DeliveredAsync(string kind)
+    {
+        long total = 0;
+        foreach (var silo in _silos)
+        {
+            var line = await silo.AskAsync("counts", "COUNTS ", TimeSpan.FromSeconds(10));
+            var field = line.Split(' ').First(f => f.StartsWith(kind + "=", StringComparison.Ordinal));
+            total += long.Parse(field[(kind.Length + 1)..], CultureInfo.InvariantCulture);
+        }
+
+        return total;
+    }
+
+    private TimeSpan Cpu() => Environment.CpuUsage.TotalTime + _silos.Aggregate(TimeSpan.Zero, (sum, s) => sum + s.CpuTime);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _client.StopAsync();
+        _client.Dispose();
+        foreach (var silo in _silos)
+        {
+            await silo.DisposeAsync();
+        }
+    }
+}
