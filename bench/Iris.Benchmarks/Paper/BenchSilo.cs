@@ -25,7 +25,10 @@ internal static class BenchSilo
     public static async Task RunAsync()
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = Environments.Development });
+        // Warnings and errors only, one line each: what went wrong is in the process's output.
         builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(console => (console.SingleLine, console.TimestampFormat) = (true, "HH:mm:ss.fff "));
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
         var counter = new Counter();
         builder.UseOrleans(silo => silo.UseIris(options =>
         {

@@ -121,6 +121,19 @@ internal sealed class ChildProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>The last lines of output that are not answers to the harness's commands (log lines).</summary>
+    public string Log
+    {
+        get
+        {
+            string[] answers = ["COUNTS ", "RESET", "LATENCY ", "SILOS ", "READY"];
+            lock (_lines)
+            {
+                return string.Join(Environment.NewLine, _lines.Where(l => !answers.Any(a => l.StartsWith(a, StringComparison.Ordinal))).TakeLast(60));
+            }
+        }
+    }
+
     public string Output
     {
         get

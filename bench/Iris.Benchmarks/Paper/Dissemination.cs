@@ -88,13 +88,20 @@ internal sealed class Dissemination : IAsyncDisposable
         })));
 
         var kind = broadcast ? "broadcast" : "publish";
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(120);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         long delivered;
         while ((delivered = await DeliveredAsync(kind)) < expected)
         {
             if (DateTime.UtcNow > deadline)
             {
-                throw new TimeoutException($"{kind}: {delivered} of {expected} deliveries after 120 s");
+                var each = new List<string>();
+                foreach (var silo in _silos)
+                {
+                    each.Add(await silo.AskAsync("counts", "COUNTS ", TimeSpan.FromSeconds(10)));
+                }
+
+                var warnings = string.Join("\n---\n", _silos.Select(silo => silo.Log));
+                throw new TimeoutException($"{kind}: {delivered} of {expected} deliveries after 60 s; each member: {string.Join(" | ", each)}\nsilo output:\n{warnings}");
             }
 
             await Task.Delay(20);

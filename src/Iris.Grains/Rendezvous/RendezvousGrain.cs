@@ -21,7 +21,7 @@ namespace Iris.Grains.Rendezvous;
 [Reentrant]
 internal sealed class RendezvousGrain(
     IClusterMembershipService membership, TimeProvider time, IrisOverlay overlay, Serializer<MemberEndpoint[]> serializer, ILocalSiloDetails silo,
-    ScribeDissemination trees, ILogger<RendezvousGrain> logger)
+    ScribeDissemination trees, IGrainFactory grains, ILogger<RendezvousGrain> logger)
     : Grain, IRendezvousGrain
 {
     /// <summary>How often the grain checks it still sits on its name's ring root.</summary>
@@ -74,22 +74,27 @@ internal sealed class RendezvousGrain(
     {
         if (_accepted.Add(id))
         {
-            // Read now, so a member registered before the call is served; sent after the call returns.
+            // Read now, so a member registered before the call is served; sent after the call returns. Sent from the
+            // thread pool with the silo's grain factory, not from this activation: a rendezvous that steps aside (the
+            // ring moved its root) or is collected must not take the messages it accepted with it. From the
+            // activation, every call made after it deactivated failed ("invalid activation") and the message was
+            // lost for the members not reached yet.
             var known = Live();
-            _ = DisseminateAsync(audience, message, id, known);
+            var key = this.GetPrimaryKeyString();
+            _ = Task.Run(() => DisseminateAsync(audience, key, message, id, known));
         }
 
         return Task.CompletedTask;
     }
 
-    private async Task DisseminateAsync(Audience audience, byte[] message, Guid id, MemberEndpoint[] known)
+    private async Task DisseminateAsync(Audience audience, string key, byte[] message, Guid id, MemberEndpoint[] known)
     {
         try
         {
-            var reached = (await trees.SendDownAsync(audience, this.GetPrimaryKeyString(), message, id)).ToHashSet(StringComparer.Ordinal);
+            var reached = (await trees.SendDownAsync(audience, key, message, id)).ToHashSet(StringComparer.Ordinal);
             var direct = known.Where(m => !reached.Contains(m.Id)).ToArray();
             trees.CountDirect(direct.Count(m => m.Observer is null));
-            await Disseminator.SendAsync(direct, (member, share) => member.Call(GrainFactory, host => host.Deliver(audience, message, id, share)));
+            await Disseminator.SendAsync(direct, (member, share) => member.Call(grains, host => host.Deliver(audience, message, id, share)));
         }
         catch (Exception e)
         {
