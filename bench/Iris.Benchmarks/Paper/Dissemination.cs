@@ -49,16 +49,7 @@ internal sealed class Dissemination : IAsyncDisposable
             await Task.Delay(500);
         }
 
-        var builder = Host.CreateApplicationBuilder();
-        builder.Logging.ClearProviders();
-        builder.UseOrleansClient(orleans => orleans.UseIris(options =>
-        {
-            options.NetworkKey = key;
-            options.DiscoveryPort = discovery;
-        }));
-        var client = builder.Build();
-        await client.StartAsync();
-        return new Dissemination(silos, client);
+        return new Dissemination(silos, await IrisSide.ConnectAsync(key, discovery));
     }
 
     public double PeakMemoryMb => _silos.Max(s => s.PeakMemoryMb);

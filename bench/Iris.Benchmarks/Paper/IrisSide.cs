@@ -41,6 +41,13 @@ internal static class IrisSide
             silos.Add(await ChildProcess.StartAsync(dll, [], environment, $"has {i} active silos", TimeSpan.FromSeconds(90)));
         }
 
+        return (silos, await ConnectAsync(key, discovery));
+    }
+
+    /// <summary>An Orleans client with <c>UseIris</c> of the network with <paramref name="key"/>, finding its silos
+    /// by the beacons on <paramref name="discovery"/>.</summary>
+    public static async Task<IHost> ConnectAsync(string key, int discovery)
+    {
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.ClearProviders();
         builder.UseOrleansClient(orleans => orleans.UseIris(options =>
@@ -50,6 +57,6 @@ internal static class IrisSide
         }));
         var client = builder.Build();
         await client.StartAsync();
-        return (silos, client);
+        return client;
     }
 }
