@@ -1,10 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
-using Iris.Hosting;
 using Iris.Overlay.Security;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 
 namespace Iris.Benchmarks.Paper;
 
