@@ -263,7 +263,8 @@ internal sealed class MemberDirectory(Func<string, Task<MemberEndpoint[]>> ask, 
     }
 
     /// <summary>The members of <paramref name="cluster"/> not known to be full: <paramref name="members"/> itself when
-    /// none is. A member whose time to stay full has passed is among them for one caller, which asks it.</summary>
+    /// none is. A member whose time to stay full has passed is among them; the request that chooses it takes the turn to
+    /// ask it with <see cref="TryAsk"/>.</summary>
     public IReadOnlyList<MemberEndpoint> NotFull(string cluster, MemberEndpoint[] members)
     {
         if (_full.IsEmpty)
@@ -275,7 +276,7 @@ internal sealed class MemberDirectory(Func<string, Task<MemberEndpoint[]>> ask, 
         List<MemberEndpoint>? open = null;
         for (var i = 0; i < members.Length; i++)
         {
-            if (IsFull(members[i].Id, cluster, now))
+            if (_full.TryGetValue((members[i].Id, cluster), out var fullness) && fullness.Until > now)
             {
                 open ??= [.. members[..i]];
             }
@@ -288,16 +289,27 @@ internal sealed class MemberDirectory(Func<string, Task<MemberEndpoint[]>> ask, 
         return open is null ? members : open;
     }
 
-    private bool IsFull(string member, string cluster, long now)
+    /// <summary>
+    /// Takes the turn to ask <paramref name="member"/>, chosen among <see cref="NotFull"/>: true when it is not known to
+    /// be full, or its time to stay full has passed and this caller is the one that moves the time on (the others pass
+    /// it over until this one is answered, or another such time has passed); false when another caller took the turn a
+    /// moment ago. Only the member actually asked is taken: the others whose time has passed stay open.
+    /// </summary>
+    public bool TryAsk(string member, string cluster)
     {
+        if (_full.IsEmpty)
+        {
+            return true;
+        }
+
         var key = (member, cluster);
         if (!_full.TryGetValue(key, out var fullness))
         {
-            return false;
+            return true;
         }
 
-        // Past its time, the member is asked by the one caller that moves the time on; the rest wait for that answer.
-        return fullness.Until > now || !_full.TryUpdate(key, fullness with { Until = now + fullness.Ticks }, fullness);
+        var now = time.GetTimestamp();
+        return fullness.Until <= now && _full.TryUpdate(key, fullness with { Until = now + fullness.Ticks }, fullness);
     }
 
     /// <summary>

@@ -161,6 +161,12 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
             }
 
             var member = directory.Choose(candidates);
+            if (passOverFull && !directory.TryAsk(member.Id, cluster))
+            {
+                // Its time to stay full had passed and another request took the turn to ask it: choose again.
+                continue;
+            }
+
             var (done, result, status) = await ToOneMemberAsync(cluster, key, member, anyMember || member.Idempotent, budget, call, cancellationToken).ConfigureAwait(false);
             if (done)
             {

@@ -253,21 +253,33 @@ public sealed class MemberDirectoryTests
         directory.Full("slow", "other", TimeSpan.FromMilliseconds(25));
         Assert.Equal([Slow], directory.NotFull("c", members));
 
-        // Its time passed: the next request asks it, the ones after pass it over until that one is answered.
+        Assert.False(directory.TryAsk("fast", "c"));
+        Assert.True(directory.TryAsk("slow", "c"));
+
+        // Its time passed: it is open again, and a request that chooses another member leaves it open.
         time.Advance(TimeSpan.FromMilliseconds(25));
         Assert.Equal([Fast, Slow], directory.NotFull("c", members));
+        Assert.True(directory.TryAsk("slow", "c"));
+        Assert.Equal([Fast, Slow], directory.NotFull("c", members));
+
+        // The request that chooses it takes the turn to ask it; the ones after pass it over until that one is answered.
+        Assert.True(directory.TryAsk("fast", "c"));
+        Assert.False(directory.TryAsk("fast", "c"));
         Assert.Equal([Slow], directory.NotFull("c", members));
         directory.Served("fast", "c");
         Assert.Same(members, directory.NotFull("c", members));
+        Assert.True(directory.TryAsk("fast", "c"));
 
-        // Refused again, it is passed over again; a probe that gets no answer lets another ask after the same time.
+        // Refused again, it is passed over again; a turn that gets no answer lets another ask after the same time.
         directory.Full("fast", "c", TimeSpan.FromMilliseconds(25));
         time.Advance(TimeSpan.FromMilliseconds(25));
         Assert.Equal([Fast, Slow], directory.NotFull("c", members));
+        Assert.True(directory.TryAsk("fast", "c"));
         time.Advance(TimeSpan.FromMilliseconds(24));
         Assert.Equal([Slow], directory.NotFull("c", members));
         time.Advance(TimeSpan.FromMilliseconds(1));
         Assert.Equal([Fast, Slow], directory.NotFull("c", members));
+        Assert.True(directory.TryAsk("fast", "c"));
 
         // A request too large for the member's limit whatever it holds says zero: nothing to wait for.
         directory.Full("slow", "c", TimeSpan.Zero);
