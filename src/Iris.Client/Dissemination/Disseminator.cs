@@ -24,12 +24,15 @@ internal static class Disseminator
     /// reached, well inside the time receivers remember message ids (so a late copy is still dropped).</summary>
     public static readonly TimeSpan Persistence = TimeSpan.FromSeconds(15);
 
-    /// <summary>Sends to every target: <paramref name="send"/> delivers to one target and hands it its share.</summary>
-    public static Task SendAsync(MemberEndpoint[] targets, Func<MemberEndpoint, MemberEndpoint[], Task> send) => SendAsync(targets, send, Persistence);
+    /// <summary>Sends to every target: <paramref name="send"/> delivers to one target and hands it its share. Never
+    /// fails: a receiver given up on is reported to <paramref name="undelivered"/> with the last error.</summary>
+    public static Task SendAsync(MemberEndpoint[] targets, Func<MemberEndpoint, MemberEndpoint[], Task> send, Action<MemberEndpoint, Exception>? undelivered = null) =>
+        SendAsync(targets, send, Persistence, undelivered);
 
-    /// <summary>As <see cref="SendAsync(MemberEndpoint[], Func{MemberEndpoint, MemberEndpoint[], Task})"/>, trying a
-    /// receiver that did not take the message for <paramref name="persistence"/>.</summary>
-    internal static Task SendAsync(MemberEndpoint[] targets, Func<MemberEndpoint, MemberEndpoint[], Task> send, TimeSpan persistence)
+    /// <summary>As <see cref="SendAsync(MemberEndpoint[], Func{MemberEndpoint, MemberEndpoint[], Task}, Action{MemberEndpoint, Exception}?)"/>,
+    /// trying a receiver that did not take the message for <paramref name="persistence"/>.</summary>
+    internal static Task SendAsync(
+        MemberEndpoint[] targets, Func<MemberEndpoint, MemberEndpoint[], Task> send, TimeSpan persistence, Action<MemberEndpoint, Exception>? undelivered = null)
     {
         if (targets.Length == 0)
         {
@@ -40,7 +43,7 @@ internal static class Disseminator
         if (silos.Length == 0)
         {
             // Only clients: each one directly.
-            return Task.WhenAll(targets.Select(t => HopAsync(t, [], send, persistence)));
+            return Task.WhenAll(targets.Select(t => HopAsync(t, [], send, persistence, undelivered)));
         }
 
         // Heads are silos; everything else, silos first, is dealt round robin into their shares, so shares differ in
@@ -54,26 +57,38 @@ internal static class Disseminator
             shares[i++ % heads.Length].Add(target);
         }
 
-        return Task.WhenAll(heads.Select((head, index) => HopAsync(head, [.. shares[index]], send, persistence)));
+        return Task.WhenAll(heads.Select((head, index) => HopAsync(head, [.. shares[index]], send, persistence, undelivered)));
     }
 
-    private static async Task HopAsync(MemberEndpoint target, MemberEndpoint[] share, Func<MemberEndpoint, MemberEndpoint[], Task> send, TimeSpan persistence)
+    private static async Task HopAsync(
+        MemberEndpoint target, MemberEndpoint[] share, Func<MemberEndpoint, MemberEndpoint[], Task> send, TimeSpan persistence, Action<MemberEndpoint, Exception>? undelivered)
     {
         var started = Stopwatch.GetTimestamp();
-        CallFailure failure;
+        Exception error;
         try
         {
             await send(target, share);
             return;
         }
-        catch (Exception e) when ((failure = CallPolicy.Classify(e)) != CallFailure.Answered)
+        catch (Exception e)
         {
-            // Not delivered, or not known to be: below.
+            error = e;
         }
 
-        // The hop may have died before passing its share on, or part way through: the share goes from here (receivers
-        // drop what they already have), while the target itself may be tried again, alone.
-        await Task.WhenAll(SendAsync(share, send, persistence), MayComeBack(target, failure) ? RetryAsync(target, send, started, persistence) : Task.CompletedTask);
+        // The hop may have died before passing its share on, or part way through, or answered with an error of its own
+        // (it may have delivered, and not passed its share on): the share goes from here (receivers drop what they
+        // already have), while the target itself may be tried again, alone.
+        var failure = CallPolicy.Classify(error);
+        var again = failure != CallFailure.Answered && MayComeBack(target, failure)
+            ? RetryAsync(target, send, started, persistence, error, undelivered)
+            : Report(target, error, undelivered);
+        await Task.WhenAll(SendAsync(share, send, persistence, undelivered), again);
+    }
+
+    private static Task Report(MemberEndpoint target, Exception error, Action<MemberEndpoint, Exception>? undelivered)
+    {
+        undelivered?.Invoke(target, error);
+        return Task.CompletedTask;
     }
 
     /// <summary>
@@ -88,7 +103,8 @@ internal static class Disseminator
     /// Tries a receiver that did not take a message again, with growing pauses, for <paramref name="persistence"/>
     /// from the first try; one that stays unreachable that long is gone, with no members left to deliver to.
     /// </summary>
-    private static async Task RetryAsync(MemberEndpoint target, Func<MemberEndpoint, MemberEndpoint[], Task> send, long started, TimeSpan persistence)
+    private static async Task RetryAsync(
+        MemberEndpoint target, Func<MemberEndpoint, MemberEndpoint[], Task> send, long started, TimeSpan persistence, Exception error, Action<MemberEndpoint, Exception>? undelivered)
     {
         for (var attempt = 1; Stopwatch.GetElapsedTime(started) < persistence; attempt++)
         {
@@ -98,15 +114,18 @@ internal static class Disseminator
                 await send(target, []);
                 return;
             }
-            catch (Exception e) when (CallPolicy.Classify(e) != CallFailure.Answered && MayComeBack(target, CallPolicy.Classify(e)))
+            catch (Exception e)
             {
-                // Still not there: again, while the persistence lasts.
-            }
-            catch (Exception e) when (CallPolicy.Classify(e) != CallFailure.Answered)
-            {
-                // Its silo is gone now.
-                return;
+                error = e;
+                var failure = CallPolicy.Classify(e);
+                if (failure == CallFailure.Answered || !MayComeBack(target, failure))
+                {
+                    // It answered with an error of its own, or its silo is gone now.
+                    break;
+                }
             }
         }
+
+        undelivered?.Invoke(target, error);
     }
 }

@@ -35,7 +35,7 @@ internal abstract class IrisProcessClient : IIrisClient, IHostedService
     {
         _services = services;
         _renewal = renewal;
-        Host = new MemberHost(services.Members, services.Tunnels, services.Grains);
+        Host = new MemberHost(services.Members, services.Tunnels, services.Grains, services.Logger);
         services.Tunnels.Self = () => Entry(0, idempotent: false);
     }
 

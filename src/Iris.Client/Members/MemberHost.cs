@@ -1,6 +1,8 @@
+using Iris.Diagnostics;
 using Iris.Dissemination;
 using Iris.Protocol;
 using Iris.Tunnels;
+using Microsoft.Extensions.Logging;
 
 namespace Iris.Members;
 
@@ -9,7 +11,7 @@ namespace Iris.Members;
 /// holds observers weakly: the client keeps a strong reference); in a silo the member host grain forwards to it.
 /// Clients are leaves of a dissemination tree: they are never handed a share to pass on.
 /// </summary>
-internal sealed class MemberHost(LocalMembers members, LocalTunnels tunnels, IGrainFactory grains) : IMemberObserver
+internal sealed class MemberHost(LocalMembers members, LocalTunnels tunnels, IGrainFactory grains, ILogger logger) : IMemberObserver
 {
     public Task<MemberAnswer> Request(Guid id, string cluster, byte[] request, TimeSpan remaining) =>
         OnWire(cluster, members.RequestAsync(id, cluster, request, remaining), members);
@@ -32,7 +34,10 @@ internal sealed class MemberHost(LocalMembers members, LocalTunnels tunnels, IGr
     public Task Deliver(Audience audience, byte[] message, Guid id, MemberEndpoint[] forward)
     {
         members.Deliver(audience, message, id);
-        return Disseminator.SendAsync(forward, (next, share) => next.Call(grains, host => host.Deliver(audience, message, id, share)));
+        return Disseminator.SendAsync(
+            forward,
+            (next, share) => next.Call(grains, host => host.Deliver(audience, message, id, share)),
+            (member, error) => Log.NotDelivered(logger, id, audience.ToString(), member.Id, error.Message));
     }
 
     public Task<TunnelAccepted> OpenTunnel(string cluster, Guid id, MemberEndpoint opener, int openerWindow, TimeSpan remaining) =>

@@ -39,6 +39,6 @@ internal static partial class SiloLog
     [LoggerMessage(EventId = 400, Level = LogLevel.Debug, Message = "Rendezvous {Name} placed here for now: {Reason}")]
     public static partial void RendezvousPlacedHere(ILogger logger, string name, string reason);
 
-    [LoggerMessage(EventId = 120, Level = LogLevel.Warning, Message = "Dissemination of message {Id} to {Audience} stopped early")]
+    [LoggerMessage(EventId = 120, Level = LogLevel.Warning, Message = "Message {Id} to {Audience} could not go down its tree from here; its members are reached directly")]
     public static partial void DisseminationFailed(ILogger logger, string audience, Guid id, Exception exception);
 }

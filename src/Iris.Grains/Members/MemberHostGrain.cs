@@ -3,6 +3,7 @@ using Iris.Members;
 using Iris.Placement;
 using Iris.Protocol;
 using Iris.Tunnels;
+using Microsoft.Extensions.Logging;
 using Orleans.Concurrency;
 
 namespace Iris.Grains.Members;
@@ -11,11 +12,11 @@ namespace Iris.Grains.Members;
 /// <see cref="MemberHost"/>; reentrant, so members run concurrently within their limits.</summary>
 [SiloPinned]
 [Reentrant]
-internal sealed class MemberHostGrain(LocalMembers members, LocalTunnels tunnels, ScribeDissemination trees) : Grain, IMemberHostGrain
+internal sealed class MemberHostGrain(LocalMembers members, LocalTunnels tunnels, ScribeDissemination trees, ILogger<MemberHostGrain> logger) : Grain, IMemberHostGrain
 {
     private MemberHost? _host;
 
-    private MemberHost Host => _host ??= new MemberHost(members, tunnels, GrainFactory);
+    private MemberHost Host => _host ??= new MemberHost(members, tunnels, GrainFactory, logger);
 
     public Task<MemberAnswer> Request(Guid id, string cluster, byte[] request, TimeSpan remaining) => Host.Request(id, cluster, request, remaining);
 

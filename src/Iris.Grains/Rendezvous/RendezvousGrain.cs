@@ -9,6 +9,7 @@ using Iris.Ring;
 using Microsoft.Extensions.Logging;
 using Orleans.Concurrency;
 using Orleans.Serialization;
+using ClientLog = Iris.Diagnostics.Log;
 
 namespace Iris.Grains.Rendezvous;
 
@@ -89,19 +90,27 @@ internal sealed class RendezvousGrain(
 
     private async Task DisseminateAsync(Audience audience, string key, byte[] message, Guid id, MemberEndpoint[] known)
     {
+        var reached = new HashSet<string>(StringComparer.Ordinal);
         try
         {
-            var reached = (await trees.SendDownAsync(audience, key, message, id)).ToHashSet(StringComparer.Ordinal);
-            var direct = known.Where(m => !reached.Contains(m.Id)).ToArray();
-            trees.CountDirect(direct.Count(m => m.Observer is null));
-            await Disseminator.SendAsync(direct, (member, share) => member.Call(grains, host => host.Deliver(audience, message, id, share)));
+            reached.UnionWith(await trees.SendDownAsync(audience, key, message, id));
         }
         catch (Exception e)
         {
-            // Best effort once accepted: what could not be reached has no members left to deliver to, or its silo is
-            // gone. Anything else is logged; it must not go unobserved.
+            // This silo's own hop failed (its overlay node is not in a ring yet, or leaving): every member known here is
+            // reached directly instead.
             SiloLog.DisseminationFailed(logger, audience.ToString(), id, e);
         }
+
+        var direct = known.Where(m => !reached.Contains(m.Id)).ToArray();
+        trees.CountDirect(direct.Count(m => m.Observer is null));
+
+        // Never fails: a member process given up on (its silo is gone, or it stayed unreachable for the hop's
+        // persistence) is logged.
+        await Disseminator.SendAsync(
+            direct,
+            (member, share) => member.Call(grains, host => host.Deliver(audience, message, id, share)),
+            (member, error) => ClientLog.NotDelivered(logger, id, audience.ToString(), member.Id, error.Message));
     }
 
     /// <summary>The entries whose lease runs and whose silo is alive; the others are dropped.</summary>

@@ -39,6 +39,9 @@ public class DisseminationTests
 
         public int MaxShareOfClient { get; private set; }
 
+        /// <summary>Where every process reports a receiver it gave up on (each member host logs it).</summary>
+        public Action<MemberEndpoint, Exception>? Undelivered { get; init; }
+
         public async Task Send(MemberEndpoint target, MemberEndpoint[] share)
         {
             Calls.AddOrUpdate(target.Id, 1, (_, n) => n + 1);
@@ -60,7 +63,7 @@ public class DisseminationTests
             }
 
             Deliveries.AddOrUpdate(target.Id, 1, (_, n) => n + 1);
-            await Disseminator.SendAsync(share, Send);
+            await Disseminator.SendAsync(share, Send, Undelivered);
         }
     }
 
@@ -120,5 +123,38 @@ public class DisseminationTests
         Assert.Equal(targets.Select(t => t.Id).Order(), network.Deliveries.Keys.Order());
         Assert.All(network.Deliveries.Values, n => Assert.Equal(1, n));
         Assert.True(network.Calls["client/1"] > 1);
+    }
+
+    [Fact]
+    public async Task A_hop_that_answers_with_an_error_of_its_own_has_its_share_sent_by_its_parent_and_is_reported()
+    {
+        // Before: the error ended the hop's branch, and every process in its share went without the message.
+        var targets = Enumerable.Range(0, 20).Select(Silo).ToArray();
+        var failing = new HashSet<string> { targets[0].Id, targets[7].Id };
+        var reported = new ConcurrentBag<(string Member, string Error)>();
+        var network = new Network(failing, static () => new InvalidOperationException("handler host broke"))
+        {
+            Undelivered = (member, error) => reported.Add((member.Id, error.Message)),
+        };
+        await Disseminator.SendAsync(targets, network.Send, TimeSpan.FromSeconds(5), network.Undelivered);
+
+        Assert.Equal(targets.Select(t => t.Id).Where(id => !failing.Contains(id)).Order(), network.Deliveries.Keys.Order());
+        Assert.All(network.Deliveries.Values, n => Assert.Equal(1, n));
+        Assert.Equal(failing.Order(), reported.Select(r => r.Member).Order());
+        Assert.All(reported, r => Assert.Equal("handler host broke", r.Error));
+
+        // Not tried again: it answered.
+        Assert.All(failing, id => Assert.Equal(1, network.Calls[id]));
+    }
+
+    [Fact]
+    public async Task A_receiver_given_up_on_is_reported_once_with_the_last_error()
+    {
+        var targets = Enumerable.Range(0, 5).Select(Silo).Concat(Enumerable.Range(0, 2).Select(Client)).ToArray();
+        var reported = new ConcurrentBag<string>();
+        var network = new Network(new HashSet<string> { targets[2].Id, "client/1" }) { Undelivered = (member, _) => reported.Add(member.Id) };
+        await Disseminator.SendAsync(targets, network.Send, TimeSpan.FromMilliseconds(500), network.Undelivered);
+        Assert.Equal(5, network.Deliveries.Count);
+        Assert.Equal(new[] { targets[2].Id, "client/1" }.Order(), reported.Order());
     }
 }
