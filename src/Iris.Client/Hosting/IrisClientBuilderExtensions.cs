@@ -48,6 +48,11 @@ public static class IrisClientBuilderExtensions
             .ValidateOnStart();
         builder.Configure<ClientConnectionOptions>(connections => connections.ConfigureConnection(connection => connection.UseIrisSecurity(initiator: true)));
         services.AddSingleton<IGatewayListProvider, IrisGatewayListProvider>();
+        services.AddSingleton(sp => new Requests.DirectRoutes(
+            sp.GetRequiredService<IGrainFactory>(),
+            sp.GetRequiredService<IGatewayListProvider>(),
+            sp.GetRequiredService<IOptions<GatewayOptions>>().Value.GatewayListRefreshPeriod,
+            sp.GetRequiredService<TimeProvider>()));
         services.AddIrisProcess(TunnelOptions.ClientSectionName);
         services.AddSingleton<ClientIrisClient>();
         services.AddSingleton<IIrisClient>(sp => sp.GetRequiredService<ClientIrisClient>());

@@ -21,6 +21,12 @@ internal sealed record MemberEndpoint([property: Id(0)] SiloAddress? Silo, [prop
     [Id(4)]
     public bool Idempotent { get; init; }
 
+    /// <summary>The gateway address of a silo's process (its client endpoint, generation 0), when the silo takes
+    /// clients: an Orleans client connected to that gateway sends requests for this process over that connection
+    /// (<see cref="IMemberHostService"/>).</summary>
+    [Id(5)]
+    public SiloAddress? Gateway { get; init; }
+
     /// <summary>
     /// Calls the member host of this process: the silo's member host grain, or the client's observer. An observer is
     /// called from outside any grain, as the silo's hosted client: Orleans sends a client's reply through whichever

@@ -8,7 +8,7 @@ namespace Iris.Requests;
 
 /// <summary>
 /// Sends requests and tunnel opens to one member of a cluster, from any process, straight to the member's host (one
-/// hop). A request's id is chosen once, by the first hop, and every repeat carries it; member hosts run an id at most
+/// hop; from an Orleans client, requests to a silo's members go by <see cref="DirectRoutes"/>). A request's id is chosen once, by the first hop, and every repeat carries it; member hosts run an id at most
 /// once. The rules, kept here for every caller:
 /// <list type="bullet">
 /// <item>a member that refused before starting (overloaded, or it has left that process) is passed over for the next
@@ -24,7 +24,7 @@ namespace Iris.Requests;
 /// <item>time is counted as time remaining on this process's clock, and travels as such.</item>
 /// </list>
 /// </summary>
-internal sealed class RequestSender(MemberDirectory directory, IGrainFactory grains, CallPolicy policy)
+internal sealed class RequestSender(MemberDirectory directory, IGrainFactory grains, CallPolicy policy, DirectRoutes? direct = null)
 {
     /// <summary>How much longer than <see cref="CallPolicy.ReaskAfter"/> a call to another process may take to end in
     /// Orleans' response timeout (which Orleans checks periodically, not to the millisecond).</summary>
@@ -64,7 +64,9 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                 passOverFull: true,
                 member => IsHere(member) is { } here
                     ? here.Request(id, cluster, isolate ? [.. request] : request, budget.Remaining)
-                    : member.Call(grains, host => host.Request(id, cluster, request, budget.Remaining)),
+                    : direct?.To(member) is { } service
+                        ? direct.RequestAsync(service, member, id, cluster, request, budget.Remaining)
+                        : member.Call(grains, host => host.Request(id, cluster, request, budget.Remaining)),
                 cancellationToken).ConfigureAwait(false);
             directory.Reported(member.Id, answer.Capacity);
             var data = isolate && IsHere(member) is not null ? [.. answer.Data] : answer.Data;

@@ -82,6 +82,7 @@ public static class IrisSiloBuilderExtensions
         services.AddPlacementDirector<RendezvousPlacement, RendezvousPlacementDirector>();
         services.AddIrisProcess(TunnelOptions.SectionName);
         services.AddSingleton<ScribeDissemination>();
+        services.AddGrainService<MemberHostService>();
         services.AddSingleton<SiloIrisClient>();
         services.AddSingleton<IIrisClient>(sp => sp.GetRequiredService<SiloIrisClient>());
         services.AddHostedService(sp => sp.GetRequiredService<SiloIrisClient>());

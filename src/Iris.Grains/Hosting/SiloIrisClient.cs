@@ -8,7 +8,7 @@ namespace Iris.Hosting;
 internal sealed class SiloIrisClient(IrisServices services, ILocalSiloDetails silo, ScribeDissemination trees)
     : IrisProcessClient(services, TimeSpan.FromSeconds(10))
 {
-    protected override MemberEndpoint Entry(double capacity, bool idempotent) => new(silo.SiloAddress, capacity) { Idempotent = idempotent };
+    protected override MemberEndpoint Entry(double capacity, bool idempotent) => new(silo.SiloAddress, capacity) { Idempotent = idempotent, Gateway = silo.GatewayAddress };
 
     protected override Task JoinTreesAsync(Audience audience) => trees.JoinAsync(audience);
 

@@ -21,6 +21,18 @@ internal static class Eventually
         }
     }
 
+    /// <summary>As <see cref="HoldsAsync(Func{bool}, string, TimeSpan?)"/>, for a condition that has to do something
+    /// (make a call) to be checked.</summary>
+    public static async Task HoldsAsync(Func<Task<bool>> condition, string what, TimeSpan? limit = null)
+    {
+        var deadline = DateTime.UtcNow + (limit ?? DefaultLimit);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"not within {limit ?? DefaultLimit}: {what}");
+            await Task.Delay(20);
+        }
+    }
+
     /// <summary>Waits until <paramref name="actual"/> equals <paramref name="expected"/>, then checks that it stays so
     /// for a moment: nothing arrives twice.</summary>
     public static async Task SettlesAtAsync<T>(Func<T> actual, T expected, string what, TimeSpan? limit = null)

@@ -1,0 +1,42 @@
+using Iris.Members;
+using Iris.Protocol;
+using Iris.Tunnels;
+using Microsoft.Extensions.Logging;
+using Orleans.Runtime;
+
+namespace Iris.Grains.Members;
+
+/// <summary>
+/// The silo's member host as a grain service, for Orleans clients' requests in one hop (see
+/// <see cref="IMemberHostService"/>): the same members and request ledger as <see cref="MemberHostGrain"/>, so a request
+/// repeated through the grain after its call here lost its answer joins the same run. Calls interleave, as a system
+/// target's do.
+/// </summary>
+internal sealed class MemberHostService : GrainService, IMemberHostService
+{
+    private readonly MemberHost _host;
+    private readonly SiloAddress _silo;
+    private long _requests;
+
+    public MemberHostService(
+        GrainId id, Silo silo, ILoggerFactory loggers, LocalMembers members, LocalTunnels tunnels, IGrainFactory grains, ILocalSiloDetails local)
+        : base(id, silo, loggers)
+    {
+        _host = new MemberHost(members, tunnels, grains, loggers.CreateLogger<MemberHostService>());
+        _silo = local.SiloAddress;
+    }
+
+    /// <summary>Requests that came here for this silo's members.</summary>
+    public long Requests => Interlocked.Read(ref _requests);
+
+    public Task<MemberAnswer> Request(SiloAddress host, Guid id, string cluster, byte[] request, TimeSpan remaining)
+    {
+        if (!host.Equals(_silo))
+        {
+            return Task.FromException<MemberAnswer>(new MemberRefusedException(MemberReplyStatus.NotHere, $"silo {host} is no longer at this endpoint ({_silo} is)"));
+        }
+
+        Interlocked.Increment(ref _requests);
+        return _host.Request(id, cluster, request, remaining);
+    }
+}

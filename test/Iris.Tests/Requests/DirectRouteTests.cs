@@ -1,0 +1,130 @@
+using Iris.Grains.Members;
+using Iris.Protocol;
+using Iris.Requests;
+using Iris.Tests.Support;
+using Iris.Tests.TestClusters;
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.Services;
+using Orleans.TestingHost;
+
+namespace Iris.Tests.Requests;
+
+/// <summary>Three silos over real sockets and a client that found their gateways by beacons.</summary>
+public sealed class DirectRouteCluster : IAsyncLifetime
+{
+    public TestCluster Cluster { get; private set; } = null!;
+
+    public async Task InitializeAsync() => Cluster = await IrisTestCluster.DeployAsync(3, tcp: true);
+
+    public async Task DisposeAsync() => await Cluster.DisposeAsync();
+}
+
+/// <summary>An Orleans client's requests to a silo's members go to that silo in one hop (<see cref="DirectRoutes"/>).</summary>
+public sealed class DirectRouteTests(DirectRouteCluster fixture) : IClassFixture<DirectRouteCluster>
+{
+    private TestCluster Cluster => fixture.Cluster;
+
+    private static string Name(string what) => $"{what}-{Guid.NewGuid():N}";
+
+    private static MemberHostService Service(SiloHandle silo) =>
+        silo.Services().GetServices<IGrainService>().OfType<MemberHostService>().Single();
+
+    private long Served() => Cluster.Silos.Sum(s => Service(s).Requests);
+
+    private sealed class Counting : IClusterHandler
+    {
+        public int Requests;
+
+        public Task<byte[]> HandleRequestAsync(byte[] request, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref Requests);
+            return Task.FromResult(request);
+        }
+
+        public Task HandleBroadcastAsync(byte[] message, CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task HandleTunnelAsync(ITunnel tunnel, CancellationToken cancellationToken) => throw new InvalidOperationException("requests only");
+    }
+
+    [Fact]
+    public async Task A_clients_requests_go_to_the_members_silo_over_its_own_gateway_connection()
+    {
+        var name = Name("direct");
+        var members = new[] { new Counting(), new Counting() };
+        await using var first = await Cluster.Silos[1].Iris().RegisterAsync(name, members[0]);
+        await using var second = await Cluster.Silos[2].Iris().RegisterAsync(name, members[1]);
+
+        // The client reads its gateway list in the background: the first requests may go through the member host grain.
+        await Eventually.HoldsAsync(
+            async () =>
+            {
+                var before = Served();
+                await Cluster.Iris().RequestAsync(name, [1], TimeSpan.FromSeconds(10));
+                return Served() > before;
+            },
+            "a request served by the member host service");
+
+        // Served by the service of the member's own silo: a call for a gateway address that reached another gateway
+        // could not be forwarded to it, so every one of these went on the client's connection to the member's silo.
+        var served = Served();
+        var ran = members.Sum(m => m.Requests);
+        for (var i = 0; i < 30; i++)
+        {
+            Assert.Equal([2, (byte)i], await Cluster.Iris().RequestAsync(name, [2, (byte)i], TimeSpan.FromSeconds(10)));
+        }
+
+        Assert.Equal(served + 30, Served());
+        Assert.Equal(ran + 30, members.Sum(m => m.Requests));
+    }
+
+    [Fact]
+    public async Task A_request_for_a_silo_that_is_no_longer_at_the_endpoint_is_refused_before_it_runs()
+    {
+        var name = Name("restarted");
+        var member = new Counting();
+        await using var registration = await Cluster.Silos[1].Iris().RegisterAsync(name, member);
+        var details = Cluster.Silos[1].Services().GetRequiredService<ILocalSiloDetails>();
+        var service = Cluster.Client.GetGrain<IMemberHostService>(
+            SystemTargetGrainId.CreateGrainServiceGrainId(DirectRoutes.TypeCode, null!, details.GatewayAddress!));
+
+        // The silo as it is now: runs.
+        var answer = await service.Request(details.SiloAddress, Guid.NewGuid(), name, [3], TimeSpan.FromSeconds(5));
+        Assert.Equal([3], answer.Data);
+
+        // An earlier incarnation of the silo at the same endpoint: refused, not run.
+        var earlier = SiloAddress.New(details.SiloAddress.Endpoint, details.SiloAddress.Generation - 1);
+        var refusal = await Assert.ThrowsAsync<MemberRefusedException>(() => service.Request(earlier, Guid.NewGuid(), name, [4], TimeSpan.FromSeconds(5)));
+        Assert.Equal(MemberReplyStatus.NotHere, refusal.Status);
+        Assert.Equal(1, member.Requests);
+    }
+
+    [Fact]
+    public async Task A_direct_call_whose_answer_was_lost_is_repeated_through_the_member_host_grain_and_runs_once()
+    {
+        var name = Name("direct-lost");
+        var member = new Counting();
+        // On a silo of its own among these tests: its gateway is passed over for a while.
+        await using var registration = await Cluster.Silos[0].Iris().RegisterAsync(name, member);
+        await Eventually.HoldsAsync(
+            async () =>
+            {
+                var before = Served();
+                await Cluster.Iris().RequestAsync(name, [1], TimeSpan.FromSeconds(10));
+                return Served() > before;
+            },
+            "a request served by the member host service");
+
+        var served = Served();
+        var ran = member.Requests;
+        LostAnswers.Arm("Request", name, count: 1);
+        Assert.Equal([5], await Cluster.Iris().RequestAsync(name, [5], TimeSpan.FromSeconds(10)));
+        Assert.Equal(0, LostAnswers.Remaining("Request", name));
+        Assert.Equal(ran + 1, member.Requests);
+        Assert.Equal(served + 1, Served());
+
+        // The gateway is passed over for a while: the next request goes through the grain.
+        Assert.Equal([6], await Cluster.Iris().RequestAsync(name, [6], TimeSpan.FromSeconds(10)));
+        Assert.Equal(ran + 2, member.Requests);
+        Assert.Equal(served + 1, Served());
+    }
+}
