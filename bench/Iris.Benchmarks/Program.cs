@@ -50,6 +50,14 @@ if (args is ["nats-check", ..])
     return;
 }
 
+// dotnet run -c Release --project bench/Iris.Benchmarks -- micro [BenchmarkDotNet arguments]
+// Runs the micro-benchmarks of the hot paths (see Micro/MicroCommand) with the memory diagnoser and exits.
+if (args is ["micro", ..])
+{
+    Iris.Benchmarks.Micro.MicroCommand.Run(args[1..]);
+    return;
+}
+
 // dotnet run -c Release --project bench/Iris.Benchmarks [-- BenchmarkDotNet arguments]
 // Runs the transport throughput benchmark, then prints MB/s and frames/s of the encrypted transport and its
 // plaintext baseline side by side with their ratio, and writes them to BenchmarkDotNet.Artifacts/transport.json.

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using Iris.Calls;
 using Iris.Protocol;
@@ -42,6 +43,9 @@ internal sealed class MemberDirectory(Func<string, Task<MemberEndpoint[]>> ask, 
     /// <summary>How long the load kept for a member process (requests in flight, capacity reported) outlives its last
     /// request from here.</summary>
     private static readonly TimeSpan IdleTime = TimeSpan.FromMinutes(1);
+
+    /// <summary>The most members whose weights <see cref="Choose"/> keeps on the stack (1 KiB).</summary>
+    private const int MaxStackWeights = 128;
 
     private readonly ConcurrentDictionary<string, Kept> _cache = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Question> _asking = new(StringComparer.Ordinal);
@@ -196,8 +200,22 @@ internal sealed class MemberDirectory(Func<string, Task<MemberEndpoint[]>> ask, 
     /// </summary>
     public MemberEndpoint Choose(IReadOnlyList<MemberEndpoint> members)
     {
+        // The weights live on the stack up to 1 KiB, in a pooled array above: a choice allocates nothing.
+        if (members.Count <= MaxStackWeights)
+        {
+            return members[Pick(members, stackalloc double[members.Count])];
+        }
+
+        var rented = ArrayPool<double>.Shared.Rent(members.Count);
+        var index = Pick(members, rented.AsSpan(0, members.Count));
+        ArrayPool<double>.Shared.Return(rented);
+        return members[index];
+    }
+
+    /// <summary>The index <see cref="Choose"/> picks, with <paramref name="weights"/> (one per member) as scratch.</summary>
+    private int Pick(IReadOnlyList<MemberEndpoint> members, Span<double> weights)
+    {
         var now = time.GetTimestamp();
-        Span<double> weights = members.Count <= 16 ? stackalloc double[members.Count] : new double[members.Count];
         var total = 0.0;
         for (var i = 0; i < members.Count; i++)
         {
@@ -223,11 +241,11 @@ internal sealed class MemberDirectory(Func<string, Task<MemberEndpoint[]>> ask, 
             pick -= weights[i];
             if (pick < 0)
             {
-                return members[i];
+                return i;
             }
         }
 
-        return members[^1];
+        return members.Count - 1;
     }
 
     /// <summary>

@@ -28,13 +28,23 @@ internal readonly record struct Audience([property: Id(0)] AudienceKind Kind, [p
 
     public static Audience Topic(string name) => new(AudienceKind.Topic, name);
 
-    private string Prefix => Kind == AudienceKind.Cluster ? "cluster/" + Name : "topic/" + Name;
+    private string KindPrefix => Kind == AudienceKind.Cluster ? "cluster/" : "topic/";
 
-    /// <summary>The key of rendezvous grain <paramref name="split"/> of this name.</summary>
-    public string RendezvousKey(int split) => GroupNames.Name(Prefix, split);
+    /// <summary>The key of rendezvous grain <paramref name="split"/> of this name: <c>cluster/name#split</c> or
+    /// <c>topic/name#split</c>.</summary>
+    public string RendezvousKey(int split) => GroupNames.Name(KindPrefix, Name, split);
 
     /// <summary>The keys of all of this name's rendezvous grains.</summary>
-    public string[] RendezvousKeys() => [.. Enumerable.Range(0, Splits).Select(RendezvousKey)];
+    public string[] RendezvousKeys()
+    {
+        var keys = new string[Splits];
+        for (var split = 0; split < keys.Length; split++)
+        {
+            keys[split] = RendezvousKey(split);
+        }
 
-    public override string ToString() => Prefix;
+        return keys;
+    }
+
+    public override string ToString() => KindPrefix + Name;
 }

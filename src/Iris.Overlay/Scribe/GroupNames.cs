@@ -14,6 +14,11 @@ public static class GroupNames
     public static string Name(string name, int split) =>
         string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{name}#{split}");
 
+    /// <summary>The name of split <paramref name="split"/> of <paramref name="prefix"/> followed by
+    /// <paramref name="name"/>: <c>prefixname#split</c>, built as one string.</summary>
+    internal static string Name(string prefix, string name, int split) =>
+        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{prefix}{name}#{split}");
+
     /// <summary>The keys of the <paramref name="splits"/> groups of <paramref name="name"/>.</summary>
     public static NodeKey[] Keys(string name, int splits)
     {

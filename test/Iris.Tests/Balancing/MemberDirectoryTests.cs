@@ -39,6 +39,35 @@ public sealed class MemberDirectoryTests
     }
 
     [Fact]
+    public void Members_beyond_the_weights_kept_on_the_stack_are_chosen_in_proportion_to_their_capacity_too()
+    {
+        // 200 members: one of capacity 199 against 199 of capacity 1, so it takes about half.
+        var directory = Directory(new FakeTimeProvider());
+        var big = new MemberEndpoint(null, 199) { Id = "big" };
+        MemberEndpoint[] members = [.. Enumerable.Range(0, 199).Select(i => new MemberEndpoint(null, 1) { Id = $"small{i}" }), big];
+        var chosen = 0;
+        for (var i = 0; i < 20_000; i++)
+        {
+            if (directory.Choose(members) == big)
+            {
+                chosen++;
+            }
+        }
+
+        Assert.InRange(chosen / 20_000.0, 0.48, 0.52);
+    }
+
+    [Fact]
+    public void Senders_rotate_over_the_rendezvous_keys_of_a_name()
+    {
+        var directory = Directory(new FakeTimeProvider());
+        var keys = Enumerable.Range(0, 8).Select(_ => directory.NextKey(Audience.Cluster("x"))).ToArray();
+        Assert.Equal(["cluster/x#1", "cluster/x#2", "cluster/x#3", "cluster/x#0", "cluster/x#1", "cluster/x#2", "cluster/x#3", "cluster/x#0"], keys);
+        Assert.Equal(["topic/t#0", "topic/t#1", "topic/t#2", "topic/t#3"], Audience.Topic("t").RendezvousKeys());
+        Assert.Equal("topic/t", Audience.Topic("t").ToString());
+    }
+
+    [Fact]
     public void The_capacity_a_member_reports_with_a_reply_outweighs_the_listed_one_until_it_is_old()
     {
         // Both registered with the same capacity; one turned out three times slower, and says so with its replies.
