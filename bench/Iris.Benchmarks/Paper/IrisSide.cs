@@ -1,6 +1,7 @@
 using System.Globalization;
 using Iris.Hosting;
 using Iris.Overlay.Security;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -15,7 +16,9 @@ internal static class IrisSide
 {
     public const string EchoCluster = "echo";
 
-    public static async Task<(List<ChildProcess> Silos, IHost Client)> StartAsync(int count)
+    /// <summary>Starts the silos and connects the harness's client; <c>Connect</c> connects another client to them, with
+    /// or without one-hop requests to silos' members (<see cref="Requests.DirectRoutes"/>), for comparing the routes.</summary>
+    public static async Task<(List<ChildProcess> Silos, IHost Client, Func<bool, Task<IHost>> Connect)> StartAsync(int count)
     {
         var dll = Path.Combine(PaperCommand.Root, "src", "Iris.Silo", "bin", "Release", "net10.0", "Iris.Silo.dll");
         if (!File.Exists(dll))
@@ -41,12 +44,12 @@ internal static class IrisSide
             silos.Add(await ChildProcess.StartAsync(dll, [], environment, $"has {i} active silos", TimeSpan.FromSeconds(90)));
         }
 
-        return (silos, await ConnectAsync(key, discovery));
+        return (silos, await ConnectAsync(key, discovery), direct => ConnectAsync(key, discovery, direct));
     }
 
     /// <summary>An Orleans client with <c>UseIris</c> of the network with <paramref name="key"/>, finding its silos
     /// by the beacons on <paramref name="discovery"/>.</summary>
-    public static async Task<IHost> ConnectAsync(string key, int discovery)
+    public static async Task<IHost> ConnectAsync(string key, int discovery, bool direct = true)
     {
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.ClearProviders();
@@ -55,6 +58,11 @@ internal static class IrisSide
             options.NetworkKey = key;
             options.DiscoveryPort = discovery;
         }));
+        if (!direct)
+        {
+            builder.Services.RemoveAll<Requests.DirectRoutes>();
+        }
+
         var client = builder.Build();
         await client.StartAsync();
         return client;

@@ -38,6 +38,9 @@ internal static class PaperCommand
         var only = Array.IndexOf(args, "--only") is var o and >= 0 && o + 1 < args.Length ? args[o + 1] : null;
         int[] payloads = Option(args, "--payload") is { } single ? [single] : Payloads;
 
+        // --compare-routes: Iris requests also from a client without one-hop routes (irisViaGrain), in the same run.
+        var compareRoutes = args.Contains("--compare-routes");
+
         // request[callers][payload][system]
         var request = new SortedDictionary<int, SortedDictionary<int, Dictionary<string, Measurement>>>();
         Dictionary<string, Measurement> Cell(int c, int payload) =>
@@ -145,10 +148,12 @@ internal static class PaperCommand
         async Task RunIrisAsync()
         {
             Console.Error.WriteLine("Iris: starting 4 silos");
-            var (irisSilos, irisClient) = await IrisSide.StartAsync(Silos);
+            var (irisSilos, irisClient, connect) = await IrisSide.StartAsync(Silos);
+            using var viaGrain = compareRoutes ? await connect(false) : null;
             try
             {
                 var iris = irisClient.Services.GetRequiredService<IIrisClient>();
+                using var routes = new RouteCounter();
                 var grain = irisClient.Services.GetRequiredService<IClusterClient>().GetGrain<IClusterGrain>(IrisSide.EchoCluster);
                 var timeout = TimeSpan.FromSeconds(30);
                 TimeSpan Cpu() => Environment.CpuUsage.TotalTime + irisSilos.Aggregate(TimeSpan.Zero, (sum, s) => sum + s.CpuTime);
@@ -158,19 +163,36 @@ internal static class PaperCommand
                 var small = new byte[16];
                 await Load.WarmUpAsync(() => iris.RequestAsync(IrisSide.EchoCluster, small, timeout), 16, firstWarmUp);
                 await Load.WarmUpAsync(() => grain.Request(small, timeout), 16, firstWarmUp / 2);
+                if (viaGrain?.Services.GetRequiredService<IIrisClient>() is { } warming)
+                {
+                    await Load.WarmUpAsync(() => warming.RequestAsync(IrisSide.EchoCluster, small, timeout), 16, firstWarmUp / 2);
+                }
+
                 foreach (var c in callers)
                 {
                     foreach (var payload in payloads)
                     {
                         var body = new byte[payload];
+                        routes.Take();
                         Cell(c, payload)["iris"] = await Load.MeasureAsync(() => iris.RequestAsync(IrisSide.EchoCluster, body, timeout), c, payload, warmUp, duration, Cpu);
-                        Console.Error.WriteLine(Line("iris", c, payload, Cell(c, payload)["iris"]));
+                        Console.Error.WriteLine($"{Line("iris", c, payload, Cell(c, payload)["iris"])} calls: {routes.Take()}");
+                        if (viaGrain?.Services.GetRequiredService<IIrisClient>() is { } twoHop)
+                        {
+                            Cell(c, payload)["irisViaGrain"] = await Load.MeasureAsync(() => twoHop.RequestAsync(IrisSide.EchoCluster, body, timeout), c, payload, warmUp, duration, Cpu);
+                            Console.Error.WriteLine($"{Line("irisViaGrain", c, payload, Cell(c, payload)["irisViaGrain"])} calls: {routes.Take()}");
+                        }
+
                         Cell(c, payload)["irisClusterGrain"] = await Load.MeasureAsync(() => grain.Request(body, timeout), c, payload, warmUp, duration, Cpu);
                         Console.Error.WriteLine(Line("irisClusterGrain", c, payload, Cell(c, payload)["irisClusterGrain"]));
                     }
                 }
 
                 memory["iris"] = irisSilos.Max(s => s.PeakMemoryMb);
+                if (viaGrain is not null)
+                {
+                    await viaGrain.StopAsync();
+                }
+
                 await irisClient.StopAsync();
             }
             finally

@@ -37,6 +37,16 @@ internal static class IrisMetrics
     public static readonly Counter<long> Repeats = Meter.CreateCounter<long>(
         "iris.call.repeats", "{call}", "Calls made again with the same id after contact was lost (a request, a tunnel open, a broadcast or publication handed over).");
 
+    public static readonly Counter<long> RequestCalls = Meter.CreateCounter<long>(
+        "iris.request.calls", "{call}",
+        "Calls of requests to member processes, by route: here (a member in the calling process, no message), direct (an Orleans client to the member's silo over that silo's gateway, one hop), grain (to the member host through Orleans' own routing: from a silo one hop, from a client through whichever gateway Orleans picks).");
+
+    public static readonly KeyValuePair<string, object?> RouteHere = new("route", "here");
+
+    public static readonly KeyValuePair<string, object?> RouteDirect = new("route", "direct");
+
+    public static readonly KeyValuePair<string, object?> RouteGrain = new("route", "grain");
+
     public static readonly KeyValuePair<string, object?> RequestDirection = new("direction", "request");
 
     public static readonly KeyValuePair<string, object?> ReplyDirection = new("direction", "reply");

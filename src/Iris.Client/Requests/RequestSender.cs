@@ -62,11 +62,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                 budget,
                 anyMember: false,
                 passOverFull: true,
-                member => IsHere(member) is { } here
-                    ? here.Request(id, cluster, isolate ? [.. request] : request, budget.Remaining)
-                    : direct?.To(member) is { } service
-                        ? direct.RequestAsync(service, member, id, cluster, request, budget.Remaining)
-                        : member.Call(grains, host => host.Request(id, cluster, request, budget.Remaining)),
+                member => CallAsync(member, id, cluster, request, isolate, budget),
                 cancellationToken).ConfigureAwait(false);
             directory.Reported(member.Id, answer.Capacity);
             var data = isolate && IsHere(member) is not null ? [.. answer.Data] : answer.Data;
@@ -82,6 +78,25 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
         {
             IrisMetrics.RequestDuration.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         }
+    }
+
+    /// <summary>One call of request <paramref name="id"/> to <paramref name="member"/>, by the shortest route there is.</summary>
+    private Task<MemberAnswer> CallAsync(MemberEndpoint member, Guid id, string cluster, byte[] request, bool isolate, CallBudget budget)
+    {
+        if (IsHere(member) is { } here)
+        {
+            IrisMetrics.RequestCalls.Add(1, IrisMetrics.RouteHere);
+            return here.Request(id, cluster, isolate ? [.. request] : request, budget.Remaining);
+        }
+
+        if (direct?.To(member) is { } service)
+        {
+            IrisMetrics.RequestCalls.Add(1, IrisMetrics.RouteDirect);
+            return direct.RequestAsync(service, member, id, cluster, request, budget.Remaining);
+        }
+
+        IrisMetrics.RequestCalls.Add(1, IrisMetrics.RouteGrain);
+        return member.Call(grains, host => host.Request(id, cluster, request, budget.Remaining));
     }
 
     /// <summary>
