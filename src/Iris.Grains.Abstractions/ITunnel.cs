@@ -20,7 +20,9 @@ public interface ITunnel : IAsyncDisposable
     ValueTask SendAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken = default);
 
     /// <summary>Receives the next message. After the peer closed and everything it sent was received, or once the
-    /// tunnel failed, throws <see cref="TunnelClosedException"/>.</summary>
+    /// tunnel failed, throws <see cref="TunnelClosedException"/>. <paramref name="cancellationToken"/> ends a wait for a
+    /// message, never the taking of one that has arrived: a handler reading with its own token, which a close cancels,
+    /// still gets every message sent before the close.</summary>
     ValueTask<byte[]> ReceiveAsync(CancellationToken cancellationToken = default);
 
     /// <summary>Receives messages until the peer closes the tunnel gracefully (then the sequence ends); a failure of the

@@ -13,9 +13,10 @@ namespace Iris.Benchmarks.Paper;
 /// (<c>iris-silo</c>): <c>UseIris</c> as an application embeds it (overlay membership, network key on, loopback in
 /// development), one member of <see cref="Cluster"/> and one subscriber of <see cref="Topic"/>. Each delivery's latency
 /// is the time since the sender's <see cref="Stopwatch"/> timestamp in the message's first 8 bytes (one monotonic clock
-/// for every process of the machine). Standard input: <c>reset</c> forgets the counts; <c>counts</c> prints
-/// <c>COUNTS broadcast=&lt;n&gt; publish=&lt;n&gt;</c>; <c>latency broadcast|publish</c> prints
-/// <c>LATENCY p50=&lt;ms&gt; p99=&lt;ms&gt;</c>.
+/// for every process of the machine). The member also takes tunnels and counts their messages, checking that each
+/// carries the next sequence number of its tunnel (bytes 8 to 15). Standard input: <c>reset</c> forgets the counts;
+/// <c>counts</c> prints <c>COUNTS broadcast=&lt;n&gt; publish=&lt;n&gt; tunnel=&lt;n&gt; reordered=&lt;n&gt;</c>;
+/// <c>latency broadcast|publish|tunnel</c> prints <c>LATENCY p50=&lt;ms&gt; p99=&lt;ms&gt;</c>.
 /// </summary>
 internal static class BenchSilo
 {
@@ -52,10 +53,10 @@ internal static class BenchSilo
                     Console.WriteLine("RESET");
                     break;
                 case ["counts"]:
-                    Console.WriteLine($"COUNTS broadcast={counter.Broadcasts.Count} publish={counter.Publications.Count}");
+                    Console.WriteLine($"COUNTS broadcast={counter.Broadcasts.Count} publish={counter.Publications.Count} tunnel={counter.TunnelMessages.Count} reordered={counter.Reordered}");
                     break;
                 case ["latency", var kind]:
-                    var (p50, p99) = (kind == "broadcast" ? counter.Broadcasts : counter.Publications).Percentiles();
+                    var (p50, p99) = (kind switch { "broadcast" => counter.Broadcasts, "publish" => counter.Publications, _ => counter.TunnelMessages }).Percentiles();
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"LATENCY p50={p50:F3} p99={p99:F3}"));
                     break;
                 case ["silos"]:
@@ -77,10 +78,36 @@ internal static class BenchSilo
 
         public Deliveries Publications { get; } = new();
 
+        public Deliveries TunnelMessages { get; } = new();
+
+        private long _reordered;
+
+        /// <summary>Tunnel messages that did not carry the next sequence number of their tunnel.</summary>
+        public long Reordered => Interlocked.Read(ref _reordered);
+
         public void Reset()
         {
             Broadcasts.Reset();
             Publications.Reset();
+            TunnelMessages.Reset();
+            Interlocked.Exchange(ref _reordered, 0);
+        }
+
+        public async Task HandleTunnelAsync(ITunnel tunnel, CancellationToken cancellationToken)
+        {
+            long next = 0;
+            await foreach (var message in tunnel.ReadAllAsync(cancellationToken))
+            {
+                TunnelMessages.Add(message);
+                // Counted where the order breaks, then followed from the message that broke it.
+                var sequence = message.Length < 16 ? -1 : BitConverter.ToInt64(message, 8);
+                if (sequence != next)
+                {
+                    Interlocked.Increment(ref _reordered);
+                }
+
+                next = sequence + 1;
+            }
         }
 
         public Task<byte[]> HandleRequestAsync(byte[] request, CancellationToken cancellationToken) => Task.FromResult(request);

@@ -116,6 +116,67 @@ internal sealed class Dissemination : IAsyncDisposable
             cpu.TotalMicroseconds / delivered);
     }
 
+    /// <summary>Streams messages of <paramref name="payload"/> bytes (at least 16: a timestamp and a sequence number) one
+    /// way through one tunnel to a member for <paramref name="duration"/>, then closes it; the cell ends when the member
+    /// has taken every message, in order.</summary>
+    public async Task<Measurement> StreamAsync(int payload, TimeSpan duration)
+    {
+        var iris = _client.Services.GetRequiredService<IIrisClient>();
+        foreach (var silo in _silos)
+        {
+            await silo.AskAsync("reset", "RESET", TimeSpan.FromSeconds(10));
+        }
+
+        var message = new byte[Math.Max(payload, 16)];
+        var cpuBefore = Cpu();
+        var started = Stopwatch.GetTimestamp();
+        var end = started + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+        long sent = 0;
+        await using (var tunnel = await iris.OpenTunnelAsync(BenchSilo.Cluster, TimeSpan.FromSeconds(30)))
+        {
+            while (Stopwatch.GetTimestamp() < end)
+            {
+                // The tunnel copies a message before SendAsync returns: one buffer, its header rewritten.
+                BenchSilo.Stamp(message);
+                BitConverter.TryWriteBytes(message.AsSpan(8), sent);
+                await tunnel.SendAsync(message);
+                sent++;
+            }
+
+            await tunnel.CloseAsync();
+        }
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        long delivered;
+        while ((delivered = await DeliveredAsync("tunnel")) < sent)
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"tunnel: {delivered} of {sent} messages taken after 60 s\nsilo output:\n{string.Join("\n---\n", _silos.Select(silo => silo.Log))}");
+            }
+
+            await Task.Delay(20);
+        }
+
+        var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        var cpu = Cpu() - cpuBefore;
+        if (delivered != sent || await DeliveredAsync("reordered") != 0)
+        {
+            throw new InvalidOperationException($"tunnel: {sent} messages sent, {delivered} taken, {await DeliveredAsync("reordered")} out of order or lost");
+        }
+
+        // One member took the tunnel: its percentiles (the others have none).
+        (double P50, double P99) latency = default;
+        foreach (var silo in _silos)
+        {
+            var line = await silo.AskAsync("latency tunnel", "LATENCY ", TimeSpan.FromSeconds(10));
+            var fields = line.Split(' ').Skip(1).Select(f => double.Parse(f[(f.IndexOf('=') + 1)..], CultureInfo.InvariantCulture)).ToArray();
+            latency = fields[1] > latency.P99 ? (fields[0], fields[1]) : latency;
+        }
+
+        return new Measurement(sent / seconds, sent * (double)payload / 1e6 / seconds, latency.P50, latency.P99, cpu.TotalMicroseconds / sent);
+    }
+
     private async Task<long> DeliveredAsync(string kind)
     {
         long total = 0;

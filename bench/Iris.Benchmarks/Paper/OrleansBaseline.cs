@@ -21,6 +21,69 @@ public sealed class BenchEchoGrain : Grain, IBenchEchoGrain
     public Task<byte[]> Echo(byte[] request) => Task.FromResult(request);
 }
 
+/// <summary>The plain Orleans stream of the baseline: one-way calls to one grain, which counts them, checks their order
+/// and samples their latency (timestamp in bytes 0 to 7, sequence number in bytes 8 to 15).</summary>
+public interface IBenchSinkGrain : IGrainWithIntegerKey
+{
+    [OneWay]
+    Task Take(byte[] message);
+
+    /// <summary>Messages taken, and how many of them did not carry the next sequence number.</summary>
+    Task<(long Taken, long Reordered)> Count();
+
+    Task<(double P50, double P99)> Latency();
+
+    Task Reset();
+}
+
+public sealed class BenchSinkGrain : Grain, IBenchSinkGrain
+{
+    private readonly List<double> _latencies = new(1 << 16);
+    private long _taken;
+    private long _reordered;
+    private long _next;
+
+    public Task Take(byte[] message)
+    {
+        // Counted where the order breaks, then followed from the message that broke it.
+        var sequence = BitConverter.ToInt64(message, 8);
+        if (sequence != _next)
+        {
+            _reordered++;
+        }
+
+        _next = sequence + 1;
+
+        if (_latencies.Count < 1 << 20)
+        {
+            _latencies.Add(System.Diagnostics.Stopwatch.GetElapsedTime(BitConverter.ToInt64(message)).TotalMilliseconds);
+        }
+
+        _taken++;
+        return Task.CompletedTask;
+    }
+
+    public Task<(long Taken, long Reordered)> Count() => Task.FromResult((_taken, _reordered));
+
+    public Task<(double P50, double P99)> Latency()
+    {
+        if (_latencies.Count == 0)
+        {
+            return Task.FromResult((0.0, 0.0));
+        }
+
+        var sorted = _latencies.Order().ToArray();
+        return Task.FromResult((sorted[sorted.Length / 2], sorted[Math.Min(sorted.Length - 1, (int)(sorted.Length * 0.99))]));
+    }
+
+    public Task Reset()
+    {
+        (_taken, _reordered, _next) = (0, 0, 0);
+        _latencies.Clear();
+        return Task.CompletedTask;
+    }
+}
+
 /// <summary>
 /// Plain Orleans silos for the baseline: processes of this program (<c>orleans-silo</c>), localhost clustering (the
 /// first silo is the primary), no Iris, Orleans' default connections (no encryption). The same number of silo
@@ -72,6 +135,49 @@ internal static class OrleansBaseline
         var host = builder.Build();
         await host.StartAsync();
         return host;
+    }
+
+    /// <summary>Streams one-way calls of <paramref name="payload"/> bytes (at least 16) to one sink grain for
+    /// <paramref name="duration"/>, kept at most about 1 MiB (and at least 64 messages) ahead of what the grain has taken,
+    /// as a tunnel's window keeps its sender; the cell ends when the grain has taken them all.</summary>
+    public static async Task<Measurement> StreamAsync(IGrainFactory grains, int payload, TimeSpan duration, Func<TimeSpan> cpuTime)
+    {
+        var sink = grains.GetGrain<IBenchSinkGrain>(payload);
+        await sink.Reset();
+        var ahead = Math.Max(64, (1 << 20) / Math.Max(payload, 16));
+        var before = cpuTime();
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var end = started + (long)(duration.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
+        long sent = 0, taken = 0;
+        while (System.Diagnostics.Stopwatch.GetTimestamp() < end)
+        {
+            // A fresh array each: a one-way call returns before Orleans has serialized its message.
+            var message = new byte[Math.Max(payload, 16)];
+            BitConverter.TryWriteBytes(message, System.Diagnostics.Stopwatch.GetTimestamp());
+            BitConverter.TryWriteBytes(message.AsSpan(8), sent);
+            await sink.Take(message);
+            sent++;
+            while (sent - taken >= ahead)
+            {
+                taken = (await sink.Count()).Taken;
+            }
+        }
+
+        (long Taken, long Reordered) count;
+        while ((count = await sink.Count()).Taken < sent)
+        {
+            await Task.Delay(1);
+        }
+
+        var seconds = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds;
+        var cpu = cpuTime() - before;
+        if (count.Reordered != 0)
+        {
+            Console.Error.WriteLine($"  (plain Orleans: the order of {sent} one-way calls broke {count.Reordered} times)");
+        }
+
+        var (p50, p99) = await sink.Latency();
+        return new Measurement(sent / seconds, sent * (double)payload / 1e6 / seconds, p50, p99, cpu.TotalMicroseconds / sent);
     }
 
     internal static int FreePort()

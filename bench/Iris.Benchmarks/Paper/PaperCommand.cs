@@ -48,6 +48,11 @@ internal static class PaperCommand
                 .TryGetValue(payload, out var cell) ? cell : request[c][payload] = [];
 
         var memory = new Dictionary<string, double>();
+
+        // broadcast, publish and tunnel: workload → payload → system.
+        var fanOut = new Dictionary<string, SortedDictionary<int, Dictionary<string, Measurement>>> { ["broadcast"] = [], ["publish"] = [], ["tunnel"] = [] };
+        Dictionary<string, Measurement> FanCell(string workload, int payload) =>
+            fanOut[workload].TryGetValue(payload, out var cell) ? cell : fanOut[workload][payload] = [];
         if (only is null or "orleans")
         {
             await RunOrleansAsync();
@@ -63,10 +68,6 @@ internal static class PaperCommand
             await RunNatsAsync();
         }
 
-        // broadcast and publish: workload → payload → system.
-        var fanOut = new Dictionary<string, SortedDictionary<int, Dictionary<string, Measurement>>> { ["broadcast"] = [], ["publish"] = [] };
-        Dictionary<string, Measurement> FanCell(string workload, int payload) =>
-            fanOut[workload].TryGetValue(payload, out var cell) ? cell : fanOut[workload][payload] = [];
         if (only is null or "iris" or "dissemination")
         {
             Console.Error.WriteLine("Iris: starting 4 silos with counting members");
@@ -82,6 +83,12 @@ internal static class PaperCommand
                 }
             }
 
+            foreach (var payload in payloads)
+            {
+                FanCell("tunnel", payload)["iris"] = await iris.StreamAsync(payload, duration);
+                Console.Error.WriteLine(FanLine("tunnel", "iris", payload, FanCell("tunnel", payload)["iris"]));
+            }
+
             memory["irisDissemination"] = iris.PeakMemoryMb;
         }
 
@@ -95,6 +102,8 @@ internal static class PaperCommand
                 FanCell("broadcast", payload)["nats"] = nats;
                 FanCell("publish", payload)["nats"] = nats;
                 Console.Error.WriteLine(FanLine("fan-out", "nats", payload, nats));
+                FanCell("tunnel", payload)["nats"] = await NatsWorkloads.StreamAsync(server, Math.Max(payload, 16), duration);
+                Console.Error.WriteLine(FanLine("tunnel", "nats", payload, FanCell("tunnel", payload)["nats"]));
             }
         }
 
@@ -131,6 +140,15 @@ internal static class PaperCommand
                         Cell(c, payload)["orleans"] = await Load.MeasureAsync(() => echo.Echo(body), c, payload, warmUp, duration, Cpu);
                         Console.Error.WriteLine(Line("orleans", c, payload, Cell(c, payload)["orleans"]));
                     }
+                }
+
+                // The stream of the tunnel workload: one-way calls to one grain.
+                var grains = client.Services.GetRequiredService<IGrainFactory>();
+                await OrleansBaseline.StreamAsync(grains, 16, TimeSpan.FromSeconds(1), Cpu);
+                foreach (var payload in payloads)
+                {
+                    FanCell("tunnel", payload)["orleans"] = await OrleansBaseline.StreamAsync(grains, payload, duration, Cpu);
+                    Console.Error.WriteLine(FanLine("tunnel", "orleans", payload, FanCell("tunnel", payload)["orleans"]));
                 }
 
                 memory["orleans"] = orleansSilos.Max(s => s.PeakMemoryMb);
@@ -225,6 +243,7 @@ internal static class PaperCommand
                 ["request"] = request.Count > 0 ? RequestNode(request[headline]) : new JsonObject(),
                 ["broadcast"] = RequestNode(fanOut["broadcast"]),
                 ["publish"] = RequestNode(fanOut["publish"]),
+                ["tunnel"] = RequestNode(fanOut["tunnel"]),
             },
             ["requestByCallers"] = new JsonObject(request.Select(p => KeyValuePair.Create(p.Key.ToString(CultureInfo.InvariantCulture), (JsonNode?)RequestNode(p.Value)))),
         };
@@ -234,6 +253,7 @@ internal static class PaperCommand
             ["request"] = request.GetValueOrDefault(headline, []).ToDictionary(p => p.Key, p => (IReadOnlyDictionary<string, Measurement>)p.Value),
             ["broadcast"] = fanOut["broadcast"].ToDictionary(p => p.Key, p => (IReadOnlyDictionary<string, Measurement>)p.Value),
             ["publish"] = fanOut["publish"].ToDictionary(p => p.Key, p => (IReadOnlyDictionary<string, Measurement>)p.Value),
+            ["tunnel"] = fanOut["tunnel"].ToDictionary(p => p.Key, p => (IReadOnlyDictionary<string, Measurement>)p.Value),
         });
         PrintFanOutTables(fanOut);
         Console.Error.WriteLine($"charts: {string.Join(", ", charts.Select(Path.GetFileName))}");
@@ -319,7 +339,9 @@ internal static class PaperCommand
             }
 
             Console.Error.WriteLine();
-            Console.Error.WriteLine($"{workload} to 4 members (deliveries/s across them, MB/s, p50 ms, p99 ms, CPU µs per delivery; ratio to NATS fan-out)");
+            Console.Error.WriteLine(workload == "tunnel"
+                ? "tunnel, one way, ordered (messages/s, MB/s, p50 ms, p99 ms, CPU µs per message; ratio to NATS publisher/subscriber pair; Orleans: one-way calls)"
+                : $"{workload} to 4 members (deliveries/s across them, MB/s, p50 ms, p99 ms, CPU µs per delivery; ratio to NATS fan-out)");
             Console.Error.WriteLine($"{"payload",8} {"system",8} {"deliv/s",10} {"MB/s",8} {"p50",7} {"p99",7} {"cpu µs",8} {"/nats",6}");
             foreach (var (payload, systems) in byPayload)
             {

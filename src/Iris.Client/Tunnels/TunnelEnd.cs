@@ -125,7 +125,16 @@ internal sealed class TunnelEnd : ITunnel
                 return message;
             }
 
-            await arrival.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await arrival.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && !_receiver.IsEmptyAndOpen)
+            {
+                // Cancellation ends a wait, never what has arrived: a member's handler reads with the token that a
+                // graceful close cancels, and the close comes in the same batch as the opener's last messages. Those
+                // are taken first, then the stream ends with the close.
+            }
         }
     }
 

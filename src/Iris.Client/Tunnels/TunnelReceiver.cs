@@ -190,6 +190,18 @@ internal sealed class TunnelReceiver(string cluster, int windowBytes, int maxMes
         }
     }
 
+    /// <summary>Whether nothing can be taken now and the tunnel is still open: a <see cref="Take"/> would wait.</summary>
+    public bool IsEmptyAndOpen
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _messages.Count == 0 && _ended.Reason is null;
+            }
+        }
+    }
+
     /// <summary>Ends receiving: whole messages already here can still be taken, then <see cref="Take"/> throws.</summary>
     public void End(TunnelCloseReason reason, string? detail)
     {

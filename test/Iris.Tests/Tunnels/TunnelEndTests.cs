@@ -100,4 +100,32 @@ public sealed class TunnelEndTests : IAsyncDisposable
         Assert.Equal([5], await fresh.ReceiveAsync());
         Assert.Equal(0, fresh.BufferedBytes);
     }
+
+    [Fact]
+    public async Task A_reader_waiting_with_the_handlers_token_takes_every_message_of_the_batch_that_closes_the_tunnel()
+    {
+        // A member's handler reads with the token it was given, which is cancelled when the tunnel closes. The opener's
+        // last batch carries messages and then its close: they must all reach the handler, then the stream ends.
+        // Before: the close cancelled the token while the handler waited, and the batch's messages were lost (the
+        // opener's CloseAsync had returned: it was told they were delivered).
+        for (var round = 0; round < 50; round++)
+        {
+            var end = Create();
+            var reading = Task.Run(async () =>
+            {
+                var taken = new List<byte>();
+                await foreach (var message in end.ReadAllAsync(end.Closing))
+                {
+                    taken.Add(message[0]);
+                }
+
+                return taken;
+            });
+
+            // Let the reader wait for the first arrival.
+            await Task.Delay(5);
+            _tunnels.OnData(Member, end.Id, [.. Enumerable.Range(0, 20).Select(i => Frame(i, TunnelFrameKind.Final, 1, (byte)i)), Frame(20, TunnelFrameKind.Close, 0)]);
+            Assert.Equal(Enumerable.Range(0, 20).Select(i => (byte)i), await reading.WaitAsync(TimeSpan.FromSeconds(10)));
+        }
+    }
 }
