@@ -31,6 +31,17 @@ public sealed class DirectRouteTests(DirectRouteCluster fixture) : IClassFixture
 
     private long Served() => Cluster.Silos.Sum(s => Service(s).Requests);
 
+    /// <summary>The client reads its gateway list in the background: its first requests may go through the member host
+    /// grain. Requests until one is served by a member host service.</summary>
+    private Task UntilServedDirectlyAsync(string name) => Eventually.HoldsAsync(
+        async () =>
+        {
+            var before = Served();
+            await Cluster.Iris().RequestAsync(name, [1], TimeSpan.FromSeconds(10));
+            return Served() > before;
+        },
+        "a request served by the member host service");
+
     private sealed class Counting : IClusterHandler
     {
         public int Requests;
@@ -54,15 +65,7 @@ public sealed class DirectRouteTests(DirectRouteCluster fixture) : IClassFixture
         await using var first = await Cluster.Silos[1].Iris().RegisterAsync(name, members[0]);
         await using var second = await Cluster.Silos[2].Iris().RegisterAsync(name, members[1]);
 
-        // The client reads its gateway list in the background: the first requests may go through the member host grain.
-        await Eventually.HoldsAsync(
-            async () =>
-            {
-                var before = Served();
-                await Cluster.Iris().RequestAsync(name, [1], TimeSpan.FromSeconds(10));
-                return Served() > before;
-            },
-            "a request served by the member host service");
+        await UntilServedDirectlyAsync(name);
 
         // Served by the service of the member's own silo: a call for a gateway address that reached another gateway
         // could not be forwarded to it, so every one of these went on the client's connection to the member's silo.
@@ -105,14 +108,7 @@ public sealed class DirectRouteTests(DirectRouteCluster fixture) : IClassFixture
         var member = new Counting();
         // On a silo of its own among these tests: its gateway is passed over for a while.
         await using var registration = await Cluster.Silos[0].Iris().RegisterAsync(name, member);
-        await Eventually.HoldsAsync(
-            async () =>
-            {
-                var before = Served();
-                await Cluster.Iris().RequestAsync(name, [1], TimeSpan.FromSeconds(10));
-                return Served() > before;
-            },
-            "a request served by the member host service");
+        await UntilServedDirectlyAsync(name);
 
         var served = Served();
         var ran = member.Requests;
