@@ -14,9 +14,9 @@ namespace Iris.Requests;
 /// the member's silo. Only gateways that Orleans' own gateway list holds are used: a call for a gateway address that
 /// Orleans does not hold goes to another gateway, which cannot forward it, and it is lost. That list is Orleans'
 /// internal; it is refreshed from the same <see cref="IGatewayListProvider"/> every <paramref name="refreshPeriod"/>, so a
-/// gateway is used once the provider has listed it for longer than that. A gateway whose call was not answered is
-/// passed over for <see cref="PassOverFor"/>; the call is repeated through the grain, with the same request id, so
-/// nothing runs twice.
+/// gateway is used once the provider has listed it for longer than that. A gateway whose call was refused on the way
+/// or cut off is passed over for <see cref="PassOverFor"/>, and the call is repeated through the grain with the same
+/// request id, so nothing runs twice (see <see cref="RequestAsync"/>).
 /// </summary>
 internal sealed class DirectRoutes(IGrainFactory grains, IGatewayListProvider gateways, TimeSpan refreshPeriod, TimeProvider time)
 {
@@ -70,15 +70,20 @@ internal sealed class DirectRoutes(IGrainFactory grains, IGatewayListProvider ga
             SystemTargetGrainId.CreateGrainServiceGrainId(TypeCode, null!, address)), grains);
     }
 
-    /// <summary>Calls <paramref name="member"/>'s silo in one hop; a call that may not have reached it (not delivered,
-    /// unreachable, unanswered) passes the gateway over, so the caller's repeat goes through the grain.</summary>
+    /// <summary>Calls <paramref name="member"/>'s silo in one hop. A call refused on the way or cut off with its
+    /// connection passes the gateway over, so the caller's repeat goes through the grain: such a copy either reached the
+    /// silo before its connection failed (and its run is in the silo's ledger, which the repeat joins) or never will. A
+    /// call that is only unanswered does not: its handler may just be slow, or its copy held up on the way, and a repeat
+    /// by the same route comes after it on the same connection, where it joins the run instead of running it a second
+    /// time after the ledger forgot it (calls for a system target have no time to live in Orleans, so a held-up copy is
+    /// never dropped).</summary>
     public async Task<MemberAnswer> RequestAsync(IMemberHostService service, MemberEndpoint member, Guid id, string cluster, byte[] request, TimeSpan remaining)
     {
         try
         {
             return await service.Request(member.Silo!, id, cluster, request, remaining).ConfigureAwait(false);
         }
-        catch (Exception e) when (CallPolicy.Classify(e) != CallFailure.Answered)
+        catch (Exception e) when (CallPolicy.Classify(e) is not (CallFailure.Answered or CallFailure.NoAnswer))
         {
             _passedOver[member.Gateway!] = time.GetTimestamp();
             throw;

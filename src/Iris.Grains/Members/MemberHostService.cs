@@ -9,8 +9,8 @@ namespace Iris.Grains.Members;
 /// <summary>
 /// The silo's member host as a grain service, for Orleans clients' requests in one hop (see
 /// <see cref="IMemberHostService"/>): the same members and request ledger as <see cref="MemberHostGrain"/>, so a request
-/// repeated through the grain after its call here lost its answer joins the same run. Calls interleave, as a system
-/// target's do.
+/// repeated through the grain after its call here lost its answer joins the same run. Each call leaves the service's
+/// turn at once (see <see cref="Request"/>).
 /// </summary>
 internal sealed class MemberHostService : GrainService, IMemberHostService
 {
@@ -37,6 +37,11 @@ internal sealed class MemberHostService : GrainService, IMemberHostService
         }
 
         Interlocked.Increment(ref _requests);
-        return _host.Request(id, cluster, request, remaining);
+
+        // Off the service's turn at once, so the ledger holds the id as soon as the call arrives: a system target runs
+        // its calls one turn at a time, and a handler's synchronous work would otherwise hold up the calls behind it,
+        // which Orleans never drops for their age (system-target calls have no time to live). A copy repeated by its
+        // caller then joins the run instead of finding it forgotten.
+        return Task.Run(() => _host.Request(id, cluster, request, remaining));
     }
 }
