@@ -85,10 +85,10 @@ internal static class SimulatorCommand
         else
         {
             output.WriteLine();
-            output.WriteLine($"{"",-8} {"delivered",10} {"correct",10} {"meanHops",9} {"p99Hops",8} {"maxHops",8}");
+            output.WriteLine($"{"",-8} {"delivered",10} {"correct",10} {"meanHops",9} {"p99Hops",8} {"maxHops",8} {"msgs/lookup",12}");
             output.WriteLine(Row("before", result.Before));
             output.WriteLine(Row("after", result.After));
-            output.WriteLine($"{result.Nodes} nodes, {result.Lookups} lookups, {result.FailFraction:P1} failed; {result.Seconds:F1} s wall.");
+            output.WriteLine($"{result.Nodes} nodes, {result.Lookups} lookups, {result.FailFraction:P1} failed; {result.MemoryBytesPerNode / 1024.0:F1} KiB managed heap per node; {result.Seconds:F1} s wall.");
         }
 
         return 0;
@@ -98,6 +98,7 @@ internal static class SimulatorCommand
     {
         var wall = Stopwatch.StartNew();
         using var counters = new OverlayCounters();
+        var heapBefore = GC.GetTotalMemory(forceFullCollection: true);
         using var sim = new PastrySimulation(new PastrySimulationOptions { Seed = seed, EncodeMessages = encode });
         progress.WriteLine($"Joining {nodes} nodes (seed {seed})...");
         var step = Math.Max(1, nodes / 10);
@@ -113,6 +114,7 @@ internal static class SimulatorCommand
         progress.WriteLine(stabilised is { } s1
             ? $"Stable after {s1.TotalSeconds:F1} s of simulated time; routing {lookups} lookups..."
             : $"Not stable after 120 s of simulated time ({sim.WrongLeafSets()} wrong leaf sets); routing {lookups} lookups anyway...{Environment.NewLine}{sim.DescribeWrongLeafSets()}");
+        var memoryPerNode = (GC.GetTotalMemory(forceFullCollection: true) - heapBefore) / nodes;
         var before = sim.Lookups(lookups);
         var failed = sim.Fail(fail);
         progress.WriteLine($"Crashed {failed.Count} nodes; waiting for detection and repair...");
@@ -123,14 +125,18 @@ internal static class SimulatorCommand
         var after = sim.Lookups(lookups);
         return new PastryResult(
             nodes, lookups, fail, seed, Summary(before), Summary(after),
-            stabilised?.TotalSeconds, repaired?.TotalSeconds, sim.Network.Delivered, counters.Snapshot(), wall.Elapsed.TotalSeconds);
+            stabilised?.TotalSeconds, repaired?.TotalSeconds, sim.Network.Delivered, counters.Snapshot(), wall.Elapsed.TotalSeconds)
+        {
+            MemoryBytesPerNode = memoryPerNode,
+        };
     }
 
-    private static LookupSummary Summary(LookupStats stats) => new(
-        Math.Round(stats.DeliveredFraction, 6), Math.Round(stats.CorrectFraction, 6), Math.Round(stats.MeanHops, 4), stats.P99Hops, stats.MaxHops);
+    internal static LookupSummary Summary(LookupStats stats) => new(
+        Math.Round(stats.DeliveredFraction, 6), Math.Round(stats.CorrectFraction, 6), Math.Round(stats.MeanHops, 4), stats.P99Hops, stats.MaxHops,
+        Math.Round(stats.MessagesPerLookup, 4), stats.OtherMessages);
 
     private static string Row(string name, LookupSummary s) =>
-        $"{name,-8} {s.Delivered,10:F4} {s.Correct,10:F4} {s.MeanHops,9:F3} {s.P99Hops,8} {s.MaxHops,8}";
+        $"{name,-8} {s.Delivered,10:F4} {s.Correct,10:F4} {s.MeanHops,9:F3} {s.P99Hops,8} {s.MaxHops,8} {s.MessagesPerLookup,12:F2}";
 
     private static string Value(string[] args, int i) =>
         i < args.Length ? args[i] : throw new FormatException($"{args[i - 1]} needs a value.");

@@ -2,8 +2,9 @@ using System.Text.Json.Serialization;
 
 namespace Iris.Simulator;
 
-/// <summary>Lookup results of one phase, as printed in the JSON line.</summary>
-internal sealed record LookupSummary(double Delivered, double Correct, double MeanHops, int P99Hops, int MaxHops);
+/// <summary>Lookup results of one phase, as printed in the JSON line. <c>MessagesPerLookup</c>: lookup hops and their
+/// acknowledgements sent, over lookups; <c>OtherMessages</c>: every other message sent meanwhile (maintenance).</summary>
+internal sealed record LookupSummary(double Delivered, double Correct, double MeanHops, int P99Hops, int MaxHops, double MessagesPerLookup, long OtherMessages);
 
 /// <summary>The JSON line of the <c>pastry</c> command.</summary>
 internal sealed record PastryResult(
@@ -17,7 +18,12 @@ internal sealed record PastryResult(
     double? RepairSimulatedSeconds,
     long Messages,
     IReadOnlyDictionary<string, long> Counters,
-    double Seconds);
+    double Seconds)
+{
+    /// <summary>Managed heap after a full collection once the ring was stable, less the heap before the simulation
+    /// was built, over the nodes (<c>GC.GetTotalMemory(true)</c>).</summary>
+    public long MemoryBytesPerNode { get; init; }
+}
 
 /// <summary>Scribe results of one phase.</summary>
 internal sealed record ScribePhase(
