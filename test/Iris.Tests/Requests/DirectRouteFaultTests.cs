@@ -28,19 +28,9 @@ public sealed class DirectRouteFaultTests(DirectRouteFaultCluster fixture) : ICl
 
     private static string Name(string what) => $"{what}-{Guid.NewGuid():N}";
 
-    private static MemberHostService Service(SiloHandle silo) =>
-        silo.Services().GetServices<IGrainService>().OfType<MemberHostService>().Single();
+    private long Served() => OneHop.Served(Cluster);
 
-    private long Served() => Cluster.Silos.Sum(s => Service(s).Requests);
-
-    private Task UntilServedDirectlyAsync(string name) => Eventually.HoldsAsync(
-        async () =>
-        {
-            var before = Served();
-            await Cluster.Iris().RequestAsync(name, [1], TimeSpan.FromSeconds(10));
-            return Served() > before;
-        },
-        "a request served by the member host service");
+    private Task UntilServedDirectlyAsync(string name) => OneHop.UntilServedDirectlyAsync(Cluster, name);
 
     /// <summary>Counts runs by the request's first byte; a request starting with <see cref="Block"/> blocks its thread
     /// (synchronous work before the handler's first await), one starting with <see cref="Slow"/> takes 6 s.</summary>

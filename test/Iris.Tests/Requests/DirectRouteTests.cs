@@ -19,6 +19,24 @@ public sealed class DirectRouteCluster : IAsyncLifetime
     public async Task DisposeAsync() => await Cluster.DisposeAsync();
 }
 
+/// <summary>What the tests of the one-hop route share: the requests the silos' member host services served.</summary>
+internal static class OneHop
+{
+    public static long Served(TestCluster cluster) =>
+        cluster.Silos.Sum(s => s.Services().GetServices<IGrainService>().OfType<MemberHostService>().Single().Requests);
+
+    /// <summary>The client reads its gateway list in the background: its first requests may go through the member host
+    /// grain. Requests until one is served by a member host service.</summary>
+    public static Task UntilServedDirectlyAsync(TestCluster cluster, string name) => Eventually.HoldsAsync(
+        async () =>
+        {
+            var before = Served(cluster);
+            await cluster.Iris().RequestAsync(name, [1], TimeSpan.FromSeconds(10));
+            return Served(cluster) > before;
+        },
+        "a request served by the member host service");
+}
+
 /// <summary>An Orleans client's requests to a silo's members go to that silo in one hop (<see cref="DirectRoutes"/>).</summary>
 public sealed class DirectRouteTests(DirectRouteCluster fixture) : IClassFixture<DirectRouteCluster>
 {
@@ -26,21 +44,9 @@ public sealed class DirectRouteTests(DirectRouteCluster fixture) : IClassFixture
 
     private static string Name(string what) => $"{what}-{Guid.NewGuid():N}";
 
-    private static MemberHostService Service(SiloHandle silo) =>
-        silo.Services().GetServices<IGrainService>().OfType<MemberHostService>().Single();
+    private long Served() => OneHop.Served(Cluster);
 
-    private long Served() => Cluster.Silos.Sum(s => Service(s).Requests);
-
-    /// <summary>The client reads its gateway list in the background: its first requests may go through the member host
-    /// grain. Requests until one is served by a member host service.</summary>
-    private Task UntilServedDirectlyAsync(string name) => Eventually.HoldsAsync(
-        async () =>
-        {
-            var before = Served();
-            await Cluster.Iris().RequestAsync(name, [1], TimeSpan.FromSeconds(10));
-            return Served() > before;
-        },
-        "a request served by the member host service");
+    private Task UntilServedDirectlyAsync(string name) => OneHop.UntilServedDirectlyAsync(Cluster, name);
 
     private sealed class Counting : IClusterHandler
     {

@@ -128,4 +128,32 @@ public sealed class TunnelEndTests : IAsyncDisposable
             Assert.Equal(Enumerable.Range(0, 20).Select(i => (byte)i), await reading.WaitAsync(TimeSpan.FromSeconds(10)));
         }
     }
+
+    [Fact]
+    public async Task A_caller_cancelling_a_wait_on_an_open_empty_tunnel_gets_OperationCanceledException()
+    {
+        var end = Create();
+        using var cancel = new CancellationTokenSource();
+        var waiting = end.ReceiveAsync(cancel.Token).AsTask();
+        await Task.Delay(20);
+        Assert.False(waiting.IsCompleted);
+        cancel.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting.WaitAsync(TimeSpan.FromSeconds(5)));
+
+        // The tunnel is still usable: a message sent afterwards is received.
+        _tunnels.OnData(Member, end.Id, [Frame(0, TunnelFrameKind.Final, 1, 7)]);
+        Assert.Equal([7], await end.ReceiveAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(5)));
+    }
+
+    [Fact]
+    public async Task An_already_cancelled_token_takes_what_arrived_then_throws_OperationCanceledException_while_open()
+    {
+        var end = Create();
+        _tunnels.OnData(Member, end.Id, [Frame(0, TunnelFrameKind.Final, 1, 1), Frame(1, TunnelFrameKind.Final, 1, 2)]);
+        using var cancel = new CancellationTokenSource();
+        cancel.Cancel();
+        Assert.Equal([1], await end.ReceiveAsync(cancel.Token));
+        Assert.Equal([2], await end.ReceiveAsync(cancel.Token));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => end.ReceiveAsync(cancel.Token).AsTask().WaitAsync(TimeSpan.FromSeconds(5)));
+    }
 }
