@@ -1,25 +1,13 @@
 using System.Collections.Concurrent;
-using Iris.Grains.Members;
 using Iris.Tests.Support;
 using Iris.Tests.TestClusters;
-using Microsoft.Extensions.DependencyInjection;
-using Orleans.Services;
 using Orleans.TestingHost;
 
 namespace Iris.Tests.Requests;
 
-/// <summary>Faults of the one-hop route from clients, on a cluster of their own: a gateway passed over here is not
-/// passed over for another test.</summary>
-public sealed class DirectRouteFaultCluster : IAsyncLifetime
-{
-    public TestCluster Cluster { get; private set; } = null!;
-
-    public async Task InitializeAsync() => Cluster = await IrisTestCluster.DeployAsync(3, tcp: true);
-
-    public async Task DisposeAsync() => await Cluster.DisposeAsync();
-}
-
-public sealed class DirectRouteFaultTests(DirectRouteFaultCluster fixture) : IClassFixture<DirectRouteFaultCluster>
+/// <summary>Faults of the one-hop route from clients, on a cluster of their own (xUnit gives each class its own
+/// fixture): a gateway passed over here is not passed over for another test.</summary>
+public sealed class DirectRouteFaultTests(DirectRouteCluster fixture) : IClassFixture<DirectRouteCluster>
 {
     private const byte Block = 0xFF;
     private const byte Slow = 0xFE;
