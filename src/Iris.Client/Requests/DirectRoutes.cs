@@ -27,7 +27,7 @@ internal sealed class DirectRoutes(IGrainFactory grains, IGatewayListProvider ga
     /// <summary>How old the list of this client's gateways may grow before it is read again.</summary>
     public static readonly TimeSpan ListAge = TimeSpan.FromSeconds(5);
 
-    /// <summary>How long a gateway whose direct call went unanswered is passed over.</summary>
+    /// <summary>How long a gateway whose direct call was refused on the way or cut off is passed over.</summary>
     public static readonly TimeSpan PassOverFor = TimeSpan.FromSeconds(30);
 
     /// <summary>Beyond Orleans' refresh period: its refresh may take a moment.</summary>
@@ -35,6 +35,7 @@ internal sealed class DirectRoutes(IGrainFactory grains, IGatewayListProvider ga
 
     private readonly ConcurrentDictionary<SiloAddress, IMemberHostService> _services = new();
     private readonly ConcurrentDictionary<SiloAddress, long> _passedOver = new();
+
     /// <summary>The gateways the provider lists, each with when it was first listed.</summary>
     private volatile Dictionary<SiloAddress, long> _listed = [];
     private long _listedAt;
