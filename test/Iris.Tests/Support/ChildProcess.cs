@@ -9,12 +9,19 @@ internal sealed class ChildProcess : IAsyncDisposable
     private readonly Process _process;
     private readonly List<string> _lines = [];
     private readonly List<DateTime> _times = [];
+    private readonly TaskCompletionSource _outputEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _errorEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private ChildProcess(Process process) => _process = process;
 
     public int Id => _process.Id;
 
-    public bool HasExited => _process.HasExited;
+    /// <summary>
+    /// Whether the process has exited and every line it wrote has been read. The process can be seen exited before its
+    /// last lines arrive (they are read on other threads), and a test that checks what a process said on its way out
+    /// must not miss them.
+    /// </summary>
+    public bool HasExited => _process.HasExited && _outputEnded.Task.IsCompleted && _errorEnded.Task.IsCompleted;
 
     public int ExitCode => _process.ExitCode;
 
@@ -51,8 +58,8 @@ internal sealed class ChildProcess : IAsyncDisposable
         }
 
         var child = new ChildProcess(Process.Start(start)!);
-        child._process.OutputDataReceived += (_, e) => child.Add(e.Data);
-        child._process.ErrorDataReceived += (_, e) => child.Add(e.Data);
+        child._process.OutputDataReceived += (_, e) => child.Add(e.Data, child._outputEnded);
+        child._process.ErrorDataReceived += (_, e) => child.Add(e.Data, child._errorEnded);
         child._process.BeginOutputReadLine();
         child._process.BeginErrorReadLine();
         return child;
@@ -65,9 +72,11 @@ internal sealed class ChildProcess : IAsyncDisposable
         var deadline = DateTime.UtcNow + limit;
         while (!condition(Lines))
         {
-            if (DateTime.UtcNow > deadline || _process.HasExited)
+            // Exited is read before the lines are looked at again, so that a last line is not missed.
+            var exited = HasExited;
+            if ((DateTime.UtcNow > deadline || exited) && !condition(Lines))
             {
-                Assert.Fail($"{what}: not seen within {limit} (exited: {_process.HasExited}).\n{Output}");
+                Assert.Fail($"{what}: not seen within {limit} (exited: {exited}).\n{Output}");
             }
 
             await Task.Delay(100);
@@ -158,9 +167,14 @@ internal sealed class ChildProcess : IAsyncDisposable
         _process.Dispose();
     }
 
-    private void Add(string? line)
+    /// <summary>Keeps one line of output; a null line is the end of its stream.</summary>
+    private void Add(string? line, TaskCompletionSource ended)
     {
-        if (line is not null)
+        if (line is null)
+        {
+            ended.TrySetResult();
+        }
+        else
         {
             lock (_lines)
             {
