@@ -19,6 +19,21 @@ if (args is ["iris-silo", ..])
     return;
 }
 
+// dotnet run -c Release --project bench/Iris.Benchmarks -- clusters [--names 10,1000,100000] [--seconds N] [--json]
+// One silo's memory and request rate as the number of cluster names it serves grows (see Paper/ClustersCommand).
+if (args is ["clusters", ..])
+{
+    await ClustersCommand.RunAsync(args);
+    return;
+}
+
+// A silo of the clusters harness serving many cluster names, started by the harness as a process of its own.
+if (args is ["clusters-silo", ..])
+{
+    await ClustersSilo.RunAsync();
+    return;
+}
+
 // A plain Orleans silo of the paper harness's baseline, started by the harness as a process of its own.
 if (args is ["orleans-silo", ..])
 {

@@ -33,6 +33,15 @@ internal sealed record PastrySimulationOptions
 /// <summary>Outcome of a batch of lookups.</summary>
 internal sealed record LookupStats(int Lookups, int Delivered, int Correct, double MeanHops, int P99Hops, int MaxHops)
 {
+    /// <summary>Lookup hops and their acknowledgements sent during the batch (see <see cref="MessageTally"/>).</summary>
+    public long LookupMessages { get; init; }
+
+    /// <summary>Every other message sent while the batch ran: heartbeats, probes, repair.</summary>
+    public long OtherMessages { get; init; }
+
+    /// <summary>Messages a lookup cost on average: <see cref="LookupMessages"/> over lookups sent.</summary>
+    public double MessagesPerLookup => Lookups == 0 ? 0 : (double)LookupMessages / Lookups;
+
     public double DeliveredFraction => Lookups == 0 ? 1 : (double)Delivered / Lookups;
 
     /// <summary>Of the delivered lookups, the fraction that reached the true root.</summary>
@@ -55,6 +64,11 @@ internal sealed class PastrySimulation : IDisposable
     private readonly LookupRecorder _recorder = new();
     private readonly Microsoft.Extensions.Logging.ILogger? _logger;
     private UInt128[]? _sortedLive;
+
+    // Ready nodes in creation order, kept up to date as joins finish rather than filtered from every node for each
+    // join (that filter made joining N nodes cost N² node visits); null after a crash or leave, then rebuilt.
+    private List<int>? _ready;
+    private readonly List<int> _notYetReady = [];
 
     public PastrySimulation(PastrySimulationOptions? options = null)
     {
@@ -92,15 +106,19 @@ internal sealed class PastrySimulation : IDisposable
 
     public IEnumerable<PastryNode> ReadyNodes => _nodes.Where(n => n.IsReady);
 
+    /// <summary>Every message the nodes sent, by type, and the messages lookups cost.</summary>
+    public MessageTally Tally { get; } = new();
+
     /// <summary>Creates a node with a key drawn from the seed (or the given key) and joins it through a random
     /// ready node, or starts the ring when there is none.</summary>
     public PastryNode AddNode(NodeKey? key = null)
     {
         var nodeKey = key ?? NodeKey.Random(_random);
-        var transport = Network.Attach(new NodeAddress($"mem://{_nodes.Count}"));
+        var transport = Tally.Wrap(Network.Attach(new NodeAddress($"mem://{_nodes.Count}")));
         var node = new PastryNode(nodeKey, transport, Timers, _options.Pastry, new Random(_random.Next()), _logger);
         node.RegisterHandler(LookupChannel, _recorder.For(node));
-        var ready = _nodes.Where(n => n.IsReady).ToList();
+        var ready = CurrentReady();
+        _notYetReady.Add(_nodes.Count);
         _nodes.Add(node);
         _byKey[nodeKey] = node;
         _sortedLive = null;
@@ -110,21 +128,27 @@ internal sealed class PastrySimulation : IDisposable
         }
         else
         {
-            node.Join(ready[_random.Next(ready.Count)].Self.Address);
+            node.Join(_nodes[ready[_random.Next(ready.Count)]].Self.Address);
         }
 
         return node;
     }
 
-    /// <summary>Adds <paramref name="count"/> nodes one after another, <paramref name="spacing"/> of simulated time
-    /// apart, each joining through a random node already in the ring.</summary>
-    public void AddNodes(int count, TimeSpan spacing, Action<int>? progress = null)
+    /// <summary>Adds <paramref name="count"/> nodes, <paramref name="batch"/> at a time (default one),
+    /// <paramref name="spacing"/> of simulated time apart, each joining through a random node already in the
+    /// ring.</summary>
+    public void AddNodes(int count, TimeSpan spacing, Action<int>? progress = null, int batch = 1)
     {
-        for (var i = 0; i < count; i++)
+        ArgumentOutOfRangeException.ThrowIfLessThan(batch, 1);
+        for (var i = 0; i < count;)
         {
-            AddNode();
+            for (var j = 0; j < batch && i < count; j++)
+            {
+                AddNode();
+                progress?.Invoke(++i);
+            }
+
             Run(spacing);
-            progress?.Invoke(i + 1);
         }
     }
 
@@ -173,6 +197,7 @@ internal sealed class PastrySimulation : IDisposable
         node.Dispose();
         Network.Crash(node.Self.Address);
         _sortedLive = null;
+        _ready = null;
     }
 
     /// <summary>Makes a node leave gracefully.</summary>
@@ -180,6 +205,7 @@ internal sealed class PastrySimulation : IDisposable
     {
         node.Leave();
         _sortedLive = null;
+        _ready = null;
     }
 
     /// <summary>Crashes a random <paramref name="fraction"/> of the live nodes at once.</summary>
@@ -293,6 +319,7 @@ internal sealed class PastrySimulation : IDisposable
     public LookupStats Lookups(int count, TimeSpan? limit = null)
     {
         var live = ReadyNodes.ToList();
+        var (sentBefore, lookupBefore) = (Tally.Sent, Tally.LookupMessages);
         var keys = new NodeKey[count];
         _recorder.Reset(count);
         Span<byte> payload = stackalloc byte[4];
@@ -305,7 +332,12 @@ internal sealed class PastrySimulation : IDisposable
         }
 
         RunUntil(() => _recorder.Arrived == count, limit ?? TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(50));
-        return _recorder.Summarise(keys, key => TrueRoot(key).Self.Key);
+        var lookupMessages = Tally.LookupMessages - lookupBefore;
+        return _recorder.Summarise(keys, key => TrueRoot(key).Self.Key) with
+        {
+            LookupMessages = lookupMessages,
+            OtherMessages = Tally.Sent - sentBefore - lookupMessages,
+        };
     }
 
     /// <summary>Routes one message and reports the node it arrived at and its hops, or null if it did not arrive
@@ -327,6 +359,43 @@ internal sealed class PastrySimulation : IDisposable
 
         Network.Dispose();
         Timers.Dispose();
+    }
+
+    /// <summary>Indices of the ready nodes in creation order, as <c>ReadyNodes.ToList()</c> would list them: only
+    /// the nodes still joining are looked at again, and those that became ready are put in at their place.</summary>
+    private List<int> CurrentReady()
+    {
+        if (_ready is null)
+        {
+            _ready = [];
+            _notYetReady.Clear();
+            for (var i = 0; i < _nodes.Count; i++)
+            {
+                (_nodes[i].IsReady ? _ready : _notYetReady).Add(i);
+            }
+
+            return _ready;
+        }
+
+        var joined = 0;
+        for (var i = 0; i < _notYetReady.Count; i++)
+        {
+            var index = _notYetReady[i];
+            if (_nodes[index].IsReady)
+            {
+                // Joins finish out of creation order, but recent ones go near the end: a short move.
+                var at = _ready.BinarySearch(index);
+                _ready.Insert(~at, index);
+                joined++;
+            }
+            else
+            {
+                _notYetReady[i - joined] = index;
+            }
+        }
+
+        _notYetReady.RemoveRange(_notYetReady.Count - joined, joined);
+        return _ready;
     }
 
     private UInt128[] SortedLive()

@@ -117,6 +117,11 @@ internal sealed class ChildProcess : IAsyncDisposable
                 throw new TimeoutException($"no '{prefix}' line after '{command}' within {limit}; output:\n{Output}");
             }
 
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException($"the process exited (code {_process.ExitCode}) before a '{prefix}' line after '{command}'; output:\n{Output}");
+            }
+
             await Task.Delay(10);
         }
     }
@@ -131,6 +136,15 @@ internal sealed class ChildProcess : IAsyncDisposable
             {
                 return string.Join(Environment.NewLine, _lines.Where(l => !answers.Any(a => l.StartsWith(a, StringComparison.Ordinal))).TakeLast(60));
             }
+        }
+    }
+
+    /// <summary>Every line of output so far that starts with <paramref name="prefix"/>.</summary>
+    public List<string> Lines(string prefix)
+    {
+        lock (_lines)
+        {
+            return _lines.Where(l => l.StartsWith(prefix, StringComparison.Ordinal)).ToList();
         }
     }
 

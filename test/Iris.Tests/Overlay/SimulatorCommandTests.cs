@@ -33,6 +33,48 @@ public class SimulatorCommandTests
     }
 
     [Fact]
+    public void The_series_command_prints_one_point_per_size_and_writes_its_json_and_chart()
+    {
+        var directory = Path.Combine(Path.GetTempPath(), "iris-series-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var output = new StringWriter();
+            var exit = SimulatorCommand.Run(["series", "--sizes", "50,100", "--lookups", "500", "--seed", "3", "--out", directory, "--json"], output, new StringWriter());
+            Assert.Equal(0, exit);
+
+            using var json = JsonDocument.Parse(output.ToString().TrimEnd().Split('\n')[^1]);
+            var points = json.RootElement.GetProperty("points");
+            Assert.Equal(2, points.GetArrayLength());
+            Assert.Equal([50, 100], points.EnumerateArray().Select(p => p.GetProperty("nodes").GetInt32()));
+            foreach (var point in points.EnumerateArray())
+            {
+                Assert.Equal(500, point.GetProperty("lookups").GetInt32());
+                Assert.Equal(1.0, point.GetProperty("delivered").GetDouble());
+                Assert.Equal(1.0, point.GetProperty("correct").GetDouble());
+                var hops = point.GetProperty("meanHops").GetDouble();
+                Assert.InRange(hops, 0.5, 4);
+
+                // Each hop is one routed message and one acknowledgement.
+                Assert.InRange(point.GetProperty("messagesPerLookup").GetDouble(), (2 * hops) - 0.01, (2 * hops) + 0.01);
+                Assert.InRange(point.GetProperty("expectedHops").GetDouble(), 1.4, 1.7);
+                Assert.InRange(point.GetProperty("memoryBytesPerNode").GetInt64(), 1_000, 1_000_000);
+                Assert.True(point.GetProperty("buildMessages").GetInt64() > 0);
+                Assert.True(point.GetProperty("seconds").GetDouble() > 0);
+            }
+
+            Assert.True(File.Exists(Path.Combine(directory, "series.json")));
+            Assert.True(new FileInfo(Path.Combine(directory, "series.png")).Length > 0);
+        }
+        finally
+        {
+            if (Directory.Exists(directory))
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+        }
+    }
+
+    [Fact]
     public void Bad_arguments_print_the_usage_and_fail()
     {
         var error = new StringWriter();
