@@ -145,7 +145,8 @@ internal sealed class PastrySimulation : IDisposable
             for (var j = 0; j < batch && i < count; j++)
             {
                 AddNode();
-                progress?.Invoke(++i);
+                i++;
+                progress?.Invoke(i);
             }
 
             Run(spacing);
