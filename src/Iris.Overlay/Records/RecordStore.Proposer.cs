@@ -12,6 +12,11 @@ namespace Iris.Overlay.Records;
 internal sealed partial class RecordStore
 {
     private readonly Dictionary<NodeKey, Slot> _slots = [];
+
+    // The slots with an operation queued or in progress, in the order they became so: the only ones the timer has to
+    // look at. A node keeps a slot for every record it was ever root of, and scanning them all under the lock at each
+    // record message made registering N names cost O(N²).
+    private readonly List<Slot> _busy = [];
     private readonly Dictionary<NodeKey, ulong> _incarnations = [];
     private ulong _rounds;
 
@@ -40,6 +45,12 @@ internal sealed partial class RecordStore
         // The root gives up a little before the requester does, so the requester hears why rather than a timeout.
         var deadline = _timers.NowMs + ((long)_options.OperationTimeout.TotalMilliseconds * 3 / 4);
         slot.Queue.Enqueue(new Operation(origin, request, deadline));
+        if (!slot.Busy)
+        {
+            slot.Busy = true;
+            _busy.Add(slot);
+        }
+
         Pump(slot, outbox);
     }
 
@@ -580,6 +591,12 @@ internal sealed partial class RecordStore
         public int Attempts { get; set; }
 
         public long RetryAtMs { get; set; }
+
+        /// <summary>Whether the slot is in <see cref="_busy"/>.</summary>
+        public bool Busy { get; set; }
+
+        /// <summary>Whether nothing is queued or in progress: the timer need not look at this record.</summary>
+        public bool Idle => Current is null && Round is null && Queue.Count == 0;
 
         /// <summary>When the timer must next look at this record.</summary>
         public long DueMs =>

@@ -209,6 +209,16 @@ internal sealed partial class RecordStore : IRouteHandler, IDisposable
         outbox.Run();
     }
 
+    /// <summary>Records this node has been root of, and of them those with an operation queued or in progress (the
+    /// only ones its timer looks at), for tests and diagnostics.</summary>
+    internal (int Records, int Busy) ProposerLoad()
+    {
+        lock (_lock)
+        {
+            return (_slots.Count, _busy.Count);
+        }
+    }
+
     /// <summary>This node's acceptor state of a record, for tests and diagnostics: its configuration, the ballot it
     /// accepted at and its value; null when it holds none.</summary>
     internal (RecordConfiguration Configuration, Ballot Accepted, Register Value)? AcceptorState(NodeKey key)
@@ -393,9 +403,10 @@ internal sealed partial class RecordStore : IRouteHandler, IDisposable
                 return;
             }
 
-            foreach (var slot in _slots.Values)
+            // By index: an expiry may make another record busy (appended, looked at by the next tick).
+            for (int i = 0, count = _busy.Count; i < count; i++)
             {
-                Expire(slot, outbox);
+                Expire(_busy[i], outbox);
             }
 
             Rearm();
@@ -404,14 +415,26 @@ internal sealed partial class RecordStore : IRouteHandler, IDisposable
         outbox.Run();
     }
 
-    /// <summary>Schedules the timer at the earliest deadline, retry or operation timeout of any record.</summary>
+    /// <summary>Schedules the timer at the earliest deadline, retry or operation timeout of any busy record, and lets
+    /// go of the records that have become idle.</summary>
     private void Rearm()
     {
         var due = long.MaxValue;
-        foreach (var slot in _slots.Values)
+        var kept = 0;
+        for (var i = 0; i < _busy.Count; i++)
         {
+            var slot = _busy[i];
+            if (slot.Idle)
+            {
+                slot.Busy = false;
+                continue;
+            }
+
             due = Math.Min(due, slot.DueMs);
+            _busy[kept++] = slot;
         }
+
+        _busy.RemoveRange(kept, _busy.Count - kept);
 
         if (due < _tickDueMs)
         {

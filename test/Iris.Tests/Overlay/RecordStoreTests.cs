@@ -43,6 +43,30 @@ public class RecordStoreTests
     }
 
     [Fact]
+    public void Records_with_nothing_in_progress_leave_the_timer_alone()
+    {
+        // A root keeps what it knows of every record it served; its timer must look only at those with work to do,
+        // or every record message costs time in proportion to all the records the node ever served.
+        var (ring, stores) = Build(20);
+        using var _ = ring;
+        var writer = stores[ring.Nodes[5]];
+        var keys = Enumerable.Range(0, 300).Select(i => NodeKey.FromName($"name-{i}")).ToList();
+        var writes = keys.Select(key => writer.CompareAndSwapAsync(key, 0, Text("registered"))).ToList();
+        Assert.True(stores.Values.Sum(s => s.ProposerLoad().Busy) > 0, "no root had the writes in progress");
+
+        ring.Pump(Task.WhenAll(writes), TimeSpan.FromSeconds(60));
+        Assert.All(writes, w => Assert.True(w.Result.Success));
+        var load = stores.Values.Select(s => s.ProposerLoad()).ToList();
+        Assert.True(load.Sum(l => l.Records) >= keys.Count, $"the roots served {load.Sum(l => l.Records)} records, not {keys.Count}");
+        Assert.Equal(0, load.Sum(l => l.Busy));
+
+        // And a record written again after that is served as before.
+        var again = ring.Await(stores[ring.Nodes[11]].CompareAndSwapAsync(keys[7], 1, Text("again")));
+        Assert.True(again.Success);
+        Assert.Equal(0, stores.Values.Sum(s => s.ProposerLoad().Busy));
+    }
+
+    [Fact]
     public void Concurrent_writers_lose_no_update()
     {
         var (ring, stores) = Build(60);
