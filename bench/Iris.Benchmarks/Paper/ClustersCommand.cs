@@ -110,7 +110,9 @@ internal static class ClustersCommand
         var registerCpu = (silo.CpuTime - cpuBefore).TotalSeconds;
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  registered {registered} in {registerSeconds:F1} s ({registerCpu:F1} s of the silo's CPU); idle for {IdleWindow.TotalSeconds} s"));
 
-        if (note is not null && note.Contains("exited", StringComparison.Ordinal))
+        // A silo that did not finish registering is saturated keeping what it has: it may not even answer how much
+        // memory it uses within a minute (a full collection of several GiB under that load), so the point stops here.
+        if (note is not null)
         {
             return new ClustersPoint(names, registered, Math.Round(registerSeconds, 2), Math.Round(registerCpu, 2), 0, 0, 0, 0, null, null, null, null, note);
         }

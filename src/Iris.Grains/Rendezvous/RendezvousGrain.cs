@@ -39,7 +39,13 @@ internal sealed class RendezvousGrain(
     private readonly RecentIds _accepted = new(time);
     private long _savedVersion;
 
-    private NodeKey RecordKey => NodeKey.FromName("iris/rendezvous-members/" + this.GetPrimaryKeyString());
+    // Both hashed once per activation: the root check runs every 5 s on every rendezvous a silo holds.
+    private NodeKey? _recordKey;
+    private NodeKey? _ringKey;
+
+    private NodeKey RecordKey => _recordKey ??= NodeKey.FromName("iris/rendezvous-members/" + this.GetPrimaryKeyString());
+
+    private NodeKey RingKey => _ringKey ??= RendezvousPlacement.KeyOf(this.GetPrimaryKeyString());
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -160,7 +166,7 @@ internal sealed class RendezvousGrain(
     /// places the grain on the new root's silo, where it reads the member list back from the ring.</summary>
     private Task CheckRootAsync(CancellationToken cancellationToken)
     {
-        if (overlay.Host?.Node is { IsReady: true } node && !node.IsRootFor(RendezvousPlacement.KeyOf(this.GetPrimaryKeyString())))
+        if (overlay.Host?.Node is { IsReady: true } node && !node.IsRootFor(RingKey))
         {
             this.DeactivateOnIdle();
         }
