@@ -108,7 +108,7 @@ internal static class ClustersCommand
 
         var registerSeconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
         var registerCpu = (silo.CpuTime - cpuBefore).TotalSeconds;
-        Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  registered {registered} in {registerSeconds:F1} s ({registerCpu:F1} s of the silo's CPU); idle for {IdleWindow.TotalSeconds} s"));
+        Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  registered {registered} in {registerSeconds:F1} s ({registerCpu:F1} s of the silo's CPU)"));
 
         // A silo that did not finish registering is saturated keeping what it has: it may not even answer how much
         // memory it uses within a minute (a full collection of several GiB under that load), so the point stops here.
@@ -117,6 +117,7 @@ internal static class ClustersCommand
             return new ClustersPoint(names, registered, Math.Round(registerSeconds, 2), Math.Round(registerCpu, 2), 0, 0, 0, 0, null, null, null, null, note);
         }
 
+        Console.Error.WriteLine($"  idle for {IdleWindow.TotalSeconds} s");
         var idleBefore = silo.CpuTime;
         var idleStarted = Stopwatch.GetTimestamp();
         await Task.Delay(IdleWindow);
