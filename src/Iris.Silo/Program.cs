@@ -79,9 +79,28 @@ static async Task<int?> RunSiloAsync(string[] args, int restarts)
 
     using var host = builder.Build();
     var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Iris.Silo");
+    var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
     try
     {
         await host.StartAsync();
+    }
+    catch (Exception e) when (lifetime.ApplicationStopping.IsCancellationRequested && e is OperationCanceledException or Orleans.Runtime.OrleansLifecycleCanceledException)
+    {
+        // Asked to stop (Ctrl-C, SIGTERM) before the silo finished starting: the host cancelled the start midway. That
+        // is a stop on request, so stop what did start, and exit as any stop on request does. Orleans refuses to stop a
+        // silo that never reached Running (InvalidOperationException) after the host has stopped the other services;
+        // what its partial start opened ends with the process.
+        try
+        {
+            await host.StopAsync();
+        }
+        catch (InvalidOperationException stop)
+        {
+            logger.LogDebug(stop, "Stopping the silo that did not finish starting");
+        }
+
+        logger.LogInformation("Iris silo stopped (asked to stop before it finished starting)");
+        return ExitCodes.Stopped;
     }
     catch (OptionsValidationException e)
     {
@@ -99,7 +118,7 @@ static async Task<int?> RunSiloAsync(string[] args, int restarts)
     // hang, the process ends anyway: a dead silo that lingers helps nobody, and its supervisor starts a new one.
     var death = host.Services.GetRequiredService<SiloDeath>();
     var stopping = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-    using (host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.Register(() => stopping.TrySetResult()))
+    using (lifetime.ApplicationStopping.Register(() => stopping.TrySetResult()))
     {
         await Task.WhenAny(stopping.Task, death.Declared);
     }

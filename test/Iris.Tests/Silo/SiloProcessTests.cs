@@ -58,6 +58,18 @@ public class SiloProcessTests
     }
 
     [Fact]
+    public async Task A_silo_asked_to_stop_while_it_is_still_starting_stops_cleanly()
+    {
+        // Ctrl-C while the host is starting cancels Orleans' lifecycle midway; that is a stop on request, not a crash.
+        await using var silo = StartSilo("Development", Network());
+        await silo.WaitForAsync(lines => lines.Any(l => l.Contains("Overlay transport listening", StringComparison.Ordinal)), StartLimit, "the overlay transport listening");
+        silo.Interrupt();
+        await silo.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(silo.ExitCode == 0, $"exit code {silo.ExitCode}\n{silo.Output}");
+        Assert.Contains(silo.Lines, l => l.Contains("Iris silo stopped", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Two_silos_started_with_defaults_on_one_machine_both_start_and_find_each_other_as_ring_neighbours()
     {
         var settings = Network();
