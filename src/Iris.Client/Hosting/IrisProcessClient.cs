@@ -230,7 +230,6 @@ internal abstract class IrisProcessClient : IIrisClient, IHostedService
             {
                 try
                 {
-                    Members.SampleCpu();
                     await WithEntriesAsync(
                         () => Task.WhenAll(
                             Members.Clusters.Where(Members.Offers).Select(cluster => RenewOneAsync(Audience.Cluster(cluster), EntryFor(cluster)))

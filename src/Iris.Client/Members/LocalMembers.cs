@@ -16,8 +16,6 @@ internal sealed class LocalMembers(TimeProvider time)
     private readonly ConcurrentDictionary<string, ITopicHandler[]> _topics = new(StringComparer.Ordinal);
     private readonly RecentIds _delivered = new(time);
     private readonly RequestLedger _ledger = new(time);
-    private readonly Lock _cpuLock = new();
-    private TimeSpan _lastCpu = Environment.CpuUsage.TotalTime;
     private int _next;
 
     public IEnumerable<string> Clusters => _clusters.Where(c => c.Value.Length > 0).Select(c => c.Key);
@@ -167,31 +165,4 @@ internal sealed class LocalMembers(TimeProvider time)
                 IrisMetrics.HandlerFailures.Add(1, new KeyValuePair<string, object?>("error", e.GetType().Name));
             }
         });
-
-    /// <summary>
-    /// Measures the process's CPU time since the last sample and charges it to the members in proportion to the
-    /// time their handlers ran, so each member's capacity also reflects the CPU its requests cost (see
-    /// <see cref="Member.Capacity"/>). Called with each renewal of the registrations.
-    /// </summary>
-    public void SampleCpu()
-    {
-        var cpu = Environment.CpuUsage.TotalTime;
-        TimeSpan spent;
-        lock (_cpuLock)
-        {
-            spent = cpu - _lastCpu;
-            _lastCpu = cpu;
-        }
-
-        var all = _clusters.Values.SelectMany(m => m).ToArray();
-        var windows = all.Select(m => m.TakeWindow()).ToArray();
-        var busy = windows.Sum(w => w.BusySeconds);
-        for (var i = 0; i < all.Length; i++)
-        {
-            if (busy > 0)
-            {
-                all[i].ChargeCpu(windows[i], spent.TotalSeconds * (windows[i].BusySeconds / busy));
-            }
-        }
-    }
 }

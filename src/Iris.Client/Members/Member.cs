@@ -16,8 +16,6 @@ internal sealed class Member(IClusterHandler handler, MemberOptions options)
     private double _serviceSeconds = 0.010;
     private long _measured;
     private double _cpuSeconds;
-    private long _windowRequests;
-    private long _windowBusyTicks;
     private volatile bool _leaving;
 
     public IClusterHandler Handler { get; } = handler;
@@ -42,9 +40,12 @@ internal sealed class Member(IClusterHandler handler, MemberOptions options)
     /// <summary>
     /// Requests per second this member can complete, the lower of two bounds: its concurrent slots over the time
     /// its handler takes per request (the mean of the first ten, then a moving average, at least 1 ms; 10 ms until
-    /// measured), and the machine's
-    /// cores over the CPU time a request costs (requests handled per unit of CPU time, once measured). A handler
-    /// that waits on I/O is bound by its slots; one that computes, by the CPU.
+    /// measured), and the machine's cores over the CPU time a request costs (averaged the same way, once measured).
+    /// A handler that waits on I/O is bound by its slots; one that computes, by the CPU. The CPU a request costs is
+    /// the CPU its handler's thread spends until the handler returns its task (<see cref="ThreadCpu"/>): the work
+    /// the request itself does, never the process's other work (a silo routing other traffic, other members), which,
+    /// charged to the member, made its capacity follow its own request rate. Work a handler does after its first
+    /// await is not seen there; under load it shows in the time the handler takes, waiting for a core.
     /// </summary>
     public double Capacity
     {
@@ -53,22 +54,6 @@ internal sealed class Member(IClusterHandler handler, MemberOptions options)
             var bySlots = Limits.MaxConcurrentRequests / Math.Max(0.001, Volatile.Read(ref _serviceSeconds));
             var cpu = Volatile.Read(ref _cpuSeconds);
             return cpu > 0 ? Math.Min(bySlots, Environment.ProcessorCount / cpu) : bySlots;
-        }
-    }
-
-    /// <summary>Requests completed and handler time spent since the last window, resetting both.</summary>
-    internal (long Requests, double BusySeconds) TakeWindow() =>
-        (Interlocked.Exchange(ref _windowRequests, 0), TimeSpan.FromTicks(Interlocked.Exchange(ref _windowBusyTicks, 0)).TotalSeconds);
-
-    /// <summary>Folds the CPU time charged to a window's requests into the CPU cost of a request.</summary>
-    internal void ChargeCpu((long Requests, double BusySeconds) window, double cpuSeconds)
-    {
-        // A handful of requests says little about their cost: wait for a window with enough of them.
-        if (window.Requests >= 10)
-        {
-            var perRequest = Math.Max(1e-6, cpuSeconds / window.Requests);
-            var known = Volatile.Read(ref _cpuSeconds);
-            Volatile.Write(ref _cpuSeconds, known == 0 ? perRequest : (0.5 * known) + (0.5 * perRequest));
         }
     }
 
@@ -108,14 +93,22 @@ internal sealed class Member(IClusterHandler handler, MemberOptions options)
             var started = budget.Time.GetTimestamp();
             try
             {
-                var reply = await Handler.HandleRequestAsync(request, timeout.Token).ConfigureAwait(false);
+                var cpuStarted = ThreadCpu.Now();
+                var handling = Handler.HandleRequestAsync(request, timeout.Token);
+                var cpu = ThreadCpu.Now() - cpuStarted;
+                var reply = await handling.ConfigureAwait(false);
                 var took = budget.Time.GetElapsedTime(started);
                 // The mean of the first ten, then a moving average: the 10 ms guess is gone with the first measurement,
                 // so a member asked less often is not judged longer by the guess than one asked more.
                 var weight = Math.Max(0.1, 1.0 / Interlocked.Increment(ref _measured));
                 Volatile.Write(ref _serviceSeconds, ((1 - weight) * Volatile.Read(ref _serviceSeconds)) + (weight * took.TotalSeconds));
-                Interlocked.Increment(ref _windowRequests);
-                Interlocked.Add(ref _windowBusyTicks, took.Ticks);
+                if (ThreadCpu.IsAvailable)
+                {
+                    var known = Volatile.Read(ref _cpuSeconds);
+                    var perRequest = Math.Max(1e-6, cpu.TotalSeconds);
+                    Volatile.Write(ref _cpuSeconds, known == 0 ? perRequest : ((1 - weight) * known) + (weight * perRequest));
+                }
+
                 return new MemberReply(MemberReplyStatus.Replied, reply, null);
             }
             catch (Exception e)
