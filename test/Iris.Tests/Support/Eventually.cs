@@ -11,12 +11,20 @@ internal static class Eventually
 
     /// <summary>Polls until <paramref name="condition"/> holds; fails with <paramref name="what"/> when it does not
     /// within the limit.</summary>
-    public static async Task HoldsAsync(Func<bool> condition, string what, TimeSpan? limit = null)
+    public static Task HoldsAsync(Func<bool> condition, string what, TimeSpan? limit = null) => HoldsAsync(condition, () => what, limit);
+
+    /// <summary>As <see cref="HoldsAsync(Func{bool}, string, TimeSpan?)"/>, with the failure's description made when it
+    /// fails, so it tells the state at the deadline.</summary>
+    public static async Task HoldsAsync(Func<bool> condition, Func<string> what, TimeSpan? limit = null)
     {
         var deadline = DateTime.UtcNow + (limit ?? DefaultLimit);
         while (!condition())
         {
-            Assert.True(DateTime.UtcNow < deadline, $"not within {limit ?? DefaultLimit}: {what}");
+            if (DateTime.UtcNow >= deadline)
+            {
+                Assert.Fail($"not within {limit ?? DefaultLimit}: {what()}");
+            }
+
             await Task.Delay(20);
         }
     }
@@ -37,7 +45,7 @@ internal static class Eventually
     /// for a moment: nothing arrives twice.</summary>
     public static async Task SettlesAtAsync<T>(Func<T> actual, T expected, string what, TimeSpan? limit = null)
     {
-        await HoldsAsync(() => EqualityComparer<T>.Default.Equals(actual(), expected), $"{what}: {actual()} instead of {expected}", limit);
+        await HoldsAsync(() => EqualityComparer<T>.Default.Equals(actual(), expected), () => $"{what}: {actual()} instead of {expected}", limit);
         await Task.Delay(Settle);
         Assert.Equal(expected, actual());
     }

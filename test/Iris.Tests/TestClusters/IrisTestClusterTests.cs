@@ -131,6 +131,9 @@ public sealed class IrisTestClusterTests : IAsyncLifetime
             var direct = trees.Sum(t => t.DirectDeliveries);
             var delivered = received.Sum();
             await grain.Broadcast([1]);
+            await Eventually.HoldsAsync(
+                () => received.Sum() >= delivered + received.Length,
+                () => $"broadcast delivered to {received.Sum() - delivered} of {received.Length} (per silo {string.Join(", ", received)}; by tree {trees.Sum(t => t.TreeDeliveries)}, directly {trees.Sum(t => t.DirectDeliveries)})");
             await Eventually.SettlesAtAsync(() => received.Sum(), delivered + received.Length, "broadcast delivered");
             if (trees.Sum(t => t.DirectDeliveries) == direct)
             {
