@@ -22,13 +22,57 @@ internal static class PortPicker
         }
     }
 
+    /// <summary>Where picked ports come from: below the operating system's ephemeral range, where it takes the
+    /// local ports of outgoing connections. A port the system handed out as free (bind to port 0) comes from that range,
+    /// and any connection opened before the silo binds it may take it as its own local port ("address already in
+    /// use"); below the range only another listener can, and a listener bound meanwhile fails the check.</summary>
+    private const int LowestPicked = 10000;
+
+    private static readonly HashSet<int> Handed = [];
+
     public static int AnyFree() => AnyFree(IPAddress.Loopback);
 
+    /// <summary>A port free on <paramref name="address"/> now, outside the ephemeral range where the system has one
+    /// (see <see cref="LowestPicked"/>), and never the same twice in this process.</summary>
     public static int AnyFree(IPAddress address)
     {
+        var below = EphemeralRangeStart();
+        for (var attempt = 0; below > LowestPicked + 1000 && attempt < 200; attempt++)
+        {
+            var port = Random.Shared.Next(LowestPicked, below);
+            lock (Handed)
+            {
+                if (!Handed.Contains(port) && IsFree(address, port))
+                {
+                    Handed.Add(port);
+                    return port;
+                }
+            }
+        }
+
         using var listener = new TcpListener(address, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>The first port of the ephemeral range (Linux: /proc/sys/net/ipv4/ip_local_port_range; elsewhere the
+    /// IANA range, 49152, which Windows and macOS use).</summary>
+    private static int EphemeralRangeStart()
+    {
+        const string linuxRange = "/proc/sys/net/ipv4/ip_local_port_range";
+        try
+        {
+            if (OperatingSystem.IsLinux() && File.Exists(linuxRange)
+                && int.TryParse(File.ReadAllText(linuxRange).Split((char[])['\t', ' '], StringSplitOptions.RemoveEmptyEntries)[0], out var start))
+            {
+                return start;
+            }
+        }
+        catch (IOException)
+        {
+        }
+
+        return 49152;
     }
 
     /// <summary>The port to use on <paramref name="address"/>: <paramref name="port"/> if it was set explicitly or is
