@@ -41,4 +41,7 @@ internal static partial class SiloLog
 
     [LoggerMessage(EventId = 120, Level = LogLevel.Warning, Message = "Message {Id} to {Audience} could not go down its tree from here; its members are reached directly")]
     public static partial void DisseminationFailed(ILogger logger, string audience, Guid id, Exception exception);
+
+    [LoggerMessage(EventId = 121, Level = LogLevel.Warning, Message = "Message {Id} to {Audience}: its tree did not answer within {Wait}; its members are reached directly")]
+    public static partial void TreeSlow(ILogger logger, string audience, Guid id, TimeSpan wait);
 }

@@ -34,6 +34,11 @@ internal sealed class RendezvousGrain(
     /// Orleans would drop the client.</summary>
     public static readonly TimeSpan ClientLease = TimeSpan.FromSeconds(15);
 
+    /// <summary>How long a message waits for its tree to say which member silos it reached before every member known
+    /// here is sent it directly: a healthy tree answers in milliseconds, and a hop that hangs must not keep the members
+    /// below it waiting for Orleans' 30-s response timeout.</summary>
+    public static readonly TimeSpan TreeWait = TimeSpan.FromSeconds(3);
+
     private readonly Dictionary<string, (MemberEndpoint Member, long Renewed)> _members = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _saving = new(1, 1);
     private readonly RecentIds _accepted = new(time);
@@ -97,9 +102,18 @@ internal sealed class RendezvousGrain(
     private async Task DisseminateAsync(Audience audience, string key, byte[] message, Guid id, MemberEndpoint[] known)
     {
         var reached = new HashSet<string>(StringComparer.Ordinal);
+        var tree = trees.SendDownAsync(audience, key, message, id);
         try
         {
-            reached.UnionWith(await trees.SendDownAsync(audience, key, message, id));
+            reached.UnionWith(await tree.WaitAsync(TreeWait, time));
+        }
+        catch (TimeoutException)
+        {
+            // A hop below hangs (its silo paused, its link stopped moving; Orleans gives up on it after 30 s): which
+            // members the tree reached is not known yet, so every member known here is reached directly now. Copies
+            // that the tree delivers later are dropped: member processes deliver an id once.
+            _ = tree.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            SiloLog.TreeSlow(logger, audience.ToString(), id, TreeWait);
         }
         catch (Exception e)
         {

@@ -23,6 +23,8 @@ internal static class IrisTestCluster
                     options.EchoCluster = "echo";
                 })
                 .StopWhenDeclaredDead();
+            siloBuilder.Services.AddSingleton<HeldHops>();
+            siloBuilder.Services.AddSingleton<IIncomingGrainCallFilter>(services => services.GetRequiredService<HeldHops>());
             if (Environment.GetEnvironmentVariable("IRIS_DEBUG_LOG") is { } path)
             {
                 var silo = siloBuilder.Configuration["SiloName"] ?? "silo";

@@ -121,29 +121,10 @@ public sealed class IrisTestClusterTests : IAsyncLifetime
             await _cluster.Silos[i].Iris().RegisterAsync("survivors", new CountingEcho(() => Interlocked.Increment(ref received[index])));
         }
 
-        var trees = _cluster.Silos.Select(s => s.Services().GetRequiredService<Iris.Grains.Dissemination.ScribeDissemination>()).ToArray();
         var grain = _cluster.Silos[0].Services().GetRequiredService<IGrainFactory>().GetGrain<IClusterGrain>("survivors");
 
         // Let the trees form (broadcasts carried by the tree alone), then kill a silo.
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (true)
-        {
-            var direct = trees.Sum(t => t.DirectDeliveries);
-            var delivered = received.Sum();
-            await grain.Broadcast([1]);
-            await Eventually.HoldsAsync(
-                () => received.Sum() >= delivered + received.Length,
-                () => $"broadcast delivered to {received.Sum() - delivered} of {received.Length} (per silo {string.Join(", ", received)}; by tree {trees.Sum(t => t.TreeDeliveries)}, directly {trees.Sum(t => t.DirectDeliveries)})");
-            await Eventually.SettlesAtAsync(() => received.Sum(), delivered + received.Length, "broadcast delivered");
-            if (trees.Sum(t => t.DirectDeliveries) == direct)
-            {
-                break;
-            }
-
-            Assert.True(DateTime.UtcNow < deadline, "the trees did not form");
-            await Task.Delay(200);
-        }
-
+        await FormTreesAsync(grain, received);
         var before = received.ToArray();
         var victim = 3;
         await _cluster.KillSiloAsync(_cluster.Silos[victim]);
@@ -160,6 +141,81 @@ public sealed class IrisTestClusterTests : IAsyncLifetime
                     Assert.Equal(before[i] + n, received[i]);
                 }
             }
+        }
+    }
+
+    [Fact]
+    public async Task A_tree_hop_that_hangs_holds_up_neither_the_broadcast_nor_the_members_below_it()
+    {
+        var received = new int[_cluster.Silos.Count];
+        for (var i = 0; i < _cluster.Silos.Count; i++)
+        {
+            var index = i;
+            await _cluster.Silos[i].Iris().RegisterAsync("held", new CountingEcho(() => Interlocked.Increment(ref received[index])));
+        }
+
+        var grain = _cluster.Silos[0].Services().GetRequiredService<IGrainFactory>().GetGrain<IClusterGrain>("held");
+        await FormTreesAsync(grain, received);
+
+        // Every tree hop into every silo hangs now (as behind a silo stalled by a long pause, or a link that stopped
+        // moving): the rendezvous' own silo delivers, and the members below reach their message directly, not after
+        // Orleans gives up on the hop (30 s).
+        var held = _cluster.Silos.Select(s => s.Services().GetRequiredService<HeldHops>()).ToArray();
+        foreach (var silo in held)
+        {
+            silo.Hold();
+        }
+
+        try
+        {
+            var before = received.ToArray();
+            await grain.Broadcast([2]).WaitAsync(TimeSpan.FromSeconds(10));
+            await Eventually.HoldsAsync(
+                () => received.Sum() >= before.Sum() + received.Length,
+                () => $"broadcast delivered to {received.Sum() - before.Sum()} of {received.Length} (per silo {string.Join(", ", received)}; hops held {held.Sum(h => h.Holding)})",
+                TimeSpan.FromSeconds(12));
+            Assert.True(held.Sum(h => h.Holding) > 0, "no tree hop was held: the test held nothing");
+
+            // The held hops go on once released; their copies are dropped where the message arrived already.
+            foreach (var silo in held)
+            {
+                silo.Release();
+            }
+
+            await Eventually.HoldsAsync(() => held.Sum(h => h.Holding) == 0, "held hops released");
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            Assert.Equal(before.Select(n => n + 1), received);
+        }
+        finally
+        {
+            foreach (var silo in held)
+            {
+                silo.Release();
+            }
+        }
+    }
+
+    /// <summary>Broadcasts until one is carried by the trees alone (every member reached once each time).</summary>
+    private async Task FormTreesAsync(IClusterGrain grain, int[] received)
+    {
+        var trees = _cluster.Silos.Select(s => s.Services().GetRequiredService<Iris.Grains.Dissemination.ScribeDissemination>()).ToArray();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            var direct = trees.Sum(t => t.DirectDeliveries);
+            var delivered = received.Sum();
+            await grain.Broadcast([1]);
+            await Eventually.HoldsAsync(
+                () => received.Sum() >= delivered + received.Length,
+                () => $"broadcast delivered to {received.Sum() - delivered} of {received.Length} (per silo {string.Join(", ", received)}; by tree {trees.Sum(t => t.TreeDeliveries)}, directly {trees.Sum(t => t.DirectDeliveries)})");
+            await Eventually.SettlesAtAsync(() => received.Sum(), delivered + received.Length, "broadcast delivered");
+            if (trees.Sum(t => t.DirectDeliveries) == direct)
+            {
+                return;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, "the trees did not form");
+            await Task.Delay(200);
         }
     }
 

@@ -1,0 +1,36 @@
+namespace Iris.Tests.TestClusters;
+
+/// <summary>
+/// A silo's incoming call filter that can hold the Scribe tree hops (<c>SendDown</c>) coming into the silo, as a silo
+/// stalled by a long pause or behind a link that stopped moving would, until released or for at most an hour. Idle
+/// unless a test holds it.
+/// </summary>
+internal sealed class HeldHops : IIncomingGrainCallFilter
+{
+    private TaskCompletionSource? _released;
+
+    /// <summary>Tree hops into this silo that are being held now.</summary>
+    public int Holding;
+
+    public void Hold() => Interlocked.CompareExchange(ref _released, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), null);
+
+    public void Release() => Interlocked.Exchange(ref _released, null)?.TrySetResult();
+
+    public async Task Invoke(IIncomingGrainCallContext context)
+    {
+        if (context.InterfaceMethod?.Name == "SendDown" && Volatile.Read(ref _released) is { } released)
+        {
+            Interlocked.Increment(ref Holding);
+            try
+            {
+                await released.Task.WaitAsync(TimeSpan.FromHours(1));
+            }
+            finally
+            {
+                Interlocked.Decrement(ref Holding);
+            }
+        }
+
+        await context.Invoke();
+    }
+}
