@@ -32,6 +32,23 @@ internal sealed class RouteCounter : IDisposable
         _listener.Start();
     }
 
+    /// <summary>The share of the calls since the last <see cref="Take"/> or <see cref="TakeDirectShare"/> that went direct
+    /// (0 to 1; 0 with no calls), resetting the counts.</summary>
+    public double TakeDirectShare()
+    {
+        var taken = new Dictionary<string, long>();
+        foreach (var route in _calls.Keys)
+        {
+            if (_calls.TryRemove(route, out var n))
+            {
+                taken[route] = n;
+            }
+        }
+
+        var total = taken.Values.Sum();
+        return total == 0 ? 0 : (double)taken.GetValueOrDefault("direct") / total;
+    }
+
     /// <summary>The shares of the calls since the last <see cref="Take"/>, as text ("direct 97%, grain 3%").</summary>
     public string Take()
     {
