@@ -36,21 +36,25 @@ internal sealed class RouteCounter : IDisposable
     /// (0 to 1; 0 with no calls), resetting the counts.</summary>
     public double TakeDirectShare()
     {
-        var taken = new Dictionary<string, long>();
-        foreach (var route in _calls.Keys)
-        {
-            if (_calls.TryRemove(route, out var n))
-            {
-                taken[route] = n;
-            }
-        }
-
+        var taken = Drain();
         var total = taken.Values.Sum();
         return total == 0 ? 0 : (double)taken.GetValueOrDefault("direct") / total;
     }
 
     /// <summary>The shares of the calls since the last <see cref="Take"/>, as text ("direct 97%, grain 3%").</summary>
     public string Take()
+    {
+        var taken = Drain();
+        var total = taken.Values.Sum();
+        return total == 0
+            ? "no calls"
+            : string.Join(", ", taken.OrderByDescending(t => t.Value).Select(t => FormattableString.Invariant($"{t.Key} {100.0 * t.Value / total:F0}%")));
+    }
+
+    public void Dispose() => _listener.Dispose();
+
+    /// <summary>The calls counted per route since the last take, resetting the counts.</summary>
+    private Dictionary<string, long> Drain()
     {
         var taken = new Dictionary<string, long>();
         foreach (var route in _calls.Keys)
@@ -61,11 +65,6 @@ internal sealed class RouteCounter : IDisposable
             }
         }
 
-        var total = taken.Values.Sum();
-        return total == 0
-            ? "no calls"
-            : string.Join(", ", taken.OrderByDescending(t => t.Value).Select(t => FormattableString.Invariant($"{t.Key} {100.0 * t.Value / total:F0}%")));
+        return taken;
     }
-
-    public void Dispose() => _listener.Dispose();
 }

@@ -114,14 +114,7 @@ public sealed class IrisTestClusterTests : IAsyncLifetime
     [Fact]
     public async Task A_broadcast_after_a_silo_in_the_tree_died_reaches_every_live_member_once()
     {
-        var received = new int[_cluster.Silos.Count];
-        for (var i = 0; i < _cluster.Silos.Count; i++)
-        {
-            var index = i;
-            await _cluster.Silos[i].Iris().RegisterAsync("survivors", new CountingEcho(() => Interlocked.Increment(ref received[index])));
-        }
-
-        var grain = _cluster.Silos[0].Services().GetRequiredService<IGrainFactory>().GetGrain<IClusterGrain>("survivors");
+        var (received, grain) = await MembersOnEverySiloAsync("survivors");
 
         // Let the trees form (broadcasts carried by the tree alone), then kill a silo.
         await FormTreesAsync(grain, received);
@@ -147,14 +140,7 @@ public sealed class IrisTestClusterTests : IAsyncLifetime
     [Fact]
     public async Task A_tree_hop_that_hangs_holds_up_neither_the_broadcast_nor_the_members_below_it()
     {
-        var received = new int[_cluster.Silos.Count];
-        for (var i = 0; i < _cluster.Silos.Count; i++)
-        {
-            var index = i;
-            await _cluster.Silos[i].Iris().RegisterAsync("held", new CountingEcho(() => Interlocked.Increment(ref received[index])));
-        }
-
-        var grain = _cluster.Silos[0].Services().GetRequiredService<IGrainFactory>().GetGrain<IClusterGrain>("held");
+        var (received, grain) = await MembersOnEverySiloAsync("held");
         await FormTreesAsync(grain, received);
 
         // Every tree hop into every silo hangs now (as behind a silo stalled by a long pause, or a link that stopped
@@ -193,6 +179,20 @@ public sealed class IrisTestClusterTests : IAsyncLifetime
                 silo.Release();
             }
         }
+    }
+
+    /// <summary>Registers a member of <paramref name="cluster"/> on every silo, each counting its broadcasts in its
+    /// silo's slot; returns the counts and the cluster's grain on the first silo.</summary>
+    private async Task<(int[] Received, IClusterGrain Grain)> MembersOnEverySiloAsync(string cluster)
+    {
+        var received = new int[_cluster.Silos.Count];
+        for (var i = 0; i < _cluster.Silos.Count; i++)
+        {
+            var index = i;
+            await _cluster.Silos[i].Iris().RegisterAsync(cluster, new CountingEcho(() => Interlocked.Increment(ref received[index])));
+        }
+
+        return (received, _cluster.Silos[0].Services().GetRequiredService<IGrainFactory>().GetGrain<IClusterGrain>(cluster));
     }
 
     /// <summary>Broadcasts until one is carried by the trees alone (every member reached once each time).</summary>
