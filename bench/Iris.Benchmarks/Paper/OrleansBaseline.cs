@@ -91,6 +91,20 @@ public sealed class BenchSinkGrain : Grain, IBenchSinkGrain
 /// </summary>
 internal static class OrleansBaseline
 {
+    /// <summary>Set to 1, the baseline's connections (client to gateway, silo to silo) run through Iris' secured
+    /// connection (the network-key handshake, AES-GCM frames), as Iris' own do: what that costs plain Orleans alone.</summary>
+    public const string SecuredVariable = "IRIS_BENCH_ORLEANS_SECURED";
+
+    /// <summary>The network key the secured baseline's processes share, handed to its silos by the environment.</summary>
+    private const string KeyVariable = "IRIS_BENCH_ORLEANS_KEY";
+
+    private static readonly string? SecuredKey = Environment.GetEnvironmentVariable(SecuredVariable) == "1"
+        ? Convert.ToBase64String(Iris.Overlay.Security.NetworkKey.Generate().Bytes)
+        : null;
+
+    /// <summary>Whether this run's baseline is secured (<see cref="SecuredVariable"/>).</summary>
+    public static bool Secured => SecuredKey is not null;
+
     /// <summary>Entry of a baseline silo process: <c>orleans-silo &lt;silo port&gt; &lt;gateway port&gt; &lt;primary silo port&gt;</c>.
     /// Prints "READY" once started and runs until its input closes.</summary>
     public static async Task RunSiloAsync(string[] args)
@@ -100,6 +114,17 @@ internal static class OrleansBaseline
         builder.Logging.ClearProviders();
         builder.UseOrleans(silo => silo
             .UseLocalhostClustering(siloPort, gatewayPort, new IPEndPoint(IPAddress.Loopback, primary), serviceId: "bench", clusterId: "bench"));
+        if (Environment.GetEnvironmentVariable(KeyVariable) is { } key)
+        {
+            builder.Services.AddSingleton(new Iris.Security.NetworkKeyProvider(() => Iris.Overlay.Security.NetworkKey.Parse(key)));
+            builder.Services.Configure<Orleans.Configuration.SiloConnectionOptions>(connections =>
+            {
+                connections.ConfigureSiloInboundConnection(connection => Iris.Security.SecureConnectionExtensions.UseIrisSecurity(connection, initiator: false));
+                connections.ConfigureSiloOutboundConnection(connection => Iris.Security.SecureConnectionExtensions.UseIrisSecurity(connection, initiator: true));
+                connections.ConfigureGatewayInboundConnection(connection => Iris.Security.SecureConnectionExtensions.UseIrisSecurity(connection, initiator: false));
+            });
+        }
+
         using var host = builder.Build();
         await host.StartAsync();
         Console.WriteLine("READY");
@@ -118,7 +143,8 @@ internal static class OrleansBaseline
         var silos = new List<ChildProcess>();
         foreach (var (silo, gateway) in ports)
         {
-            silos.Add(await ChildProcess.StartAsync(dll, ["orleans-silo", $"{silo}", $"{gateway}", $"{ports[0].Silo}"], new Dictionary<string, string>(), "READY", TimeSpan.FromSeconds(60)));
+            var variables = SecuredKey is { } key ? new Dictionary<string, string> { [KeyVariable] = key } : [];
+            silos.Add(await ChildProcess.StartAsync(dll, ["orleans-silo", $"{silo}", $"{gateway}", $"{ports[0].Silo}"], variables, "READY", TimeSpan.FromSeconds(60)));
         }
 
         return (silos, [.. ports.Select(p => p.Gateway)]);
@@ -132,6 +158,13 @@ internal static class OrleansBaseline
         builder.UseOrleansClient(client => client
             .UseStaticClustering([.. gateways.Select(p => new IPEndPoint(IPAddress.Loopback, p))])
             .Configure<ClusterOptions>(o => (o.ClusterId, o.ServiceId) = ("bench", "bench")));
+        if (SecuredKey is { } key)
+        {
+            builder.Services.AddSingleton(new Iris.Security.NetworkKeyProvider(() => Iris.Overlay.Security.NetworkKey.Parse(key)));
+            builder.Services.Configure<Orleans.Configuration.ClientConnectionOptions>(connections =>
+                connections.ConfigureConnection(connection => Iris.Security.SecureConnectionExtensions.UseIrisSecurity(connection, initiator: true)));
+        }
+
         var host = builder.Build();
         await host.StartAsync();
         return host;

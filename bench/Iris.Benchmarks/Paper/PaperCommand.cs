@@ -123,7 +123,7 @@ internal static class PaperCommand
 
         async Task RunOrleansAsync()
         {
-            Console.Error.WriteLine("plain Orleans: starting 4 silos");
+            Console.Error.WriteLine(OrleansBaseline.Secured ? "plain Orleans, on Iris' secured connections (" + OrleansBaseline.SecuredVariable + "=1): starting 4 silos" : "plain Orleans: starting 4 silos");
             var (orleansSilos, gateways) = await OrleansBaseline.StartAsync(Silos);
             try
             {
