@@ -117,12 +117,7 @@ internal static class OrleansBaseline
         if (Environment.GetEnvironmentVariable(KeyVariable) is { } key)
         {
             builder.Services.AddSingleton(new Iris.Security.NetworkKeyProvider(() => Iris.Overlay.Security.NetworkKey.Parse(key)));
-            builder.Services.Configure<Orleans.Configuration.SiloConnectionOptions>(connections =>
-            {
-                connections.ConfigureSiloInboundConnection(connection => Iris.Security.SecureConnectionExtensions.UseIrisSecurity(connection, initiator: false));
-                connections.ConfigureSiloOutboundConnection(connection => Iris.Security.SecureConnectionExtensions.UseIrisSecurity(connection, initiator: true));
-                connections.ConfigureGatewayInboundConnection(connection => Iris.Security.SecureConnectionExtensions.UseIrisSecurity(connection, initiator: false));
-            });
+            builder.Services.Configure<Orleans.Configuration.SiloConnectionOptions>(Iris.Hosting.IrisSiloBuilderExtensions.SecureEveryConnection);
         }
 
         using var host = builder.Build();

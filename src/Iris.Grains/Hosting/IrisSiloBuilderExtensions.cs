@@ -70,13 +70,7 @@ public static class IrisSiloBuilderExtensions
             sp.GetRequiredKeyedService<Random>(LockedRandom.ServiceKey)));
         services.TryAddSingleton(sp => new NetworkKeyProvider(() =>
             NetworkKeys.Resolve(sp.GetRequiredService<IConfiguration>(), sp.GetRequiredService<IHostEnvironment>().IsDevelopment())));
-        builder.Configure<SiloConnectionOptions>(connections =>
-        {
-            // Every Orleans connection, silo to silo and client to gateway, opens with the network-key handshake.
-            connections.ConfigureSiloInboundConnection(connection => connection.UseIrisSecurity(initiator: false));
-            connections.ConfigureSiloOutboundConnection(connection => connection.UseIrisSecurity(initiator: true));
-            connections.ConfigureGatewayInboundConnection(connection => connection.UseIrisSecurity(initiator: false));
-        });
+        builder.Configure<SiloConnectionOptions>(SecureEveryConnection);
         services.AddSingleton<IrisOverlay>();
         services.AddPlacementDirector<SiloPinnedPlacement, SiloPinnedPlacementDirector>();
         services.AddPlacementDirector<RendezvousPlacement, RendezvousPlacementDirector>();
@@ -132,6 +126,15 @@ public static class IrisSiloBuilderExtensions
         builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => new MemberRegistration(
             sp.GetRequiredService<IIrisClient>(), () => SiloDeath.InOwnView(sp), () => cluster, sp.GetRequiredService<THandler>(), options ?? new MemberOptions()));
         return builder;
+    }
+
+    /// <summary>Every Orleans connection of a silo, silo to silo and client to gateway, opens with the network-key
+    /// handshake and carries AES-GCM frames (the key from <see cref="NetworkKeyProvider"/>).</summary>
+    internal static void SecureEveryConnection(SiloConnectionOptions connections)
+    {
+        connections.ConfigureSiloInboundConnection(connection => connection.UseIrisSecurity(initiator: false));
+        connections.ConfigureSiloOutboundConnection(connection => connection.UseIrisSecurity(initiator: true));
+        connections.ConfigureGatewayInboundConnection(connection => connection.UseIrisSecurity(initiator: false));
     }
 
     /// <summary>Registers an in-silo member once the silo is active (if it has a cluster then), and leaves the cluster
