@@ -28,24 +28,36 @@ internal static class PortPicker
     /// use"); below the range only another listener can, and a listener bound meanwhile fails the check.</summary>
     private const int LowestPicked = 10000;
 
-    private static readonly HashSet<int> Handed = [];
+    private static readonly Lock Gate = new();
+
+    /// <summary>The next port to try below the ephemeral range: picked ports go up from a point set by the process id,
+    /// so processes on one machine start apart, and a process hands out each port once per round of the range.</summary>
+    private static int _next = -1;
 
     public static int AnyFree() => AnyFree(IPAddress.Loopback);
 
     /// <summary>A port free on <paramref name="address"/> now, outside the ephemeral range where the system has one
-    /// (see <see cref="LowestPicked"/>), and never the same twice in this process.</summary>
+    /// (see <see cref="LowestPicked"/>), and not the same again in this process before it has gone round the range.</summary>
     public static int AnyFree(IPAddress address)
     {
         var below = EphemeralRangeStart();
-        for (var attempt = 0; below > LowestPicked + 1000 && attempt < 200; attempt++)
+        if (below > LowestPicked + 1000)
         {
-            var port = Random.Shared.Next(LowestPicked, below);
-            lock (Handed)
+            lock (Gate)
             {
-                if (!Handed.Contains(port) && IsFree(address, port))
+                var span = below - LowestPicked;
+                if (_next < 0)
                 {
-                    Handed.Add(port);
-                    return port;
+                    _next = (int)((uint)Environment.ProcessId * 7919u % (uint)span);
+                }
+
+                for (var attempt = 0; attempt < 200; attempt++)
+                {
+                    var port = LowestPicked + (_next++ % span);
+                    if (IsFree(address, port))
+                    {
+                        return port;
+                    }
                 }
             }
         }
