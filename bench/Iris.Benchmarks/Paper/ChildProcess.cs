@@ -9,6 +9,9 @@ namespace Iris.Benchmarks.Paper;
 internal sealed class ChildProcess : IAsyncDisposable
 {
     private readonly Process _process;
+    /// <summary>A directory where each child's output is also written (see <see cref="StartAsync"/>).</summary>
+    public const string LogsVariable = "IRIS_BENCH_LOGS";
+
     private readonly List<string> _lines = [];
 
     private ChildProcess(Process process) => _process = process;
@@ -49,7 +52,16 @@ internal sealed class ChildProcess : IAsyncDisposable
             start.Environment[name] = value;
         }
 
+        // IRIS_BENCH_LOGS=<directory>: every child's output also goes to a file there, with Iris' debug lines, for
+        // finding out what went wrong in a run.
+        var logs = Environment.GetEnvironmentVariable(LogsVariable);
+        if (!string.IsNullOrEmpty(logs))
+        {
+            start.Environment["Logging__LogLevel__Iris"] = "Debug";
+        }
+
         var child = new ChildProcess(Process.Start(start)!);
+        var log = string.IsNullOrEmpty(logs) ? null : TextWriter.Synchronized(File.AppendText(Path.Combine(Directory.CreateDirectory(logs).FullName, $"{Path.GetFileNameWithoutExtension(dll)}-{child._process.Id}.log")));
         var seen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         void Read(string? line)
         {
@@ -61,6 +73,12 @@ internal sealed class ChildProcess : IAsyncDisposable
             lock (child._lines)
             {
                 child._lines.Add(line);
+            }
+
+            if (log is not null)
+            {
+                log.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {line}");
+                log.Flush();
             }
 
             if (line.Contains(ready, StringComparison.Ordinal))

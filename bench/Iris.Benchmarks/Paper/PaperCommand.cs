@@ -31,7 +31,7 @@ internal static class PaperCommand
 
         // Each system's first seconds are its slowest (JIT tiers, connections, Iris' member lists): one longer warm-up
         // per system before its first cell, then a short one per cell.
-        var firstWarmUp = TimeSpan.FromSeconds(quick ? 5 : 10);
+        var firstWarmUp = TimeSpan.FromSeconds(quick ? 12 : 20);
         var duration = TimeSpan.FromSeconds(Option(args, "--seconds") ?? (quick ? 2 : 5));
 
         // For profiling one side: --only iris|orleans, --payload N.

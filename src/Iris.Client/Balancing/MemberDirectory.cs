@@ -65,7 +65,10 @@ internal sealed class MemberDirectory(Func<string, Task<MemberEndpoint[]>> ask, 
     /// <summary>The rendezvous key the next message of this process for <paramref name="audience"/> goes through:
     /// senders rotate over a name's splits, so no one silo carries a popular name alone.</summary>
     public string NextKey(Audience audience) =>
-        _keys.GetOrAdd(audience, static a => a.RendezvousKeys())[(int)((uint)Interlocked.Increment(ref _rotation) % Audience.Splits)];
+        KeysOf(audience)[(int)((uint)Interlocked.Increment(ref _rotation) % Audience.Splits)];
+
+    /// <summary>The rendezvous keys of every split of <paramref name="audience"/> (kept: each is a hash of the name).</summary>
+    public string[] KeysOf(Audience audience) => _keys.GetOrAdd(audience, static a => a.RendezvousKeys());
 
     /// <summary>
     /// The members listed under <paramref name="key"/>: kept ones, or asked of the rendezvous, once for all who need them

@@ -22,7 +22,7 @@ internal sealed class DisseminationSender(MemberDirectory directory, IGrainFacto
         ArgumentNullException.ThrowIfNull(message);
         (audience.Kind == AudienceKind.Cluster ? IrisMetrics.Broadcasts : IrisMetrics.Publications).Add(1);
         IrisMetrics.Bytes.Add(message.Length, audience.Kind == AudienceKind.Cluster ? IrisMetrics.BroadcastDirection : IrisMetrics.PublicationDirection);
-        var id = Guid.NewGuid();
+        var id = CallIds.Next();
         var budget = policy.Start(HandOverTime);
         for (var attempt = 1; ; attempt++)
         {

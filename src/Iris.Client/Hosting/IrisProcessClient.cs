@@ -1,4 +1,5 @@
 using Iris.Balancing;
+using Iris.Calls;
 using Iris.Diagnostics;
 using Iris.Dissemination;
 using Iris.Members;
@@ -154,7 +155,7 @@ internal abstract class IrisProcessClient : IIrisClient, IHostedService
     }
 
     public Task<byte[]> RequestAsync(string cluster, byte[] request, TimeSpan timeout, CancellationToken cancellationToken = default) =>
-        _services.Requests.RequestAsync(cluster, Guid.NewGuid(), request, timeout, isolate: true, cancellationToken);
+        _services.Requests.RequestAsync(cluster, CallIds.Next(), request, timeout, isolate: true, cancellationToken);
 
     public Task BroadcastAsync(string cluster, byte[] message, CancellationToken cancellationToken = default) =>
         _services.Dissemination.SendAsync(Audience.Cluster(cluster), message, cancellationToken);

@@ -7,6 +7,12 @@ namespace Iris.Members;
 /// <summary>One registered handler of a cluster in this process, with its limits and its measured capacity.</summary>
 internal sealed class Member(IClusterHandler handler, MemberOptions options)
 {
+    /// <summary>Requests whose measurements are averaged evenly before the moving average takes over.</summary>
+    private const int FirstMeasured = 10;
+
+    /// <summary>After the first <see cref="FirstMeasured"/>, one request in this many has its CPU measured.</summary>
+    private const int CpuSampling = 8;
+
     /// <summary>The longest a refusal tells callers to pass this member over.</summary>
     private static readonly TimeSpan LongestRetryAfter = TimeSpan.FromSeconds(1);
 
@@ -16,6 +22,8 @@ internal sealed class Member(IClusterHandler handler, MemberOptions options)
     private double _serviceSeconds = 0.010;
     private long _measured;
     private double _cpuSeconds;
+    private long _cpuMeasured;
+    private long _cpuTurn;
     private volatile bool _leaving;
 
     public IClusterHandler Handler { get; } = handler;
@@ -40,7 +48,8 @@ internal sealed class Member(IClusterHandler handler, MemberOptions options)
     /// <summary>
     /// Requests per second this member can complete, the lower of two bounds: its concurrent slots over the time
     /// its handler takes per request (the mean of the first ten, then a moving average, at least 1 ms; 10 ms until
-    /// measured), and the machine's cores over the CPU time a request costs (averaged the same way, once measured).
+    /// measured), and the machine's cores over the CPU time a request costs (averaged the same way, once measured; after
+    /// the first ten, one request in eight is measured, as reading a thread's CPU clock is a system call).
     /// A handler that waits on I/O is bound by its slots; one that computes, by the CPU. The CPU a request costs is
     /// the CPU its handler's thread spends until the handler returns its task (<see cref="ThreadCpu"/>): the work
     /// the request itself does, never the process's other work (a silo routing other traffic, other members), which,
@@ -93,20 +102,24 @@ internal sealed class Member(IClusterHandler handler, MemberOptions options)
             var started = budget.Time.GetTimestamp();
             try
             {
-                var cpuStarted = ThreadCpu.Now();
+                // The thread's CPU clock is a system call each time it is read: it is read for the first requests, then
+                // for one request in CpuSampling. The average it feeds moves as slowly as the service time's.
+                var sampleCpu = ThreadCpu.IsAvailable && (Volatile.Read(ref _cpuMeasured) < FirstMeasured || Interlocked.Increment(ref _cpuTurn) % CpuSampling == 0);
+                var cpuStarted = sampleCpu ? ThreadCpu.Now() : default;
                 var handling = Handler.HandleRequestAsync(request, timeout.Token);
-                var cpu = ThreadCpu.Now() - cpuStarted;
+                var cpu = sampleCpu ? ThreadCpu.Now() - cpuStarted : default;
                 var reply = await handling.ConfigureAwait(false);
                 var took = budget.Time.GetElapsedTime(started);
                 // The mean of the first ten, then a moving average: the 10 ms guess is gone with the first measurement,
                 // so a member asked less often is not judged longer by the guess than one asked more.
-                var weight = Math.Max(0.1, 1.0 / Interlocked.Increment(ref _measured));
+                var weight = Weight(Interlocked.Increment(ref _measured));
                 Volatile.Write(ref _serviceSeconds, ((1 - weight) * Volatile.Read(ref _serviceSeconds)) + (weight * took.TotalSeconds));
-                if (ThreadCpu.IsAvailable)
+                if (sampleCpu)
                 {
                     var known = Volatile.Read(ref _cpuSeconds);
                     var perRequest = Math.Max(1e-6, cpu.TotalSeconds);
-                    Volatile.Write(ref _cpuSeconds, known == 0 ? perRequest : ((1 - weight) * known) + (weight * perRequest));
+                    var cpuWeight = Weight(Interlocked.Increment(ref _cpuMeasured));
+                    Volatile.Write(ref _cpuSeconds, known == 0 ? perRequest : ((1 - cpuWeight) * known) + (cpuWeight * perRequest));
                 }
 
                 return new MemberReply(MemberReplyStatus.Replied, reply, null);
@@ -126,4 +139,8 @@ internal sealed class Member(IClusterHandler handler, MemberOptions options)
             Interlocked.Add(ref _queuedBytes, -request.Length);
         }
     }
+
+    /// <summary>The weight of the <paramref name="count"/>th measurement: the mean of the first ten, then a moving
+    /// average.</summary>
+    private static double Weight(long count) => Math.Max(1.0 / FirstMeasured, 1.0 / count);
 }

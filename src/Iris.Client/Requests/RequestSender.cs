@@ -51,7 +51,8 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
         ArgumentException.ThrowIfNullOrEmpty(cluster);
         ArgumentNullException.ThrowIfNull(request);
         CheckTimeout(timeout);
-        var started = Stopwatch.GetTimestamp();
+        // The clock is read for the duration only while someone listens to it.
+        var started = IrisMetrics.RequestDuration.Enabled ? Stopwatch.GetTimestamp() : 0;
         IrisMetrics.Requests.Add(1);
         IrisMetrics.Bytes.Add(request.Length, IrisMetrics.RequestDirection);
         try
@@ -76,7 +77,10 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
         }
         finally
         {
-            IrisMetrics.RequestDuration.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            if (started != 0)
+            {
+                IrisMetrics.RequestDuration.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            }
         }
     }
 
@@ -151,7 +155,11 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
             var members = await MembersAsync(cluster, key, budget, cancellationToken).ConfigureAwait(false);
             if (members.Length == 0)
             {
-                throw new NoMembersException(cluster);
+                (key, members) = await AnySplitAsync(cluster, key, budget, cancellationToken).ConfigureAwait(false);
+                if (members.Length == 0)
+                {
+                    throw new NoMembersException(cluster);
+                }
             }
 
             var notFull = passOverFull ? directory.NotFull(cluster, members) : members;
@@ -236,7 +244,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                 throw CallPolicy.OutcomeUnknown(cluster, lost ?? new TimeoutException($"no answer from the member for {CallPolicy.RepeatWindow}"));
             }
 
-            var sent = policy.Time.GetTimestamp();
+            var sent = attempt == 1 ? contact : policy.Time.GetTimestamp();
             try
             {
                 T result;
@@ -329,6 +337,28 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// The members another split of <paramref name="cluster"/> lists, when the one under <paramref name="empty"/> lists
+    /// none: every member process registers with every split, so one split's empty list says only that its rendezvous
+    /// has not heard from them (it was just placed anew, on a silo that took over its ring key, and the members have
+    /// not renewed with it yet), not that the cluster has no members. Returns the key and list of a split that lists
+    /// members, or an empty list when none does.
+    /// </summary>
+    private async Task<(string Key, MemberEndpoint[] Members)> AnySplitAsync(string cluster, string empty, CallBudget budget, CancellationToken cancellationToken)
+    {
+        var others = directory.KeysOf(Audience.Cluster(cluster)).Where(key => !string.Equals(key, empty, StringComparison.Ordinal)).ToArray();
+        var lists = await Task.WhenAll(others.Select(key => MembersAsync(cluster, key, budget, cancellationToken).AsTask())).ConfigureAwait(false);
+        for (var i = 0; i < others.Length; i++)
+        {
+            if (lists[i].Length > 0)
+            {
+                return (others[i], lists[i]);
+            }
+        }
+
+        return (empty, []);
     }
 
     private ValueTask<MemberEndpoint[]> MembersAsync(string cluster, string key, CallBudget budget, CancellationToken cancellationToken)

@@ -1,3 +1,4 @@
+using Iris.Calls;
 using Iris.Dissemination;
 using Iris.Protocol;
 using Iris.Requests;
@@ -18,7 +19,7 @@ internal sealed class ClusterGrain(RequestSender requests, DisseminationSender d
     private string Cluster => this.GetPrimaryKeyString();
 
     public Task<byte[]> Request(byte[] request, TimeSpan timeout) =>
-        requests.RequestAsync(Cluster, Guid.NewGuid(), request, timeout, isolate: false, CancellationToken.None);
+        requests.RequestAsync(Cluster, CallIds.Next(), request, timeout, isolate: false, CancellationToken.None);
 
     public Task Broadcast(byte[] message) => dissemination.SendAsync(Audience.Cluster(Cluster), message, CancellationToken.None);
 }

@@ -1,5 +1,6 @@
 using Iris.Hosting;
 using Iris.Overlay.Security;
+using Iris.Protocol;
 using Iris.Tests.Support;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -41,6 +42,29 @@ public sealed class IrisTestClusterTests : IAsyncLifetime
         {
             await _cluster.Client.GetGrain<ITopicGrain>("ticks").Publish([1]);
             await Eventually.SettlesAtAsync(() => Volatile.Read(ref received), 1, "publication delivered");
+        }
+    }
+
+    [Fact]
+    public async Task A_split_whose_rendezvous_lists_no_member_does_not_make_the_cluster_look_empty()
+    {
+        // A rendezvous placed anew (the silo that held it died, or the ring moved its key's root) lists only what its
+        // record and the renewals since give it; a split that lists no member says nothing of the others, with which
+        // every member registered too. Seen under load: one request in four, the ones sent through that split, failed
+        // with "no members" while the cluster had four.
+        await using (await _cluster.Silos[0].Iris().RegisterAsync("splits", new CountingEcho(() => { })))
+        {
+            var keys = Audience.Cluster("splits").RendezvousKeys();
+            await _cluster.Client.GetGrain<IRendezvousGrain>(keys[0]).Unregister(_cluster.Silos[0].SiloAddress.ToParsableString());
+            Assert.Empty(await _cluster.Client.GetGrain<IRendezvousGrain>(keys[0]).GetMembers());
+
+            // Past the time a process keeps a member list, so every request asks the splits as they are now.
+            await Task.Delay(global::Iris.Balancing.MemberDirectory.CacheTime * 2);
+            for (var i = 0; i < 2 * keys.Length; i++)
+            {
+                Assert.Equal([(byte)i], await _cluster.Iris().RequestAsync("splits", [(byte)i], TimeSpan.FromSeconds(10)));
+                Assert.Equal([(byte)i], await _cluster.Client.GetGrain<IClusterGrain>("splits").Request([(byte)i], TimeSpan.FromSeconds(10)));
+            }
         }
     }
 
