@@ -29,8 +29,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 320, Level = LogLevel.Debug, Message = "Renewing the registrations of this process failed; the lease outlives several renewals: {Reason}")]
     public static partial void RenewalFailed(ILogger logger, string reason);
 
-    [LoggerMessage(EventId = 321, Level = LogLevel.Warning, Message = "Message {Id} to {Audience} was not delivered to member process {Member}: {Reason}")]
-    public static partial void NotDelivered(ILogger logger, Guid id, string audience, string member, string reason);
+    [LoggerMessage(EventId = 321, Level = LogLevel.Warning, Message = "{Count} message(s) to {Audience}, the first {Id}, were not delivered to member process {Member}: {Reason}")]
+    public static partial void NotDelivered(ILogger logger, Guid id, int count, string audience, string member, string reason);
 
     [LoggerMessage(EventId = 340, Level = LogLevel.Warning, Message = "Orleans connection with {Remote} refused: {Reason}")]
     public static partial void ConnectionRefused(ILogger logger, string remote, string reason);

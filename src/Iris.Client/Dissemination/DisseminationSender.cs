@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Iris.Balancing;
 using Iris.Calls;
 using Iris.Diagnostics;
@@ -7,46 +8,173 @@ namespace Iris.Dissemination;
 
 /// <summary>
 /// The first hop of a broadcast or publication, from any process: it gives the message its id, once, and hands it to
-/// one of the name's rendezvous grains, which accepts it and returns before any handler runs. A call whose answer was
-/// lost is made again with the same id (to the next split's rendezvous if the first one is moving), so no member gets
-/// the message twice: member processes deliver an id once.
+/// one of the name's rendezvous grains, which accepts it and returns before any handler runs. Messages to one name are
+/// handed over together when they come faster than the hand-overs: at most <see cref="HandOversInFlight"/> calls per
+/// name are in flight, and the messages that arrive meanwhile go in the next call (up to <see cref="MaxBatch"/>
+/// messages or <see cref="MaxBatchBytes"/> bytes), and down the tree together from there; a lone message goes at once,
+/// alone. A call whose answer was lost is made again with the same ids (to the next split's rendezvous if the first
+/// one is moving), so no member gets a message twice: member processes deliver an id once.
 /// </summary>
 internal sealed class DisseminationSender(MemberDirectory directory, IGrainFactory grains, CallPolicy policy)
 {
-    /// <summary>How long a sender keeps trying to hand a message over before it gives up.</summary>
+    /// <summary>How long a sender keeps trying to hand a message over before it gives up. Messages handed over together
+    /// share the time of the oldest.</summary>
     public static readonly TimeSpan HandOverTime = TimeSpan.FromSeconds(30);
 
-    public async Task SendAsync(Audience audience, byte[] message, CancellationToken cancellationToken)
+    /// <summary>Hand-over calls in flight per name from this process.</summary>
+    public const int HandOversInFlight = 2;
+
+    /// <summary>The most messages handed over in one call.</summary>
+    public const int MaxBatch = 256;
+
+    /// <summary>The most bytes of messages handed over in one call (a larger message goes alone).</summary>
+    public const int MaxBatchBytes = 1024 * 1024;
+
+    private readonly ConcurrentDictionary<Audience, Outbox> _outboxes = new();
+
+    public Task SendAsync(Audience audience, byte[] message, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(audience.Name);
         ArgumentNullException.ThrowIfNull(message);
+        cancellationToken.ThrowIfCancellationRequested();
         (audience.Kind == AudienceKind.Cluster ? IrisMetrics.Broadcasts : IrisMetrics.Publications).Add(1);
         IrisMetrics.Bytes.Add(message.Length, audience.Kind == AudienceKind.Cluster ? IrisMetrics.BroadcastDirection : IrisMetrics.PublicationDirection);
-        var id = CallIds.Next();
-        var budget = policy.Start(HandOverTime);
-        for (var attempt = 1; ; attempt++)
+        var pending = new Pending(new Disseminated(CallIds.Next(), message), policy.Start(HandOverTime), cancellationToken);
+        var outbox = _outboxes.GetOrAdd(audience, static a => new Outbox(a));
+        bool start;
+        lock (outbox)
+        {
+            outbox.Queue.Enqueue(pending);
+            start = outbox.InFlight < HandOversInFlight;
+            if (start)
+            {
+                outbox.InFlight++;
+            }
+        }
+
+        if (start)
+        {
+            // From the thread pool, not the caller's context: a hand-over carries other callers' messages too, and its
+            // answer must not depend on the activation that happened to start it.
+            _ = Task.Run(() => HandOverAsync(outbox));
+        }
+
+        return cancellationToken.CanBeCanceled ? pending.Done.Task.WaitAsync(cancellationToken) : pending.Done.Task;
+    }
+
+    /// <summary>Hands over what the outbox holds, one call after another, until it is empty.</summary>
+    private async Task HandOverAsync(Outbox outbox)
+    {
+        while (true)
+        {
+            var batch = new List<Pending>();
+            lock (outbox)
+            {
+                var bytes = 0L;
+                while (batch.Count < MaxBatch && outbox.Queue.TryPeek(out var next)
+                       && (batch.Count == 0 || bytes + next.Message.Body.Length <= MaxBatchBytes))
+                {
+                    outbox.Queue.Dequeue();
+                    if (next.CancellationToken.IsCancellationRequested)
+                    {
+                        // Its sender stopped waiting before it was handed over: it is not sent.
+                        next.Done.TrySetCanceled(next.CancellationToken);
+                        continue;
+                    }
+
+                    batch.Add(next);
+                    bytes += next.Message.Body.Length;
+                }
+
+                if (batch.Count == 0)
+                {
+                    // An idle name's outbox is dropped; a sender that still holds it starts a hand-over of its own from it
+                    // (none is in flight), so nothing put there is left behind.
+                    if (--outbox.InFlight == 0)
+                    {
+                        _outboxes.TryRemove(new KeyValuePair<Audience, Outbox>(outbox.Audience, outbox));
+                    }
+
+                    return;
+                }
+            }
+
+            await HandOverAsync(outbox.Audience, batch).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>One call with <paramref name="batch"/>, repeated while unanswered within the time of its oldest
+    /// message; completes each message's task. Never throws.</summary>
+    private async Task HandOverAsync(Audience audience, List<Pending> batch)
+    {
+        var messages = new Disseminated[batch.Count];
+        for (var i = 0; i < batch.Count; i++)
+        {
+            messages[i] = batch[i].Message;
+        }
+
+        var budget = batch[0].Budget;
+        Exception? failure = null;
+        for (var attempt = 1; failure is null; attempt++)
         {
             var rendezvous = grains.GetGrain<IRendezvousGrain>(directory.NextKey(audience));
             try
             {
-                await policy.WithinAsync(rendezvous.Disseminate(audience, message, id), budget, cancellationToken).ConfigureAwait(false);
+                await policy.WithinAsync(rendezvous.Disseminate(audience, messages), budget, CancellationToken.None).ConfigureAwait(false);
+                foreach (var pending in batch)
+                {
+                    pending.Done.TrySetResult();
+                }
+
                 return;
             }
             catch (TimeoutException) when (budget.IsExpired)
             {
-                throw CallPolicy.Timeout(audience.Name, budget);
+                failure = CallPolicy.Timeout(audience.Name, budget);
             }
-            catch (Exception e) when (CallPolicy.Classify(e, cancellationToken) != CallFailure.Answered)
+            catch (Exception e) when (CallPolicy.Classify(e) != CallFailure.Answered)
             {
                 // Past the hand-over time, a rendezvous that stayed unreachable is a timeout, never Orleans' own error.
                 if (budget.IsExpired)
                 {
-                    throw CallPolicy.Timeout(audience.Name, budget);
+                    failure = CallPolicy.Timeout(audience.Name, budget);
+                    break;
                 }
 
                 IrisMetrics.Repeats.Add(1);
-                await policy.PauseAsync(attempt, budget, cancellationToken).ConfigureAwait(false);
+                await policy.PauseAsync(attempt, budget, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                failure = e;
             }
         }
+
+        foreach (var pending in batch)
+        {
+            pending.Done.TrySetException(failure!);
+        }
+    }
+
+    /// <summary>A message waiting to be handed over, and its sender's task.</summary>
+    private sealed class Pending(Disseminated message, CallBudget budget, CancellationToken cancellationToken)
+    {
+        public Disseminated Message { get; } = message;
+
+        public CallBudget Budget { get; } = budget;
+
+        public CancellationToken CancellationToken { get; } = cancellationToken;
+
+        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    /// <summary>The messages of one name waiting to be handed over, and the hand-overs in flight.</summary>
+    private sealed class Outbox(Audience audience)
+    {
+        public Audience Audience { get; } = audience;
+
+        public Queue<Pending> Queue { get; } = new();
+
+        public int InFlight { get; set; }
     }
 }

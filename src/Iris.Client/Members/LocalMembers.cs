@@ -126,13 +126,28 @@ internal sealed class LocalMembers(TimeProvider time)
     }
 
     /// <summary>
-    /// Hands a broadcast or publication to each member or subscriber here, unless message <paramref name="id"/> was
-    /// handed over already. Returns at once: handlers run on the thread pool, so a slow handler holds up neither the
-    /// sender nor the dissemination. A handler's exception is the member's own affair: it is counted, not returned.
+    /// Hands broadcasts or publications to each member or subscriber here, each message unless its id was handed over
+    /// already. Returns at once: handlers run on the thread pool, one task per handler for the messages given together,
+    /// in their order, so a slow handler holds up neither the sender nor the dissemination. A handler's exception is the
+    /// member's own affair: it is counted, not returned.
     /// </summary>
-    public void Deliver(Audience audience, byte[] message, Guid id)
+    public void Deliver(Audience audience, Disseminated[] messages)
     {
-        if (!Has(audience) || !_delivered.Add(id))
+        if (!Has(audience))
+        {
+            return;
+        }
+
+        List<byte[]>? fresh = null;
+        foreach (var message in messages)
+        {
+            if (_delivered.Add(message.Id))
+            {
+                (fresh ??= new List<byte[]>(messages.Length)).Add(message.Body);
+            }
+        }
+
+        if (fresh is null)
         {
             return;
         }
@@ -141,28 +156,34 @@ internal sealed class LocalMembers(TimeProvider time)
         {
             foreach (var member in _clusters.GetValueOrDefault(audience.Name) ?? [])
             {
-                Start(member.Handler.HandleBroadcastAsync, message);
+                Start(member.Handler.HandleBroadcastAsync, fresh);
             }
         }
         else
         {
             foreach (var handler in _topics.GetValueOrDefault(audience.Name) ?? [])
             {
-                Start(handler.HandlePublishAsync, message);
+                Start(handler.HandlePublishAsync, fresh);
             }
         }
     }
 
-    private static void Start(Func<byte[], CancellationToken, Task> handler, byte[] message) =>
+    /// <summary>Hands one message here (see <see cref="Deliver(Audience, Disseminated[])"/>).</summary>
+    public void Deliver(Audience audience, byte[] message, Guid id) => Deliver(audience, [new Disseminated(id, message)]);
+
+    private static void Start(Func<byte[], CancellationToken, Task> handler, List<byte[]> messages) =>
         _ = Task.Run(async () =>
         {
-            try
+            foreach (var message in messages)
             {
-                await handler(message, CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (Exception e)
-            {
-                IrisMetrics.HandlerFailures.Add(1, new KeyValuePair<string, object?>("error", e.GetType().Name));
+                try
+                {
+                    await handler(message, CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Exception e)
+                {
+                    IrisMetrics.HandlerFailures.Add(1, new KeyValuePair<string, object?>("error", e.GetType().Name));
+                }
             }
         });
 }

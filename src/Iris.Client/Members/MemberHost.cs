@@ -31,13 +31,13 @@ internal sealed class MemberHost(LocalMembers members, LocalTunnels tunnels, IGr
         _ => Task.FromException<MemberAnswer>(new MemberRefusedException(reply.Status, reply.Error) { RetryAfter = reply.RetryAfter }),
     };
 
-    public Task Deliver(Audience audience, byte[] message, Guid id, MemberEndpoint[] forward)
+    public Task Deliver(Audience audience, Disseminated[] messages, MemberEndpoint[] forward)
     {
-        members.Deliver(audience, message, id);
+        members.Deliver(audience, messages);
         return Disseminator.SendAsync(
             forward,
-            (next, share) => next.Call(grains, host => host.Deliver(audience, message, id, share)),
-            (member, error) => Log.NotDelivered(logger, id, audience.ToString(), member.Id, error.Message));
+            (next, share) => next.Call(grains, host => host.Deliver(audience, messages, share)),
+            (member, error) => Log.NotDelivered(logger, messages[0].Id, messages.Length, audience.ToString(), member.Id, error.Message));
     }
 
     public Task<TunnelAccepted> OpenTunnel(string cluster, Guid id, MemberEndpoint opener, int openerWindow, TimeSpan remaining) =>

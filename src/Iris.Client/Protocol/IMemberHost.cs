@@ -18,11 +18,11 @@ internal interface IMemberHost : IAddressable
     [ResponseTimeout(Calls.CallPolicy.ReaskAfterText)]
     Task<MemberAnswer> Request(Guid id, string cluster, byte[] request, TimeSpan remaining);
 
-    /// <summary>Hands a broadcast or publication to this process's members of <paramref name="audience"/> (their
-    /// handlers run after the call returns) and passes it on to <paramref name="forward"/>; a repeated
-    /// <paramref name="id"/> is not delivered again.</summary>
+    /// <summary>Hands broadcasts or publications to this process's members of <paramref name="audience"/> (their
+    /// handlers run after the call returns, each member's in the order given) and passes them on to
+    /// <paramref name="forward"/>; a repeated id is not delivered again.</summary>
     [AlwaysInterleave]
-    Task Deliver(Audience audience, byte[] message, Guid id, MemberEndpoint[] forward);
+    Task Deliver(Audience audience, Disseminated[] messages, MemberEndpoint[] forward);
 
     /// <summary>Offers tunnel <paramref name="id"/> to a member of <paramref name="cluster"/> here; its handler accepts or
     /// refuses; with no member of the cluster here, throws <see cref="MemberRefusedException"/>. A repeated offer of the
@@ -56,10 +56,10 @@ internal interface IMemberHost : IAddressable
 /// <summary>A silo's member host: a grain pinned to the silo.</summary>
 internal interface IMemberHostGrain : IMemberHost, IGrainWithStringKey
 {
-    /// <summary>A broadcast or publication coming down the Scribe tree of <paramref name="rendezvousKey"/>; returns the
-    /// member silos reached here and below.</summary>
+    /// <summary>Broadcasts or publications coming down the Scribe tree of <paramref name="rendezvousKey"/> together;
+    /// returns the member silos reached here and below.</summary>
     [AlwaysInterleave]
-    Task<string[]> SendDown(Audience audience, string rendezvousKey, byte[] message, Guid id);
+    Task<string[]> SendDown(Audience audience, string rendezvousKey, Disseminated[] messages);
 }
 
 /// <summary>An Orleans client's member host: an observer the client creates.</summary>

@@ -11,10 +11,10 @@ internal interface IRendezvousGrain : IGrainWithStringKey
 
     Task<MemberEndpoint[]> GetMembers();
 
-    /// <summary>Accepts message <paramref name="id"/> for the members of <paramref name="audience"/> and returns: it
-    /// then goes down the name's Scribe tree from here, and directly to members the tree did not reach. An id accepted
-    /// before is accepted again and not sent twice.</summary>
-    Task Disseminate(Audience audience, byte[] message, Guid id);
+    /// <summary>Accepts <paramref name="messages"/> (one or more, as their sender batched them) for the members of
+    /// <paramref name="audience"/> and returns: they then go down the name's Scribe tree from here together, and
+    /// directly to members the tree did not reach. An id accepted before is accepted again and not sent twice.</summary>
+    Task Disseminate(Audience audience, Disseminated[] messages);
 
     /// <summary>Diagnostics: the silo this activation runs on.</summary>
     Task<SiloAddress> GetSilo();

@@ -39,9 +39,9 @@ internal static partial class SiloLog
     [LoggerMessage(EventId = 400, Level = LogLevel.Debug, Message = "Rendezvous {Name} placed here for now: {Reason}")]
     public static partial void RendezvousPlacedHere(ILogger logger, string name, string reason);
 
-    [LoggerMessage(EventId = 120, Level = LogLevel.Warning, Message = "Message {Id} to {Audience} could not go down its tree from here; its members are reached directly")]
+    [LoggerMessage(EventId = 120, Level = LogLevel.Warning, Message = "Message {Id} to {Audience}, and those sent with it, could not go down its tree from here; its members are reached directly")]
     public static partial void DisseminationFailed(ILogger logger, string audience, Guid id, Exception exception);
 
-    [LoggerMessage(EventId = 121, Level = LogLevel.Warning, Message = "Message {Id} to {Audience}: its tree did not answer within {Wait}; its members are reached directly")]
+    [LoggerMessage(EventId = 121, Level = LogLevel.Warning, Message = "Message {Id} to {Audience}, and those sent with it: its tree did not answer within {Wait}; its members are reached directly")]
     public static partial void TreeSlow(ILogger logger, string audience, Guid id, TimeSpan wait);
 }

@@ -63,42 +63,65 @@ internal sealed class ScribeDissemination(IrisOverlay overlay, LocalMembers memb
     }
 
     /// <summary>
-    /// Hands a message to this silo's members of <paramref name="audience"/> and passes it to this node's children in
-    /// the tree of <paramref name="rendezvousKey"/>; returns the ids of the member silos reached here and below. A
-    /// message id seen before is neither delivered nor passed on again (a tree being repaired may hold a loop for a
-    /// moment).
+    /// Hands messages to this silo's members of <paramref name="audience"/> and passes them to this node's children in
+    /// the tree of <paramref name="rendezvousKey"/>, together, as one call per child; returns the ids of the member silos
+    /// reached here and below. A message id seen before is neither delivered nor passed on again (a tree being repaired
+    /// may hold a loop for a moment).
     /// </summary>
-    public async Task<string[]> SendDownAsync(Audience audience, string rendezvousKey, byte[] message, Guid id)
+    public async Task<string[]> SendDownAsync(Audience audience, string rendezvousKey, Disseminated[] messages)
     {
-        if (!_passed.Add(id))
+        var fresh = Fresh(messages);
+        if (fresh.Length == 0)
         {
             return [];
         }
 
         var here = members.Has(audience);
-        members.Deliver(audience, message, id);
+        members.Deliver(audience, fresh);
         using var bounded = new CancellationTokenSource(HopTime, time);
         var scribe = await overlay.GetScribeAsync(bounded.Token).ConfigureAwait(false);
         var children = scribe.GetGroup(GroupOf(rendezvousKey))?.Children ?? [];
-        var below = await Task.WhenAll(children.Select(child => ChildAsync(child.Node.Key, audience, rendezvousKey, message, id))).ConfigureAwait(false);
+        var below = children.Count == 0
+            ? []
+            : await Task.WhenAll(children.Select(child => ChildAsync(child.Node.Key, audience, rendezvousKey, fresh))).ConfigureAwait(false);
         if (here)
         {
-            Interlocked.Increment(ref _treeDeliveries);
+            Interlocked.Add(ref _treeDeliveries, fresh.Length);
         }
 
         return [.. below.SelectMany(b => b).Concat(here ? [silo.SiloAddress.ToParsableString()] : [])];
     }
 
+    /// <summary>The messages whose ids this silo has not passed on before (all of them, as the same array, when none
+    /// was).</summary>
+    private Disseminated[] Fresh(Disseminated[] messages)
+    {
+        List<Disseminated>? fresh = null;
+        for (var i = 0; i < messages.Length; i++)
+        {
+            if (_passed.Add(messages[i].Id))
+            {
+                fresh?.Add(messages[i]);
+            }
+            else
+            {
+                fresh ??= [.. messages.AsSpan(0, i)];
+            }
+        }
+
+        return fresh is null ? messages : [.. fresh];
+    }
+
     /// <summary>Counts member silos that a rendezvous here reached directly.</summary>
     public void CountDirect(int silos) => Interlocked.Add(ref _directDeliveries, silos);
 
-    private async Task<string[]> ChildAsync(NodeKey child, Audience audience, string rendezvousKey, byte[] message, Guid id)
+    private async Task<string[]> ChildAsync(NodeKey child, Audience audience, string rendezvousKey, Disseminated[] messages)
     {
         try
         {
             using var bounded = new CancellationTokenSource(HopTime, time);
             var address = await overlay.SiloOfAsync(child, bounded.Token).ConfigureAwait(false);
-            return await grains.GetGrain<IMemberHostGrain>(address.ToParsableString()).SendDown(audience, rendezvousKey, message, id).ConfigureAwait(false);
+            return await grains.GetGrain<IMemberHostGrain>(address.ToParsableString()).SendDown(audience, rendezvousKey, messages).ConfigureAwait(false);
         }
         catch (Exception e) when (e is OrleansException or TimeoutException or OperationCanceledException)
         {

@@ -20,7 +20,7 @@ internal sealed class MemberHostGrain(LocalMembers members, LocalTunnels tunnels
 
     public Task<MemberAnswer> Request(Guid id, string cluster, byte[] request, TimeSpan remaining) => Host.Request(id, cluster, request, remaining);
 
-    public Task Deliver(Audience audience, byte[] message, Guid id, MemberEndpoint[] forward) => Host.Deliver(audience, message, id, forward);
+    public Task Deliver(Audience audience, Disseminated[] messages, MemberEndpoint[] forward) => Host.Deliver(audience, messages, forward);
 
     public Task<TunnelAccepted> OpenTunnel(string cluster, Guid id, MemberEndpoint opener, int openerWindow, TimeSpan remaining) =>
         Host.OpenTunnel(cluster, id, opener, openerWindow, remaining);
@@ -33,6 +33,6 @@ internal sealed class MemberHostGrain(LocalMembers members, LocalTunnels tunnels
 
     public Task<TunnelStatus[]> TunnelPing(string from, Guid[] ids) => Host.TunnelPing(from, ids);
 
-    public Task<string[]> SendDown(Audience audience, string rendezvousKey, byte[] message, Guid id) =>
-        trees.SendDownAsync(audience, rendezvousKey, message, id);
+    public Task<string[]> SendDown(Audience audience, string rendezvousKey, Disseminated[] messages) =>
+        trees.SendDownAsync(audience, rendezvousKey, messages);
 }

@@ -82,9 +82,10 @@ internal sealed class RendezvousGrain(
 
     public Task<MemberEndpoint[]> GetMembers() => Task.FromResult(Live());
 
-    public Task Disseminate(Audience audience, byte[] message, Guid id)
+    public Task Disseminate(Audience audience, Disseminated[] messages)
     {
-        if (_accepted.Add(id))
+        var fresh = messages.Where(m => _accepted.Add(m.Id)).ToArray();
+        if (fresh.Length > 0)
         {
             // Read now, so a member registered before the call is served; sent after the call returns. Sent from the
             // thread pool with the silo's grain factory, not from this activation: a rendezvous that steps aside (the
@@ -93,16 +94,16 @@ internal sealed class RendezvousGrain(
             // lost for the members not reached yet.
             var known = Live();
             var key = this.GetPrimaryKeyString();
-            _ = Task.Run(() => DisseminateAsync(audience, key, message, id, known));
+            _ = Task.Run(() => DisseminateAsync(audience, key, fresh, known));
         }
 
         return Task.CompletedTask;
     }
 
-    private async Task DisseminateAsync(Audience audience, string key, byte[] message, Guid id, MemberEndpoint[] known)
+    private async Task DisseminateAsync(Audience audience, string key, Disseminated[] messages, MemberEndpoint[] known)
     {
         var reached = new HashSet<string>(StringComparer.Ordinal);
-        var tree = trees.SendDownAsync(audience, key, message, id);
+        var tree = trees.SendDownAsync(audience, key, messages);
         try
         {
             reached.UnionWith(await tree.WaitAsync(TreeWait, time));
@@ -113,24 +114,24 @@ internal sealed class RendezvousGrain(
             // members the tree reached is not known yet, so every member known here is reached directly now. Copies
             // that the tree delivers later are dropped: member processes deliver an id once.
             _ = tree.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
-            SiloLog.TreeSlow(logger, audience.ToString(), id, TreeWait);
+            SiloLog.TreeSlow(logger, audience.ToString(), messages[0].Id, TreeWait);
         }
         catch (Exception e)
         {
             // This silo's own hop failed (its overlay node is not in a ring yet, or leaving): every member known here is
             // reached directly instead.
-            SiloLog.DisseminationFailed(logger, audience.ToString(), id, e);
+            SiloLog.DisseminationFailed(logger, audience.ToString(), messages[0].Id, e);
         }
 
         var direct = known.Where(m => !reached.Contains(m.Id)).ToArray();
-        trees.CountDirect(direct.Count(m => m.Observer is null));
+        trees.CountDirect(direct.Count(m => m.Observer is null) * messages.Length);
 
         // Never fails: a member process given up on (its silo is gone, or it stayed unreachable for the hop's
         // persistence) is logged.
         await Disseminator.SendAsync(
             direct,
-            (member, share) => member.Call(grains, host => host.Deliver(audience, message, id, share)),
-            (member, error) => ClientLog.NotDelivered(logger, id, audience.ToString(), member.Id, error.Message));
+            (member, share) => member.Call(grains, host => host.Deliver(audience, messages, share)),
+            (member, error) => ClientLog.NotDelivered(logger, messages[0].Id, messages.Length, audience.ToString(), member.Id, error.Message));
     }
 
     /// <summary>The entries whose lease runs and whose silo is alive; the others are dropped.</summary>

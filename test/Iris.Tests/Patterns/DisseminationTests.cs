@@ -15,7 +15,7 @@ public class DisseminationTests
     {
         public Task<MemberAnswer> Request(Guid id, string cluster, byte[] request, TimeSpan remaining) => throw new NotSupportedException();
 
-        public Task Deliver(Audience audience, byte[] message, Guid id, MemberEndpoint[] forward) => throw new NotSupportedException();
+        public Task Deliver(Audience audience, Disseminated[] messages, MemberEndpoint[] forward) => throw new NotSupportedException();
 
         public Task<TunnelAccepted> OpenTunnel(string cluster, Guid id, MemberEndpoint opener, int openerWindow, TimeSpan remaining) =>
             throw new NotSupportedException();

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Iris.Hosting;
 using Iris.Overlay.Security;
 using Iris.Protocol;
@@ -202,6 +203,45 @@ public sealed class IrisTestClusterTests : IAsyncLifetime
             {
                 silo.Release();
             }
+        }
+    }
+
+    [Fact]
+    public async Task Broadcasts_sent_at_once_are_handed_over_together_and_each_reaches_every_member_once()
+    {
+        const int Count = 200;
+        var received = _cluster.Silos.Select(_ => new ConcurrentDictionary<int, int>()).ToArray();
+        for (var i = 0; i < _cluster.Silos.Count; i++)
+        {
+            var mine = received[i];
+            await _cluster.Silos[i].Iris().RegisterAsync("batched", new Recording(message => mine.AddOrUpdate(BitConverter.ToInt32(message), 1, (_, n) => n + 1)));
+        }
+
+        var filters = _cluster.Silos.Select(s => s.Services().GetRequiredService<HeldHops>()).ToArray();
+        var handOvers = filters.Sum(f => f.HandOvers);
+        var iris = _cluster.Iris();
+        await Task.WhenAll(Enumerable.Range(0, Count).Select(i => iris.BroadcastAsync("batched", BitConverter.GetBytes(i)))).WaitAsync(TimeSpan.FromSeconds(30));
+
+        // At most two hand-overs per name are in flight from one process: the messages sent meanwhile wait and go
+        // together, and down the tree together.
+        var calls = filters.Sum(f => f.HandOvers) - handOvers;
+        Assert.InRange(calls, 1, Count / 2);
+        await Eventually.HoldsAsync(
+            () => received.All(r => r.Count == Count),
+            () => $"messages per member: {string.Join(", ", received.Select(r => r.Count))} of {Count}",
+            TimeSpan.FromSeconds(30));
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        Assert.All(received, r => Assert.All(r.Values, n => Assert.Equal(1, n)));
+    }
+
+    private sealed class Recording(Action<byte[]> onBroadcast) : IClusterHandler
+    {
+        public Task<byte[]> HandleRequestAsync(byte[] request, CancellationToken cancellationToken) => Task.FromResult(request);
+
+        public Task HandleBroadcastAsync(byte[] message, CancellationToken cancellationToken)
+        {
+            onBroadcast(message);
+            return Task.CompletedTask;
         }
     }
 
