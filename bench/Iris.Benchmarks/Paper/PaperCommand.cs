@@ -72,7 +72,7 @@ internal static class PaperCommand
         {
             Console.Error.WriteLine("Iris: starting 4 silos with counting members");
             await using var iris = await Dissemination.StartAsync(Silos);
-            await iris.MeasureAsync(broadcast: true, 16, quick ? 5_000 : 20_000);
+            await iris.MeasureAsync(broadcast: true, 16, 20_000);
             foreach (var workload in new[] { "broadcast", "publish" })
             {
                 foreach (var payload in payloads)
