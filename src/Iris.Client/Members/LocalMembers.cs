@@ -168,9 +168,6 @@ internal sealed class LocalMembers(TimeProvider time)
         }
     }
 
-    /// <summary>Hands one message here (see <see cref="Deliver(Audience, Disseminated[])"/>).</summary>
-    public void Deliver(Audience audience, byte[] message, Guid id) => Deliver(audience, [new Disseminated(id, message)]);
-
     private static void Start(Func<byte[], CancellationToken, Task> handler, List<byte[]> messages) =>
         _ = Task.Run(async () =>
         {
