@@ -99,7 +99,19 @@ internal sealed class DisseminationSender(MemberDirectory directory, IGrainFacto
                 }
             }
 
-            await HandOverAsync(outbox.Audience, batch).ConfigureAwait(false);
+            try
+            {
+                await HandOverAsync(outbox.Audience, batch).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                // It completes every message itself; should it ever throw, the messages fail and the outbox moves on
+                // rather than holding its turn for good.
+                foreach (var pending in batch)
+                {
+                    pending.Done.TrySetException(e);
+                }
+            }
         }
     }
 
