@@ -24,7 +24,9 @@ internal sealed class TcpPeer : ILinkReader
     private const int DrainedMemory = 16;
     private const int DialsBeforeDropping = 3;
 
-    /// <summary>Put in the queue to wake the send loop when there is a link to retire and nothing to send.</summary>
+    /// <summary>Put in the queue to wake the send loop when there is a link to retire and nothing to send. The loop may
+    /// take it into a batch before it sees the link (a link retired while it dials or writes): so it never waits for
+    /// the queue while a retired link is waiting for its goodbye (<see cref="HasRetiring"/>).</summary>
     private static readonly OverlayMessage Wake = new RouteAckMessage { Sender = new NodeHandle(NodeKey.Zero, new NodeAddress("wake")), HopId = 0 };
 
     private readonly TcpTransport _transport;
@@ -256,6 +258,15 @@ internal sealed class TcpPeer : ILinkReader
         _queue.Writer.TryWrite(Wake);
     }
 
+    /// <summary>Whether a link is waiting for its goodbye. Checked by the send loop before it waits for the queue: the
+    /// wake-up that came with the link may have been taken already, into a batch behind messages queued before it,
+    /// and a goodbye that waits for the next message may wait for good (the other side keeps the link open until it
+    /// arrives, or until nothing arrived for twice the handshake timeout).</summary>
+    private bool HasRetiring
+    {
+        get { lock (_gate) { return _retiring.Count > 0; } }
+    }
+
     private List<TcpLink> TakeRetiring()
     {
         lock (_gate)
@@ -290,6 +301,27 @@ internal sealed class TcpPeer : ILinkReader
         _ = CloseWhenDrainedAsync(link);
         return true;
     }
+
+    /// <summary>Writes the goodbye on every link retired since the last call. Returns null unless <paramref name="current"/>
+    /// (the link the send loop last wrote on) was one of them; then, the id the next link's note names, null if the
+    /// goodbye could not be written (the connection broke: nothing to wait for).</summary>
+    private async ValueTask<RetiredCurrent?> RetireTakenAsync(TcpLink? current)
+    {
+        RetiredCurrent? retiredCurrent = null;
+        foreach (var retired in TakeRetiring())
+        {
+            var wroteGoodbye = await RetireAsync(retired).ConfigureAwait(false);
+            if (retired == current)
+            {
+                retiredCurrent = new RetiredCurrent(wroteGoodbye ? retired.Id : null);
+            }
+        }
+
+        return retiredCurrent;
+    }
+
+    /// <summary>The send loop's current link was retired; <paramref name="HandOver"/> is what the next link's note names.</summary>
+    private readonly record struct RetiredCurrent(UInt128? HandOver);
 
     private async Task CloseWhenDrainedAsync(TcpLink link)
     {
@@ -326,20 +358,12 @@ internal sealed class TcpPeer : ILinkReader
         var failedDials = 0;
         try
         {
-            while (await reader.WaitToReadAsync(stopping).ConfigureAwait(false))
+            while (HasRetiring || await reader.WaitToReadAsync(stopping).ConfigureAwait(false))
             {
-                foreach (var retired in TakeRetiring())
+                if (await RetireTakenAsync(current).ConfigureAwait(false) is { } retiredCurrent)
                 {
-                    var wroteOnIt = retired == current;
-                    if (wroteOnIt)
-                    {
-                        current = null;
-                    }
-
-                    if (await RetireAsync(retired).ConfigureAwait(false) && wroteOnIt)
-                    {
-                        handOver = retired.Id;
-                    }
+                    current = null;
+                    handOver = retiredCurrent.HandOver ?? handOver;
                 }
 
                 // Wake-ups only: nothing to send.
@@ -401,6 +425,15 @@ internal sealed class TcpPeer : ILinkReader
 
                 if (link != current)
                 {
+                    // The link last written on was given up since the retired links were taken above (the other
+                    // side's goodbye read, or a link that won the tie-break, while this loop dialled or read the
+                    // batch): its goodbye goes out first, and this batch starts with the note naming it, or the other
+                    // side, still reading it, could deliver this batch before what was written there.
+                    if (current is not null && await RetireTakenAsync(current).ConfigureAwait(false) is { } givenUp)
+                    {
+                        handOver = givenUp.HandOver ?? handOver;
+                    }
+
                     current = link;
                 }
 

@@ -207,7 +207,11 @@ internal sealed class TcpTransport : IOverlayTransport, IAsyncDisposable
         }
 
         Log.Opened(Logger, link.Remote, direction);
-        var loop = Task.Run(async () =>
+
+        // Counted before it starts: a link whose reading ends at once (the other side's goodbye already arrived, as
+        // on a dialled link the other side retired during the handshake) takes itself out when it ends, and must
+        // not find itself not yet put in, to be put in for good afterwards.
+        var loop = new Task<Task>(async () =>
         {
             var end = new LinkEnd("closed locally", Error: false, Goodbye: false);
             try
@@ -229,8 +233,9 @@ internal sealed class TcpTransport : IOverlayTransport, IAsyncDisposable
                     Log.Closed(Logger, link.Remote, end.Reason);
                 }
             }
-        });
-        _readLoops[link] = loop;
+        }, TaskCreationOptions.DenyChildAttach);
+        _readLoops[link] = loop.Unwrap();
+        loop.Start(TaskScheduler.Default);
     }
 
     internal void Deliver(TcpPeer from, OverlayMessage message)

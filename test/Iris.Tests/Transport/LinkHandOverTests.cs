@@ -36,9 +36,9 @@ public sealed class LinkHandOverTests : IAsyncLifetime
         private readonly Socket _listener = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         private readonly CancellationTokenSource _stopping = new();
 
-        public ScriptedPeer()
+        public ScriptedPeer(IPAddress? address = null)
         {
-            _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            _listener.Bind(new IPEndPoint(address ?? IPAddress.Loopback, 0));
             _listener.Listen(16);
             Address = new NodeAddress($"tcp://{_listener.LocalEndPoint}");
         }
@@ -122,6 +122,34 @@ public sealed class LinkHandOverTests : IAsyncLifetime
         Assert.Equal([$"continues {first.Id}", "message 1"], secondRead.Events);
         await first.DisposeAsync();
         await second.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task A_link_that_loses_the_tie_break_while_the_send_loop_dials_gets_its_goodbye_with_nothing_else_queued()
+    {
+        // The scripted peer listens on 127.0.0.2, so the transport's address is the smaller: the link it dials wins.
+        var peer = Keep(new ScriptedPeer(IPAddress.Parse("127.0.0.2")));
+        var transport = Keep(TcpTransport.Start(new IPEndPoint(IPAddress.Loopback, 0), _key, _options));
+
+        // One message: the send loop dials, and waits in the handshake the scripted peer holds back ...
+        transport.Send(peer.Address, Numbered(transport.LocalAddress, 0));
+
+        // ... while the peer's own link to the transport is accepted, and attached as the only one.
+        var theirs = await TcpLink.ConnectAsync(peer.Address, transport.LocalAddress, _key, _options, CancellationToken.None);
+        var theirsReading = Task.Run(() => theirs.ReadLoopAsync(new Recorder()));
+        Assert.True(await TcpRingTests.EventuallyAsync(() => transport.OpenConnections == 1, TimeSpan.FromSeconds(10)), "the peer's link was not attached");
+
+        // The dial completes: the dialled link wins, the peer's link is retired (its wake-up queued behind message 0),
+        // and message 0 goes out on the winner, the queue left empty.
+        var (ours, oursRead, _) = await peer.AcceptAsync(_key, _options);
+        Assert.True(await TcpRingTests.EventuallyAsync(() => oursRead.Events.Contains("message 0"), TimeSpan.FromSeconds(10)), "message 0 did not arrive");
+
+        // The retired link still gets its goodbye, without waiting for the peer's own goodbye or for the next message:
+        // a send loop that took the wake-up into its batch and then waited for the queue left it open for good.
+        var end = await theirsReading.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(end.Goodbye, end.Reason);
+        await theirs.DisposeAsync();
+        await ours.DisposeAsync();
     }
 
     [Fact]
