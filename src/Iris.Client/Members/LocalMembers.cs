@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Iris.Calls;
 using Iris.Diagnostics;
+using Iris.Dissemination;
 using Iris.Protocol;
 
 namespace Iris.Members;
@@ -138,16 +139,8 @@ internal sealed class LocalMembers(TimeProvider time)
             return;
         }
 
-        List<byte[]>? fresh = null;
-        foreach (var message in messages)
-        {
-            if (_delivered.Add(message.Id))
-            {
-                (fresh ??= new List<byte[]>(messages.Length)).Add(message.Body);
-            }
-        }
-
-        if (fresh is null)
+        var fresh = _delivered.Fresh(messages);
+        if (fresh.Length == 0)
         {
             return;
         }
@@ -168,14 +161,14 @@ internal sealed class LocalMembers(TimeProvider time)
         }
     }
 
-    private static void Start(Func<byte[], CancellationToken, Task> handler, List<byte[]> messages) =>
+    private static void Start(Func<byte[], CancellationToken, Task> handler, Disseminated[] messages) =>
         _ = Task.Run(async () =>
         {
             foreach (var message in messages)
             {
                 try
                 {
-                    await handler(message, CancellationToken.None).ConfigureAwait(false);
+                    await handler(message.Body, CancellationToken.None).ConfigureAwait(false);
                 }
                 catch (Exception e)
                 {

@@ -70,7 +70,7 @@ internal sealed class ScribeDissemination(IrisOverlay overlay, LocalMembers memb
     /// </summary>
     public async Task<string[]> SendDownAsync(Audience audience, string rendezvousKey, Disseminated[] messages)
     {
-        var fresh = Fresh(messages);
+        var fresh = _passed.Fresh(messages);
         if (fresh.Length == 0)
         {
             return [];
@@ -90,26 +90,6 @@ internal sealed class ScribeDissemination(IrisOverlay overlay, LocalMembers memb
         }
 
         return [.. below.SelectMany(b => b).Concat(here ? [silo.SiloAddress.ToParsableString()] : [])];
-    }
-
-    /// <summary>The messages whose ids this silo has not passed on before (all of them, as the same array, when none
-    /// was).</summary>
-    private Disseminated[] Fresh(Disseminated[] messages)
-    {
-        List<Disseminated>? fresh = null;
-        for (var i = 0; i < messages.Length; i++)
-        {
-            if (_passed.Add(messages[i].Id))
-            {
-                fresh?.Add(messages[i]);
-            }
-            else
-            {
-                fresh ??= [.. messages.AsSpan(0, i)];
-            }
-        }
-
-        return fresh is null ? messages : [.. fresh];
     }
 
     /// <summary>Counts member silos that a rendezvous here reached directly.</summary>

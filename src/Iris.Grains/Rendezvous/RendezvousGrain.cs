@@ -84,7 +84,7 @@ internal sealed class RendezvousGrain(
 
     public Task Disseminate(Audience audience, Disseminated[] messages)
     {
-        var fresh = messages.Where(m => _accepted.Add(m.Id)).ToArray();
+        var fresh = _accepted.Fresh(messages);
         if (fresh.Length > 0)
         {
             // Read now, so a member registered before the call is served; sent after the call returns. Sent from the
