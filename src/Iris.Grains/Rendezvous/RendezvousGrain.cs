@@ -3,6 +3,7 @@ using Iris.Grains.Diagnostics;
 using Iris.Dissemination;
 using Iris.Grains.Dissemination;
 using Iris.Overlay;
+using Iris.Overlay.Records;
 using Iris.Placement;
 using Iris.Protocol;
 using Iris.Ring;
@@ -39,18 +40,30 @@ internal sealed class RendezvousGrain(
     /// below it waiting for Orleans' 30-s response timeout.</summary>
     public static readonly TimeSpan TreeWait = TimeSpan.FromSeconds(3);
 
+    /// <summary>
+    /// How long after activating this activation may not know every member registered: while Orleans' grain directory
+    /// and the ring settle, another activation of the key can take registrations and save them after this one read
+    /// the list. Until a lease has passed (every live member has renewed by then), each batch handed down also goes to
+    /// the members saved since by someone else: one record read per batch, for this time only.
+    /// </summary>
+    public static readonly TimeSpan Youth = Lease;
+
     private readonly Dictionary<string, (MemberEndpoint Member, long Renewed)> _members = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _saving = new(1, 1);
     private readonly RecentIds _accepted = new(time);
     private long _savedVersion;
+    private long _activated;
 
     // Both hashed once per activation: the root check runs every 5 s on every rendezvous a silo holds.
     private NodeKey? _recordKey;
     private NodeKey? _ringKey;
 
-    private NodeKey RecordKey => _recordKey ??= NodeKey.FromName("iris/rendezvous-members/" + this.GetPrimaryKeyString());
+    private NodeKey RecordKey => _recordKey ??= RecordKeyOf(this.GetPrimaryKeyString());
 
     private NodeKey RingKey => _ringKey ??= RendezvousPlacement.KeyOf(this.GetPrimaryKeyString());
+
+    /// <summary>The key of the ring record that keeps the member list of rendezvous <paramref name="grainKey"/>.</summary>
+    public static NodeKey RecordKeyOf(string grainKey) => NodeKey.FromName("iris/rendezvous-members/" + grainKey);
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -59,12 +72,10 @@ internal sealed class RendezvousGrain(
         if (await records.ReadAsync(RecordKey, cancellationToken) is { } saved)
         {
             _savedVersion = saved.Version;
-            var now = time.GetTimestamp();
-            foreach (var member in serializer.Deserialize(saved.Data) ?? [])
-            {
-                _members[member.Id] = (member, now);
-            }
+            Adopt(saved);
         }
+
+        _activated = time.GetTimestamp();
 
         this.RegisterGrainTimer(CheckRootAsync, new GrainTimerCreationOptions(RootCheck, RootCheck) { Interleave = true });
     }
@@ -94,15 +105,19 @@ internal sealed class RendezvousGrain(
             // lost for the members not reached yet.
             var known = Live();
             var key = this.GetPrimaryKeyString();
-            _ = Task.Run(() => DisseminateAsync(audience, key, fresh, known));
+            long? readVersion = time.GetElapsedTime(_activated) < Youth ? _savedVersion : null;
+            _ = Task.Run(() => DisseminateAsync(audience, key, fresh, known, readVersion));
         }
 
         return Task.CompletedTask;
     }
 
-    private async Task DisseminateAsync(Audience audience, string key, Disseminated[] messages, MemberEndpoint[] known)
+    // readVersion: while this activation is young (Youth), the record version whose list it holds; the members of a
+    // later version are reached too.
+    private async Task DisseminateAsync(Audience audience, string key, Disseminated[] messages, MemberEndpoint[] known, long? readVersion)
     {
         var reached = new HashSet<string>(StringComparer.Ordinal);
+        var savedSince = readVersion is { } version ? SavedSinceAsync(audience, key, messages[0].Id, version) : null;
         var tree = trees.SendDownAsync(audience, key, messages);
         try
         {
@@ -123,6 +138,12 @@ internal sealed class RendezvousGrain(
             SiloLog.DisseminationFailed(logger, audience.ToString(), messages[0].Id, e);
         }
 
+        if (savedSince is not null)
+        {
+            var ids = known.Select(m => m.Id).ToHashSet(StringComparer.Ordinal);
+            known = [.. known, .. (await savedSince).Where(m => ids.Add(m.Id))];
+        }
+
         var direct = known.Where(m => !reached.Contains(m.Id)).ToArray();
         trees.CountDirect(direct.Count(m => m.Observer is null) * messages.Length);
 
@@ -132,6 +153,39 @@ internal sealed class RendezvousGrain(
             direct,
             (member, share) => member.Call(grains, host => host.Deliver(audience, messages, share)),
             (member, error) => ClientLog.NotDelivered(logger, messages[0].Id, messages.Length, audience.ToString(), member.Id, error.Message));
+    }
+
+    /// <summary>
+    /// The members in the ring record of rendezvous <paramref name="key"/> when it was written after
+    /// <paramref name="version"/> (by another activation of the key, or an older one stepping aside); none when it was
+    /// not, or cannot be read now. Members this activation dropped since may come back with it: they drop a message id
+    /// they have seen, and a process that is gone is given up on after the hand-down's persistence.
+    /// </summary>
+    private async Task<MemberEndpoint[]> SavedSinceAsync(Audience audience, string key, Guid id, long version)
+    {
+        try
+        {
+            using var bounded = new CancellationTokenSource(TreeWait, time);
+            var records = await overlay.GetRecordsAsync(bounded.Token);
+            return await records.ReadAsync(RecordKeyOf(key), bounded.Token) is { } saved && saved.Version != version
+                ? serializer.Deserialize(saved.Data) ?? []
+                : [];
+        }
+        catch (Exception e) when (e is TimeoutException or OperationCanceledException or RecordUnavailableException)
+        {
+            SiloLog.SavedMembersUnread(logger, audience.ToString(), id, e.Message);
+            return [];
+        }
+    }
+
+    /// <summary>Takes the members of a saved list that this activation does not know, each on a fresh lease.</summary>
+    private void Adopt(RecordValue saved)
+    {
+        var now = time.GetTimestamp();
+        foreach (var member in serializer.Deserialize(saved.Data) ?? [])
+        {
+            _members.TryAdd(member.Id, (member, now));
+        }
     }
 
     /// <summary>The entries whose lease runs and whose silo is alive; the others are dropped.</summary>
@@ -158,12 +212,14 @@ internal sealed class RendezvousGrain(
         try
         {
             var records = await overlay.GetRecordsAsync(CancellationToken.None);
-            var data = serializer.SerializeToArray(_members.Values.Select(m => m.Member).ToArray());
-            var result = await records.CompareAndSwapAsync(RecordKey, _savedVersion, data);
+            var result = await records.CompareAndSwapAsync(RecordKey, _savedVersion, Serialized());
             if (!result.Success && result.Current is not null)
             {
-                // An older activation wrote meanwhile: this one is the live one, write over it.
-                result = await records.CompareAndSwapAsync(RecordKey, result.Current.Version, data);
+                // Another activation of the key wrote meanwhile (an older one stepping aside, or a second one while
+                // Orleans' grain directory and the ring settle): its members stay in the list, or a broadcast accepted
+                // by an activation that reads the list would miss them.
+                Adopt(result.Current);
+                result = await records.CompareAndSwapAsync(RecordKey, result.Current.Version, Serialized());
             }
 
             if (result.Current is not null)
@@ -176,6 +232,8 @@ internal sealed class RendezvousGrain(
             _saving.Release();
         }
     }
+
+    private byte[] Serialized() => serializer.SerializeToArray(_members.Values.Select(m => m.Member).ToArray());
 
     /// <summary>When the ring has moved the name's root to another node, this activation steps aside; the next call
     /// places the grain on the new root's silo, where it reads the member list back from the ring.</summary>
