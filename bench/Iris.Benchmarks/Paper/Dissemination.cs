@@ -9,12 +9,13 @@ namespace Iris.Benchmarks.Paper;
 /// <summary>
 /// Broadcast and publish/subscribe on Iris: 4 <see cref="BenchSilo"/> processes, each with one member of the
 /// cluster and one subscriber of the topic, and an Orleans client in this process sending. A cell sends a fixed number
-/// of messages from 16 senders (each <c>BroadcastAsync</c>/<c>PublishAsync</c> returns once a rendezvous accepted it)
-/// and ends when every member has received every message; deliveries/s counts each delivery to each member.
+/// of messages from one sender that keeps as many unaccepted as the NATS publisher may keep undelivered (4,096
+/// messages or 1 MiB: <see cref="NatsWorkloads.InFlight"/>; each <c>BroadcastAsync</c>/<c>PublishAsync</c> returns once a rendezvous
+/// accepted it) and ends when every member has received every message; deliveries/s counts each delivery to each
+/// member.
 /// </summary>
 internal sealed class Dissemination : IAsyncDisposable
 {
-    private const int Senders = 16;
     private readonly List<ChildProcess> _silos;
     private readonly IHost _client;
 
@@ -65,16 +66,20 @@ internal sealed class Dissemination : IAsyncDisposable
 
         var cpuBefore = Cpu();
         var started = Stopwatch.GetTimestamp();
-        var next = -1;
-        await Task.WhenAll(Enumerable.Range(0, Senders).Select(_ => Task.Run(async () =>
+        var room = new SemaphoreSlim(NatsWorkloads.InFlight(payload));
+        var sending = new List<Task>(messages);
+        for (var i = 0; i < messages; i++)
         {
-            while (Interlocked.Increment(ref next) < messages)
-            {
-                var message = new byte[Math.Max(payload, 8)];
-                BenchSilo.Stamp(message);
-                await (broadcast ? iris.BroadcastAsync(BenchSilo.Cluster, message) : iris.PublishAsync(BenchSilo.Topic, message));
-            }
-        })));
+            await room.WaitAsync();
+            var message = new byte[Math.Max(payload, 8)];
+            BenchSilo.Stamp(message);
+            var accepted = broadcast ? iris.BroadcastAsync(BenchSilo.Cluster, message) : iris.PublishAsync(BenchSilo.Topic, message);
+            sending.Add(accepted.ContinueWith(static (_, state) => ((SemaphoreSlim)state!).Release(), room, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default));
+            sending.Add(accepted);
+        }
+
+        // Every message accepted, or the first failure.
+        await Task.WhenAll(sending);
 
         var kind = broadcast ? "broadcast" : "publish";
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);

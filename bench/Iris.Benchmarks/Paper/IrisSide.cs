@@ -10,15 +10,17 @@ namespace Iris.Benchmarks.Paper;
 /// <summary>
 /// The Iris side of the paper harness: <c>Iris.Silo</c> processes of this repository's Release build on loopback, as a
 /// user runs them (overlay membership, network key on, every Orleans connection secured with it), each serving the
-/// echo cluster with its own in-silo member; and an Orleans client with <c>UseIris</c> in the harness process.
+/// echo cluster with its own in-silo member (or only the first few: <c>--echo-members</c>); and an Orleans client with
+/// <c>UseIris</c> in the harness process.
 /// </summary>
 internal static class IrisSide
 {
     public const string EchoCluster = "echo";
 
-    /// <summary>Starts the silos and connects the harness's client; <c>Connect</c> connects another client to them, with
-    /// or without one-hop requests to silos' members (<see cref="Requests.DirectRoutes"/>), for comparing the routes.</summary>
-    public static async Task<(List<ChildProcess> Silos, IHost Client, Func<bool, Task<IHost>> Connect)> StartAsync(int count)
+    /// <summary>Starts the silos, the first <paramref name="echoMembers"/> of them serving the echo cluster, and connects
+    /// the harness's client; <c>Connect</c> connects another client to them, with or without one-hop requests to silos'
+    /// members (<see cref="Requests.DirectRoutes"/>), for comparing the routes.</summary>
+    public static async Task<(List<ChildProcess> Silos, IHost Client, Func<bool, Task<IHost>> Connect)> StartAsync(int count, int echoMembers)
     {
         var dll = Path.Combine(PaperCommand.Root, "src", "Iris.Silo", "bin", "Release", "net10.0", "Iris.Silo.dll");
         if (!File.Exists(dll))
@@ -34,14 +36,14 @@ internal static class IrisSide
             ["DOTNET_ENVIRONMENT"] = "Development",
             ["Iris__Network__Key"] = key,
             ["Iris__Network__Discovery__Port"] = discovery.ToString(CultureInfo.InvariantCulture),
-            ["Iris__Silo__EchoCluster"] = EchoCluster,
             ["Logging__LogLevel__Default"] = "Warning",
             ["Logging__LogLevel__Iris.Hosting.SiloEndpointLogger"] = "Information",
         };
         var silos = new List<ChildProcess>();
         for (var i = 1; i <= count; i++)
         {
-            silos.Add(await ChildProcess.StartAsync(dll, [], environment, $"has {i} active silos", TimeSpan.FromSeconds(90)));
+            var variables = i <= echoMembers ? new Dictionary<string, string>(environment) { ["Iris__Silo__EchoCluster"] = EchoCluster } : environment;
+            silos.Add(await ChildProcess.StartAsync(dll, [], variables, $"has {i} active silos", TimeSpan.FromSeconds(90)));
         }
 
         return (silos, await ConnectAsync(key, discovery), direct => ConnectAsync(key, discovery, direct));

@@ -41,6 +41,9 @@ internal static class PaperCommand
         // --compare-routes: Iris requests also from a client without one-hop routes (irisViaGrain), in the same run.
         var compareRoutes = args.Contains("--compare-routes");
 
+        // --echo-members N: only the first N Iris silos serve the echo cluster (4 by default, one member per silo).
+        var echoMembers = Option(args, "--echo-members") ?? Silos;
+
         // request[callers][payload][system]
         var request = new SortedDictionary<int, SortedDictionary<int, Dictionary<string, Measurement>>>();
         Dictionary<string, Measurement> Cell(int c, int payload) =>
@@ -77,7 +80,7 @@ internal static class PaperCommand
             {
                 foreach (var payload in payloads)
                 {
-                    var messages = payload >= 65536 ? (quick ? 500 : 2_000) : (quick ? 10_000 : 40_000);
+                    var messages = payload >= 65536 ? (quick ? 500 : 4_000) : (quick ? 40_000 : 200_000);
                     FanCell(workload, payload)["iris"] = await iris.MeasureAsync(workload == "broadcast", payload, messages);
                     Console.Error.WriteLine(FanLine(workload, "iris", payload, FanCell(workload, payload)["iris"]));
                 }
@@ -128,10 +131,19 @@ internal static class PaperCommand
             try
             {
                 using var client = await OrleansBaseline.ConnectAsync(gateways);
-                var echo = client.Services.GetRequiredService<IGrainFactory>().GetGrain<IBenchEchoGrain>(0);
+                var factory = client.Services.GetRequiredService<IGrainFactory>();
+                var echo = factory.GetGrain<IBenchEchoGrain>(0);
+
+                // The same calls spread over 64 grain ids: a client sends a grain's calls to the gateway its id maps to,
+                // and a stateless worker runs on the silo that received the call, so every silo serves, one hop each,
+                // as Iris' four members do. With one id, one silo serves every call.
+                var spread = Enumerable.Range(0, 64).Select(id => factory.GetGrain<IBenchEchoGrain>(id)).ToArray();
+                var next = 0;
+                IBenchEchoGrain Spread() => spread[(int)((uint)Interlocked.Increment(ref next) % spread.Length)];
                 TimeSpan Cpu() => Environment.CpuUsage.TotalTime + orleansSilos.Aggregate(TimeSpan.Zero, (sum, s) => sum + s.CpuTime);
                 var small = new byte[16];
                 await Load.WarmUpAsync(() => echo.Echo(small), 16, firstWarmUp);
+                await Load.WarmUpAsync(() => Spread().Echo(small), 16, firstWarmUp / 6);
                 foreach (var c in callers)
                 {
                     foreach (var payload in payloads)
@@ -139,6 +151,8 @@ internal static class PaperCommand
                         var body = new byte[payload];
                         Cell(c, payload)["orleans"] = await Load.MeasureAsync(() => echo.Echo(body), c, payload, warmUp, duration, Cpu);
                         Console.Error.WriteLine(Line("orleans", c, payload, Cell(c, payload)["orleans"]));
+                        Cell(c, payload)["orleansSpread"] = await Load.MeasureAsync(() => Spread().Echo(body), c, payload, warmUp, duration, Cpu);
+                        Console.Error.WriteLine(Line("orleansSpread", c, payload, Cell(c, payload)["orleansSpread"]));
                     }
                 }
 
@@ -166,7 +180,7 @@ internal static class PaperCommand
         async Task RunIrisAsync()
         {
             Console.Error.WriteLine("Iris: starting 4 silos");
-            var (irisSilos, irisClient, connect) = await IrisSide.StartAsync(Silos);
+            var (irisSilos, irisClient, connect) = await IrisSide.StartAsync(Silos, echoMembers);
             using var viaGrain = compareRoutes ? await connect(false) : null;
             try
             {
@@ -304,6 +318,11 @@ internal static class PaperCommand
                 {
                     cell["irisClusterGrainOverOrleans"] = Math.Round(grain.PerSec / orleans.PerSec, 3);
                 }
+            }
+
+            if (systems.TryGetValue("orleansSpread", out var spread) && systems.TryGetValue("iris", out var irisSpread))
+            {
+                cell["irisOverOrleansSpread"] = Math.Round(irisSpread.PerSec / spread.PerSec, 3);
             }
 
             if (systems.TryGetValue("nats", out var nats) && systems.TryGetValue("iris", out var irisAgain))

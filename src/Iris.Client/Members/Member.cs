@@ -11,7 +11,7 @@ internal sealed class Member(IClusterHandler handler, MemberOptions options)
     private const int FirstMeasured = 10;
 
     /// <summary>After the first <see cref="FirstMeasured"/>, one request in this many has its CPU measured.</summary>
-    private const int CpuSampling = 8;
+    private const int CpuSampling = 64;
 
     /// <summary>The longest a refusal tells callers to pass this member over.</summary>
     private static readonly TimeSpan LongestRetryAfter = TimeSpan.FromSeconds(1);
@@ -49,7 +49,8 @@ internal sealed class Member(IClusterHandler handler, MemberOptions options)
     /// Requests per second this member can complete, the lower of two bounds: its concurrent slots over the time
     /// its handler takes per request (the mean of the first ten, then a moving average, at least 1 ms; 10 ms until
     /// measured), and the machine's cores over the CPU time a request costs (averaged the same way, once measured; after
-    /// the first ten, one request in eight is measured, as reading a thread's CPU clock is a system call).
+    /// the first ten, one request in 64 is measured: reading a thread's CPU clock is a system call, some microseconds on a
+    /// virtual machine).
     /// A handler that waits on I/O is bound by its slots; one that computes, by the CPU. The CPU a request costs is
     /// the CPU its handler's thread spends until the handler returns its task (<see cref="ThreadCpu"/>): the work
     /// the request itself does, never the process's other work (a silo routing other traffic, other members), which,
