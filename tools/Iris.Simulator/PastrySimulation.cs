@@ -110,11 +110,17 @@ internal sealed class PastrySimulation : IDisposable
     public MessageTally Tally { get; } = new();
 
     /// <summary>Creates a node with a key drawn from the seed (or the given key) and joins it through a random
-    /// ready node, or starts the ring when there is none.</summary>
-    public PastryNode AddNode(NodeKey? key = null)
+    /// ready node, or starts the ring when there is none. <paramref name="wrap"/>, when given, wraps the node's
+    /// transport: a fault that only this node's messages meet.</summary>
+    public PastryNode AddNode(NodeKey? key = null, Func<IOverlayTransport, IOverlayTransport>? wrap = null)
     {
         var nodeKey = key ?? NodeKey.Random(_random);
         var transport = Tally.Wrap(Network.Attach(new NodeAddress($"mem://{_nodes.Count}")));
+        if (wrap is not null)
+        {
+            transport = wrap(transport);
+        }
+
         var node = new PastryNode(nodeKey, transport, Timers, _options.Pastry, new Random(_random.Next()), _logger);
         node.RegisterHandler(LookupChannel, _recorder.For(node));
         var ready = CurrentReady();

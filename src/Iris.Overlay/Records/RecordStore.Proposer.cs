@@ -300,13 +300,21 @@ internal sealed partial class RecordStore
             return;
         }
 
-        // Nobody around knows the record: create it, with the nodes closest to its key that answered.
-        var candidates = round.Incarnations.Select(p => new RecordMember(p.Key, p.Value.Incarnation, p.Value.Address))
-            .Where(m => m.Key != Self.Key)
-            .Append(new RecordMember(Self.Key, _incarnation, Self.Address))
-            .ToList();
-        var members = Closest(slot.Key, candidates, m => m.Key);
-        StartSeed(slot, new RecordConfiguration(1, [.. members]), Register.Empty, outbox);
+        // Nobody who answered knows the record. That makes it new only if the nodes that would be its acceptors (the
+        // closest to its key among this node and its leaf set) all said so: an acceptor of a written record that was
+        // slow, or whose answer was lost, is silent, and creating the record without it would seed nodes that hold
+        // nothing, losing every acknowledged write. Ask again, waiting longer, until they have answered or the leaf
+        // set no longer counts them (Pastry declared them dead).
+        var members = Closest(slot.Key, Neighbourhood(), h => h.Key);
+        if (!members.All(h => h.Key == Self.Key || round.Incarnations.ContainsKey(h.Key)))
+        {
+            Retry(slot, noMajority: true, outbox);
+            return;
+        }
+
+        StartSeed(slot, new RecordConfiguration(1, [.. members.Select(h => h.Key == Self.Key
+            ? new RecordMember(Self.Key, _incarnation, Self.Address)
+            : new RecordMember(h.Key, round.Incarnations[h.Key].Incarnation, h.Address))]), Register.Empty, outbox);
     }
 
     private void FinishPrepare(Slot slot, Round round, Outbox outbox)

@@ -2,6 +2,7 @@ using System.Text;
 using Iris.Overlay;
 using Iris.Overlay.Pastry;
 using Iris.Overlay.Records;
+using Iris.Overlay.Transport;
 using Iris.Simulator;
 using Iris.Tests.Support;
 
@@ -258,6 +259,80 @@ public class RecordQuorumTests
             var value = ring.Await(stores[node].ReadAsync(key));
             Assert.Equal("v1", Text(value));
             Assert.Equal(1, value!.Version);
+        }
+    }
+
+    [Fact]
+    public void A_new_root_whose_query_the_acceptors_answer_late_neither_recreates_the_record_nor_reads_it_as_never_written()
+    {
+        // A node joins closest to the key and becomes its root. No requester tells it the configuration (the reader
+        // never touched the record), so it asks its neighbours; the acceptors, overloaded, answer only after
+        // ReplicaTimeout. Taking their silence for "don't know" would start the record afresh with nodes that hold
+        // nothing, and read it as never written.
+        var (ring, stores) = Build(24, seed: 12);
+        using var _ = ring;
+        var key = NodeKey.FromName("late-acceptors");
+        var byDistance = ring.Nodes.OrderBy(n => key.RingDistance(n.Self.Key)).ToList();
+        var writer = stores[byDistance[^1]];
+        Assert.True(ring.Await(writer.CompareAndSwapAsync(key, 0, Text("v1"))).Success);
+        Assert.True(ring.Await(writer.CompareAndSwapAsync(key, 1, Text("v2"))).Success);
+
+        var knowing = ring.Nodes.Where(n => stores[n].AcceptorState(key) is not null).Append(byDistance[^1]).Select(n => n.Self.Key).ToHashSet();
+        var joinerKey = new NodeKey(key.Value + 1);
+        var joiner = ring.AddNode(joinerKey, t => new LateRecordAnswers(t, joinerKey, ring.Timers, knowing.Contains, TimeSpan.FromMilliseconds(700)));
+        stores[joiner] = new RecordStore(joiner, ring.Timers);
+        Assert.True(ring.Stabilise(TimeSpan.FromSeconds(60)) is not null, ring.DescribeWrongLeafSets());
+        Assert.Equal(joiner, ring.TrueRoot(key));
+
+        var reader = stores[byDistance.First(n => !knowing.Contains(n.Self.Key))];
+        var read = ring.Await(reader.ReadAsync(key));
+        Assert.True(read is not null, "the record was read as never written: the new root created it afresh");
+        Assert.Equal((2, "v2"), (read.Version, Text(read)));
+        var written = ring.Await(reader.CompareAndSwapAsync(key, 2, Text("v3")));
+        Assert.True(written.Success, $"version {written.Current?.Version} ({Text(written.Current)}) where 2 was acknowledged");
+        var after = ring.Await(writer.ReadAsync(key))!;
+        Assert.Equal((3, "v3"), (after.Version, Text(after)));
+
+        // A record nobody wrote is still created by the same slow neighbours, once they have all said they know none.
+        var fresh = new NodeKey(key.Value + 2);
+        Assert.Equal(joiner, ring.TrueRoot(fresh));
+        Assert.Null(ring.Await(reader.ReadAsync(fresh)));
+        Assert.True(ring.Await(reader.CompareAndSwapAsync(fresh, 0, Text("new"))).Success);
+    }
+
+    /// <summary>A node's transport on which record answers from some nodes to its queries arrive late: each is
+    /// acknowledged at once (so Pastry takes the sender as alive, as it does a busy process that still heartbeats) and
+    /// handed to the node <paramref name="delay"/> later.</summary>
+    private sealed class LateRecordAnswers(IOverlayTransport inner, NodeKey self, Iris.Overlay.Timing.TimerQueue timers, Func<NodeKey, bool> slow, TimeSpan delay)
+        : IOverlayTransport
+    {
+        public NodeAddress LocalAddress => inner.LocalAddress;
+
+        public int MaxPayload => inner.MaxPayload;
+
+        public void Send(NodeAddress destination, OverlayMessage message) => inner.Send(destination, message);
+
+        public void SetReceiver(IOverlayReceiver receiver) => inner.SetReceiver(new Receiver(this, receiver));
+
+        private void Receive(IOverlayReceiver node, OverlayMessage message)
+        {
+            if (message is not DirectMessage { Channel: RecordStore.Channel, HopId: not 0 } direct || !IsLateAnswer(direct))
+            {
+                node.Receive(message);
+                return;
+            }
+
+            inner.Send(direct.Sender.Address, new RouteAckMessage { Sender = new NodeHandle(self, LocalAddress), HopId = direct.HopId });
+            var later = direct.WithHopId(0);
+            timers.Create(() => node.Receive(later)).ScheduleAt(timers.NowMs + (long)delay.TotalMilliseconds);
+        }
+
+        private bool IsLateAnswer(DirectMessage direct) =>
+            slow(direct.Sender.Key) && RecordMessage.Decode(direct.Payload) is { Type: RecordMessageType.AcceptorReply, Phase: RecordMessageType.Query };
+
+        private sealed class Receiver(LateRecordAnswers transport, IOverlayReceiver node) : IOverlayReceiver
+        {
+            public void Receive(OverlayMessage message) => transport.Receive(node, message);
         }
     }
 
