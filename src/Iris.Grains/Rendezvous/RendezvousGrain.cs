@@ -138,34 +138,43 @@ internal sealed class RendezvousGrain(
             SiloLog.DisseminationFailed(logger, audience.ToString(), messages[0].Id, e);
         }
 
-        if (savedSince is not null)
-        {
-            var ids = known.Select(m => m.Id).ToHashSet(StringComparer.Ordinal);
-            known = [.. known, .. (await savedSince).Where(m => ids.Add(m.Id))];
-        }
-
         var direct = known.Where(m => !reached.Contains(m.Id)).ToArray();
         trees.CountDirect(direct.Count(m => m.Observer is null) * messages.Length);
+        var toKnown = SendDirectAsync(audience, messages, direct);
+        if (savedSince is not null)
+        {
+            // The members saved by another activation are reached once the list is read, without holding up the
+            // members known here: the read may take a while while the ring settles (the record's root moving too).
+            var sent = known.Select(m => m.Id).Concat(reached).ToHashSet(StringComparer.Ordinal);
+            var more = (await savedSince).Where(m => sent.Add(m.Id)).ToArray();
+            trees.CountDirect(more.Count(m => m.Observer is null) * messages.Length);
+            await SendDirectAsync(audience, messages, more);
+        }
 
-        // Never fails: a member process given up on (its silo is gone, or it stayed unreachable for the hop's
-        // persistence) is logged.
-        await Disseminator.SendAsync(
-            direct,
+        await toKnown;
+    }
+
+    /// <summary>Hands <paramref name="messages"/> to each of <paramref name="members"/>' processes. Never fails: a member
+    /// process given up on (its silo is gone, or it stayed unreachable for the hop's persistence) is logged.</summary>
+    private Task SendDirectAsync(Audience audience, Disseminated[] messages, MemberEndpoint[] members) =>
+        Disseminator.SendAsync(
+            members,
             (member, share) => member.Call(grains, host => host.Deliver(audience, messages, share)),
             (member, error) => ClientLog.NotDelivered(logger, messages[0].Id, messages.Length, audience.ToString(), member.Id, error.Message));
-    }
 
     /// <summary>
     /// The members in the ring record of rendezvous <paramref name="key"/> when it was written after
     /// <paramref name="version"/> (by another activation of the key, or an older one stepping aside); none when it was
-    /// not, or cannot be read now. Members this activation dropped since may come back with it: they drop a message id
-    /// they have seen, and a process that is gone is given up on after the hand-down's persistence.
+    /// not, or cannot be read within a hop's persistence (<see cref="Disseminator.Persistence"/>: the record store
+    /// retries meanwhile, and a member reached that late still gets the message once). Members this activation dropped
+    /// since may come back with it: they drop a message id they have seen, and a process that is gone is given up on
+    /// after the hand-down's persistence.
     /// </summary>
     private async Task<MemberEndpoint[]> SavedSinceAsync(Audience audience, string key, Guid id, long version)
     {
         try
         {
-            using var bounded = new CancellationTokenSource(TreeWait, time);
+            using var bounded = new CancellationTokenSource(Disseminator.Persistence, time);
             var records = await overlay.GetRecordsAsync(bounded.Token);
             return await records.ReadAsync(RecordKeyOf(key), bounded.Token) is { } saved && saved.Version != version
                 ? serializer.Deserialize(saved.Data) ?? []
