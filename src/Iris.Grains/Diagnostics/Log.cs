@@ -45,6 +45,6 @@ internal static partial class SiloLog
     [LoggerMessage(EventId = 121, Level = LogLevel.Warning, Message = "Message {Id} to {Audience}, and those sent with it: its tree did not answer within {Wait}; its members are reached directly")]
     public static partial void TreeSlow(ILogger logger, string audience, Guid id, TimeSpan wait);
 
-    [LoggerMessage(EventId = 122, Level = LogLevel.Warning, Message = "Message {Id} to {Audience}, and those sent with it: the young rendezvous could not read its saved member list ({Reason}); only the members it knows itself are reached")]
-    public static partial void SavedMembersUnread(ILogger logger, string audience, Guid id, string reason);
+    [LoggerMessage(EventId = 122, Level = LogLevel.Warning, Message = "The young rendezvous {Key} could not read its saved member list ({Reason}): the messages it accepted meanwhile reach only the members it knows itself")]
+    public static partial void SavedMembersUnread(ILogger logger, string key, string reason);
 }

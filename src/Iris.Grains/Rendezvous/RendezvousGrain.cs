@@ -54,6 +54,12 @@ internal sealed class RendezvousGrain(
     private long _savedVersion;
     private long _activated;
 
+    // The young activation's reads of its saved list: at most one in flight and one waiting, shared by every batch
+    // accepted meanwhile (each batch needs a read that starts after it was accepted, and the waiting one does).
+    private readonly Lock _reading = new();
+    private Task<RecordValue?>? _readInFlight;
+    private Task<RecordValue?>? _readWaiting;
+
     // Both hashed once per activation: the root check runs every 5 s on every rendezvous a silo holds.
     private NodeKey? _recordKey;
     private NodeKey? _ringKey;
@@ -117,7 +123,7 @@ internal sealed class RendezvousGrain(
     private async Task DisseminateAsync(Audience audience, string key, Disseminated[] messages, MemberEndpoint[] known, long? readVersion)
     {
         var reached = new HashSet<string>(StringComparer.Ordinal);
-        var savedSince = readVersion is { } version ? SavedSinceAsync(audience, key, messages[0].Id, version) : null;
+        var savedSince = readVersion is { } version ? SavedSinceAsync(key, version) : null;
         var tree = trees.SendDownAsync(audience, key, messages);
         try
         {
@@ -164,26 +170,58 @@ internal sealed class RendezvousGrain(
 
     /// <summary>
     /// The members in the ring record of rendezvous <paramref name="key"/> when it was written after
-    /// <paramref name="version"/> (by another activation of the key, or an older one stepping aside); none when it was
-    /// not, or cannot be read within a hop's persistence (<see cref="Disseminator.Persistence"/>: the record store
-    /// retries meanwhile, and a member reached that late still gets the message once). Members this activation dropped
-    /// since may come back with it: they drop a message id they have seen, and a process that is gone is given up on
-    /// after the hand-down's persistence.
+    /// <paramref name="version"/> (by another activation of the key, or an older one stepping aside), read after this
+    /// call; none when it was not, or could not be read (within the record store's operation time; a member reached
+    /// that late still gets the message once). Members this activation dropped since may come back with it: they drop
+    /// a message id they have seen, and a process that is gone is given up on after the hand-down's persistence.
     /// </summary>
-    private async Task<MemberEndpoint[]> SavedSinceAsync(Audience audience, string key, Guid id, long version)
+    private async Task<MemberEndpoint[]> SavedSinceAsync(string key, long version) =>
+        await ReadAfterNow(key) is { } saved && saved.Version != version ? serializer.Deserialize(saved.Data) ?? [] : [];
+
+    /// <summary>A read of the saved list that starts after this call: the one starting now when none is in flight,
+    /// else the one that waits for it, shared by every batch accepted meanwhile. Never fails: null when the list could
+    /// not be read (logged).</summary>
+    private Task<RecordValue?> ReadAfterNow(string key)
+    {
+        lock (_reading)
+        {
+            if (_readInFlight is not { IsCompleted: false } inFlight)
+            {
+                return _readInFlight = ReadSavedAsync(key);
+            }
+
+            return _readWaiting ??= ReadAfterAsync(inFlight, key);
+        }
+    }
+
+    private async Task<RecordValue?> ReadAfterAsync(Task<RecordValue?> inFlight, string key)
+    {
+        // Always continues later, so never inside the lock of the caller that made this task (this runs on the thread
+        // pool, where there is no context to capture).
+        await inFlight.ConfigureAwait(ConfigureAwaitOptions.ForceYielding | ConfigureAwaitOptions.ContinueOnCapturedContext);
+        Task<RecordValue?> read;
+        lock (_reading)
+        {
+            read = _readInFlight = ReadSavedAsync(key);
+            _readWaiting = null;
+        }
+
+        return await read;
+    }
+
+    private async Task<RecordValue?> ReadSavedAsync(string key)
     {
         try
         {
-            using var bounded = new CancellationTokenSource(Disseminator.Persistence, time);
-            var records = await overlay.GetRecordsAsync(bounded.Token);
-            return await records.ReadAsync(RecordKeyOf(key), bounded.Token) is { } saved && saved.Version != version
-                ? serializer.Deserialize(saved.Data) ?? []
-                : [];
+            var records = await overlay.GetRecordsAsync(CancellationToken.None).WaitAsync(Disseminator.Persistence, time);
+            return await records.ReadAsync(RecordKeyOf(key));
         }
-        catch (Exception e) when (e is TimeoutException or OperationCanceledException or RecordUnavailableException)
+        catch (Exception e)
         {
-            SiloLog.SavedMembersUnread(logger, audience.ToString(), id, e.Message);
-            return [];
+            // Whatever the failure (the ring is not ready, the record unavailable, the silo stopping), the members
+            // known here are reached anyway: only those saved elsewhere miss the message.
+            SiloLog.SavedMembersUnread(logger, key, e.Message);
+            return null;
         }
     }
 
