@@ -10,9 +10,9 @@ namespace Iris.Benchmarks.Paper;
 /// Broadcast and publish/subscribe on Iris: 4 <see cref="BenchSilo"/> processes, each with one member of the
 /// cluster and one subscriber of the topic, and an Orleans client in this process sending. A cell sends a fixed number
 /// of messages from one sender that keeps as many unaccepted as the NATS publisher may keep undelivered (4,096
-/// messages or 1 MiB: <see cref="NatsWorkloads.InFlight"/>; each <c>BroadcastAsync</c>/<c>PublishAsync</c> returns once a rendezvous
-/// accepted it) and ends when every member has received every message; deliveries/s counts each delivery to each
-/// member.
+/// messages or 1 MiB: <see cref="NatsWorkloads.InFlight"/>; each <c>BroadcastAsync</c>/<c>PublishAsync</c> returns
+/// once a rendezvous accepted it) and ends when every member has received every message; deliveries/s counts each
+/// delivery to each member.
 /// </summary>
 internal sealed class Dissemination : IAsyncDisposable
 {
@@ -67,7 +67,7 @@ internal sealed class Dissemination : IAsyncDisposable
         var cpuBefore = Cpu();
         var started = Stopwatch.GetTimestamp();
         var room = new SemaphoreSlim(NatsWorkloads.InFlight(payload));
-        var sending = new List<Task>(messages);
+        var sending = new List<Task>(2 * messages);
         for (var i = 0; i < messages; i++)
         {
             await room.WaitAsync();

@@ -44,7 +44,8 @@ internal sealed class RendezvousGrain(
     /// How long after activating this activation may not know every member registered: while Orleans' grain directory
     /// and the ring settle, another activation of the key can take registrations and save them after this one read
     /// the list. Until a lease has passed (every live member has renewed by then), each batch handed down also goes to
-    /// the members saved since by someone else: one record read per batch, for this time only.
+    /// the members saved since by someone else: one record read at a time, shared by the batches accepted meanwhile,
+    /// for this time only.
     /// </summary>
     public static readonly TimeSpan Youth = Lease;
 
