@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using Iris.Hosting;
 using Iris.Overlay.Security;
+using Iris.Relay;
 using Iris.Ring;
 using Iris.Security;
 using Iris.Silo;
@@ -66,6 +67,9 @@ static async Task<int?> RunSiloAsync(string[] args, int restarts)
                 options.GatewayPort = gatewayPort;
             })
             .StopWhenDeclaredDead());
+
+        // After the silo: the relay endpoint opens once the silo runs, and closes (its members leaving) before it stops.
+        builder.Services.AddIrisRelay();
     }
     catch (Exception e) when (e is NetworkKeyException or OptionsValidationException or FormatException)
     {
@@ -102,7 +106,7 @@ static async Task<int?> RunSiloAsync(string[] args, int restarts)
         logger.LogInformation("Iris silo stopped (asked to stop before it finished starting)");
         return ExitCodes.Stopped;
     }
-    catch (OptionsValidationException e)
+    catch (Exception e) when (e is OptionsValidationException or RelayEndpointException)
     {
         await Console.Error.WriteLineAsync($"Iris silo cannot start: {e.Message}");
         return ExitCodes.CannotStart;

@@ -196,6 +196,16 @@ internal sealed class MemberDirectory(Func<string, Task<MemberEndpoint[]>> ask, 
         }
     }
 
+    /// <summary>Asks every split of <paramref name="audience"/> anew, waiting up to <paramref name="wait"/>: the
+    /// requests that follow find the list fresh instead of each asking the rendezvous on its way (a request with a
+    /// budget of a millisecond or two would spend it there).</summary>
+    public async Task RefreshAsync(Audience audience, TimeSpan wait)
+    {
+        Forget(audience);
+        var answers = KeysOf(audience).Select(key => (Task)MembersAsync(key).AsTask());
+        await ((Task)Task.WhenAll(answers)).WaitAsync(wait, time).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+    }
+
     /// <summary>
     /// Picks a member at random, weighted by its capacity over the square of (1 + requests in flight to it from
     /// here): a member that answers slowly piles up requests in flight, and the square makes that count. With the

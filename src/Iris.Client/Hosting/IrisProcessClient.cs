@@ -75,6 +75,9 @@ internal abstract class IrisProcessClient : IIrisClient, IHostedService
 
         // Every process keeps what the rendezvous said for a moment: past it, all of them see the new member.
         await Task.Delay(MemberDirectory.CacheTime, _services.Time, cancellationToken).ConfigureAwait(false);
+
+        // And this one has the new list at hand for the requests its registrant sends next.
+        await _services.Directory.RefreshAsync(audience, MemberDirectory.SlowAnswer).ConfigureAwait(false);
         return new Registration(() => LeaveAsync(audience, member));
     }
 

@@ -107,7 +107,9 @@ internal sealed class Member(IClusterHandler handler, MemberOptions options)
                 // for one request in CpuSampling. The average it feeds moves as slowly as the service time's.
                 var sampleCpu = ThreadCpu.IsAvailable && (Volatile.Read(ref _cpuMeasured) < FirstMeasured || Interlocked.Increment(ref _cpuTurn) % CpuSampling == 0);
                 var cpuStarted = sampleCpu ? ThreadCpu.Now() : default;
-                var handling = Handler.HandleRequestAsync(request, timeout.Token);
+                var handling = Handler is ITimedClusterHandler timed
+                    ? timed.HandleRequestAsync(request, budget.Remaining, timeout.Token)
+                    : Handler.HandleRequestAsync(request, timeout.Token);
                 var cpu = sampleCpu ? ThreadCpu.Now() - cpuStarted : default;
                 var reply = await handling.ConfigureAwait(false);
                 var took = budget.Time.GetElapsedTime(started);
@@ -124,6 +126,15 @@ internal sealed class Member(IClusterHandler handler, MemberOptions options)
                 }
 
                 return new MemberReply(MemberReplyStatus.Replied, reply, null);
+            }
+            catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+            {
+                // The handler gave up when the caller's time ran out: the caller hears a timeout, not a fault.
+                return MemberReply.Refused(MemberReplyStatus.Expired, "the handler did not finish within the caller's time");
+            }
+            catch (MemberUnavailableException e)
+            {
+                return MemberReply.Refused(MemberReplyStatus.NotHere, e.Message);
             }
             catch (Exception e)
             {

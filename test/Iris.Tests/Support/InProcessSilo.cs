@@ -1,4 +1,5 @@
 using Iris.Hosting;
+using Iris.Relay;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -11,8 +12,10 @@ namespace Iris.Tests.Support;
 internal static class InProcessSilo
 {
     /// <summary>Starts a silo; <paramref name="services"/> registers what it should use instead of the defaults (a
-    /// skewed clock, say) before Iris does; <paramref name="echoCluster"/> is served by an echo member.</summary>
-    public static async Task<IHost> StartAsync(string key, int discoveryPort, Action<IServiceCollection>? services = null, string? echoCluster = null)
+    /// skewed clock, say) before Iris does; <paramref name="echoCluster"/> is served by an echo member; with
+    /// <paramref name="relay"/> the silo serves the relay protocol on a free loopback port, with tunnels carrying up
+    /// to 64 MiB as Iris.Silo's do.</summary>
+    public static async Task<IHost> StartAsync(string key, int discoveryPort, Action<IServiceCollection>? services = null, string? echoCluster = null, bool relay = false)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = Environments.Development });
         builder.Logging.ClearProviders();
@@ -20,6 +23,7 @@ internal static class InProcessSilo
         {
             ["Iris:Network:Key"] = key,
             ["Iris:Network:Discovery:Port"] = discoveryPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Iris:Tunnels:MaxMessageBytes"] = relay ? (64 * 1024 * 1024).ToString(System.Globalization.CultureInfo.InvariantCulture) : null,
         });
         services?.Invoke(builder.Services);
         builder.UseOrleans(silo => silo.UseIris(options =>
@@ -28,6 +32,11 @@ internal static class InProcessSilo
             options.GatewayPort = PortPicker.AnyFree();
             options.EchoCluster = echoCluster;
         }));
+        if (relay)
+        {
+            builder.Services.AddIrisRelay(options => options.Port = 0);
+        }
+
         var host = builder.Build();
         await host.StartAsync();
         return host;

@@ -1,0 +1,633 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using System.Threading.Channels;
+using Iris.Relay.Diagnostics;
+using Iris.Relay.Protocol;
+
+namespace Iris.Relay.Sessions;
+
+/// <summary>
+/// One client of the relay: the handshake, then its messages in the order read, until it closes, breaks the protocol,
+/// falls too far behind, or the silo stops. Requests, tunnels and the member's work run concurrently; broadcasts,
+/// publications and (un)subscriptions go to the network in the order the client sent them, one at a time, and the
+/// reader waits while they hold more than half the connection's queue limit. A client that breaks the protocol is told
+/// why in a Close and loses only its own connection.
+/// </summary>
+internal sealed class RelayConnection
+{
+    private readonly Socket _socket;
+    private readonly RelayContext _context;
+    private readonly RelayOutbox _outbox;
+    private readonly ByteGate _sendBytes;
+    private readonly Channel<RelayFrame> _sends = Channel.CreateUnbounded<RelayFrame>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+    private readonly CancellationTokenSource _ending = new();
+    private readonly ConcurrentDictionary<ulong, byte> _requests = new();
+    private readonly ConcurrentDictionary<ulong, RelayTunnel> _tunnels = new();
+    private readonly ConcurrentDictionary<ulong, byte> _openingTunnels = new();
+    private readonly ConcurrentDictionary<ulong, (ITunnel Tunnel, TaskCompletionSource<RelayTunnel> Confirmed)> _tunnelBuilds = new();
+    private readonly Dictionary<string, IAsyncDisposable> _subscriptions = new(StringComparer.Ordinal);
+    private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private RelayMember? _member;
+    private IAsyncDisposable? _registration;
+    private Task? _shutdown;
+    private Task? _sending;
+    private long _lastBuildId;
+    private volatile bool _accepting = true;
+
+    public RelayConnection(Socket socket, RelayContext context)
+    {
+        _socket = socket;
+        _context = context;
+        _outbox = new RelayOutbox(context.Options.MaxQueuedBytes);
+        _sendBytes = new ByteGate(context.Options.MaxQueuedBytes);
+        Remote = socket.RemoteEndPoint?.ToString() ?? "?";
+    }
+
+    public string Remote { get; }
+
+    private CancellationToken Ending => _ending.Token;
+
+    /// <summary>Serves the connection until it is closed; never throws.</summary>
+    public async Task RunAsync()
+    {
+        var stream = new NetworkStream(_socket, ownsSocket: true);
+        var input = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 64 * 1024, minimumReadSize: 16 * 1024, leaveOpen: true));
+        var output = PipeWriter.Create(stream, new StreamPipeWriterOptions(minimumBufferSize: 64 * 1024, leaveOpen: true));
+        Task? writing = null;
+        Task? sending = null;
+        try
+        {
+            var init = await ReadHandshakeAsync(input).ConfigureAwait(false);
+            if (init is null)
+            {
+                return;
+            }
+
+            if (await AdmitAsync(init.Value).ConfigureAwait(false) is { } denial)
+            {
+                RelayLog.Denied(_context.Logger, Remote, denial);
+                RelayWriter.Write(output, RelayOut.Deny(denial));
+                await output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+                return;
+            }
+
+            RelayLog.Connected(_context.Logger, Remote, init.Value.Cluster);
+            writing = WriteAsync(output);
+            sending = _sending = SendAsync();
+            await ReadAsync(input).ConfigureAwait(false);
+            if (_shutdown is null)
+            {
+                // The client went without a Close: nothing can reach it any more.
+                await ShutdownAsync("the connection was lost", reachable: false).ConfigureAwait(false);
+            }
+        }
+        catch (RelayProtocolException e)
+        {
+            RelayLog.Violation(_context.Logger, Remote, e.Message);
+            if (writing is null)
+            {
+                // Before the handshake was answered: the answer is a refusal.
+                RelayWriter.Write(output, RelayOut.Deny(e.Message));
+                await Quietly.Await(output.FlushAsync(CancellationToken.None)).ConfigureAwait(false);
+            }
+            else
+            {
+                await ShutdownAsync(e.Message, reachable: true).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            await ShutdownAsync("the connection was lost", reachable: false).ConfigureAwait(false);
+        }
+        finally
+        {
+            _sends.Writer.TryComplete();
+            _outbox.Complete();
+            if (_shutdown is not null)
+            {
+                await _shutdown.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+
+            if (writing is not null)
+            {
+                // What the relay still had to say (a Close with its reason) goes out first, within reason.
+                await writing.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+
+            await _ending.CancelAsync().ConfigureAwait(false);
+            if (sending is not null)
+            {
+                await sending.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+
+            _socket.Dispose();
+            await input.CompleteAsync().ConfigureAwait(false);
+            await output.CompleteAsync().ConfigureAwait(false);
+            await stream.DisposeAsync().ConfigureAwait(false);
+            RelayLog.Disconnected(_context.Logger, Remote);
+            _ended.TrySetResult();
+        }
+    }
+
+    /// <summary>Closes the connection because the silo stops: the member leaves first, serving what reaches it
+    /// meanwhile, then the client gets a Close with the reason. Completes when the connection is gone.</summary>
+    public async Task StopAsync(string reason)
+    {
+        await ShutdownAsync(reason, reachable: true).ConfigureAwait(false);
+        await _ended.Task.ConfigureAwait(false);
+    }
+
+    /// <summary>Queues a message the network pushes at the client. A client that does not read loses its connection:
+    /// false then. <paramref name="force"/> queues it whatever the queue holds (the few messages that end
+    /// something).</summary>
+    public bool Push(in RelayOut frame, bool force = false)
+    {
+        if (force ? _outbox.PostForced(frame) : _outbox.TryPost(frame))
+        {
+            return true;
+        }
+
+        if (_accepting)
+        {
+            _ = ShutdownAsync($"the client did not read its connection: more than {_outbox.Limit} bytes were waiting for it (Iris:Relay:MaxQueuedBytes)", reachable: true);
+        }
+
+        return false;
+    }
+
+    /// <summary>Queues a message once there is room; false if the connection is closing.</summary>
+    public ValueTask<bool> PostAsync(RelayOut frame, CancellationToken cancellationToken) => _outbox.PostAsync(frame, cancellationToken);
+
+    /// <summary>The client broke the protocol somewhere other than the reader: it is told why and disconnected.</summary>
+    public void Violate(string reason)
+    {
+        RelayLog.Violation(_context.Logger, Remote, reason);
+        _ = ShutdownAsync($"protocol violation: {reason}", reachable: true);
+    }
+
+    /// <summary>A tunnel that ended.</summary>
+    public void Forget(RelayTunnel tunnel) => _tunnels.TryRemove(new KeyValuePair<ulong, RelayTunnel>(tunnel.Id, tunnel));
+
+    /// <summary>An incoming tunnel for the member: announced to the client, which confirms it with its own id within
+    /// the confirm timeout, or the tunnel is dropped.</summary>
+    public async Task ServeTunnelAsync(ITunnel tunnel, CancellationToken cancellationToken)
+    {
+        var buildId = (ulong)Interlocked.Increment(ref _lastBuildId);
+        var confirmed = new TaskCompletionSource<RelayTunnel>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _tunnelBuilds[buildId] = (tunnel, confirmed);
+        RelayTunnel relayed;
+        try
+        {
+            if (!_accepting || !Push(RelayOut.TunnelInit(buildId, RelayProtocol.ChunkLimit)))
+            {
+                return;
+            }
+
+            relayed = await confirmed.Task.WaitAsync(_context.Options.TunnelConfirmTimeout, Ending).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is TimeoutException or OperationCanceledException)
+        {
+            if (confirmed.TrySetCanceled())
+            {
+                RelayLog.TunnelNotConfirmed(_context.Logger, Remote, _context.Options.TunnelConfirmTimeout);
+                return;
+            }
+
+            // Confirmed as the wait ended.
+            relayed = await confirmed.Task.ConfigureAwait(false);
+        }
+        finally
+        {
+            _tunnelBuilds.TryRemove(buildId, out _);
+        }
+
+        await RunTunnelAsync(relayed).ConfigureAwait(false);
+    }
+
+    private async Task<RelayFrame?> ReadHandshakeAsync(PipeReader input)
+    {
+        using var timeout = new CancellationTokenSource(_context.Options.HandshakeTimeout);
+        try
+        {
+            while (true)
+            {
+                var read = await input.ReadAsync(timeout.Token).ConfigureAwait(false);
+                var buffer = read.Buffer;
+                if (buffer.Length > 0 && buffer.FirstSpan[0] != (byte)RelayOpcode.Init)
+                {
+                    throw new RelayProtocolException($"the first message must be Init (0x00), not opcode 0x{buffer.FirstSpan[0]:x2}");
+                }
+
+                if (RelayReader.TryRead(ref buffer, _context.Limits, out var frame))
+                {
+                    input.AdvanceTo(buffer.Start);
+                    return frame;
+                }
+
+                input.AdvanceTo(buffer.Start, buffer.End);
+                if (read.IsCompleted)
+                {
+                    return null;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+        {
+            throw new RelayProtocolException($"no complete Init within {_context.Options.HandshakeTimeout.TotalSeconds} s of connecting");
+        }
+    }
+
+    /// <summary>Checks the client's Init and registers a member's cluster: null when admitted, else why not.</summary>
+    private async Task<string?> AdmitAsync(RelayFrame init)
+    {
+        if (init.Name != RelayProtocol.ClientMagic)
+        {
+            return $"wrong magic: a client's Init starts with '{RelayProtocol.ClientMagic}'";
+        }
+
+        if (init.Text != RelayProtocol.Version)
+        {
+            return $"protocol version '{init.Text}' is not supported: this relay speaks {RelayProtocol.Version}";
+        }
+
+        if (init.Cluster.Length == 0)
+        {
+            return null;
+        }
+
+        var member = new RelayMember(this, init.Cluster);
+        var limits = new MemberLimits { MaxConcurrentRequests = _context.Options.MemberConcurrency, MaxQueuedBytes = _context.Options.MaxQueuedBytes };
+        try
+        {
+            // Answered only once the member can be reached from the whole network: a request sent right after the
+            // handshake reaches it.
+            _registration = await _context.Iris.RegisterAsync(init.Cluster, member, new MemberOptions { Limits = limits }, Ending).ConfigureAwait(false);
+            _member = member;
+            return null;
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !Ending.IsCancellationRequested)
+        {
+            return $"registration as a member of cluster '{init.Cluster}' failed: {e.Message}";
+        }
+    }
+
+    private async Task WriteAsync(PipeWriter output)
+    {
+        try
+        {
+            // Not cancelled by the connection's end: the Close that ends it is written last.
+            await _outbox.RunAsync(output, RelayOut.Accept(), CancellationToken.None).ConfigureAwait(false);
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException or InvalidOperationException)
+        {
+            // The connection is gone; the reader finds out too.
+            _ = ShutdownAsync("the connection was lost", reachable: false);
+            _socket.Dispose();
+        }
+    }
+
+    private async Task ReadAsync(PipeReader input)
+    {
+        while (true)
+        {
+            var read = await input.ReadAsync(CancellationToken.None).ConfigureAwait(false);
+            var buffer = read.Buffer;
+            try
+            {
+                while (RelayReader.TryRead(ref buffer, _context.Limits, out var frame))
+                {
+                    if (await DispatchAsync(frame).ConfigureAwait(false))
+                    {
+                        return;
+                    }
+                }
+            }
+            finally
+            {
+                input.AdvanceTo(buffer.Start, buffer.End);
+            }
+
+            if (read.IsCompleted || read.IsCanceled)
+            {
+                if (buffer.Length > 0 && _shutdown is null)
+                {
+                    throw new RelayProtocolException($"the connection ended inside a message ({buffer.Length} bytes of it)");
+                }
+
+                return;
+            }
+        }
+    }
+
+    /// <summary>Acts on one message; true when the reading is over.</summary>
+    private async ValueTask<bool> DispatchAsync(RelayFrame frame)
+    {
+        switch (frame.Op)
+        {
+            case RelayOpcode.Init:
+                throw new RelayProtocolException("Init sent twice");
+            case RelayOpcode.Close:
+                RelayLog.ClosedByClient(_context.Logger, Remote);
+                _ = ShutdownAsync(string.Empty, reachable: true);
+                return false;
+            case RelayOpcode.Broadcast:
+            case RelayOpcode.Publish:
+            case RelayOpcode.Subscribe:
+            case RelayOpcode.Unsubscribe:
+                if (frame.Cluster.Length == 0)
+                {
+                    throw new RelayProtocolException($"{frame.Op} with an empty {(frame.Op == RelayOpcode.Broadcast ? "cluster" : "topic")} name");
+                }
+
+                if (_accepting)
+                {
+                    await _sendBytes.TakeAsync(frame.Data.Length, _sendBytes.Limit / 2, Ending).ConfigureAwait(false);
+                    _sends.Writer.TryWrite(frame);
+                }
+
+                return false;
+            case RelayOpcode.Request:
+                StartRequest(frame);
+                return false;
+            case RelayOpcode.Reply:
+                (_member ?? throw new RelayProtocolException("Reply from a client that is not a member")).Complete(frame);
+                return false;
+            case RelayOpcode.TunnelInit:
+                StartTunnel(frame);
+                return false;
+            case RelayOpcode.TunnelConfirm:
+                if (_tunnelBuilds.TryRemove(frame.Id, out var build))
+                {
+                    // Known before the next message is read: the client's allowance for it follows at once.
+                    var confirmed = new RelayTunnel(this, frame.Value, build.Tunnel, _context.Options.TunnelBufferBytes, _context.TunnelMessageBytes);
+                    if (_openingTunnels.ContainsKey(frame.Value) || !_tunnels.TryAdd(frame.Value, confirmed))
+                    {
+                        throw new RelayProtocolException($"tunnel id {frame.Value} was confirmed while a tunnel with that id is open");
+                    }
+
+                    if (!build.Confirmed.TrySetResult(confirmed))
+                    {
+                        // The confirm came as its wait ended: the tunnel is dropped, as if it had not come.
+                        _tunnels.TryRemove(frame.Value, out _);
+                    }
+                }
+
+                return false;
+            case RelayOpcode.TunnelAllowance:
+                if (_tunnels.TryGetValue(frame.Id, out var granted))
+                {
+                    granted.Grant(frame.Value);
+                }
+
+                return false;
+            case RelayOpcode.TunnelTransfer:
+                if (_tunnels.TryGetValue(frame.Id, out var tunnel))
+                {
+                    tunnel.Receive(frame);
+                }
+
+                return false;
+            case RelayOpcode.TunnelClose:
+                if (_tunnels.TryGetValue(frame.Id, out var closing))
+                {
+                    closing.CloseByClient();
+                }
+
+                return false;
+            default:
+                throw new RelayProtocolException($"opcode 0x{(byte)frame.Op:x2} is not one a client sends");
+        }
+    }
+
+    private void StartRequest(RelayFrame frame)
+    {
+        if (!_accepting)
+        {
+            return;
+        }
+
+        if (frame.Cluster.Length == 0)
+        {
+            throw new RelayProtocolException("Request with an empty cluster name");
+        }
+
+        if (_requests.Count >= _context.Options.MaxPendingRequests)
+        {
+            throw new RelayProtocolException($"more than {_context.Options.MaxPendingRequests} requests in flight (Iris:Relay:MaxPendingRequests)");
+        }
+
+        if (!_requests.TryAdd(frame.Id, 0))
+        {
+            throw new RelayProtocolException($"request id {frame.Id} is already in flight");
+        }
+
+        _ = ForwardRequestAsync(frame);
+    }
+
+    private async Task ForwardRequestAsync(RelayFrame frame)
+    {
+        RelayOut answer;
+        try
+        {
+            answer = frame.Value == 0
+                ? RelayOut.ReplyTimedOut(frame.Id)
+                : RelayOut.Replied(frame.Id, await _context.Iris.RequestAsync(frame.Cluster, frame.Data, TimeSpan.FromMilliseconds(frame.Value), Ending).ConfigureAwait(false));
+        }
+        catch (IrisTimeoutException)
+        {
+            answer = RelayOut.ReplyTimedOut(frame.Id);
+        }
+        catch (RemoteException e)
+        {
+            answer = RelayOut.Faulted(frame.Id, e.RemoteMessage);
+        }
+        catch (OperationCanceledException) when (Ending.IsCancellationRequested)
+        {
+            _requests.TryRemove(frame.Id, out _);
+            return;
+        }
+        catch (Exception e)
+        {
+            // No members (the message names the cluster), overloaded, outcome unknown: a fault that says so.
+            answer = RelayOut.Faulted(frame.Id, e.Message);
+        }
+
+        _requests.TryRemove(frame.Id, out _);
+        await Quietly.Await(_outbox.PostAsync(answer, Ending)).ConfigureAwait(false);
+    }
+
+    private void StartTunnel(RelayFrame frame)
+    {
+        if (!_accepting)
+        {
+            return;
+        }
+
+        if (frame.Cluster.Length == 0)
+        {
+            throw new RelayProtocolException("TunnelInit with an empty cluster name");
+        }
+
+        if (_tunnels.ContainsKey(frame.Id) || !_openingTunnels.TryAdd(frame.Id, 0))
+        {
+            throw new RelayProtocolException($"tunnel id {frame.Id} is already in use");
+        }
+
+        _ = OpenTunnelAsync(frame);
+    }
+
+    private async Task OpenTunnelAsync(RelayFrame frame)
+    {
+        ITunnel tunnel;
+        try
+        {
+            if (frame.Value == 0)
+            {
+                throw new IrisTimeoutException(frame.Cluster, TimeSpan.Zero);
+            }
+
+            tunnel = await _context.Iris.OpenTunnelAsync(frame.Cluster, TimeSpan.FromMilliseconds(frame.Value), Ending).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            // v1 has one failure: timed out (no members, no answer in time, or refused).
+            RelayLog.TunnelNotOpened(_context.Logger, Remote, frame.Cluster, e.Message);
+            _openingTunnels.TryRemove(frame.Id, out _);
+            await Quietly.Await(_outbox.PostAsync(RelayOut.TunnelTimedOut(frame.Id), Ending)).ConfigureAwait(false);
+            return;
+        }
+
+        var relayed = new RelayTunnel(this, frame.Id, tunnel, _context.Options.TunnelBufferBytes, _context.TunnelMessageBytes);
+        _tunnels[frame.Id] = relayed;
+        _openingTunnels.TryRemove(frame.Id, out _);
+        if (!_accepting || !await Quietly.Await(_outbox.PostAsync(RelayOut.TunnelOpened(frame.Id, RelayProtocol.ChunkLimit), Ending)).ConfigureAwait(false))
+        {
+            _tunnels.TryRemove(frame.Id, out _);
+            await Quietly.Await(tunnel.DisposeAsync()).ConfigureAwait(false);
+            return;
+        }
+
+        await RunTunnelAsync(relayed).ConfigureAwait(false);
+    }
+
+    private async Task RunTunnelAsync(RelayTunnel tunnel)
+    {
+        // A tunnel that became known after the connection started closing is closed here, not left running.
+        if (!_accepting)
+        {
+            tunnel.Abort();
+        }
+
+        await tunnel.RunAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Broadcasts, publications and (un)subscriptions, in the client's order.</summary>
+    private async Task SendAsync()
+    {
+        await foreach (var frame in _sends.Reader.ReadAllAsync(Ending).ConfigureAwait(false))
+        {
+            try
+            {
+                switch (frame.Op)
+                {
+                    case RelayOpcode.Broadcast:
+                        await _context.Iris.BroadcastAsync(frame.Cluster, frame.Data, Ending).ConfigureAwait(false);
+                        break;
+                    case RelayOpcode.Publish:
+                        await _context.Iris.PublishAsync(frame.Cluster, frame.Data, Ending).ConfigureAwait(false);
+                        break;
+                    case RelayOpcode.Subscribe:
+                        if (!_subscriptions.ContainsKey(frame.Cluster))
+                        {
+                            _subscriptions[frame.Cluster] = await _context.Iris.SubscribeAsync(frame.Cluster, new RelaySubscriber(this, frame.Cluster), Ending).ConfigureAwait(false);
+                        }
+
+                        break;
+                    case RelayOpcode.Unsubscribe:
+                        if (_subscriptions.Remove(frame.Cluster, out var subscription))
+                        {
+                            await subscription.DisposeAsync().ConfigureAwait(false);
+                        }
+
+                        break;
+                }
+            }
+            catch (Exception e) when (!Ending.IsCancellationRequested)
+            {
+                // Best effort, as the protocol has no answer to these: logged, and the connection goes on.
+                RelayLog.SendFailed(_context.Logger, Remote, frame.Op.ToString(), frame.Cluster, e.Message);
+            }
+            finally
+            {
+                _sendBytes.Return(frame.Data.Length);
+            }
+        }
+    }
+
+    private Task ShutdownAsync(string reason, bool reachable)
+    {
+        lock (_sends)
+        {
+            return _shutdown ??= RunShutdownAsync(reason, reachable);
+        }
+    }
+
+    /// <summary>
+    /// Ends the connection once. A member leaves first: while it leaves it still serves what reaches it, so its
+    /// client's replies are still read; a client that cannot be reached fails what it holds at once, and what had not
+    /// reached it goes to other members. Then subscriptions end, tunnels close, the client's own requests are dropped,
+    /// and a client that can still be reached gets a Close with the reason (empty when it asked to close).
+    /// </summary>
+    private async Task RunShutdownAsync(string reason, bool reachable)
+    {
+        await Task.Yield();
+        _accepting = false;
+        var why = reason.Length == 0 ? "the client closed its connection" : reason;
+        if (!reachable)
+        {
+            _member?.Fail(why);
+        }
+
+        if (_registration is not null)
+        {
+            try
+            {
+                await _registration.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                RelayLog.LeaveFailed(_context.Logger, Remote, _member?.Cluster ?? string.Empty, e.Message);
+            }
+        }
+
+        _member?.Fail(why);
+        _sends.Writer.TryComplete();
+        await _ending.CancelAsync().ConfigureAwait(false);
+        if (_sending is not null)
+        {
+            await _sending.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+
+        foreach (var subscription in _subscriptions.Values)
+        {
+            await Quietly.Await(subscription.DisposeAsync()).ConfigureAwait(false);
+        }
+
+        foreach (var tunnel in _tunnels.Values)
+        {
+            tunnel.Abort();
+        }
+
+        if (reachable)
+        {
+            _outbox.PostLast(RelayOut.Close(reason));
+        }
+        else
+        {
+            _outbox.Complete();
+        }
+    }
+}
