@@ -12,6 +12,7 @@ namespace Iris.Diagnostics;
 /// <item><term>320–339</term><description>members and registrations (this assembly)</description></item>
 /// <item><term>340–359</term><description>secured Orleans connections (this assembly)</description></item>
 /// <item><term>400–419</term><description>placement (Iris.Grains)</description></item>
+/// <item><term>500–519</term><description>the relay endpoint (Iris.Relay)</description></item>
 /// <item><term>1000–4999</term><description>the overlay (Iris.Overlay: Pastry 1000, Scribe 2000, transport 3000, hosting and discovery 4000)</description></item>
 /// </list>
 /// </summary>

@@ -130,7 +130,7 @@ internal sealed class Member(IClusterHandler handler, MemberOptions options)
             catch (OperationCanceledException) when (timeout.IsCancellationRequested)
             {
                 // The handler gave up when the caller's time ran out: the caller hears a timeout, not a fault.
-                return MemberReply.Refused(MemberReplyStatus.Expired, "the handler did not finish within the caller's time");
+                return MemberReply.Refused(MemberReplyStatus.GaveUp, "the handler did not finish within the caller's time");
             }
             catch (MemberUnavailableException e)
             {

@@ -21,6 +21,10 @@ internal enum MemberReplyStatus : byte
     /// <summary>A copy of a request that is still running there: no reply yet, ask again. The caller learns that the
     /// member holds the request, before its call would end in a response timeout that says nothing.</summary>
     Running,
+
+    /// <summary>The handler ran and gave up when the caller's time ran out (it threw on its cancelled token): the caller
+    /// hears a timeout. Unlike <see cref="Expired"/>, it ran: the ledger keeps it, so a repeat does not run it again.</summary>
+    GaveUp,
 }
 
 /// <summary>A member host's answer to a request.</summary>

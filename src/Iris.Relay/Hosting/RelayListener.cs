@@ -104,11 +104,15 @@ internal sealed class RelayListener(IIrisClient iris, IOptions<RelayOptions> opt
 
             socket.NoDelay = true;
             var connection = new RelayConnection(socket, context);
+            var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             _connections[connection] = Task.Run(async () =>
             {
+                // Listed before it runs, so that its end always finds its entry to remove.
+                await started.Task.ConfigureAwait(false);
                 await connection.RunAsync().ConfigureAwait(false);
                 _connections.TryRemove(connection, out _);
             });
+            started.SetResult();
         }
     }
 }

@@ -40,6 +40,9 @@ public sealed class RelayOptions
     /// <summary>Requests one client may have in flight; past it the connection is closed. Default 10,000.</summary>
     public int MaxPendingRequests { get; set; } = 10_000;
 
+    /// <summary>Tunnels one client may have open or opening; past it the connection is closed. Default 1,000.</summary>
+    public int MaxTunnels { get; set; } = 1_000;
+
     /// <summary>Requests the silo hands a member connection at once; the client library applies its own thread and
     /// memory limits behind it. Default 256.</summary>
     public int MemberConcurrency { get; set; } = 256;

@@ -34,9 +34,9 @@ internal sealed class RelayOptionsValidator : IValidateOptions<RelayOptions>
             errors.Add($"Iris:Relay:MaxQueuedBytes must be at least twice Iris:Relay:MaxMessageBytes ({2L * options.MaxMessageBytes}); it is {options.MaxQueuedBytes}.");
         }
 
-        if (options.MaxPendingRequests < 1 || options.MemberConcurrency < 1)
+        if (options.MaxPendingRequests < 1 || options.MemberConcurrency < 1 || options.MaxTunnels < 1)
         {
-            errors.Add($"Iris:Relay:MaxPendingRequests and MemberConcurrency must be positive; they are {options.MaxPendingRequests} and {options.MemberConcurrency}.");
+            errors.Add($"Iris:Relay:MaxPendingRequests, MemberConcurrency and MaxTunnels must be positive; they are {options.MaxPendingRequests}, {options.MemberConcurrency} and {options.MaxTunnels}.");
         }
 
         if (options.TunnelBufferBytes < 2 * 64 * 1024)

@@ -17,13 +17,19 @@ internal sealed class ByteGate(long limit)
     /// <summary>Takes <paramref name="bytes"/> if they fit under the limit.</summary>
     public bool TryTake(long bytes)
     {
-        if (Interlocked.Add(ref _used, bytes) <= limit)
+        while (true)
         {
-            return true;
-        }
+            var used = Volatile.Read(ref _used);
+            if (used + bytes > limit)
+            {
+                return false;
+            }
 
-        Return(bytes);
-        return false;
+            if (Interlocked.CompareExchange(ref _used, used + bytes, used) == used)
+            {
+                return true;
+            }
+        }
     }
 
     /// <summary>Waits until the queue is empty or <paramref name="bytes"/> fit under <paramref name="threshold"/>, then
@@ -38,8 +44,14 @@ internal sealed class ByteGate(long limit)
             var used = Volatile.Read(ref _used);
             if (used == 0 || used + bytes <= threshold)
             {
+                if (Interlocked.CompareExchange(ref _used, used + bytes, used) != used)
+                {
+                    // Another taker came between: look again.
+                    Interlocked.Decrement(ref _waiting);
+                    continue;
+                }
+
                 Interlocked.Decrement(ref _waiting);
-                Interlocked.Add(ref _used, bytes);
                 return;
             }
 

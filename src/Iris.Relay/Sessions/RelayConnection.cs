@@ -21,6 +21,7 @@ internal sealed class RelayConnection
     private readonly RelayContext _context;
     private readonly RelayOutbox _outbox;
     private readonly ByteGate _sendBytes;
+    private readonly ByteGate _requestBytes;
     private readonly Channel<RelayFrame> _sends = Channel.CreateUnbounded<RelayFrame>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
     private readonly CancellationTokenSource _ending = new();
     private readonly ConcurrentDictionary<ulong, byte> _requests = new();
@@ -33,6 +34,7 @@ internal sealed class RelayConnection
     private IAsyncDisposable? _registration;
     private Task? _shutdown;
     private Task? _sending;
+    private Task _admission = Task.CompletedTask;
     private long _lastBuildId;
     private volatile bool _accepting = true;
 
@@ -42,6 +44,7 @@ internal sealed class RelayConnection
         _context = context;
         _outbox = new RelayOutbox(context.Options.MaxQueuedBytes);
         _sendBytes = new ByteGate(context.Options.MaxQueuedBytes);
+        _requestBytes = new ByteGate(context.Options.MaxQueuedBytes);
         Remote = socket.RemoteEndPoint?.ToString() ?? "?";
     }
 
@@ -65,7 +68,9 @@ internal sealed class RelayConnection
                 return;
             }
 
-            if (await AdmitAsync(init.Value).ConfigureAwait(false) is { } denial)
+            var admission = AdmitAsync(init.Value);
+            _admission = admission;
+            if (await admission.ConfigureAwait(false) is { } denial)
             {
                 RelayLog.Denied(_context.Logger, Remote, denial);
                 RelayWriter.Write(output, RelayOut.Deny(denial));
@@ -97,37 +102,55 @@ internal sealed class RelayConnection
                 await ShutdownAsync(e.Message, reachable: true).ConfigureAwait(false);
             }
         }
-        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
+        catch (Exception e)
         {
+            // The connection is gone (or something unforeseen broke it): it ends as a lost one.
+            if (e is not (IOException or SocketException or ObjectDisposedException or OperationCanceledException))
+            {
+                RelayLog.Violation(_context.Logger, Remote, $"the connection failed: {e}");
+            }
+
             await ShutdownAsync("the connection was lost", reachable: false).ConfigureAwait(false);
         }
         finally
         {
-            _sends.Writer.TryComplete();
-            _outbox.Complete();
-            if (_shutdown is not null)
+            try
             {
-                await _shutdown.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            }
+                // An ordered shutdown (a Close, a stop) finishes first: its Close is the last message out.
+                if (_shutdown is not null)
+                {
+                    await _shutdown.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                }
 
-            if (writing is not null)
+                _sends.Writer.TryComplete();
+                _outbox.Complete();
+                if (writing is not null)
+                {
+                    // What the relay still had to say goes out first, within reason.
+                    await writing.WaitAsync(LingerTime).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                }
+
+                await _ending.CancelAsync().ConfigureAwait(false);
+                if (sending is not null)
+                {
+                    await sending.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                }
+
+                _socket.Dispose();
+                if (writing is not null)
+                {
+                    await writing.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                }
+
+                await Quietly.Await(input.CompleteAsync()).ConfigureAwait(false);
+                await Quietly.Await(output.CompleteAsync()).ConfigureAwait(false);
+                await Quietly.Await(stream.DisposeAsync()).ConfigureAwait(false);
+            }
+            finally
             {
-                // What the relay still had to say (a Close with its reason) goes out first, within reason.
-                await writing.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                RelayLog.Disconnected(_context.Logger, Remote);
+                _ended.TrySetResult();
             }
-
-            await _ending.CancelAsync().ConfigureAwait(false);
-            if (sending is not null)
-            {
-                await sending.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            }
-
-            _socket.Dispose();
-            await input.CompleteAsync().ConfigureAwait(false);
-            await output.CompleteAsync().ConfigureAwait(false);
-            await stream.DisposeAsync().ConfigureAwait(false);
-            RelayLog.Disconnected(_context.Logger, Remote);
-            _ended.TrySetResult();
         }
     }
 
@@ -258,16 +281,18 @@ internal sealed class RelayConnection
         }
 
         var member = new RelayMember(this, init.Cluster);
-        var limits = new MemberLimits { MaxConcurrentRequests = _context.Options.MemberConcurrency, MaxQueuedBytes = _context.Options.MaxQueuedBytes };
+        var limits = new MemberLimits { MaxConcurrentRequests = _context.Options.MemberConcurrency, MaxQueuedBytes = _context.Options.MaxQueuedBytes / 2 };
         try
         {
             // Answered only once the member can be reached from the whole network: a request sent right after the
             // handshake reaches it.
-            _registration = await _context.Iris.RegisterAsync(init.Cluster, member, new MemberOptions { Limits = limits }, Ending).ConfigureAwait(false);
+            // Not cancelled by the connection's end: a registration cancelled part-way could stay behind with no handle
+            // to remove it. A shutdown meanwhile waits for it and then removes it.
+            _registration = await _context.Iris.RegisterAsync(init.Cluster, member, new MemberOptions { Limits = limits }, CancellationToken.None).ConfigureAwait(false);
             _member = member;
             return null;
         }
-        catch (Exception e) when (e is not OperationCanceledException || !Ending.IsCancellationRequested)
+        catch (Exception e)
         {
             return $"registration as a member of cluster '{init.Cluster}' failed: {e.Message}";
         }
@@ -350,7 +375,7 @@ internal sealed class RelayConnection
 
                 return false;
             case RelayOpcode.Request:
-                StartRequest(frame);
+                await StartRequestAsync(frame).ConfigureAwait(false);
                 return false;
             case RelayOpcode.Reply:
                 (_member ?? throw new RelayProtocolException("Reply from a client that is not a member")).Complete(frame);
@@ -370,9 +395,13 @@ internal sealed class RelayConnection
 
                     if (!build.Confirmed.TrySetResult(confirmed))
                     {
-                        // The confirm came as its wait ended: the tunnel is dropped, as if it had not come.
                         _tunnels.TryRemove(frame.Value, out _);
+                        LateConfirm(frame.Value);
                     }
+                }
+                else
+                {
+                    LateConfirm(frame.Value);
                 }
 
                 return false;
@@ -402,10 +431,11 @@ internal sealed class RelayConnection
         }
     }
 
-    private void StartRequest(RelayFrame frame)
+    private async ValueTask StartRequestAsync(RelayFrame frame)
     {
         if (!_accepting)
         {
+            _outbox.TryPost(RelayOut.Faulted(frame.Id, "the relay connection is closing"));
             return;
         }
 
@@ -424,6 +454,8 @@ internal sealed class RelayConnection
             throw new RelayProtocolException($"request id {frame.Id} is already in flight");
         }
 
+        // The bytes of requests in flight count against the connection's limit: past half of it, reading waits.
+        await _requestBytes.TakeAsync(frame.Data.Length, _requestBytes.Limit / 2, Ending).ConfigureAwait(false);
         _ = ForwardRequestAsync(frame);
     }
 
@@ -447,6 +479,7 @@ internal sealed class RelayConnection
         catch (OperationCanceledException) when (Ending.IsCancellationRequested)
         {
             _requests.TryRemove(frame.Id, out _);
+            _requestBytes.Return(frame.Data.Length);
             return;
         }
         catch (Exception e)
@@ -456,6 +489,7 @@ internal sealed class RelayConnection
         }
 
         _requests.TryRemove(frame.Id, out _);
+        _requestBytes.Return(frame.Data.Length);
         await Quietly.Await(_outbox.PostAsync(answer, Ending)).ConfigureAwait(false);
     }
 
@@ -463,7 +497,13 @@ internal sealed class RelayConnection
     {
         if (!_accepting)
         {
+            _outbox.TryPost(RelayOut.TunnelTimedOut(frame.Id));
             return;
+        }
+
+        if (_tunnels.Count + _openingTunnels.Count >= _context.Options.MaxTunnels)
+        {
+            throw new RelayProtocolException($"more than {_context.Options.MaxTunnels} tunnels open (Iris:Relay:MaxTunnels)");
         }
 
         if (frame.Cluster.Length == 0)
@@ -567,6 +607,25 @@ internal sealed class RelayConnection
         }
     }
 
+    /// <summary>How long a closing connection's last messages may take to go out.</summary>
+    private static readonly TimeSpan LingerTime = TimeSpan.FromSeconds(5);
+
+    private async Task CloseSocketAfterAsync(TimeSpan delay)
+    {
+        await Task.Delay(delay).ConfigureAwait(false);
+        _socket.Dispose();
+    }
+
+    /// <summary>A confirm for an incoming tunnel that was dropped already (not confirmed in time): the client hears it
+    /// is closed, unless the id names a tunnel it has open.</summary>
+    private void LateConfirm(ulong id)
+    {
+        if (!_tunnels.ContainsKey(id))
+        {
+            Push(RelayOut.TunnelClose(id, $"the tunnel was not confirmed within {_context.Options.TunnelConfirmTimeout.TotalSeconds} s"), force: true);
+        }
+    }
+
     private Task ShutdownAsync(string reason, bool reachable)
     {
         lock (_sends)
@@ -585,6 +644,11 @@ internal sealed class RelayConnection
     {
         await Task.Yield();
         _accepting = false;
+
+        // A client that does not read would keep its connection (and this shutdown's Close waiting behind what it does
+        // not read) forever: past the linger time the socket closes whatever is still queued.
+        _ = CloseSocketAfterAsync(_context.Options.HandshakeTimeout + LingerTime);
+        await _admission.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         var why = reason.Length == 0 ? "the client closed its connection" : reason;
         if (!reachable)
         {

@@ -27,6 +27,7 @@ internal sealed class RelayTunnel
     private long _allowance;
     private long _queuedChunkBytes;
     private int _closeSent;
+    private volatile bool _draining;
 
     public RelayTunnel(RelayConnection connection, ulong id, ITunnel tunnel, int bufferBytes, int maxMessageBytes)
     {
@@ -68,13 +69,22 @@ internal sealed class RelayTunnel
     public void Grant(ulong bytes)
     {
         Interlocked.Add(ref _allowance, (long)Math.Min(bytes, int.MaxValue));
-        _allowed.Release();
+        if (_allowed.CurrentCount == 0)
+        {
+            _allowed.Release();
+        }
     }
 
     /// <summary>A chunk from the client. It may send a message's continuation chunks past its allowance, but never more
     /// than the buffer it was granted and one whole message: past that it breaks the protocol.</summary>
     public void Receive(in RelayFrame chunk)
     {
+        if (_draining)
+        {
+            // The tunnel is closing over a message too large: the rest of it is dropped as it comes.
+            return;
+        }
+
         if (Interlocked.Add(ref _queuedChunkBytes, chunk.Data.Length) > (long)_bufferBytes + _maxMessageBytes + RelayProtocol.ChunkLimit)
         {
             throw new RelayProtocolException($"tunnel {Id} was sent more than the {_bufferBytes} bytes of allowance the relay granted it and one message");
@@ -110,6 +120,7 @@ internal sealed class RelayTunnel
                     // A new message: an incomplete one before it was given up by its sender.
                     if (chunk.Value > (ulong)_maxMessageBytes)
                     {
+                        _draining = true;
                         await CloseAsync($"a message of {chunk.Value} bytes is over the {_maxMessageBytes}-byte limit of tunnels through this relay (Iris:Tunnels:MaxMessageBytes)").ConfigureAwait(false);
                         await _stop.CancelAsync().ConfigureAwait(false);
                         return;
@@ -118,6 +129,13 @@ internal sealed class RelayTunnel
                     size = (int)chunk.Value;
                     message = new byte[Math.Min(size, FirstAssemblyBytes)];
                     filled = 0;
+                }
+
+                if (message is null && chunk.Value == 0 && length == 0)
+                {
+                    // An empty message: a first chunk of size 0 cannot say so otherwise.
+                    await _tunnel.SendAsync(ReadOnlyMemory<byte>.Empty, _stop.Token).ConfigureAwait(false);
+                    continue;
                 }
 
                 if (message is not null)
@@ -215,7 +233,9 @@ internal sealed class RelayTunnel
             return;
         }
 
-        await Quietly.Await(_tunnel.DisposeAsync()).ConfigureAwait(false);
+        // Forgotten before the client hears of it: it may open a tunnel with the same id at once.
+        _connection.Forget(this);
         _connection.Push(RelayOut.TunnelClose(Id, reason), force: true);
+        await Quietly.Await(_tunnel.DisposeAsync()).ConfigureAwait(false);
     }
 }
