@@ -648,6 +648,10 @@ internal sealed class RelayConnection
         // A client that does not read would keep its connection (and this shutdown's Close waiting behind what it does
         // not read) forever: past the linger time the socket closes whatever is still queued.
         _ = CloseSocketAfterAsync(_context.Options.HandshakeTimeout + LingerTime);
+
+        // Broadcasts and publications the client sent before it closed still go: a client that broadcasts and closes
+        // at once loses nothing.
+        _sends.Writer.TryComplete();
         await _admission.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         var why = reason.Length == 0 ? "the client closed its connection" : reason;
         if (!reachable)
@@ -668,7 +672,11 @@ internal sealed class RelayConnection
         }
 
         _member?.Fail(why);
-        _sends.Writer.TryComplete();
+        if (_sending is not null)
+        {
+            await _sending.WaitAsync(LingerTime).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+
         await _ending.CancelAsync().ConfigureAwait(false);
         if (_sending is not null)
         {

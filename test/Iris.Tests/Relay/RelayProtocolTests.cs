@@ -164,6 +164,53 @@ public sealed class RelayProtocolTests(RelayFixture fixture) : IClassFixture<Rel
     }
 
     [Fact]
+    public async Task Members_registered_at_once_each_get_every_broadcast_that_many_senders_send_at_once()
+    {
+        // The Go library's own broadcast test: 25 members and 25 plain clients, registered and connected at once,
+        // every one of them broadcasting 25 messages, the clients closing as soon as they have.
+        const int Members = 25, Clients = 25, Messages = 25;
+        var cluster = Unique("many");
+        var handlers = Enumerable.Range(0, Members).Select(_ => new RelayMemberHandler()).ToArray();
+        var members = await Task.WhenAll(handlers.Select(h => RelayTestClient.ConnectAsync(fixture.RelayA, cluster, h)));
+        var clients = await Task.WhenAll(Enumerable.Range(0, Clients).Select(_ => RelayTestClient.ConnectAsync(fixture.RelayA)));
+        await Task.WhenAll(members.Concat(clients).Select(async (sender, s) =>
+        {
+            for (var i = 0; i < Messages; i++)
+            {
+                await sender.BroadcastAsync(cluster, Encoding.UTF8.GetBytes($"{s}/{i}"));
+            }
+        }));
+
+        // The plain clients close as soon as they have sent, as the Go test's do: what they sent still goes.
+        await Task.WhenAll(clients.Select(c => c.CloseAsync()));
+
+        var expected = Enumerable.Range(0, Members + Clients).SelectMany(s => Enumerable.Range(0, Messages).Select(i => $"{s}/{i}")).Order().ToArray();
+        for (var m = 0; m < Members; m++)
+        {
+            var got = new List<string>();
+            try
+            {
+                while (got.Count < expected.Length)
+                {
+                    got.Add(Encoding.UTF8.GetString(await handlers[m].Broadcasts.Reader.ReadAsync().AsTask().WaitAsync(10 * Second)));
+                }
+            }
+            catch (TimeoutException)
+            {
+                var missing = expected.Except(got).ToArray();
+                Assert.Fail($"member {m} got {got.Count} of {expected.Length}; missing {missing.Length}, such as {string.Join(", ", missing.Take(10))}");
+            }
+
+            Assert.Equal(expected, got.Order().ToArray());
+        }
+
+        foreach (var client in members.Concat(clients))
+        {
+            await client.DisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task Orleans_callers_reach_relay_members_and_relay_callers_reach_silo_members_and_subscribers()
     {
         var cluster = Unique("mixed");

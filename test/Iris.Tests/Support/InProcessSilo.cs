@@ -23,8 +23,12 @@ internal static class InProcessSilo
         {
             ["Iris:Network:Key"] = key,
             ["Iris:Network:Discovery:Port"] = discoveryPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["Iris:Tunnels:MaxMessageBytes"] = relay ? (64 * 1024 * 1024).ToString(System.Globalization.CultureInfo.InvariantCulture) : null,
         });
+        if (relay)
+        {
+            builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Iris:Tunnels:MaxMessageBytes"] = (64 * 1024 * 1024).ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        }
+
         services?.Invoke(builder.Services);
         builder.UseOrleans(silo => silo.UseIris(options =>
         {
