@@ -57,6 +57,14 @@ if (args is ["requests", ..])
     return;
 }
 
+// dotnet run -c Release --project bench/Iris.Benchmarks -- relay [--seconds 5]
+// The relay path beside an Orleans client's over the same two silo processes (see RelayThroughput) and exits.
+if (args is ["relay", ..])
+{
+    await RelayThroughput.RunAsync(args);
+    return;
+}
+
 // dotnet run -c Release --project bench/Iris.Benchmarks -- nats-check [--seconds 3]
 // Runs the NATS baseline workloads of the paper harness (see Paper/NatsCheck) against a local nats-server and exits.
 if (args is ["nats-check", ..])

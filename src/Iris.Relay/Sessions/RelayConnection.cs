@@ -205,7 +205,8 @@ internal sealed class RelayConnection
         {
             if (!_accepting || !Push(RelayOut.TunnelInit(buildId, RelayProtocol.ChunkLimit)))
             {
-                return;
+                // Before the first await: the opener hears that the tunnel was refused, and why.
+                throw new InvalidOperationException("the relay member's connection is closing");
             }
 
             relayed = await confirmed.Task.WaitAsync(_context.Options.TunnelConfirmTimeout, Ending).ConfigureAwait(false);
@@ -214,7 +215,13 @@ internal sealed class RelayConnection
         {
             if (confirmed.TrySetCanceled())
             {
+                // Accepted already (the opener learnt so when this handler started): the opener hears its peer is gone.
                 RelayLog.TunnelNotConfirmed(_context.Logger, Remote, _context.Options.TunnelConfirmTimeout);
+                if (tunnel is Iris.Tunnels.TunnelEnd end)
+                {
+                    end.End(TunnelCloseReason.PeerDied, $"the relay member did not confirm the tunnel within {_context.Options.TunnelConfirmTimeout.TotalSeconds} s", notifyPeer: true);
+                }
+
                 return;
             }
 
@@ -558,7 +565,7 @@ internal sealed class RelayConnection
         // A tunnel that became known after the connection started closing is closed here, not left running.
         if (!_accepting)
         {
-            tunnel.Abort();
+            tunnel.Abort("the relay connection is closing");
         }
 
         await tunnel.RunAsync().ConfigureAwait(false);
@@ -690,7 +697,7 @@ internal sealed class RelayConnection
 
         foreach (var tunnel in _tunnels.Values)
         {
-            tunnel.Abort();
+            tunnel.Abort(why);
         }
 
         if (reachable)

@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using Iris.Relay.Protocol;
+using Iris.Tunnels;
 
 namespace Iris.Relay.Sessions;
 
@@ -96,11 +97,27 @@ internal sealed class RelayTunnel
     /// <summary>The client closed the tunnel: what it sent before still goes, then the Iris tunnel closes gracefully.</summary>
     public void CloseByClient() => _chunks.Writer.TryComplete();
 
-    /// <summary>The connection is going: the tunnel closes now.</summary>
-    public void Abort()
+    /// <summary>The connection is going: the tunnel ends now, and the other side hears that its peer is gone (not a
+    /// graceful close: what the client had not yet sent, or the relay not yet delivered, is lost).</summary>
+    public void Abort(string why)
     {
         _chunks.Writer.TryComplete();
+        Fail(TunnelCloseReason.PeerDied, $"the relay client at the other end is gone: {why}");
         _stop.Cancel();
+    }
+
+    /// <summary>Ends the Iris tunnel with <paramref name="reason"/> for the other side, where the tunnel allows it (an
+    /// Iris tunnel end does); else closes it.</summary>
+    private void Fail(TunnelCloseReason reason, string detail)
+    {
+        if (_tunnel is TunnelEnd end)
+        {
+            end.End(reason, detail, notifyPeer: true);
+        }
+        else
+        {
+            _ = Quietly.Await(_tunnel.DisposeAsync());
+        }
     }
 
     private async Task ToNetworkAsync()
@@ -121,6 +138,7 @@ internal sealed class RelayTunnel
                     if (chunk.Value > (ulong)_maxMessageBytes)
                     {
                         _draining = true;
+                        Fail(TunnelCloseReason.MessageTooLarge, $"the relay client sent a message of {chunk.Value} bytes");
                         await CloseAsync($"a message of {chunk.Value} bytes is over the {_maxMessageBytes}-byte limit of tunnels through this relay (Iris:Tunnels:MaxMessageBytes)").ConfigureAwait(false);
                         await _stop.CancelAsync().ConfigureAwait(false);
                         return;

@@ -309,6 +309,22 @@ public sealed class RelayProtocolTests(RelayFixture fixture) : IClassFixture<Rel
     }
 
     [Fact]
+    public async Task A_relay_member_whose_connection_is_lost_fails_its_tunnels_for_the_opener_rather_than_closing_them_gracefully()
+    {
+        var cluster = Unique("lost-tunnel");
+        var member = await RelayTestClient.ConnectAsync(fixture.RelayA, cluster, new RelayMemberHandler { Tunnel = EchoAsync });
+        await using var tunnel = await fixture.IrisB.OpenTunnelAsync(cluster, 5 * Second);
+        await tunnel.SendAsync(new byte[] { 1 });
+        Assert.Equal(new byte[] { 1 }, await tunnel.ReceiveAsync());
+
+        // The member's process is gone without a Close.
+        await member.DisposeAsync();
+        var closed = await Assert.ThrowsAsync<TunnelClosedException>(async () => await tunnel.ReceiveAsync().AsTask().WaitAsync(30 * Second));
+        // The member leaves first, which ends its tunnels: the opener hears that, not that everything arrived.
+        Assert.Contains(closed.Reason, new[] { TunnelCloseReason.MemberUnregistered, TunnelCloseReason.PeerDied });
+    }
+
+    [Fact]
     public async Task Malformed_input_before_the_handshake_is_denied_with_a_reason()
     {
         var (notInit, answer) = await RelayTestClient.SendRawAsync(fixture.RelayA, [0x42], 10 * Second);
