@@ -21,6 +21,8 @@ internal sealed class RelayTestClient : IAsyncDisposable
     private readonly TcpClient _tcp;
     private readonly NetworkStream _stream;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly BufferedStream _output;
+    private int _waitingWriters;
     private readonly ConcurrentDictionary<ulong, TaskCompletionSource<(bool TimedOut, bool Success, byte[] Reply, string Fault)>> _requests = new();
     private readonly ConcurrentDictionary<string, Func<byte[], Task>> _topics = new();
     private readonly ConcurrentDictionary<ulong, ClientTunnel> _tunnels = new();
@@ -36,6 +38,7 @@ internal sealed class RelayTestClient : IAsyncDisposable
     {
         _tcp = tcp;
         _stream = tcp.GetStream();
+        _output = new BufferedStream(_stream, 64 * 1024);
         Handler = handler;
         _requestThreads = new SemaphoreSlim(handler?.RequestThreads ?? 1);
         _requestMemory = handler?.RequestMemory ?? int.MaxValue;
@@ -175,14 +178,21 @@ internal sealed class RelayTestClient : IAsyncDisposable
         }
     }
 
+    /// <summary>Writes one message; as the Go library does, the last of the writers waiting at a time flushes, so
+    /// messages sent at once leave together.</summary>
     internal async Task SendAsync(Action<FieldWriter> write)
     {
         var writer = new FieldWriter();
         write(writer);
+        Interlocked.Increment(ref _waitingWriters);
         await _writeLock.WaitAsync();
         try
         {
-            await _stream.WriteAsync(writer.Buffer.WrittenMemory);
+            await _output.WriteAsync(writer.Buffer.WrittenMemory);
+            if (Interlocked.Decrement(ref _waitingWriters) == 0)
+            {
+                await _output.FlushAsync();
+            }
         }
         finally
         {
