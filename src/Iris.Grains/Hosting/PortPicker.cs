@@ -87,7 +87,46 @@ internal static class PortPicker
         return 49152;
     }
 
-    /// <summary>The port to use on <paramref name="address"/>: <paramref name="port"/> if it was set explicitly or is
-    /// free, a free one otherwise.</summary>
-    public static int Choose(IPAddress address, int port, bool explicitlySet) => explicitlySet || IsFree(address, port) ? port : AnyFree(address);
+    /// <summary>The port to use on <paramref name="address"/>: <paramref name="port"/> if it was set explicitly, or is
+    /// free and no other development silo of this machine has claimed it; a free one otherwise.</summary>
+    public static int Choose(IPAddress address, int port, bool explicitlySet) =>
+        explicitlySet || (IsFree(address, port) && TryClaim(address, port)) ? port : AnyFree(address);
+
+    /// <summary>Claims of default ports this process holds, by address and port: kept for the life of the process.</summary>
+    private static readonly Dictionary<string, FileStream> Claims = [];
+
+    /// <summary>
+    /// Claims <paramref name="port"/> among the development silos of this machine, with a lock on a file named after it
+    /// (the lock ends with the process). Two silos that start at the same instant both find a default port free, and
+    /// both can bind it: Orleans listens with address reuse, which on Linux lets a second listener share the port. The
+    /// claim makes the second one look further. A silo restarted in the same process keeps its claim.
+    /// </summary>
+    private static bool TryClaim(IPAddress address, int port)
+    {
+        var name = $"{address}-{port}".Replace(':', '_');
+        lock (Claims)
+        {
+            if (Claims.ContainsKey(name))
+            {
+                return true;
+            }
+
+            try
+            {
+                var folder = Path.Combine(Path.GetTempPath(), "iris-port-claims");
+                Directory.CreateDirectory(folder);
+                Claims[name] = new FileStream(Path.Combine(folder, name + ".lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                return true;
+            }
+            catch (IOException)
+            {
+                return false;
+            }
+            catch (UnauthorizedAccessException)
+            {
+                // No place for claims: the port check alone decides, as before.
+                return true;
+            }
+        }
+    }
 }

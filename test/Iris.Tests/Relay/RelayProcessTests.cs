@@ -20,6 +20,10 @@ public class RelayProcessTests
             ["DOTNET_ENVIRONMENT"] = "Development",
             ["Logging__Console__DisableColors"] = "true",
             ["Iris__Relay__Port"] = relayPort.ToString(CultureInfo.InvariantCulture),
+
+            // Ports of their own: two silos that start at the same instant both find the default ports free.
+            ["Iris__Silo__SiloPort"] = PortPicker.AnyFree().ToString(CultureInfo.InvariantCulture),
+            ["Iris__Silo__GatewayPort"] = PortPicker.AnyFree().ToString(CultureInfo.InvariantCulture),
         };
         return ChildProcess.Start("dotnet", [RepositoryPaths.Program("src", "Iris.Silo")], variables);
     }
@@ -59,20 +63,21 @@ public class RelayProcessTests
         // Until the two silos have formed one network, the member on A is not yet known at B.
         await using var member = await RelayTestClient.ConnectAsync(relayA, "process-cluster", handler);
         await using var caller = await RelayTestClient.ConnectAsync(relayB);
-        await Eventually.HoldsAsync(
+        await WithSiloOutputAsync(siloA, siloB, () => Eventually.HoldsAsync(
             async () =>
             {
                 try
                 {
                     return Encoding.UTF8.GetString(await caller.RequestAsync("process-cluster", "hello"u8.ToArray(), TimeSpan.FromSeconds(5))) == "A: hello";
                 }
-                catch (RelayFaultException)
+                catch (Exception e) when (e is RelayFaultException or RelayTimeoutException)
                 {
+                    // No member known yet, or a call caught while the two silos' Orleans cluster settles.
                     return false;
                 }
             },
             "a request from B's relay reaches the member on A's",
-            TimeSpan.FromSeconds(60));
+            TimeSpan.FromSeconds(60)));
 
         var tunnel = await caller.TunnelAsync("process-cluster", TimeSpan.FromSeconds(5));
         Assert.NotNull(tunnel);
@@ -89,6 +94,19 @@ public class RelayProcessTests
         Assert.Null(await tunnel.ReceiveAsync(TimeSpan.FromSeconds(30)));
         await siloA.WaitForExitAsync(TimeSpan.FromSeconds(30));
         Assert.True(siloA.ExitCode == 0, $"exit code {siloA.ExitCode}\n{siloA.Output}");
+    }
+
+    /// <summary>Runs <paramref name="check"/>; a failure carries the end of both silos' output.</summary>
+    private static async Task WithSiloOutputAsync(ChildProcess a, ChildProcess b, Func<Task> check)
+    {
+        try
+        {
+            await check();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new Xunit.Sdk.XunitException($"{e.Message}\n--- silo A:\n{string.Join('\n', a.Lines.TakeLast(40))}\n--- silo B:\n{string.Join('\n', b.Lines.TakeLast(40))}");
+        }
     }
 
     [Fact]

@@ -72,12 +72,17 @@ public class SiloProcessTests
     [Fact]
     public async Task Two_silos_started_with_defaults_on_one_machine_both_start_and_find_each_other_as_ring_neighbours()
     {
+        // Started at the same instant, as a script would: both find the default ports free when they look.
         var settings = Network();
         await using var first = StartSilo("Development", settings);
-        await first.WaitForAsync(lines => lines.Any(l => l.Contains("Overlay node ", StringComparison.Ordinal)), StartLimit, "the first overlay node");
         await using var second = StartSilo("Development", settings);
+        await first.WaitForAsync(lines => lines.Any(l => l.Contains("Overlay node ", StringComparison.Ordinal)), StartLimit, "the first overlay node");
         await second.WaitForAsync(lines => lines.Any(l => l.Contains("Overlay node ", StringComparison.Ordinal)), StartLimit, "the second overlay node");
+        await first.WaitForAsync(lines => lines.Any(l => l.Contains("listening: silo-to-silo", StringComparison.Ordinal)), StartLimit, "the first silo listening");
         await second.WaitForAsync(lines => lines.Any(l => l.Contains("listening: silo-to-silo", StringComparison.Ordinal)), StartLimit, "the second silo listening");
+        string Listening(ChildProcess silo) => silo.Lines.First(l => l.Contains("listening: silo-to-silo", StringComparison.Ordinal)).Split("listening: ")[1];
+        Assert.NotEqual(Listening(first).Split(',')[0], Listening(second).Split(',')[0]);
+        Assert.NotEqual(Listening(first).Split(',')[1], Listening(second).Split(',')[1]);
 
         var started = DateTime.UtcNow;
         await first.WaitForAsync(lines => lines.Any(l => l.Contains($"Ring neighbour {OverlayKeyOf(second)}", StringComparison.Ordinal)), TimeSpan.FromSeconds(10), "the second silo as ring neighbour");
