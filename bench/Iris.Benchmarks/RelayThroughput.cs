@@ -26,8 +26,8 @@ public static class RelayThroughput
 
     public static async Task RunAsync(string[] args)
     {
-        var seconds = Option(args, "--seconds", 5);
-        var root = FindRoot();
+        var seconds = RequestThroughput.Option(args, "--seconds", 5);
+        var root = RequestThroughput.FindRoot();
         var silo = Path.Combine(root, "src", "Iris.Silo", "bin", "Release", "net10.0", "Iris.Silo.dll");
         if (!File.Exists(silo))
         {
@@ -43,7 +43,7 @@ public static class RelayThroughput
         {
             for (var i = 0; i < 2; i++)
             {
-                silos.Add(await StartSiloAsync(silo, key, discovery, i + 1, relayPorts[i]));
+                silos.Add(await RequestThroughput.StartSiloAsync(silo, key, discovery, i + 1, new Dictionary<string, string> { ["Iris__Relay__Port"] = relayPorts[i].ToString(CultureInfo.InvariantCulture) }));
             }
 
             using var client = Host.CreateDefaultBuilder()
@@ -166,48 +166,6 @@ public static class RelayThroughput
         }
 
         return Measured.Of(latencies.Count / (double)seconds, latencies);
-    }
-
-    private static async Task<Process> StartSiloAsync(string dll, string key, int discovery, int active, int relayPort)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
-        start.ArgumentList.Add(dll);
-        start.Environment["DOTNET_ENVIRONMENT"] = "Development";
-        start.Environment["Iris__Network__Key"] = key;
-        start.Environment["Iris__Network__Discovery__Port"] = discovery.ToString(CultureInfo.InvariantCulture);
-        start.Environment["Iris__Silo__EchoCluster"] = "echo";
-        start.Environment["Iris__Relay__Port"] = relayPort.ToString(CultureInfo.InvariantCulture);
-        var process = Process.Start(start)!;
-        var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        process.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data?.Contains($"has {active} active silos", StringComparison.Ordinal) == true)
-            {
-                ready.TrySetResult();
-            }
-        };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        await ready.Task.WaitAsync(TimeSpan.FromSeconds(60));
-        return process;
-    }
-
-    private static int Option(string[] args, string name, int fallback)
-    {
-        var index = Array.IndexOf(args, name);
-        return index >= 0 && index + 1 < args.Length ? int.Parse(args[index + 1], CultureInfo.InvariantCulture) : fallback;
-    }
-
-    private static string FindRoot()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Iris.Orleans.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        return directory?.FullName ?? throw new InvalidOperationException("Iris.Orleans.sln not found above " + AppContext.BaseDirectory);
     }
 
     private sealed record Measured(double Rate, double P50, double P99)

@@ -114,7 +114,9 @@ public static class RequestThroughput
         return (count, latencies);
     }
 
-    private static async Task<Process> StartSiloAsync(string dll, string key, int discovery, int active)
+    /// <summary>Starts an Iris.Silo process serving the echo cluster, with <paramref name="settings"/> besides, and waits
+    /// until its Orleans cluster has <paramref name="active"/> silos.</summary>
+    internal static async Task<Process> StartSiloAsync(string dll, string key, int discovery, int active, IDictionary<string, string>? settings = null)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
         start.ArgumentList.Add(dll);
@@ -122,6 +124,11 @@ public static class RequestThroughput
         start.Environment["Iris__Network__Key"] = key;
         start.Environment["Iris__Network__Discovery__Port"] = discovery.ToString(CultureInfo.InvariantCulture);
         start.Environment["Iris__Silo__EchoCluster"] = "echo";
+        foreach (var (name, value) in settings ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
+
         var process = Process.Start(start)!;
         var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         process.OutputDataReceived += (_, e) =>
@@ -138,13 +145,13 @@ public static class RequestThroughput
         return process;
     }
 
-    private static int Option(string[] args, string name, int fallback)
+    internal static int Option(string[] args, string name, int fallback)
     {
         var index = Array.IndexOf(args, name);
         return index >= 0 && index + 1 < args.Length ? int.Parse(args[index + 1], CultureInfo.InvariantCulture) : fallback;
     }
 
-    private static string FindRoot()
+    internal static string FindRoot()
     {
         var directory = new DirectoryInfo(AppContext.BaseDirectory);
         while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Iris.Orleans.sln")))

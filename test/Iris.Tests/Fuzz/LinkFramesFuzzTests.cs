@@ -73,7 +73,7 @@ public class LinkFramesFuzzTests(ITestOutputHelper output)
         var firstDifference = original.AsSpan().CommonPrefixLength(bytes);
         var ends = frames.Ends();
         var intact = ends.Count(end => end <= firstDifference);
-        var sequence = Segmented(bytes, segmentCuts);
+        var sequence = Sequences.Segmented(bytes, segmentCuts);
         var arrivals = arrivalCuts.Select(cut => cut % (bytes.Length + 1)).Append(bytes.Length).Distinct().Order().ToArray();
         using var receive = frames.Receiver();
         long consumed = 0;
@@ -141,41 +141,6 @@ public class LinkFramesFuzzTests(ITestOutputHelper output)
         if (next != intact)
         {
             throw new FuzzFailure($"Only {next} of the {intact} intact frames came out.");
-        }
-    }
-
-    /// <summary><paramref name="bytes"/> as a sequence of segments split at <paramref name="cuts"/>.</summary>
-    private static ReadOnlySequence<byte> Segmented(byte[] bytes, int[] cuts)
-    {
-        var points = cuts.Select(cut => cut % (bytes.Length + 1)).Append(0).Append(bytes.Length).Distinct().Order().ToArray();
-        if (points.Length <= 2)
-        {
-            return new ReadOnlySequence<byte>(bytes);
-        }
-
-        var first = new Segment(bytes.AsMemory(points[0], points[1] - points[0]), 0);
-        var last = first;
-        for (var i = 1; i < points.Length - 1; i++)
-        {
-            last = last.Append(bytes.AsMemory(points[i], points[i + 1] - points[i]));
-        }
-
-        return new ReadOnlySequence<byte>(first, 0, last, last.Memory.Length);
-    }
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(ReadOnlyMemory<byte> memory, long runningIndex)
-        {
-            Memory = memory;
-            RunningIndex = runningIndex;
-        }
-
-        public Segment Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new Segment(memory, RunningIndex + Memory.Length);
-            Next = next;
-            return next;
         }
     }
 

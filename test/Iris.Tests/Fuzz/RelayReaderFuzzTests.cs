@@ -100,7 +100,8 @@ public class RelayReaderFuzzTests(ITestOutputHelper output)
         {
             foreach (var available in new[] { cut, bytes.Length })
             {
-                var buffer = Segmented(bytes.AsMemory(consumed, available - consumed));
+                var piece = bytes.AsMemory(consumed, available - consumed);
+                var buffer = Sequences.Segmented(piece, [piece.Length / 3]);
                 var start = buffer.Length;
                 while (RelayReader.TryRead(ref buffer, Limits, out _))
                 {
@@ -119,34 +120,5 @@ public class RelayReaderFuzzTests(ITestOutputHelper output)
         return new Outcome(frames, failure, failure is null ? bytes.Length - consumed : -1);
     }
 
-    /// <summary>The bytes as a sequence of several segments, so that fields cross segment boundaries.</summary>
-    private static ReadOnlySequence<byte> Segmented(ReadOnlyMemory<byte> bytes)
-    {
-        if (bytes.Length < 3)
-        {
-            return new ReadOnlySequence<byte>(bytes);
-        }
-
-        var first = new Segment(bytes[..(bytes.Length / 3)], 0);
-        var last = first.Append(bytes[(bytes.Length / 3)..]);
-        return new ReadOnlySequence<byte>(first, 0, last, last.Memory.Length);
-    }
-
     private sealed record Outcome(int Frames, string? Failure, int Rest);
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(ReadOnlyMemory<byte> memory, long index)
-        {
-            Memory = memory;
-            RunningIndex = index;
-        }
-
-        public Segment Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new Segment(memory, RunningIndex + Memory.Length);
-            Next = next;
-            return next;
-        }
-    }
 }

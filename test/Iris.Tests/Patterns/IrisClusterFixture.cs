@@ -7,7 +7,7 @@ namespace Iris.Tests.Patterns;
 
 /// <summary>Two Iris silos in this process, forming their Orleans cluster through the overlay, with a network key
 /// and a discovery port range of their own.</summary>
-public sealed class IrisClusterFixture : IAsyncLifetime
+public class IrisClusterFixture : IAsyncLifetime
 {
     private readonly string _key = Convert.ToBase64String(NetworkKey.Generate().Bytes);
     private readonly int _discoveryPort = 46000 + (Random.Shared.Next(0, 200) * 16);
@@ -45,6 +45,9 @@ public sealed class IrisClusterFixture : IAsyncLifetime
         A.Dispose();
     }
 
-    private Task<IHost> StartSiloAsync() => InProcessSilo.StartAsync(_key, _discoveryPort, echoCluster: "fixture-echo");
+    private Task<IHost> StartSiloAsync() => StartSiloAsync(_key, _discoveryPort);
+
+    /// <summary>Starts one of the two silos.</summary>
+    protected virtual Task<IHost> StartSiloAsync(string key, int discoveryPort) => InProcessSilo.StartAsync(key, discoveryPort, echoCluster: "fixture-echo");
 
 }
