@@ -1,9 +1,10 @@
+using Iris.Relay;
 using Iris.Relay.Hosting;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 
-namespace Iris.Relay;
+// Beside the other Add… methods of a host's services, as Microsoft's own libraries do.
+namespace Microsoft.Extensions.DependencyInjection;
 
 /// <summary>Adds the relay endpoint to a silo's host.</summary>
 public static class RelayServiceCollectionExtensions
