@@ -216,6 +216,7 @@ public sealed class RelayProtocolTests(RelayFixture fixture) : IClassFixture<Rel
         var cluster = Unique("mixed");
         await using var member = await RelayTestClient.ConnectAsync(fixture.RelayA, cluster, new RelayMemberHandler { Request = r => Task.FromResult(Encoding.UTF8.GetBytes("from relay")) });
         Assert.Equal("from relay", Encoding.UTF8.GetString(await fixture.IrisB.RequestAsync(cluster, [1], 5 * Second)));
+        Assert.Equal("from relay", Encoding.UTF8.GetString(await fixture.GrainsB.GetGrain<IClusterGrain>(cluster).Request([1], 5 * Second)));
 
         var siloCluster = Unique("silo-member");
         await using var registration = await fixture.IrisB.RegisterAsync(siloCluster, new EchoHandler());
@@ -232,7 +233,7 @@ public sealed class RelayProtocolTests(RelayFixture fixture) : IClassFixture<Rel
         await Eventually.HoldsAsync(
             async () =>
             {
-                await fixture.IrisB.PublishAsync(topic, [5]);
+                await fixture.GrainsB.GetGrain<ITopicGrain>(topic).Publish([5]);
                 return await Task.WhenAny(received.Task, Task.Delay(200)) == received.Task;
             },
             "an Orleans publication reaches the relay subscriber",
@@ -306,6 +307,90 @@ public sealed class RelayProtocolTests(RelayFixture fixture) : IClassFixture<Rel
         await tunnel.SendAsync(big);
         Assert.Equal(new byte[] { 1, 2 }, await tunnel.ReceiveAsync());
         Assert.Equal(big, await tunnel.ReceiveAsync());
+    }
+
+    [Fact]
+    public async Task A_member_that_stops_reading_is_disconnected_with_a_reason_and_others_go_on()
+    {
+        var cluster = Unique("deaf");
+        var init = new RelayTestClient.FieldWriter();
+        init.Byte(0x00);
+        init.String("iris-client-magic");
+        init.String(RelayTestClient.Version);
+        init.String(cluster);
+        using var deaf = new System.Net.Sockets.Socket(fixture.RelayA.AddressFamily, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        deaf.ReceiveBufferSize = 64 * 1024;
+        await deaf.ConnectAsync(fixture.RelayA);
+        await deaf.SendAsync(init.Buffer.WrittenMemory);
+
+        var echo = Unique("bystander");
+        await using var bystanderMember = await RelayTestClient.ConnectAsync(fixture.RelayA, echo, new RelayMemberHandler());
+        await using var sender = await RelayTestClient.ConnectAsync(fixture.RelayB);
+        await Eventually.HoldsAsync(
+            async () =>
+            {
+                try
+                {
+                    await sender.RequestAsync(cluster, [0], Second);
+                }
+                catch (RelayTimeoutException)
+                {
+                    // Registered: the request reached the member, which does not read.
+                    return true;
+                }
+                catch (RelayFaultException)
+                {
+                }
+
+                return false;
+            },
+            "the member that does not read is registered",
+            TimeSpan.FromSeconds(20));
+
+        // Broadcasts pile up for it: past the connection's queue limit it is disconnected and leaves its cluster.
+        var megabyte = new byte[1024 * 1024];
+        await Eventually.HoldsAsync(
+            async () =>
+            {
+                for (var i = 0; i < 8; i++)
+                {
+                    await sender.BroadcastAsync(cluster, megabyte);
+                }
+
+                Assert.Equal(new byte[] { 1 }, await sender.RequestAsync(echo, [1], 5 * Second));
+                try
+                {
+                    await sender.RequestAsync(cluster, [0], TimeSpan.FromMilliseconds(200));
+                }
+                catch (RelayFaultException e) when (e.Message.Contains(cluster, StringComparison.Ordinal))
+                {
+                    return true;
+                }
+                catch (RelayTimeoutException)
+                {
+                }
+
+                return false;
+            },
+            "the member that does not read is gone from its cluster",
+            TimeSpan.FromSeconds(60));
+
+        // What it finally reads ends with the Close that says why.
+        var received = new MemoryStream();
+        var buffer = new byte[256 * 1024];
+        using var drain = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        try
+        {
+            while (await deaf.ReceiveAsync(buffer, drain.Token) is var n and > 0)
+            {
+                received.Write(buffer, 0, n);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or System.Net.Sockets.SocketException)
+        {
+        }
+
+        Assert.Contains("did not read its connection", Encoding.UTF8.GetString(received.GetBuffer().AsSpan(Math.Max(0, (int)received.Length - 4096), (int)Math.Min(4096, received.Length))));
     }
 
     [Fact]

@@ -13,8 +13,8 @@ internal static class InProcessSilo
 {
     /// <summary>Starts a silo; <paramref name="services"/> registers what it should use instead of the defaults (a
     /// skewed clock, say) before Iris does; <paramref name="echoCluster"/> is served by an echo member; with
-    /// <paramref name="relay"/> the silo serves the relay protocol on a free loopback port, with tunnels carrying up
-    /// to 64 MiB as Iris.Silo's do.</summary>
+    /// <paramref name="relay"/> the silo serves the relay protocol on a free loopback port (32 MiB queued per connection
+    /// and direction, 16 MiB messages), with tunnels carrying up to 64 MiB as Iris.Silo's do.</summary>
     public static async Task<IHost> StartAsync(string key, int discoveryPort, Action<IServiceCollection>? services = null, string? echoCluster = null, bool relay = false)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = Environments.Development });
@@ -38,7 +38,8 @@ internal static class InProcessSilo
         }));
         if (relay)
         {
-            builder.Services.AddIrisRelay(options => options.Port = 0);
+            // Queues small enough that a client that does not read overflows them quickly.
+            builder.Services.AddIrisRelay(options => (options.Port, options.MaxQueuedBytes, options.MaxMessageBytes) = (0, 32L * 1024 * 1024, 16 * 1024 * 1024));
         }
 
         var host = builder.Build();
