@@ -36,7 +36,7 @@ internal sealed class RelayConnection
     private Task? _sending;
     private Task _admission = Task.CompletedTask;
     private long _lastBuildId;
-    private int _controlsWaiting;
+    private int _deferred;
     private volatile bool _accepting = true;
 
     public RelayConnection(Socket socket, RelayContext context)
@@ -69,8 +69,14 @@ internal sealed class RelayConnection
                 return;
             }
 
-            var admission = AdmitAsync(init.Value);
-            _admission = admission;
+            Task<string?> admission;
+            lock (_sends)
+            {
+                // A shutdown that ran before the Init came would never remove a member registered after it.
+                admission = _shutdown is null ? AdmitAsync(init.Value) : Task.FromResult<string?>("the Iris node is shutting down");
+                _admission = admission;
+            }
+
             if (await admission.ConfigureAwait(false) is { } denial)
             {
                 RelayLog.Denied(_context.Logger, Remote, denial);
@@ -316,7 +322,9 @@ internal sealed class RelayConnection
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException or InvalidOperationException)
         {
-            // The connection is gone; the reader finds out too.
+            // The connection is gone; the reader finds out too. A member that is leaving meanwhile can no longer reach
+            // its client: what it holds fails now, and what comes goes to other members.
+            _member?.Fail("the connection was lost");
             _ = ShutdownAsync("the connection was lost", reachable: false);
             _socket.Dispose();
         }
@@ -462,8 +470,15 @@ internal sealed class RelayConnection
             throw new RelayProtocolException($"request id {frame.Id} is already in flight");
         }
 
-        // The bytes of requests in flight count against the connection's limit: past half of it, reading waits.
-        await _requestBytes.TakeAsync(frame.Data.Length, _requestBytes.Limit / 2, Ending).ConfigureAwait(false);
+        // The bytes of requests in flight count against the connection's limit. Past it the request is refused, not
+        // waited for: the reader must go on reading the replies and allowances that free the room.
+        if (!_requestBytes.TryTake(frame.Data.Length))
+        {
+            _requests.TryRemove(frame.Id, out _);
+            _outbox.TryPost(RelayOut.Faulted(frame.Id, $"overloaded: this connection already has {_requestBytes.Used} bytes of requests in flight (Iris:Relay:MaxQueuedBytes); retry when some have been answered"));
+            return;
+        }
+
         _ = ForwardRequestAsync(frame);
     }
 
@@ -580,13 +595,14 @@ internal sealed class RelayConnection
     /// </summary>
     private Task? StartSend(in RelayFrame frame)
     {
-        if (frame.Op is RelayOpcode.Subscribe or RelayOpcode.Unsubscribe)
+        if (frame.Op is RelayOpcode.Broadcast or RelayOpcode.Publish && Volatile.Read(ref _deferred) == 0)
         {
-            Interlocked.Increment(ref _controlsWaiting);
-            return null;
+            return Send(frame);
         }
 
-        return Volatile.Read(ref _controlsWaiting) == 0 ? Send(frame) : null;
+        // Behind something the pump has not started yet: it goes in its turn.
+        Interlocked.Increment(ref _deferred);
+        return null;
     }
 
     private Task Send(in RelayFrame frame) => frame.Op == RelayOpcode.Broadcast
@@ -596,15 +612,25 @@ internal sealed class RelayConnection
     /// <summary>Broadcasts, publications and (un)subscriptions, in the client's order.</summary>
     private async Task SendAsync()
     {
-        await foreach (var (frame, started) in _sends.Reader.ReadAllAsync(Ending).ConfigureAwait(false))
+        await foreach (var (frame, startedByReader) in _sends.Reader.ReadAllAsync(Ending).ConfigureAwait(false))
         {
+            var started = startedByReader;
             try
             {
                 switch (frame.Op)
                 {
                     case RelayOpcode.Broadcast:
                     case RelayOpcode.Publish:
-                        await (started ?? Send(frame)).ConfigureAwait(false);
+                        var sending = started;
+                        if (sending is null)
+                        {
+                            // Queued in order now: what the reader starts after this goes behind it.
+                            sending = Send(frame);
+                            Interlocked.Decrement(ref _deferred);
+                            started = sending;
+                        }
+
+                        await sending.ConfigureAwait(false);
                         break;
                     case RelayOpcode.Subscribe:
                         if (!_subscriptions.ContainsKey(frame.Cluster))
@@ -629,9 +655,10 @@ internal sealed class RelayConnection
             }
             finally
             {
-                if (frame.Op is RelayOpcode.Subscribe or RelayOpcode.Unsubscribe)
+                if (started is null)
                 {
-                    Interlocked.Decrement(ref _controlsWaiting);
+                    // An (un)subscription done, or a send that failed to start.
+                    Interlocked.Decrement(ref _deferred);
                 }
 
                 _sendBytes.Return(frame.Data.Length);
@@ -676,10 +703,6 @@ internal sealed class RelayConnection
     {
         await Task.Yield();
         _accepting = false;
-
-        // A client that does not read would keep its connection (and this shutdown's Close waiting behind what it does
-        // not read) forever: past the linger time the socket closes whatever is still queued.
-        _ = CloseSocketAfterAsync(_context.Options.HandshakeTimeout + LingerTime);
 
         // Broadcasts and publications the client sent before it closed still go: a client that broadcasts and closes
         // at once loses nothing.
@@ -733,5 +756,9 @@ internal sealed class RelayConnection
         {
             _outbox.Complete();
         }
+
+        // A client that does not read would keep its connection (and the Close waiting behind what it does not read)
+        // forever: past the linger time the socket closes whatever is still queued.
+        _ = CloseSocketAfterAsync(LingerTime);
     }
 }

@@ -29,6 +29,7 @@ internal sealed class RelayTunnel
     private long _queuedChunkBytes;
     private int _closeSent;
     private volatile bool _draining;
+    private volatile string? _abortReason;
 
     public RelayTunnel(RelayConnection connection, ulong id, ITunnel tunnel, int bufferBytes, int maxMessageBytes)
     {
@@ -58,7 +59,7 @@ internal sealed class RelayTunnel
         }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested)
         {
-            await CloseAsync(string.Empty).ConfigureAwait(false);
+            await CloseAsync(_abortReason ?? string.Empty).ConfigureAwait(false);
         }
         finally
         {
@@ -86,6 +87,12 @@ internal sealed class RelayTunnel
             return;
         }
 
+        if (chunk.Value > (ulong)_maxMessageBytes)
+        {
+            // Seen here, not only when the pump gets to it: its other chunks are dropped from now on.
+            _draining = true;
+        }
+
         if (Interlocked.Add(ref _queuedChunkBytes, chunk.Data.Length) > (long)_bufferBytes + _maxMessageBytes + RelayProtocol.ChunkLimit)
         {
             throw new RelayProtocolException($"tunnel {Id} was sent more than the {_bufferBytes} bytes of allowance the relay granted it and one message");
@@ -102,6 +109,7 @@ internal sealed class RelayTunnel
     public void Abort(string why)
     {
         _chunks.Writer.TryComplete();
+        _abortReason ??= why;
         Fail(TunnelCloseReason.PeerDied, $"the relay client at the other end is gone: {why}");
         _stop.Cancel();
     }
@@ -137,9 +145,10 @@ internal sealed class RelayTunnel
                     // A new message: an incomplete one before it was given up by its sender.
                     if (chunk.Value > (ulong)_maxMessageBytes)
                     {
+                        // The client hears why once the sending half has stopped: no chunk follows its TunnelClose.
                         _draining = true;
+                        _abortReason ??= $"a message of {chunk.Value} bytes is over the {_maxMessageBytes}-byte limit of tunnels through this relay (Iris:Tunnels:MaxMessageBytes)";
                         Fail(TunnelCloseReason.MessageTooLarge, $"the relay client sent a message of {chunk.Value} bytes");
-                        await CloseAsync($"a message of {chunk.Value} bytes is over the {_maxMessageBytes}-byte limit of tunnels through this relay (Iris:Tunnels:MaxMessageBytes)").ConfigureAwait(false);
                         await _stop.CancelAsync().ConfigureAwait(false);
                         return;
                     }
@@ -240,7 +249,8 @@ internal sealed class RelayTunnel
         }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested)
         {
-            return string.Empty;
+            // Stopped: gracefully after the client's close, else for the reason the tunnel was ended.
+            return _abortReason ?? string.Empty;
         }
     }
 

@@ -82,6 +82,40 @@ public sealed class RelayProtocolTests(RelayFixture fixture) : IClassFixture<Rel
     }
 
     [Fact]
+    public async Task Requests_past_the_connections_byte_limit_are_refused_at_once_while_the_connection_goes_on_reading()
+    {
+        var cluster = Unique("held");
+        var release = new TaskCompletionSource();
+        var holding = new RelayMemberHandler
+        {
+            Request = async r =>
+            {
+                await release.Task;
+                return [1];
+            },
+        };
+
+        // Two members, each taking one request at a time as large as its share of the relay's queue (16 MiB).
+        await using var first = await RelayTestClient.ConnectAsync(fixture.RelayA, cluster, holding);
+        await using var second = await RelayTestClient.ConnectAsync(fixture.RelayB, cluster, holding);
+        await using var caller = await RelayTestClient.ConnectAsync(fixture.RelayB);
+
+        // The fixture's relays hold 32 MiB of a connection's requests in flight: two of 15 MiB, and a third does not fit.
+        var big = new byte[15 * 1024 * 1024];
+        var held = Enumerable.Range(0, 2).Select(_ => caller.RequestAsync(cluster, big, 60 * Second)).ToArray();
+        await Task.Delay(1000);
+        var refused = await Assert.ThrowsAsync<RelayFaultException>(() => caller.RequestAsync(cluster, big, 60 * Second).WaitAsync(10 * Second));
+        Assert.Contains("this connection already has", refused.Message);
+
+        // The held ones still complete: their replies were read past the refusal.
+        release.SetResult();
+        foreach (var request in held)
+        {
+            Assert.Equal(new byte[] { 1 }, await request.WaitAsync(60 * Second));
+        }
+    }
+
+    [Fact]
     public async Task Client_side_limits_drop_requests_over_memory_and_never_run_expired_ones()
     {
         var cluster = Unique("limits");
