@@ -46,15 +46,7 @@ public static class RelayThroughput
                 silos.Add(await RequestThroughput.StartSiloAsync(silo, key, discovery, i + 1, new Dictionary<string, string> { ["Iris__Relay__Port"] = relayPorts[i].ToString(CultureInfo.InvariantCulture) }));
             }
 
-            using var client = Host.CreateDefaultBuilder()
-                .ConfigureLogging(logging => logging.ClearProviders())
-                .UseOrleansClient(orleans => orleans.UseIris(options =>
-                {
-                    options.NetworkKey = key;
-                    options.DiscoveryPort = discovery;
-                }))
-                .Build();
-            await client.StartAsync();
+            using var client = await RequestThroughput.StartClientAsync(key, discovery);
             var iris = client.Services.GetRequiredService<IIrisClient>();
             var relayEndpoint = new IPEndPoint(IPAddress.Loopback, relayPorts[0]);
             await using var relay = await RelayTestClient.ConnectAsync(relayEndpoint);
@@ -119,33 +111,9 @@ public static class RelayThroughput
 
     private static async Task<Measured> MeasureAsync(Func<Task> call, int callers, int seconds)
     {
-        await RunAsync(call, callers, TimeSpan.FromSeconds(1));
-        var (count, latencies) = await RunAsync(call, callers, TimeSpan.FromSeconds(seconds));
+        await RequestThroughput.RunCallersAsync(call, callers, TimeSpan.FromSeconds(1));
+        var (count, latencies) = await RequestThroughput.RunCallersAsync(call, callers, TimeSpan.FromSeconds(seconds));
         return Measured.Of(count / (double)seconds, latencies);
-    }
-
-    private static async Task<(long Count, List<double> Latencies)> RunAsync(Func<Task> call, int callers, TimeSpan duration)
-    {
-        var end = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);
-        long count = 0;
-        var latencies = new List<double>();
-        await Task.WhenAll(Enumerable.Range(0, callers).Select(_ => Task.Run(async () =>
-        {
-            var mine = new List<double>();
-            while (Stopwatch.GetTimestamp() < end)
-            {
-                var started = Stopwatch.GetTimestamp();
-                await call();
-                mine.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
-            }
-
-            Interlocked.Add(ref count, mine.Count);
-            lock (latencies)
-            {
-                latencies.AddRange(mine);
-            }
-        })));
-        return (count, latencies);
     }
 
     /// <summary>Sends one message and waits for it to come back, one at a time.</summary>

@@ -41,21 +41,13 @@ public static class RequestThroughput
                 silos.Add(await StartSiloAsync(silo, key, discovery, i));
             }
 
-            using var client = Host.CreateDefaultBuilder()
-                .ConfigureLogging(logging => logging.ClearProviders())
-                .UseOrleansClient(orleans => orleans.UseIris(options =>
-                {
-                    options.NetworkKey = key;
-                    options.DiscoveryPort = discovery;
-                }))
-                .Build();
-            await client.StartAsync();
+            using var client = await StartClientAsync(key, discovery);
             var grain = client.Services.GetRequiredService<IClusterClient>().GetGrain<IClusterGrain>("echo");
             var request = new byte[payload];
-            await MeasureAsync(grain, request, callers, TimeSpan.FromSeconds(3));
+            await RunCallersAsync(() => grain.Request(request, TimeSpan.FromSeconds(10)), callers, TimeSpan.FromSeconds(3));
             var cpuBefore = CpuTime(silos);
             var clientBefore = Environment.CpuUsage.TotalTime;
-            var (count, latencies) = await MeasureAsync(grain, request, callers, TimeSpan.FromSeconds(seconds));
+            var (count, latencies) = await RunCallersAsync(() => grain.Request(request, TimeSpan.FromSeconds(10)), callers, TimeSpan.FromSeconds(seconds));
             var cpuPerRequest = (CpuTime(silos) - cpuBefore).TotalMicroseconds / count;
             var clientPerRequest = (Environment.CpuUsage.TotalTime - clientBefore).TotalMicroseconds / count;
             latencies.Sort();
@@ -90,7 +82,24 @@ public static class RequestThroughput
         return total;
     }
 
-    private static async Task<(long Count, List<double> Latencies)> MeasureAsync(IClusterGrain grain, byte[] request, int callers, TimeSpan duration)
+    /// <summary>An Orleans client of the network with Iris, started.</summary>
+    internal static async Task<IHost> StartClientAsync(string key, int discovery)
+    {
+        var client = Host.CreateDefaultBuilder()
+            .ConfigureLogging(logging => logging.ClearProviders())
+            .UseOrleansClient(orleans => orleans.UseIris(options =>
+            {
+                options.NetworkKey = key;
+                options.DiscoveryPort = discovery;
+            }))
+            .Build();
+        await client.StartAsync();
+        return client;
+    }
+
+    /// <summary>Runs <paramref name="callers"/> loops of <paramref name="call"/> for <paramref name="duration"/>: the
+    /// calls completed and each one's latency in milliseconds.</summary>
+    internal static async Task<(long Count, List<double> Latencies)> RunCallersAsync(Func<Task> call, int callers, TimeSpan duration)
     {
         var end = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);
         long count = 0;
@@ -101,7 +110,7 @@ public static class RequestThroughput
             while (Stopwatch.GetTimestamp() < end)
             {
                 var started = Stopwatch.GetTimestamp();
-                await grain.Request(request, TimeSpan.FromSeconds(10));
+                await call();
                 mine.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             }
 
