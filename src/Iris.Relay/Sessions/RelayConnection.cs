@@ -501,8 +501,6 @@ internal sealed class RelayConnection
         }
         catch (OperationCanceledException) when (Ending.IsCancellationRequested)
         {
-            _requests.TryRemove(frame.Id, out _);
-            _requestBytes.Return(frame.Data.Length);
             return;
         }
         catch (Exception e)
@@ -510,9 +508,13 @@ internal sealed class RelayConnection
             // No members (the message names the cluster), overloaded, outcome unknown: a fault that says so.
             answer = RelayOut.Faulted(frame.Id, e.Message);
         }
+        finally
+        {
+            // Before the answer goes: a client may reuse the id as soon as it has it.
+            _requests.TryRemove(frame.Id, out _);
+            _requestBytes.Return(frame.Data.Length);
+        }
 
-        _requests.TryRemove(frame.Id, out _);
-        _requestBytes.Return(frame.Data.Length);
         await Quietly.Await(_outbox.PostAsync(answer, Ending)).ConfigureAwait(false);
     }
 
