@@ -275,6 +275,8 @@ public sealed class TunnelTests(TunnelClusterFixture fixture) : IClassFixture<Tu
     [Fact]
     public async Task A_member_that_accepts_after_the_opener_gave_up_learns_the_opener_timed_out()
     {
+        // The offer must reach the member while the opener still waits (a busy machine may take a while: the opener
+        // allows 5 s), and the member accepts only once the opener has given up.
         var name = NewCluster();
         ITunnel? late = null;
         var member = new TunnelMember(async (tunnel, cancellationToken) =>
@@ -282,13 +284,18 @@ public sealed class TunnelTests(TunnelClusterFixture fixture) : IClassFixture<Tu
             late = tunnel;
             await Task.Delay(Timeout.Infinite, cancellationToken);
         });
-        await using (await Cluster.Silos[1].Iris().RegisterAsync(name, new SlowToAccept(member, TimeSpan.FromSeconds(2))))
+        using var gaveUp = new ManualResetEventSlim();
+        var accepting = new AcceptsOnSignal(member, gaveUp);
+        await using (await Cluster.Silos[1].Iris().RegisterAsync(name, accepting))
         {
-            await Assert.ThrowsAsync<IrisTimeoutException>(() => Client.OpenTunnelAsync(name, TimeSpan.FromMilliseconds(500)));
+            var opening = Client.OpenTunnelAsync(name, TimeSpan.FromSeconds(5));
+            await accepting.Offered.WaitAsync(TimeSpan.FromSeconds(20));
+            await Assert.ThrowsAsync<IrisTimeoutException>(() => opening);
+            gaveUp.Set();
             var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
             while (late is null || !((TunnelEnd)late).IsEnded)
             {
-                Assert.True(DateTime.UtcNow < deadline, "the late member's end is still open");
+                Assert.True(DateTime.UtcNow < deadline, late is null ? "the member never accepted" : "the late member's end is still open");
                 await Task.Delay(50);
             }
 
@@ -299,16 +306,21 @@ public sealed class TunnelTests(TunnelClusterFixture fixture) : IClassFixture<Tu
         await AssertAllEndsGoneAsync();
     }
 
-    /// <summary>Blocks before accepting, as a handler doing slow work before its first await would.</summary>
-    private sealed class SlowToAccept(IClusterHandler inner, TimeSpan delay) : IClusterHandler
+    /// <summary>Takes a tunnel's offer, then holds its acceptance (the handler's synchronous part) until signalled.</summary>
+    private sealed class AcceptsOnSignal(IClusterHandler inner, ManualResetEventSlim signal) : IClusterHandler
     {
+        private readonly TaskCompletionSource _offered = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task Offered => _offered.Task;
+
         public Task<byte[]> HandleRequestAsync(byte[] request, CancellationToken cancellationToken) => inner.HandleRequestAsync(request, cancellationToken);
 
         public Task HandleBroadcastAsync(byte[] message, CancellationToken cancellationToken) => inner.HandleBroadcastAsync(message, cancellationToken);
 
         public Task HandleTunnelAsync(ITunnel tunnel, CancellationToken cancellationToken)
         {
-            Thread.Sleep(delay);
+            _offered.TrySetResult();
+            Assert.True(signal.Wait(TimeSpan.FromSeconds(30)), "the opener never gave up");
             return inner.HandleTunnelAsync(tunnel, cancellationToken);
         }
     }
