@@ -27,10 +27,12 @@ public interface IIrisClient
     Task<byte[]> RequestAsync(string cluster, byte[] request, TimeSpan timeout, CancellationToken cancellationToken = default);
 
     /// <summary>Sends a message to every member of <paramref name="cluster"/>. Returns once the message is accepted for
-    /// dissemination, not when handlers have run; each member gets it at most once.</summary>
+    /// dissemination, not when handlers have run; each member gets it at most once. Members in the sending process get
+    /// it at once, so cancelling stops only its hand-over to the other processes.</summary>
     Task BroadcastAsync(string cluster, byte[] message, CancellationToken cancellationToken = default);
 
-    /// <summary>Publishes a message to every subscriber of <paramref name="topic"/>.</summary>
+    /// <summary>Publishes a message to every subscriber of <paramref name="topic"/>, as
+    /// <see cref="BroadcastAsync"/> sends one to every member.</summary>
     Task PublishAsync(string topic, byte[] message, CancellationToken cancellationToken = default);
 
     /// <summary>

@@ -2,20 +2,24 @@ using System.Collections.Concurrent;
 using Iris.Balancing;
 using Iris.Calls;
 using Iris.Diagnostics;
+using Iris.Members;
 using Iris.Protocol;
 
 namespace Iris.Dissemination;
 
 /// <summary>
 /// The first hop of a broadcast or publication, from any process: it gives the message its id, once, and hands it to
-/// one of the name's rendezvous grains, which accepts it and returns before any handler runs. Messages to one name are
+/// one of the name's rendezvous grains, which accepts it and returns before any handler runs. The members and
+/// subscribers in the sending process get it at once, as it is sent (not by way of the rendezvous, whose copy for this
+/// process is then dropped as seen): a service that broadcasts to its own cluster, or a relay client to another client
+/// of the same silo, does not wait for a round trip through the network. Messages to one name are
 /// handed over together when they come faster than the hand-overs: at most <see cref="HandOversInFlight"/> calls per
 /// name are in flight, and the messages that arrive meanwhile go in the next call (up to <see cref="MaxBatch"/>
 /// messages or <see cref="MaxBatchBytes"/> bytes), and down the tree together from there; a lone message goes at once,
 /// alone. A call whose answer was lost is made again with the same ids (to the next split's rendezvous if the first
 /// one is moving), so no member gets a message twice: member processes deliver an id once.
 /// </summary>
-internal sealed class DisseminationSender(MemberDirectory directory, IGrainFactory grains, CallPolicy policy)
+internal sealed class DisseminationSender(MemberDirectory directory, IGrainFactory grains, CallPolicy policy, LocalMembers members)
 {
     /// <summary>How long a sender keeps trying to hand a message over before it gives up. Messages handed over together
     /// share the time of the oldest.</summary>
@@ -40,6 +44,9 @@ internal sealed class DisseminationSender(MemberDirectory directory, IGrainFacto
         (audience.Kind == AudienceKind.Cluster ? IrisMetrics.Broadcasts : IrisMetrics.Publications).Add(1);
         IrisMetrics.Bytes.Add(message.Length, audience.Kind == AudienceKind.Cluster ? IrisMetrics.BroadcastDirection : IrisMetrics.PublicationDirection);
         var pending = new Pending(new Disseminated(CallIds.Next(), message), policy.Start(HandOverTime), cancellationToken);
+
+        // This process's own members and subscribers first: cancelling later stops only the hand-over to the others.
+        members.Deliver(audience, [pending.Message]);
         var outbox = _outboxes.GetOrAdd(audience, static a => new Outbox(a));
         bool start;
         lock (outbox)
