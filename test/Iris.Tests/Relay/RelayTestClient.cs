@@ -52,6 +52,12 @@ internal sealed class RelayTestClient : IAsyncDisposable
     /// <summary>Requests this member's handler ran.</summary>
     public int Executed;
 
+    /// <summary>Requests taken in and waiting for a handler thread (not yet run or dropped as expired).</summary>
+    public int Queued;
+
+    /// <summary>Each request taken in, with the time it expires.</summary>
+    public ConcurrentQueue<(byte[] Request, DateTime Expires)> TakenIn { get; } = new();
+
     public static async Task<RelayTestClient> ConnectAsync(IPEndPoint relay, string cluster = "", RelayMemberHandler? handler = null, string magic = "iris-client-magic", string version = Version)
     {
         var tcp = new TcpClient(relay.AddressFamily) { NoDelay = true };
@@ -367,6 +373,8 @@ internal sealed class RelayTestClient : IAsyncDisposable
         }
 
         var expires = DateTime.UtcNow + timeout;
+        TakenIn.Enqueue((request, expires));
+        Interlocked.Increment(ref Queued);
         _ = Task.Run(async () =>
         {
             await _requestThreads.WaitAsync();
@@ -375,10 +383,12 @@ internal sealed class RelayTestClient : IAsyncDisposable
             {
                 if (DateTime.UtcNow >= expires)
                 {
+                    Interlocked.Decrement(ref Queued);
                     return;
                 }
 
                 Interlocked.Increment(ref Executed);
+                Interlocked.Decrement(ref Queued);
                 string? fault = null;
                 var reply = Array.Empty<byte>();
                 try

@@ -91,8 +91,8 @@ public class ClientPatternTests
         }
 
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        await Assert.ThrowsAsync<NoMembersException>(() => grains.GetGrain<IClusterGrain>("unknown").Request([], TimeSpan.FromSeconds(30)));
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"took {clock.Elapsed}");
+        await Assert.ThrowsAsync<NoMembersException>(() => grains.GetGrain<IClusterGrain>("unknown").Request([], TimeSpan.FromMinutes(5)));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"took {clock.Elapsed}: the caller was left to time out");
 
         // Once the client's member has left, the cluster has no members either.
         await Task.Delay(MemberDirectoryCacheTime());
