@@ -5,13 +5,15 @@ namespace Iris.Tests.Support;
 /// <summary>
 /// Fault injection in an Orleans client: the answer to a call of a given method for a given cluster is lost after the
 /// call ran (the caller sees "silo unavailable", as when its gateway dies with the answer on it). Armed per cluster
-/// name, so tests sharing a client do not disturb each other. Also counts the calls made, by method and cluster.
+/// name, so tests sharing a client do not disturb each other. Also counts the calls made, by method and cluster, and
+/// can hold them before they leave until released.
 /// </summary>
 internal sealed class LostAnswers : IOutgoingGrainCallFilter
 {
     private static readonly ConcurrentDictionary<(string Method, string Cluster), int> Armed = new();
     private static readonly ConcurrentDictionary<(string Method, string Cluster), int> Made = new();
     private static readonly ConcurrentDictionary<(string Method, string Cluster), Func<string, Exception>> Errors = new();
+    private static readonly ConcurrentDictionary<(string Method, string Cluster), TaskCompletionSource> Held = new();
 
     /// <summary>Loses the answers of the next <paramref name="count"/> calls of <paramref name="method"/> for
     /// <paramref name="cluster"/>; the caller sees <paramref name="error"/> (default: "silo unavailable").</summary>
@@ -26,12 +28,37 @@ internal sealed class LostAnswers : IOutgoingGrainCallFilter
     /// <summary>Calls of <paramref name="method"/> for <paramref name="cluster"/> made so far, whatever their outcome.</summary>
     public static int Calls(string method, string cluster) => Made.GetValueOrDefault((method, cluster));
 
+    /// <summary>Holds the calls of <paramref name="method"/> for <paramref name="cluster"/> made from now on (counted,
+    /// not yet sent) until <see cref="Release"/>.</summary>
+    public static void Hold(string method, string cluster) =>
+        Held.TryAdd((method, cluster), new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+
+    /// <summary>Sends the calls held by <see cref="Hold"/>, and those made from now on at once.</summary>
+    public static void Release(string method, string cluster)
+    {
+        if (Held.TryRemove((method, cluster), out var held))
+        {
+            held.TrySetResult();
+        }
+    }
+
     public async Task Invoke(IOutgoingGrainCallContext context)
     {
         var method = context.InterfaceMethod?.Name ?? string.Empty;
         foreach (var cluster in Names(context))
         {
             Made.AddOrUpdate((method, cluster), 1, (_, n) => n + 1);
+        }
+
+        if (!Held.IsEmpty)
+        {
+            foreach (var cluster in Names(context))
+            {
+                if (Held.TryGetValue((method, cluster), out var held))
+                {
+                    await held.Task;
+                }
+            }
         }
 
         await context.Invoke();
