@@ -36,6 +36,12 @@ internal static partial class SiloLog
     [LoggerMessage(EventId = 201, Level = LogLevel.Debug, Message = "Membership table of cluster '{ClusterId}' changed meanwhile; retrying (attempt {Attempt})")]
     public static partial void MembershipTableRetry(ILogger logger, string clusterId, int attempt);
 
+    [LoggerMessage(EventId = 203, Level = LogLevel.Debug, Message = "Reading the membership table after a neighbour joined failed: {Reason}")]
+    public static partial void MembershipRefreshFailed(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 202, Level = LogLevel.Warning, Message = "Membership table of cluster '{ClusterId}' on the ring is not the one silo {Silo} joined (rings that formed apart have merged): the silo adds its row to it, which now has {Rows} rows")]
+    public static partial void MembershipTableAdopted(ILogger logger, string clusterId, SiloAddress silo, int rows);
+
     [LoggerMessage(EventId = 400, Level = LogLevel.Debug, Message = "Rendezvous {Name} placed here for now: {Reason}")]
     public static partial void RendezvousPlacedHere(ILogger logger, string name, string reason);
 

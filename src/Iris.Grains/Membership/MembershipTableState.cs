@@ -19,6 +19,11 @@ internal sealed class MembershipTableState
     [Id(3)]
     public long EtagCounter { get; set; } = 1;
 
+    /// <summary>Which table this is: drawn when the table is created. Two rings that formed apart each create one;
+    /// when they merge, the ring keeps one record, and a silo that joined the other table finds a different id.</summary>
+    [Id(4)]
+    public Guid TableId { get; set; }
+
     public TableVersion TableVersion => new(Version, VersionEtag);
 
     public string NewEtag() => (EtagCounter++).ToString(CultureInfo.InvariantCulture);

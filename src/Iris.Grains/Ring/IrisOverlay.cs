@@ -61,7 +61,11 @@ internal sealed class IrisOverlay(
                 }
 
                 var host = await OverlayHost.StartAsync(options, networkKey, development, loggers).ConfigureAwait(false);
-                host.NeighbourJoined += node => SiloLog.NeighbourJoined(_logger, node.Key, node.Address);
+                host.NeighbourJoined += node =>
+                {
+                    SiloLog.NeighbourJoined(_logger, node.Key, node.Address);
+                    RefreshMembership();
+                };
                 host.NeighbourLeft += node => SiloLog.NeighbourLeft(_logger, node.Key, node.Address);
                 _records = new RecordStore(host.Node, host.Timers);
 
@@ -81,6 +85,39 @@ internal sealed class IrisOverlay(
         {
             _gate.Release();
         }
+    }
+
+    private int _refreshes;
+
+    /// <summary>
+    /// Has Orleans read its membership table now rather than at its next periodic refresh: a neighbour that joined may
+    /// be a silo of a ring that formed apart and has just merged with this one, whose table this silo then joins at once
+    /// (see <see cref="Membership.OverlayMembershipTable"/>). One read at a time; neighbours that join meanwhile get one
+    /// more read after it.
+    /// </summary>
+    private void RefreshMembership()
+    {
+        if (services?.GetService(typeof(IClusterMembershipService)) is not IClusterMembershipService membership || Interlocked.Increment(ref _refreshes) > 1)
+        {
+            return;
+        }
+
+        _ = Task.Run(async () =>
+        {
+            do
+            {
+                Volatile.Write(ref _refreshes, 1);
+                try
+                {
+                    await membership.Refresh().ConfigureAwait(false);
+                }
+                catch (Exception e)
+                {
+                    SiloLog.MembershipRefreshFailed(_logger, e.Message);
+                }
+            }
+            while (Interlocked.Decrement(ref _refreshes) > 0);
+        });
     }
 
     /// <summary>The replicated records of the ring, once this node is in a ring.</summary>

@@ -31,7 +31,7 @@ internal sealed partial class RecordStore
 
         // A requester that knows a later configuration than this root (a new root, or one across a network cut from
         // every node that knows the record) tells it where the record is, so it is never created afresh.
-        if (request.Configuration is { } theirs && (slot.Configuration is null || theirs.Epoch > slot.Configuration.Epoch))
+        if (request.Configuration is { } theirs && theirs.Supersedes(slot.Configuration))
         {
             slot.Configuration = theirs;
         }
@@ -193,7 +193,7 @@ internal sealed partial class RecordStore
 
         // Any reply may show that the record has moved on to a later configuration (or, for a first seed, that
         // another root created it first): follow it.
-        if (reply.Configuration is { } theirs && (theirs.Epoch > round.Configuration.Epoch
+        if (reply.Configuration is { } theirs && (theirs.Supersedes(round.Configuration)
             || (round.Phase == Phase.Seed && theirs.Epoch == round.Configuration.Epoch && !theirs.SameMembers(round.Configuration))))
         {
             slot.Configuration = theirs;
@@ -292,7 +292,7 @@ internal sealed partial class RecordStore
     {
         slot.Round = null;
         slot.Rediscover = false;
-        var known = round.Answers.Values.Select(a => a.Configuration).Append(slot.Configuration).OfType<RecordConfiguration>().MaxBy(c => c.Epoch);
+        var known = RecordConfiguration.Latest(round.Answers.Values.Select(a => a.Configuration).Append(slot.Configuration));
         if (known is not null)
         {
             slot.Configuration = known;

@@ -366,8 +366,7 @@ internal sealed partial class RecordStore : IRouteHandler, IDisposable
     }
 
     private RecordConfiguration? KnownConfigurationLocked(NodeKey key) =>
-        new[] { _known.GetValueOrDefault(key), _slots.GetValueOrDefault(key)?.Configuration, _acceptors.GetValueOrDefault(key)?.Configuration }
-            .OfType<RecordConfiguration>().MaxBy(c => c.Epoch);
+        RecordConfiguration.Latest([_known.GetValueOrDefault(key), _slots.GetValueOrDefault(key)?.Configuration, _acceptors.GetValueOrDefault(key)?.Configuration]);
 
     /// <summary>Remembers the configuration a root answered with, when it is later than any known.</summary>
     private void Learn(NodeKey key, RecordConfiguration? configuration)
@@ -379,7 +378,7 @@ internal sealed partial class RecordStore : IRouteHandler, IDisposable
 
         lock (_lock)
         {
-            if (!_known.TryGetValue(key, out var known) || known.Epoch < configuration.Epoch)
+            if (!_known.TryGetValue(key, out var known) || configuration.Supersedes(known))
             {
                 _known[key] = configuration;
             }

@@ -42,6 +42,58 @@ internal sealed record RecordConfiguration(long Epoch, RecordMember[] Members)
     public bool SameMembers(RecordConfiguration other) =>
         Members.Length == other.Members.Length && Members.All(m => other.Contains(m.Key, m.Incarnation));
 
+    /// <summary>
+    /// Whether this configuration is the record's rather than <paramref name="other"/>: a later epoch, or the same epoch
+    /// with other members and the smaller member list (by key, then incarnation). One record's epochs are chosen one
+    /// after another, so two configurations of one epoch come from rings that formed apart and each created the record;
+    /// once the rings merge, every root must pick the same one, and the other is replaced when the record next moves.
+    /// </summary>
+    public bool Supersedes(RecordConfiguration? other)
+    {
+        if (other is null || Epoch != other.Epoch)
+        {
+            return other is null || Epoch > other.Epoch;
+        }
+
+        if (SameMembers(other))
+        {
+            return false;
+        }
+
+        var mine = Members.OrderBy(m => m.Key).ThenBy(m => m.Incarnation).ToArray();
+        var theirs = other.Members.OrderBy(m => m.Key).ThenBy(m => m.Incarnation).ToArray();
+        for (var i = 0; i < Math.Min(mine.Length, theirs.Length); i++)
+        {
+            var order = mine[i].Key.CompareTo(theirs[i].Key);
+            if (order == 0)
+            {
+                order = mine[i].Incarnation.CompareTo(theirs[i].Incarnation);
+            }
+
+            if (order != 0)
+            {
+                return order < 0;
+            }
+        }
+
+        return mine.Length < theirs.Length;
+    }
+
+    /// <summary>The configuration among <paramref name="configurations"/> that supersedes the others; null for none.</summary>
+    public static RecordConfiguration? Latest(IEnumerable<RecordConfiguration?> configurations)
+    {
+        RecordConfiguration? latest = null;
+        foreach (var configuration in configurations)
+        {
+            if (configuration is not null && configuration.Supersedes(latest))
+            {
+                latest = configuration;
+            }
+        }
+
+        return latest;
+    }
+
     public override string ToString() => $"epoch {Epoch} [{string.Join(' ', Members)}]";
 }
 

@@ -169,4 +169,73 @@ public sealed class OverlayMembershipTableTests : IDisposable
         Assert.True(_ring.Await(red.InsertRow(Entry(), _ring.Await(red.ReadAll()).Version.Next())));
         Assert.Empty(_ring.Await(blue.ReadAll()).Members);
     }
+
+    [Fact]
+    public void A_silo_that_finds_another_table_than_the_one_it_joined_adds_its_row_to_it_past_both_versions()
+    {
+        // Two rings formed apart, each with a table; when they merged, the record kept the other side's table.
+        var ours = Table(3);
+        _ring.Await(ours.InitializeMembershipTable(true));
+        var self = Entry(SiloStatus.Active);
+        Assert.True(_ring.Await(ours.InsertRow(self, _ring.Await(ours.ReadAll()).Version.Next())));
+        for (var i = 0; i < 3; i++)
+        {
+            var version = _ring.Await(ours.ReadAll()).Version;
+            var (entry, etag) = _ring.Await(ours.ReadRow(self.SiloAddress)).Members[0];
+            Assert.True(_ring.Await(ours.UpdateRow(entry, etag, version.Next())));
+        }
+
+        Assert.Equal(4, _ring.Await(ours.ReadAll()).Version.Version);
+        var theirs = Entry(SiloStatus.Active);
+        Replace(new MembershipTableState { TableId = Guid.NewGuid(), Version = 2, VersionEtag = "7", EtagCounter = 8, Rows = [new MembershipRow { Entry = theirs, Etag = "6" }] });
+
+        var seen = _ring.Await(ours.ReadAll());
+        Assert.Equal([self.SiloAddress, theirs.SiloAddress], seen.Members.Select(m => m.Item1.SiloAddress).Order());
+        Assert.All(seen.Members, m => Assert.Equal(SiloStatus.Active, m.Item1.Status));
+        Assert.Equal(5, seen.Version.Version);
+
+        // Every other silo reads the table with both rows, at a version past the one it had (2).
+        var elsewhere = _ring.Await(Table(20).ReadAll());
+        Assert.Equal(2, elsewhere.Members.Count);
+        Assert.Equal(5, elsewhere.Version.Version);
+
+        // Adopted once: the silo's writes go on in the table it joined now.
+        var (mine, myEtag) = _ring.Await(ours.ReadRow(self.SiloAddress)).Members[0];
+        mine.IAmAliveTime = DateTime.UtcNow;
+        _ring.Await(ours.UpdateIAmAlive(mine));
+        Assert.Equal(5, _ring.Await(Table(20).ReadAll()).Version.Version);
+        Assert.NotEqual(myEtag, _ring.Await(ours.ReadRow(self.SiloAddress)).Members[0].Item2);
+    }
+
+    [Fact]
+    public void A_silo_removed_from_the_table_it_joined_is_not_added_back()
+    {
+        var ours = Table(3);
+        _ring.Await(ours.InitializeMembershipTable(true));
+        var self = Entry(SiloStatus.Active);
+        Assert.True(_ring.Await(ours.InsertRow(self, _ring.Await(ours.ReadAll()).Version.Next())));
+
+        // Another silo declares it dead, and later removes the dead row.
+        var other = Table(20);
+        var version = _ring.Await(other.ReadAll()).Version;
+        var (entry, etag) = _ring.Await(other.ReadRow(self.SiloAddress)).Members[0];
+        entry.Status = SiloStatus.Dead;
+        entry.IAmAliveTime = DateTime.UtcNow.AddDays(-10);
+        entry.StartTime = DateTime.UtcNow.AddDays(-10);
+        Assert.True(_ring.Await(other.UpdateRow(entry, etag, version.Next())));
+        _ring.Await(other.CleanupDefunctSiloEntries(DateTimeOffset.UtcNow.AddDays(-1)));
+
+        Assert.Empty(_ring.Await(ours.ReadAll()).Members);
+        Assert.Empty(_ring.Await(other.ReadAll()).Members);
+    }
+
+    /// <summary>Puts <paramref name="state"/> in the membership record of cluster "test", whatever it held.</summary>
+    private void Replace(MembershipTableState state)
+    {
+        var key = Iris.Overlay.NodeKey.FromName("iris/orleans-membership/test");
+        var store = _stores[_ring.Nodes[7]];
+        var current = _ring.Await(store.ReadAsync(key));
+        var data = Services.GetRequiredService<Serializer<MembershipTableState>>().SerializeToArray(state);
+        Assert.True(_ring.Await(store.CompareAndSwapAsync(key, current?.Version ?? 0, data)).Success);
+    }
 }

@@ -78,6 +78,78 @@ public class RecordQuorumTests
         }
     }
 
+    [Theory]
+    [InlineData(7)]
+    [InlineData(11)]
+    [InlineData(23)]
+    public void Rings_that_formed_apart_each_creating_a_record_agree_on_one_of_them_once_merged(int seed)
+    {
+        // A second ring forms apart from the first (its nodes hear none of the first's); each writes the same key.
+        var ring = new PastrySimulation(new PastrySimulationOptions { Seed = seed });
+        using var _ = ring;
+        ring.AddNodes(6, TimeSpan.FromMilliseconds(2));
+        Assert.True(ring.Stabilise(TimeSpan.FromSeconds(60)) is not null);
+        var second = new List<PastryNode>();
+        for (var i = 0; i < 6; i++)
+        {
+            // Cut off as it is added: its join through a node of the first ring is lost on the way.
+            var node = ring.AddNode();
+            ring.Network.Partition([.. second.Append(node).Select(n => n.Self.Address)]);
+            if (i == 0)
+            {
+                Assert.True(node.StartInsteadOfJoining());
+            }
+            else
+            {
+                node.SetJoinCandidates([second[0].Self.Address]);
+            }
+
+            second.Add(node);
+            ring.Run(TimeSpan.FromSeconds(1));
+        }
+
+        Assert.True(ring.RunUntil(() => second.All(n => n.IsReady), TimeSpan.FromSeconds(60)) is not null);
+        var first = ring.Nodes.Take(6).ToList();
+        var stores = ring.Nodes.ToDictionary(n => n, n => new RecordStore(n, ring.Timers));
+        var key = NodeKey.FromName("formed-apart");
+        Assert.True(ring.Await(stores[first[0]].CompareAndSwapAsync(key, 0, Text("first 1"))).Success);
+        Assert.True(ring.Await(stores[second[0]].CompareAndSwapAsync(key, 0, Text("second 1"))).Success);
+        Assert.True(ring.Await(stores[second[1]].CompareAndSwapAsync(key, 1, Text("second 2"))).Success);
+
+        // The rings hear of each other and merge.
+        ring.Network.Heal();
+        first[0].Introduce(second[0].Self);
+        second[0].Introduce(first[0].Self);
+        Assert.True(ring.Stabilise(TimeSpan.FromSeconds(120)) is not null, ring.DescribeWrongLeafSets());
+
+        // Once every node has asked for the record (the root hears of both configurations from the requesters and picks
+        // one), every node reads that one, again and again, also after new nodes became the record's root (a new root
+        // asks its neighbours and hears of both); a write then reaches everyone.
+        foreach (var node in ring.Nodes)
+        {
+            ring.Await(stores[node].ReadAsync(key));
+        }
+
+        var seen = new HashSet<string>();
+        for (var pass = 0; pass < 4; pass++)
+        {
+            foreach (var node in ring.Nodes)
+            {
+                seen.Add(Text(ring.Await(stores[node].ReadAsync(key))));
+            }
+
+            var root = ring.AddNode(new NodeKey(key.Value + (UInt128)pass));
+            Assert.True(ring.RunUntil(() => root.IsReady, TimeSpan.FromSeconds(60)) is not null);
+            stores[root] = new RecordStore(root, ring.Timers);
+            ring.Run(TimeSpan.FromSeconds(10));
+        }
+
+        Assert.True(seen.Count == 1, $"nodes read different records: {string.Join(", ", seen)}");
+        var current = ring.Await(stores[ring.Nodes[3]].ReadAsync(key))!;
+        Assert.True(ring.Await(stores[ring.Nodes[3]].CompareAndSwapAsync(key, current.Version, Text("merged"))).Success);
+        Assert.All(ring.Nodes, n => Assert.Equal("merged", Text(ring.Await(stores[n].ReadAsync(key)))));
+    }
+
     [Fact]
     public void An_isolated_root_cannot_acknowledge_alone_and_the_majority_sides_write_survives_its_crash()
     {
