@@ -129,8 +129,9 @@ internal sealed class LocalMembers(TimeProvider time)
     /// <summary>
     /// Hands broadcasts or publications to each member or subscriber here, each message unless its id was handed over
     /// already. Returns at once: handlers run on the thread pool, one task per handler for the messages given together,
-    /// in their order, so a slow handler holds up neither the sender nor the dissemination. A handler's exception is the
-    /// member's own affair: it is counted, not returned.
+    /// in their order, so a slow handler holds up neither the sender nor the dissemination (an
+    /// <see cref="IQueueingHandler"/>, which only queues, is called here instead). A handler's exception is the member's
+    /// own affair: it is counted, not returned.
     /// </summary>
     public void Deliver(Audience audience, Disseminated[] messages)
     {
@@ -149,19 +150,37 @@ internal sealed class LocalMembers(TimeProvider time)
         {
             foreach (var member in _clusters.GetValueOrDefault(audience.Name) ?? [])
             {
-                Start(member.Handler.HandleBroadcastAsync, fresh);
+                Start(member.Handler, member.Handler.HandleBroadcastAsync, fresh);
             }
         }
         else
         {
             foreach (var handler in _topics.GetValueOrDefault(audience.Name) ?? [])
             {
-                Start(handler.HandlePublishAsync, fresh);
+                Start(handler, handler.HandlePublishAsync, fresh);
             }
         }
     }
 
-    private static void Start(Func<byte[], CancellationToken, Task> handler, Disseminated[] messages) =>
+    private static void Start(object owner, Func<byte[], CancellationToken, Task> handler, Disseminated[] messages)
+    {
+        if (owner is IQueueingHandler)
+        {
+            foreach (var message in messages)
+            {
+                try
+                {
+                    _ = Count(handler(message.Body, CancellationToken.None));
+                }
+                catch (Exception e)
+                {
+                    Failed(e);
+                }
+            }
+
+            return;
+        }
+
         _ = Task.Run(async () =>
         {
             foreach (var message in messages)
@@ -172,8 +191,24 @@ internal sealed class LocalMembers(TimeProvider time)
                 }
                 catch (Exception e)
                 {
-                    IrisMetrics.HandlerFailures.Add(1, new KeyValuePair<string, object?>("error", e.GetType().Name));
+                    Failed(e);
                 }
             }
         });
+    }
+
+    /// <summary>Counts the failure of a handler's task, should it fail.</summary>
+    private static async Task Count(Task handling)
+    {
+        try
+        {
+            await handling.ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            Failed(e);
+        }
+    }
+
+    private static void Failed(Exception e) => IrisMetrics.HandlerFailures.Add(1, new KeyValuePair<string, object?>("error", e.GetType().Name));
 }

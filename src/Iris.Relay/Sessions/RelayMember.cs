@@ -10,7 +10,7 @@ namespace Iris.Relay.Sessions;
 /// as for any member; a request goes to the client with the time its caller still waits, and a reply that comes after
 /// that is dropped.
 /// </summary>
-internal sealed class RelayMember(RelayConnection connection, string cluster) : ITimedClusterHandler
+internal sealed class RelayMember(RelayConnection connection, string cluster) : ITimedClusterHandler, IQueueingHandler
 {
     /// <summary>The time left given to a request when the member host does not say (it always does).</summary>
     private static readonly TimeSpan UnknownRemaining = TimeSpan.FromSeconds(30);

@@ -10,10 +10,14 @@ namespace Iris.Relay.Sessions;
 /// connection is closed rather than letting it hold the silo's memory. Replies and tunnel chunks wait for room instead
 /// (the client asked for them, and tunnels are flow-controlled). Nothing is written before <see cref="RunAsync"/> writes
 /// the handshake's answer, so a request that reaches a new member while it registers still follows that answer.
+/// An idle writer is woken on the thread that queues (synchronous continuations): it writes and flushes there, which
+/// costs that thread one socket send (a send that cannot complete at once goes on asynchronously), instead of a thread
+/// hop before every message to an idle client. Nothing queues while holding a lock.
 /// </summary>
 internal sealed class RelayOutbox(long limit)
 {
-    private readonly Channel<RelayOut> _queue = Channel.CreateUnbounded<RelayOut>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<RelayOut> _queue = Channel.CreateUnbounded<RelayOut>(
+        new UnboundedChannelOptions { SingleReader = true, AllowSynchronousContinuations = true });
     private readonly ByteGate _bytes = new(limit);
 
     public long Limit => limit;
