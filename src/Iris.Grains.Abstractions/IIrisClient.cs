@@ -17,7 +17,8 @@ public interface IIrisClient
     /// first, goes on serving what reached it, and is removed once no process still chooses it.</summary>
     Task<IAsyncDisposable> RegisterAsync(string cluster, IClusterHandler handler, MemberOptions options, CancellationToken cancellationToken = default);
 
-    /// <summary>Subscribes <paramref name="handler"/> to <paramref name="topic"/>; disposing the result unsubscribes.</summary>
+    /// <summary>Subscribes <paramref name="handler"/> to <paramref name="topic"/>; disposing the result unsubscribes. The
+    /// handler gets this process's publications from the call on, and other processes' once the task completes.</summary>
     Task<IAsyncDisposable> SubscribeAsync(string topic, ITopicHandler handler, CancellationToken cancellationToken = default);
 
     /// <summary>Sends a request to one member of <paramref name="cluster"/>; see <see cref="IClusterGrain.Request"/>. The

@@ -28,7 +28,7 @@ internal sealed class RelayConnection
     private readonly ConcurrentDictionary<ulong, RelayTunnel> _tunnels = new();
     private readonly ConcurrentDictionary<ulong, byte> _openingTunnels = new();
     private readonly ConcurrentDictionary<ulong, (ITunnel Tunnel, TaskCompletionSource<RelayTunnel> Confirmed)> _tunnelBuilds = new();
-    private readonly Dictionary<string, IAsyncDisposable> _subscriptions = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Task<IAsyncDisposable>> _subscriptions = new(StringComparer.Ordinal);
     private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private RelayMember? _member;
     private IAsyncDisposable? _registration;
@@ -635,16 +635,22 @@ internal sealed class RelayConnection
                         await sending.ConfigureAwait(false);
                         break;
                     case RelayOpcode.Subscribe:
-                        if (!_subscriptions.ContainsKey(frame.Cluster))
+                        if (!_subscriptions.TryGetValue(frame.Cluster, out var earlier) || earlier.IsFaulted || earlier.IsCanceled)
                         {
-                            _subscriptions[frame.Cluster] = await _context.Iris.SubscribeAsync(frame.Cluster, new RelaySubscriber(this, frame.Cluster), Ending).ConfigureAwait(false);
+                            // The subscriber takes this silo's publications from the call on, so what the client
+                            // publishes next reaches it at once; the network's once the subscription is registered,
+                            // which the pump does not wait for. An Unsubscribe waits for it.
+                            var subscribing = _context.Iris.SubscribeAsync(frame.Cluster, new RelaySubscriber(this, frame.Cluster), Ending);
+                            _subscriptions[frame.Cluster] = subscribing;
+                            _ = ReportAsync(subscribing, frame.Cluster);
                         }
 
                         break;
                     case RelayOpcode.Unsubscribe:
-                        if (_subscriptions.Remove(frame.Cluster, out var subscription))
+                        if (_subscriptions.Remove(frame.Cluster, out var subscription)
+                            && await Quietly.Await(new ValueTask<IAsyncDisposable>(subscription)).ConfigureAwait(false) is { } registered)
                         {
-                            await subscription.DisposeAsync().ConfigureAwait(false);
+                            await registered.DisposeAsync().ConfigureAwait(false);
                         }
 
                         break;
@@ -665,6 +671,23 @@ internal sealed class RelayConnection
 
                 _sendBytes.Return(frame.Data.Length);
             }
+        }
+    }
+
+    /// <summary>Logs a subscription that failed to register (the protocol has no answer to a Subscribe).</summary>
+    private async Task ReportAsync(Task<IAsyncDisposable> subscribing, string topic)
+    {
+        try
+        {
+            await subscribing.ConfigureAwait(false);
+        }
+        catch (Exception e) when (!Ending.IsCancellationRequested)
+        {
+            RelayLog.SendFailed(_context.Logger, Remote, nameof(RelayOpcode.Subscribe), topic, e.Message);
+        }
+        catch (Exception)
+        {
+            // The connection is ending: its subscriptions go with it.
         }
     }
 
@@ -742,7 +765,10 @@ internal sealed class RelayConnection
 
         foreach (var subscription in _subscriptions.Values)
         {
-            await Quietly.Await(subscription.DisposeAsync()).ConfigureAwait(false);
+            if (await Quietly.Await(new ValueTask<IAsyncDisposable>(subscription)).ConfigureAwait(false) is { } registered)
+            {
+                await Quietly.Await(registered.DisposeAsync()).ConfigureAwait(false);
+            }
         }
 
         foreach (var tunnel in _tunnels.Values)

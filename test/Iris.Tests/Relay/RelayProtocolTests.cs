@@ -212,6 +212,25 @@ public sealed class RelayProtocolTests(RelayFixture fixture) : IClassFixture<Rel
     }
 
     [Fact]
+    public async Task A_client_that_subscribes_and_publishes_at_once_gets_its_publication_and_none_after_unsubscribing()
+    {
+        // The relay keeps the client's order: the subscription is in place for the publication right behind it, and the
+        // unsubscription has finished before the publication behind it goes.
+        var topic = Unique("own-topic");
+        var received = System.Threading.Channels.Channel.CreateUnbounded<byte[]>();
+        await using var client = await RelayTestClient.ConnectAsync(fixture.RelayA);
+        await client.SubscribeAsync(topic, e => received.Writer.WriteAsync(e).AsTask());
+        await client.PublishAsync(topic, [1]);
+        Assert.Equal(new byte[] { 1 }, await received.Reader.ReadAsync().AsTask().WaitAsync(10 * Second));
+
+        await client.UnsubscribeAsync(topic);
+        await client.PublishAsync(topic, [2]);
+        await client.SubscribeAsync(topic, e => received.Writer.WriteAsync(e).AsTask());
+        await client.PublishAsync(topic, [3]);
+        Assert.Equal(new byte[] { 3 }, await received.Reader.ReadAsync().AsTask().WaitAsync(10 * Second));
+    }
+
+    [Fact]
     public async Task Members_registered_at_once_each_get_every_broadcast_that_many_senders_send_at_once()
     {
         // The Go library's own broadcast test: 25 members and 25 plain clients, registered and connected at once,
