@@ -13,4 +13,14 @@ internal static partial class ProgramLog
 
     [LoggerMessage(EventId = 106, Level = LogLevel.Critical, Message = "Iris silo was declared dead and did not stop within {Limit}: ending the process")]
     public static partial void DeadSiloStuck(ILogger logger, TimeSpan limit);
+
+    [LoggerMessage(EventId = 107, Level = LogLevel.Information, Message = """
+        Iris node ready: it {How}
+          network key     {Fingerprint} ({KeySource})
+          overlay node    {Node}
+          silo            {Silo} (gateway for clients on port {GatewayPort})
+          relay           {Relay}
+          HTTP            {Http}
+        """)]
+    public static partial void Ready(ILogger logger, string how, string fingerprint, string keySource, string node, string silo, int gatewayPort, string relay, string http);
 }

@@ -2,9 +2,11 @@ using System.Net.Sockets;
 using Iris.Hosting;
 using Iris.Overlay.Security;
 using Iris.Relay;
+using Iris.Relay.Hosting;
 using Iris.Ring;
 using Iris.Security;
 using Iris.Silo;
+using Iris.Silo.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -36,18 +38,28 @@ static async Task<int?> RunSiloAsync(string[] args, int restarts)
     var deadSiloGrace = TimeSpan.FromSeconds(5);
     var deadSiloStopLimit = TimeSpan.FromSeconds(60);
 
-    var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = AppContext.BaseDirectory });
-    var configured = builder.Configuration.GetSection(IrisSiloOptions.SectionName).Get<IrisSiloOptions>() ?? new IrisSiloOptions();
-    var development = builder.Environment.IsDevelopment();
+    // Configuration as the host reads it (appsettings.json next to the program, environment, command line): the
+    // settings are checked, and the ports chosen, before anything starts.
+    var settings = new HostApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = AppContext.BaseDirectory });
+    var configuration = settings.Configuration;
+    var configured = configuration.GetSection(IrisSiloOptions.SectionName).Get<IrisSiloOptions>() ?? new IrisSiloOptions();
+    var http = configuration.GetSection(IrisHttpOptions.SectionName).Get<IrisHttpOptions>() ?? new IrisHttpOptions();
+    var development = settings.Environment.IsDevelopment();
     System.Net.IPAddress? address = null;
+    IHost host;
     try
     {
         // Settings are checked before anything starts: a mistake stops the silo with what to fix, not a stack trace.
-        builder.Services.AddSingleton(NetworkKeys.Resolve(builder.Configuration, development));
-        OverlayLifecycle.Bind(builder.Configuration);
+        var key = NetworkKeys.Resolve(configuration, development);
+        OverlayLifecycle.Bind(configuration);
         if (new IrisSiloOptionsValidator().Validate(null, configured) is { Failed: true } invalid)
         {
             throw new OptionsValidationException(IrisSiloOptions.SectionName, typeof(IrisSiloOptions), invalid.Failures);
+        }
+
+        if (http.Problems() is { Count: > 0 } problems)
+        {
+            throw new OptionsValidationException(IrisHttpOptions.SectionName, typeof(IrisHttpOptions), problems);
         }
 
         // In development a port other than the default was asked for: use it or fail. The default moves aside for a
@@ -55,21 +67,33 @@ static async Task<int?> RunSiloAsync(string[] args, int restarts)
         var (siloPort, gatewayPort) = (configured.SiloPort, configured.GatewayPort);
         if (development)
         {
-            address = SiloEndpointAddress.For(configured, builder.Configuration, development);
+            address = SiloEndpointAddress.For(configured, configuration, development);
             siloPort = PortPicker.Choose(address, siloPort, explicitlySet: siloPort != IrisSiloOptions.DefaultSiloPort);
             gatewayPort = PortPicker.Choose(address, gatewayPort, explicitlySet: gatewayPort != IrisSiloOptions.DefaultGatewayPort);
         }
 
-        builder.UseOrleans(silo => silo
-            .UseIris(options =>
-            {
-                options.SiloPort = siloPort;
-                options.GatewayPort = gatewayPort;
-            })
-            .StopWhenDeclaredDead());
+        var builder = Host.CreateDefaultBuilder(args).UseContentRoot(AppContext.BaseDirectory);
+        if (http.Enabled)
+        {
+            // Before the silo: the endpoint answers while the silo starts (live, not ready) and while it stops (not ready).
+            var httpAddress = System.Net.IPAddress.Parse(http.Address);
+            var httpPort = PortPicker.Choose(httpAddress, http.Port ?? IrisHttpOptions.DefaultPort, explicitlySet: http.Port is not null);
+            builder.ConfigureWebHost(web => web.UseIrisHttp(httpAddress, httpPort));
+        }
 
-        // After the silo: the relay endpoint opens once the silo runs, and closes (its members leaving) before it stops.
-        builder.Services.AddIrisRelay();
+        builder
+            .ConfigureServices(services => services.AddSingleton(key))
+            .UseOrleans(silo => silo
+                .UseIris(options =>
+                {
+                    options.SiloPort = siloPort;
+                    options.GatewayPort = gatewayPort;
+                })
+                .StopWhenDeclaredDead())
+
+            // After the silo: the relay endpoint opens once the silo runs, and closes (its members leaving) before it stops.
+            .ConfigureServices(services => services.AddIrisRelay());
+        host = builder.Build();
     }
     catch (Exception e) when (e is NetworkKeyException or OptionsValidationException or FormatException)
     {
@@ -81,7 +105,7 @@ static async Task<int?> RunSiloAsync(string[] args, int restarts)
         return await CannotListenAsync(address, e);
     }
 
-    using var host = builder.Build();
+    using var _ = host;
     var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Iris.Silo");
     var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
     try
@@ -116,6 +140,8 @@ static async Task<int?> RunSiloAsync(string[] args, int restarts)
         var endpoints = host.Services.GetRequiredService<IOptions<Orleans.Configuration.EndpointOptions>>().Value;
         return await CannotListenAsync(endpoints.AdvertisedIPAddress, e);
     }
+
+    LogReady(host, logger, configuration, development);
 
     // The host runs until it is asked to stop (Ctrl-C, SIGTERM) or its silo is declared dead (DeclaredDeadHandler). A
     // dead silo's graceful steps wait on silos that now refuse it, so they get a few seconds; should even the rest
@@ -154,6 +180,29 @@ static async Task<int?> RunSiloAsync(string[] args, int restarts)
 
     ProgramLog.RestartingDeclaredDead(logger, silo, restarts + 1);
     return null;
+}
+
+// One block that says where the node is and how to reach it.
+static void LogReady(IHost host, ILogger logger, IConfiguration configuration, bool development)
+{
+    var services = host.Services;
+    var silo = services.GetRequiredService<Orleans.Runtime.ILocalSiloDetails>();
+    var active = services.GetRequiredService<Orleans.Runtime.IClusterMembershipService>().CurrentSnapshot.Members.Values
+        .Count(m => m.Status == Orleans.Runtime.SiloStatus.Active && !m.SiloAddress.Equals(silo.SiloAddress));
+    var relay = services.GetService<RelayListener>()?.Endpoint is { } endpoint ? $"{endpoint} (Iris client libraries)" : "off";
+    var http = services.GetService<IrisHttpAddress>() is { } address
+        ? $"{address.Uri} (health {address.Uri.AbsoluteUri.TrimEnd('/')}{IrisHttpEndpoint.ReadyPath})"
+        : "off";
+    ProgramLog.Ready(
+        logger,
+        active == 0 ? "founded the network (no other silo is active)" : $"joined a network of {active} other active silo{(active == 1 ? string.Empty : "s")}",
+        services.GetRequiredService<NetworkKey>().Fingerprint,
+        configuration["Iris:Network:Key"] is { Length: > 0 } ? "Iris:Network:Key" : configuration["Iris:Network:KeyFile"] is { Length: > 0 } file ? file : "development key",
+        services.GetRequiredService<IrisOverlay>().NodeDescription ?? "not started",
+        silo.SiloAddress.ToString(),
+        silo.GatewayAddress?.Endpoint.Port ?? 0,
+        relay,
+        http);
 }
 
 static async Task<int?> CannotListenAsync(System.Net.IPAddress? address, SocketException e)

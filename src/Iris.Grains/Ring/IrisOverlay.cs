@@ -36,6 +36,15 @@ internal sealed class IrisOverlay(
     /// <summary>The running overlay, once started.</summary>
     public OverlayHost? Host => _host;
 
+    /// <summary>Whether this node is in a ring now.</summary>
+    public bool IsInRing => _host?.Node.IsReady == true;
+
+    /// <summary>This node's ring key and address, once started.</summary>
+    public string? NodeDescription => _host is { } host ? $"{host.Node.Self.Key} at {host.Node.Self.Address}" : null;
+
+    /// <summary>Whether this node has started.</summary>
+    public bool IsStarted => _host is not null;
+
     /// <summary>Starts the overlay node if it is not running yet.</summary>
     public async Task<OverlayHost> StartAsync(CancellationToken cancellationToken)
     {
