@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Threading.Channels;
 using Iris.Relay.Protocol;
@@ -10,12 +11,16 @@ namespace Iris.Relay.Sessions;
 /// connection is closed rather than letting it hold the silo's memory. Replies and tunnel chunks wait for room instead
 /// (the client asked for them, and tunnels are flow-controlled). Nothing is written before <see cref="RunAsync"/> writes
 /// the handshake's answer, so a request that reaches a new member while it registers still follows that answer.
-/// An idle writer is woken on the thread that queues (synchronous continuations): it writes and flushes there, which
-/// costs that thread one socket send (a send that cannot complete at once goes on asynchronously), instead of a thread
-/// hop before every message to an idle client. Nothing queues while holding a lock.
+/// A writer that has been idle for a while is woken on the thread that queues (synchronous continuations) and writes at
+/// once, saving a thread hop on a quiet connection. A writer woken again soon after its last flush moves to the thread
+/// pool first, so that what queues meanwhile goes out with one send: writing each message alone on the queueing thread
+/// cost a third of the rate at 128 relay callers.
 /// </summary>
 internal sealed class RelayOutbox(long limit)
 {
+    /// <summary>How soon after a flush a woken writer counts as busy and lets messages gather.</summary>
+    private static readonly TimeSpan Busy = TimeSpan.FromMilliseconds(1);
+
     private readonly Channel<RelayOut> _queue = Channel.CreateUnbounded<RelayOut>(
         new UnboundedChannelOptions { SingleReader = true, AllowSynchronousContinuations = true });
     private readonly ByteGate _bytes = new(limit);
@@ -82,8 +87,14 @@ internal sealed class RelayOutbox(long limit)
         RelayWriter.Write(output, first);
         await output.FlushAsync(cancellationToken).ConfigureAwait(false);
         var reader = _queue.Reader;
+        var flushed = Stopwatch.GetTimestamp();
         while (await reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
         {
+            if (Stopwatch.GetElapsedTime(flushed) < Busy)
+            {
+                await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
+            }
+
             while (reader.TryRead(out var frame))
             {
                 RelayWriter.Write(output, frame);
@@ -95,6 +106,7 @@ internal sealed class RelayOutbox(long limit)
             }
 
             await output.FlushAsync(cancellationToken).ConfigureAwait(false);
+            flushed = Stopwatch.GetTimestamp();
         }
     }
 }
