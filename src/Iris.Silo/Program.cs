@@ -6,7 +6,6 @@ using Iris.Relay.Hosting;
 using Iris.Ring;
 using Iris.Security;
 using Iris.Silo;
-using Iris.Silo.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;

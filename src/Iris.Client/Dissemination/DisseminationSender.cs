@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using Iris.Balancing;
 using Iris.Calls;
 using Iris.Diagnostics;
-using Iris.Members;
 using Iris.Protocol;
 
 namespace Iris.Dissemination;
@@ -19,7 +18,7 @@ namespace Iris.Dissemination;
 /// alone. A call whose answer was lost is made again with the same ids (to the next split's rendezvous if the first
 /// one is moving), so no member gets a message twice: member processes deliver an id once.
 /// </summary>
-internal sealed class DisseminationSender(MemberDirectory directory, IGrainFactory grains, CallPolicy policy, LocalMembers members)
+internal sealed class DisseminationSender(MemberDirectory directory, IGrainFactory grains, CallPolicy policy, LocalDelivery deliverHere)
 {
     /// <summary>How long a sender keeps trying to hand a message over before it gives up. Messages handed over together
     /// share the time of the oldest.</summary>
@@ -46,7 +45,7 @@ internal sealed class DisseminationSender(MemberDirectory directory, IGrainFacto
         var pending = new Pending(new Disseminated(CallIds.Next(), message), policy.Start(HandOverTime), cancellationToken);
 
         // This process's own members and subscribers first: cancelling later stops only the hand-over to the others.
-        members.Deliver(audience, [pending.Message]);
+        deliverHere(audience, [pending.Message]);
         var outbox = _outboxes.GetOrAdd(audience, static a => new Outbox(a));
         bool start;
         lock (outbox)
@@ -197,3 +196,6 @@ internal sealed class DisseminationSender(MemberDirectory directory, IGrainFacto
         public int InFlight { get; set; }
     }
 }
+
+/// <summary>Hands messages to the members and subscribers of this process (each id once).</summary>
+internal delegate void LocalDelivery(Audience audience, Disseminated[] messages);

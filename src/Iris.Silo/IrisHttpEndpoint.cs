@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 
-namespace Iris.Silo.Http;
+namespace Iris.Silo;
 
 /// <summary>
 /// The node's HTTP endpoint. <c>/healthz/live</c> answers 200 while the process serves HTTP at all;

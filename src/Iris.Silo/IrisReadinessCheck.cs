@@ -2,7 +2,7 @@ using Iris.Ring;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 
-namespace Iris.Silo.Http;
+namespace Iris.Silo;
 
 /// <summary>
 /// Ready while the node serves: its overlay node is in a ring and its silo is active in the Orleans cluster, and the

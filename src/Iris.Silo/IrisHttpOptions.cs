@@ -1,6 +1,6 @@
 using System.Net;
 
-namespace Iris.Silo.Http;
+namespace Iris.Silo;
 
 /// <summary>The node's HTTP endpoint: health (and the pages built on it). Bound from <c>Iris:Http</c>.</summary>
 public sealed class IrisHttpOptions
