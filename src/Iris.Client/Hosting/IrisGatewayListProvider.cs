@@ -18,17 +18,29 @@ internal sealed class IrisGatewayListProvider(IOptions<IrisClientOptions> config
     public static readonly TimeSpan RefreshPeriod = TimeSpan.FromSeconds(5);
 
     private static readonly TimeSpan FirstBeaconWait = TimeSpan.FromSeconds(5);
+
+    /// <summary>How often the list is looked at while no beacon has been heard yet: the first gateway is taken within
+    /// this of its beacon.</summary>
+    private static readonly TimeSpan FirstBeaconPoll = TimeSpan.FromMilliseconds(20);
+
+    private readonly Lock _starting = new();
     private BeaconListener? _listener;
 
     public TimeSpan MaxStaleness => TimeSpan.FromSeconds(5);
 
     public bool IsUpdatable => true;
 
+    /// <summary>Starts listening to beacons, once: an application may call it as soon as its host is built, before
+    /// Orleans does when the client starts, so that the first beacon is heard while the rest of the client starts
+    /// (beacons come every second; starting the Orleans client takes about as long).</summary>
     public Task InitializeGatewayListProvider()
     {
-        if (_options.Gateways.Count == 0)
+        lock (_starting)
         {
-            _listener = BeaconListener.Start(_options.Scope, keys.Key, new DiscoveryOptions { Port = _options.DiscoveryPort }, time);
+            if (_options.Gateways.Count == 0 && _listener is null)
+            {
+                _listener = BeaconListener.Start(_options.Scope, keys.Key, new DiscoveryOptions { Port = _options.DiscoveryPort }, time);
+            }
         }
 
         return Task.CompletedTask;
@@ -45,7 +57,7 @@ internal sealed class IrisGatewayListProvider(IOptions<IrisClientOptions> config
         var gateways = _listener.Gateways(TimeSpan.FromSeconds(10));
         while (gateways.Count == 0 && time.GetElapsedTime(started) < FirstBeaconWait)
         {
-            await Task.Delay(TimeSpan.FromMilliseconds(100), time).ConfigureAwait(false);
+            await Task.Delay(FirstBeaconPoll, time).ConfigureAwait(false);
             gateways = _listener.Gateways(TimeSpan.FromSeconds(10));
         }
 

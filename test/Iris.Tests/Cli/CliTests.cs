@@ -1,0 +1,157 @@
+using System.Text.Json;
+using Iris.Tests.Support;
+
+namespace Iris.Tests.Cli;
+
+/// <summary>One silo process and one <c>iris serve cli-echo --echo</c> member for all the command-line tests, on a network
+/// of their own.</summary>
+public sealed class CliNetworkFixture : IAsyncLifetime
+{
+    public const string EchoCluster = "cli-echo";
+
+    private ChildProcess? _silo;
+    private ChildProcess? _echo;
+
+    internal IrisNetwork Network { get; } = new(49000);
+
+    public async Task InitializeAsync()
+    {
+        _silo = await Network.StartSiloAsync(1);
+        _echo = CliProcess.Start(Network, "serve", EchoCluster, "--echo");
+        await _echo.WaitForAsync(l => l.Any(x => x.Contains($"serving cluster '{EchoCluster}'", StringComparison.Ordinal)), TimeSpan.FromSeconds(60), "the echo member serving");
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var process in new[] { _echo, _silo })
+        {
+            if (process is null)
+            {
+                continue;
+            }
+
+            // Ctrl-C, as a user would: the member leaves its cluster and the silo stops cleanly.
+            process.Interrupt();
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+            while (!process.HasExited && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(100);
+            }
+
+            await process.DisposeAsync();
+        }
+    }
+}
+
+/// <summary>The <c>iris</c> command (tools/Iris.Cli) run as a real process against a silo process.</summary>
+public sealed class CliTests(CliNetworkFixture fixture) : IClassFixture<CliNetworkFixture>
+{
+    private IrisNetwork Network => fixture.Network;
+
+    [Fact]
+    public async Task A_request_to_an_echo_member_prints_the_reply()
+    {
+        var result = await CliProcess.RunAsync(Network, ["request", CliNetworkFixture.EchoCluster, "hello", "--count", "2"]);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Equal("hello\nhello\n", result.Output);
+        Assert.Equal(string.Empty, result.Error);
+    }
+
+    [Fact]
+    public async Task A_request_to_a_cluster_without_members_fails_fast_naming_the_cluster()
+    {
+        // The timeout is far longer than the run may take: the answer "no members" must not wait for it.
+        var result = await CliProcess.RunAsync(Network, ["request", "nobody-serves-this", "hi", "--timeout", "60s"]);
+        Assert.True(result.ExitCode == 1, result.ToString());
+        Assert.Equal(string.Empty, result.Output);
+        var line = Assert.Single(result.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains("'nobody-serves-this'", line, StringComparison.Ordinal);
+        Assert.Contains("no members", line, StringComparison.Ordinal);
+        Assert.True(result.Elapsed < TimeSpan.FromSeconds(20), result.ToString());
+    }
+
+    [Fact]
+    public async Task Bench_request_with_json_prints_one_object_with_throughput_and_latency_percentiles()
+    {
+        var result = await CliProcess.RunAsync(Network, ["bench", "request", CliNetworkFixture.EchoCluster, "--duration", "1", "--warmup", "0", "--clients", "2", "--json"]);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        using var json = JsonDocument.Parse(result.Output);
+        var root = json.RootElement;
+        Assert.Equal("request", root.GetProperty("pattern").GetString());
+        Assert.Equal(CliNetworkFixture.EchoCluster, root.GetProperty("target").GetString());
+        Assert.Equal(1.0, root.GetProperty("seconds").GetDouble());
+        Assert.True(root.GetProperty("messages").GetInt64() > 0, result.Output);
+        Assert.True(root.GetProperty("messagesPerSecond").GetDouble() > 0, result.Output);
+        Assert.True(root.GetProperty("megabytesPerSecond").GetDouble() > 0, result.Output);
+        var percentiles = new[] { "p50Ms", "p90Ms", "p99Ms", "p999Ms" }.Select(p => root.GetProperty(p).GetDouble()).ToArray();
+        Assert.True(percentiles[0] > 0, result.Output);
+        Assert.Equal(percentiles.Order(), percentiles);
+    }
+
+    [Fact]
+    public async Task Bench_request_against_a_cluster_without_members_fails_with_the_clusters_message()
+    {
+        var result = await CliProcess.RunAsync(Network, ["bench", "request", "nobody-benched", "--duration", "1", "--json"]);
+        Assert.True(result.ExitCode == 1, result.ToString());
+        Assert.Equal(string.Empty, result.Output);
+        Assert.Contains("'nobody-benched' has no members", result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_publication_reaches_a_subscriber_that_stops_after_count_messages()
+    {
+        await using var subscriber = CliProcess.Start(Network, "subscribe", "cli-news", "--count", "1");
+        await subscriber.WaitForAsync(l => l.Any(x => x.Contains("subscribed to topic 'cli-news'", StringComparison.Ordinal)), TimeSpan.FromSeconds(60), "the subscription");
+        var published = await CliProcess.RunAsync(Network, ["publish", "cli-news", "extra"]);
+        Assert.True(published.ExitCode == 0, published.ToString());
+
+        await subscriber.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(subscriber.ExitCode == 0, subscriber.Output);
+        Assert.Contains("extra", subscriber.Lines);
+    }
+
+    [Fact]
+    public async Task A_tunnel_sends_each_input_line_and_prints_what_comes_back()
+    {
+        var result = await CliProcess.RunAsync(Network, ["tunnel", CliNetworkFixture.EchoCluster, "--linger", "500ms"], input: "one\ntwo\nthree\n");
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Equal("one\ntwo\nthree\n", result.Output);
+    }
+
+    [Fact]
+    public async Task A_command_member_replies_with_its_output_fails_with_its_error_and_leaves_on_ctrl_c()
+    {
+        const string Script = "read line; if [ \"$line\" = fail ]; then echo \"it broke\" >&2; exit 3; fi; echo \"$IRIS_KIND: $line\"";
+        await using var member = CliProcess.Start(Network, "serve", "cli-shell", "--command", Script);
+        await member.WaitForAsync(l => l.Any(x => x.Contains("serving cluster 'cli-shell'", StringComparison.Ordinal)), TimeSpan.FromSeconds(60), "the command member serving");
+
+        var reply = await CliProcess.RunAsync(Network, ["request", "cli-shell", "hi"]);
+        Assert.True(reply.ExitCode == 0, reply.ToString());
+        Assert.Equal("request: hi\n", reply.Output);
+
+        var fault = await CliProcess.RunAsync(Network, ["request", "cli-shell", "fail"]);
+        Assert.True(fault.ExitCode == 1, fault.ToString());
+        Assert.Contains("'cli-shell' failed the request: it broke (exit code 3)", fault.Error, StringComparison.Ordinal);
+
+        member.Interrupt();
+        await member.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(member.ExitCode == 0, member.Output);
+        Assert.Contains(member.Lines, l => l.Contains("left cluster 'cli-shell'", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("request")]
+    [InlineData("serve cli-echo")]
+    [InlineData("bench request cli-echo --json --csv")]
+    [InlineData("request cli-echo hi --timeout soon")]
+    [InlineData("frobnicate")]
+    public async Task Bad_arguments_are_a_usage_error_that_says_what_is_wrong(string arguments)
+    {
+        // No network: a usage error is found before anything connects.
+        var result = await CliProcess.RunAsync(null, arguments.Split(' '));
+        Assert.True(result.ExitCode == 2, result.ToString());
+        Assert.Equal(string.Empty, result.Output);
+        Assert.StartsWith("iris: ", result.Error, StringComparison.Ordinal);
+        Assert.Contains("--help' for usage.", result.Error, StringComparison.Ordinal);
+    }
+}
