@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Threading.Channels;
@@ -485,11 +486,15 @@ internal sealed class RelayConnection
     private async Task ForwardRequestAsync(RelayFrame frame)
     {
         RelayOut answer;
+        var started = Stopwatch.GetTimestamp();
+        var timeout = TimeSpan.FromMilliseconds(frame.Value);
         try
         {
-            answer = frame.Value == 0
-                ? RelayOut.ReplyTimedOut(frame.Id)
-                : RelayOut.Replied(frame.Id, await _context.Iris.RequestAsync(frame.Cluster, frame.Data, TimeSpan.FromMilliseconds(frame.Value), Ending).ConfigureAwait(false));
+            var reply = frame.Value == 0 ? null : await _context.Iris.RequestAsync(frame.Cluster, frame.Data, timeout, Ending).ConfigureAwait(false);
+
+            // A reply that came after the caller's time (its timer had not fired yet on a busy machine) is late: the
+            // client hears that the request timed out, as its timeout promised.
+            answer = reply is null || Stopwatch.GetElapsedTime(started) >= timeout ? RelayOut.ReplyTimedOut(frame.Id) : RelayOut.Replied(frame.Id, reply);
         }
         catch (IrisTimeoutException)
         {
