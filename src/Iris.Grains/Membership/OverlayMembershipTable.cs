@@ -126,6 +126,12 @@ internal sealed class OverlayMembershipTable(
             var result = await records.CompareAndSwapAsync(_key, version, serializer.SerializeToArray(state)).ConfigureAwait(false);
             if (result.Success)
             {
+                // Joined now: only once the row is in (a lost race reads the table again and adds it again).
+                lock (_lock)
+                {
+                    _self = (_self!.Value.Entry, state.TableId);
+                }
+
                 return (state, result.Current?.Version ?? version + 1);
             }
 
@@ -143,7 +149,8 @@ internal sealed class OverlayMembershipTable(
     /// <summary>
     /// When <paramref name="state"/> is a table other than the one this silo joined, adds this silo's row to it (as the
     /// silo last wrote it, without the suspicions of the other table's silos), with a version past every version Orleans
-    /// has seen here and past the table's own, so that the silos of both tables take it as news. Returns whether it did.
+    /// has seen here and past the table's own, so that the silos of both tables take it as news. Returns whether it did;
+    /// the silo counts the table as the one it joined once the change is swapped in.
     /// </summary>
     private bool Adopt(MembershipTableState state)
     {
@@ -182,11 +189,6 @@ internal sealed class OverlayMembershipTable(
         SiloLog.MembershipTableAdopted(logger, clusterId, entry.SiloAddress, state.Rows.Count);
         state.Version = Math.Max(state.Version, seen) + 1;
         state.VersionEtag = state.NewEtag();
-        lock (_lock)
-        {
-            _self = (entry, state.TableId);
-        }
-
         return true;
     }
 
