@@ -140,7 +140,7 @@ static async Task<int?> RunSiloAsync(string[] args, int restarts)
         return await CannotListenAsync(endpoints.AdvertisedIPAddress, e);
     }
 
-    LogReady(host, logger, configuration, development);
+    LogReady(host, logger, configuration);
 
     // The host runs until it is asked to stop (Ctrl-C, SIGTERM) or its silo is declared dead (DeclaredDeadHandler). A
     // dead silo's graceful steps wait on silos that now refuse it, so they get a few seconds; should even the rest
@@ -182,7 +182,7 @@ static async Task<int?> RunSiloAsync(string[] args, int restarts)
 }
 
 // One block that says where the node is and how to reach it.
-static void LogReady(IHost host, ILogger logger, IConfiguration configuration, bool development)
+static void LogReady(IHost host, ILogger logger, IConfiguration configuration)
 {
     var services = host.Services;
     var silo = services.GetRequiredService<Orleans.Runtime.ILocalSiloDetails>();
