@@ -11,6 +11,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Dashboard;
 
 // An Iris node: one Orleans silo with its overlay node. Settings come from appsettings.json, environment variables
 // (Iris__Silo__SiloPort=11112) and the command line (--Iris:Silo:SiloPort=11112). `dotnet run` starts it in
@@ -77,18 +78,24 @@ static async Task<int?> RunSiloAsync(string[] args, int restarts)
             // Before the silo: the endpoint answers while the silo starts (live, not ready) and while it stops (not ready).
             var httpAddress = System.Net.IPAddress.Parse(http.Address);
             var httpPort = PortPicker.Choose(httpAddress, http.Port ?? IrisHttpOptions.DefaultPort, explicitlySet: http.Port is not null);
-            builder.ConfigureWebHost(web => web.UseIrisHttp(httpAddress, httpPort));
+            builder.ConfigureWebHost(web => web.UseIrisHttp(httpAddress, httpPort, http.Dashboard));
         }
 
         builder
             .ConfigureServices(services => services.AddSingleton(key))
-            .UseOrleans(silo => silo
-                .UseIris(options =>
+            .UseOrleans(silo =>
+            {
+                silo.UseIris(options =>
+                    {
+                        options.SiloPort = siloPort;
+                        options.GatewayPort = gatewayPort;
+                    })
+                    .StopWhenDeclaredDead();
+                if (http is { Enabled: true, Dashboard: true })
                 {
-                    options.SiloPort = siloPort;
-                    options.GatewayPort = gatewayPort;
-                })
-                .StopWhenDeclaredDead())
+                    silo.AddDashboard();
+                }
+            })
 
             // After the silo: the relay endpoint opens once the silo runs, and closes (its members leaving) before it stops.
             .ConfigureServices(services => services.AddIrisRelay());
@@ -189,9 +196,7 @@ static void LogReady(IHost host, ILogger logger, IConfiguration configuration)
     var active = services.GetRequiredService<Orleans.Runtime.IClusterMembershipService>().CurrentSnapshot.Members.Values
         .Count(m => m.Status == Orleans.Runtime.SiloStatus.Active && !m.SiloAddress.Equals(silo.SiloAddress));
     var relay = services.GetService<RelayListener>()?.Endpoint is { } endpoint ? $"{endpoint} (Iris client libraries)" : "off";
-    var http = services.GetService<IrisHttpAddress>() is { } address
-        ? $"{address.Uri} (health {address.Uri.AbsoluteUri.TrimEnd('/')}{IrisHttpEndpoint.ReadyPath})"
-        : "off";
+    var http = services.GetService<IrisHttpAddress>()?.ToString() ?? "off";
     ProgramLog.Ready(
         logger,
         active == 0 ? "founded the network (no other silo is active)" : $"joined a network of {active} other active silo{(active == 1 ? string.Empty : "s")}",

@@ -19,6 +19,20 @@ internal static class IrisMetrics
 
     public static readonly Histogram<double> RequestDuration = Meter.CreateHistogram<double>("iris.request.duration", "ms", "Time from sending a request to its reply or error.");
 
+    public static readonly Histogram<double> HandOverDuration = Meter.CreateHistogram<double>(
+        "iris.handover.duration", "ms", "Time from sending a broadcast or publication to its rendezvous taking it (the sender's task completing), by kind (broadcast, publication).");
+
+    public static readonly Counter<long> TunnelOpens = Meter.CreateCounter<long>("iris.tunnel.opens", "{tunnel}", "Tunnels opened by this process (offered to a cluster), successful or not.");
+
+    public static readonly Histogram<double> TunnelOpenDuration = Meter.CreateHistogram<double>(
+        "iris.tunnel.open.duration", "ms", "Time from opening a tunnel to a member accepting it, or to the error.");
+
+    public static readonly Counter<long> RequestsHandled = Meter.CreateCounter<long>(
+        "iris.requests.handled", "{request}", "Requests run by members in this process (each request id once, however often it was sent).");
+
+    public static readonly Counter<long> Deliveries = Meter.CreateCounter<long>(
+        "iris.deliveries", "{message}", "Broadcasts and publications handed to the members and subscribers in this process (one per message and handler), by kind (broadcast, publication).");
+
     public static readonly Counter<long> Broadcasts = Meter.CreateCounter<long>("iris.broadcasts", "{message}", "Broadcasts sent to clusters.");
 
     public static readonly Counter<long> Publications = Meter.CreateCounter<long>("iris.publications", "{message}", "Messages published on topics.");
@@ -54,6 +68,10 @@ internal static class IrisMetrics
     public static readonly KeyValuePair<string, object?> BroadcastDirection = new("direction", "broadcast");
 
     public static readonly KeyValuePair<string, object?> PublicationDirection = new("direction", "publication");
+
+    public static readonly KeyValuePair<string, object?> BroadcastKind = new("kind", "broadcast");
+
+    public static readonly KeyValuePair<string, object?> PublicationKind = new("kind", "publication");
 
     public static readonly KeyValuePair<string, object?>[] Sent = [new("direction", "sent")];
 

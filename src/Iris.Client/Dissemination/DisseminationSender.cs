@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using Iris.Balancing;
 using Iris.Calls;
 using Iris.Diagnostics;
@@ -42,7 +43,15 @@ internal sealed class DisseminationSender(MemberDirectory directory, IGrainFacto
         cancellationToken.ThrowIfCancellationRequested();
         (audience.Kind == AudienceKind.Cluster ? IrisMetrics.Broadcasts : IrisMetrics.Publications).Add(1);
         IrisMetrics.Bytes.Add(message.Length, audience.Kind == AudienceKind.Cluster ? IrisMetrics.BroadcastDirection : IrisMetrics.PublicationDirection);
-        var pending = new Pending(new Disseminated(CallIds.Next(), message), policy.Start(HandOverTime), cancellationToken);
+        var activity = IrisTracing.StartDetached(audience.Kind == AudienceKind.Cluster ? "broadcast" : "publish", audience.Name, ActivityKind.Producer);
+        var id = CallIds.Next();
+        activity?.SetTag("messaging.message.id", id);
+        var pending = new Pending(new Disseminated(id, message) { TraceParent = activity?.Id }, policy.Start(HandOverTime), cancellationToken)
+        {
+            Started = IrisMetrics.HandOverDuration.Enabled ? Stopwatch.GetTimestamp() : 0,
+            Activity = activity,
+            Kind = audience.Kind == AudienceKind.Cluster ? IrisMetrics.BroadcastKind : IrisMetrics.PublicationKind,
+        };
 
         // This process's own members and subscribers first: cancelling later stops only the hand-over to the others.
         deliverHere(audience, [pending.Message]);
@@ -84,7 +93,7 @@ internal sealed class DisseminationSender(MemberDirectory directory, IGrainFacto
                     if (next.CancellationToken.IsCancellationRequested)
                     {
                         // Its sender stopped waiting before it was handed over: it is not sent.
-                        next.Done.TrySetCanceled(next.CancellationToken);
+                        next.Complete(new OperationCanceledException(next.CancellationToken));
                         continue;
                     }
 
@@ -115,7 +124,7 @@ internal sealed class DisseminationSender(MemberDirectory directory, IGrainFacto
                 // rather than holding its turn for good.
                 foreach (var pending in batch)
                 {
-                    pending.Done.TrySetException(e);
+                    pending.Complete(e);
                 }
             }
         }
@@ -141,7 +150,7 @@ internal sealed class DisseminationSender(MemberDirectory directory, IGrainFacto
                 await policy.WithinAsync(rendezvous.Disseminate(audience, messages), budget, CancellationToken.None).ConfigureAwait(false);
                 foreach (var pending in batch)
                 {
-                    pending.Done.TrySetResult();
+                    pending.Complete(null);
                 }
 
                 return;
@@ -170,7 +179,7 @@ internal sealed class DisseminationSender(MemberDirectory directory, IGrainFacto
 
         foreach (var pending in batch)
         {
-            pending.Done.TrySetException(failure!);
+            pending.Complete(failure);
         }
     }
 
@@ -184,6 +193,46 @@ internal sealed class DisseminationSender(MemberDirectory directory, IGrainFacto
         public CancellationToken CancellationToken { get; } = cancellationToken;
 
         public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>When it was sent, while the hand-over time is measured; 0 otherwise.</summary>
+        public long Started { get; init; }
+
+        /// <summary>The send's span, ended once the message is handed over or has failed.</summary>
+        public Activity? Activity { get; init; }
+
+        /// <summary>Broadcast or publication, for the hand-over time.</summary>
+        public KeyValuePair<string, object?> Kind { get; init; }
+
+        /// <summary>Completes the sender's task: handed over (no <paramref name="failure"/>), cancelled or failed.</summary>
+        public void Complete(Exception? failure)
+        {
+            if (failure is null)
+            {
+                Done.TrySetResult();
+                if (Started != 0)
+                {
+                    IrisMetrics.HandOverDuration.Record(Stopwatch.GetElapsedTime(Started).TotalMilliseconds, Kind);
+                }
+            }
+            else if (failure is OperationCanceledException cancelled)
+            {
+                Done.TrySetCanceled(cancelled.CancellationToken);
+            }
+            else
+            {
+                Done.TrySetException(failure);
+            }
+
+            if (Activity is { } activity)
+            {
+                if (failure is not null)
+                {
+                    IrisTracing.Failed(activity, failure);
+                }
+
+                activity.Dispose();
+            }
+        }
     }
 
     /// <summary>The messages of one name waiting to be handed over, and the hand-overs in flight.</summary>

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using Iris.Calls;
 using Iris.Diagnostics;
 using Iris.Dissemination;
@@ -22,6 +23,26 @@ internal sealed class LocalMembers(TimeProvider time)
     public IEnumerable<string> Clusters => _clusters.Where(c => c.Value.Length > 0).Select(c => c.Key);
 
     public IEnumerable<string> Topics => _topics.Where(t => t.Value.Length > 0).Select(t => t.Key);
+
+    /// <summary>The clusters with members here (with the capacity they offer) and the topics with subscribers here.</summary>
+    public IEnumerable<(AudienceKind Kind, string Name, int Count, double Capacity)> Served()
+    {
+        foreach (var (name, members) in _clusters)
+        {
+            if (members.Length > 0)
+            {
+                yield return (AudienceKind.Cluster, name, members.Length, Capacity(name));
+            }
+        }
+
+        foreach (var (name, handlers) in _topics)
+        {
+            if (handlers.Length > 0)
+            {
+                yield return (AudienceKind.Topic, name, handlers.Length, 0);
+            }
+        }
+    }
 
     /// <summary>Requests started here and still remembered (running, or finished less than two minutes ago).</summary>
     public int RememberedRequests => _ledger.Count;
@@ -99,8 +120,49 @@ internal sealed class LocalMembers(TimeProvider time)
     {
         var budget = CallBudget.Start(time, remaining);
         return _ledger.RunOnce(id, () => Pick(cluster) is { } member
-            ? member.RunAsync(request, budget)
+            ? Run(member)
             : Task.FromResult(MemberReply.Refused(MemberReplyStatus.NotHere)));
+
+        // The request's one run here, in its span when someone listens: the handler runs with the span as its current
+        // activity, so what it calls is parented under it. A repeat of the id that finds it running or done gets none.
+        Task<MemberReply> Run(Member member)
+        {
+            IrisMetrics.RequestsHandled.Add(1);
+            var previous = Activity.Current;
+            var activity = IrisTracing.Start("handle", cluster, ActivityKind.Server);
+            if (activity is null)
+            {
+                return member.RunAsync(request, budget);
+            }
+
+            activity.SetTag("messaging.message.id", id);
+            Task<MemberReply> run;
+            try
+            {
+                run = member.RunAsync(request, budget);
+            }
+            finally
+            {
+                Activity.Current = previous;
+            }
+
+            _ = run.ContinueWith(
+                static (done, state) =>
+                {
+                    var span = (Activity)state!;
+                    if (!done.IsCompletedSuccessfully || done.Result.Status != MemberReplyStatus.Replied)
+                    {
+                        span.SetStatus(ActivityStatusCode.Error, done.Exception?.GetBaseException().Message ?? done.Result.Error ?? done.Result.Status.ToString());
+                    }
+
+                    span.Dispose();
+                },
+                activity,
+                CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously,
+                TaskScheduler.Default);
+            return run;
+        }
     }
 
     /// <summary>The least busy member of <paramref name="cluster"/> here (requests running and tunnels served), members
@@ -148,26 +210,31 @@ internal sealed class LocalMembers(TimeProvider time)
 
         if (audience.Kind == AudienceKind.Cluster)
         {
-            foreach (var member in _clusters.GetValueOrDefault(audience.Name) ?? [])
+            var members = _clusters.GetValueOrDefault(audience.Name) ?? [];
+            IrisMetrics.Deliveries.Add(fresh.Length * members.Length, IrisMetrics.BroadcastKind);
+            foreach (var member in members)
             {
-                Start(member.Handler, member.Handler.HandleBroadcastAsync, fresh);
+                Start(member.Handler, member.Handler.HandleBroadcastAsync, audience, fresh);
             }
         }
         else
         {
-            foreach (var handler in _topics.GetValueOrDefault(audience.Name) ?? [])
+            var handlers = _topics.GetValueOrDefault(audience.Name) ?? [];
+            IrisMetrics.Deliveries.Add(fresh.Length * handlers.Length, IrisMetrics.PublicationKind);
+            foreach (var handler in handlers)
             {
-                Start(handler, handler.HandlePublishAsync, fresh);
+                Start(handler, handler.HandlePublishAsync, audience, fresh);
             }
         }
     }
 
-    private static void Start(object owner, Func<byte[], CancellationToken, Task> handler, Disseminated[] messages)
+    private static void Start(object owner, Func<byte[], CancellationToken, Task> handler, Audience audience, Disseminated[] messages)
     {
         if (owner is IQueueingHandler)
         {
             foreach (var message in messages)
             {
+                using var activity = StartDelivery(audience, message);
                 try
                 {
                     _ = Count(handler(message.Body, CancellationToken.None));
@@ -175,6 +242,7 @@ internal sealed class LocalMembers(TimeProvider time)
                 catch (Exception e)
                 {
                     Failed(e);
+                    IrisTracing.Failed(activity, e);
                 }
             }
 
@@ -185,6 +253,7 @@ internal sealed class LocalMembers(TimeProvider time)
         {
             foreach (var message in messages)
             {
+                using var activity = StartDelivery(audience, message);
                 try
                 {
                     await handler(message.Body, CancellationToken.None).ConfigureAwait(false);
@@ -192,9 +261,18 @@ internal sealed class LocalMembers(TimeProvider time)
                 catch (Exception e)
                 {
                     Failed(e);
+                    IrisTracing.Failed(activity, e);
                 }
             }
         });
+    }
+
+    /// <summary>The span of one message's delivery to one handler, a child of its sender's span when it carries one.</summary>
+    private static Activity? StartDelivery(Audience audience, Disseminated message)
+    {
+        var activity = IrisTracing.Start("deliver", audience.Name, ActivityKind.Consumer, IrisTracing.ParentOf(message.TraceParent));
+        activity?.SetTag("messaging.message.id", message.Id);
+        return activity;
     }
 
     /// <summary>Counts the failure of a handler's task, should it fail.</summary>

@@ -4,4 +4,10 @@ namespace Iris.Protocol;
 /// member process hands on or delivers an id once, so a repeated or looping copy is dropped.</summary>
 [GenerateSerializer]
 [Immutable]
-internal readonly record struct Disseminated([property: Id(0)] Guid Id, [property: Id(1)] byte[] Body);
+internal readonly record struct Disseminated([property: Id(0)] Guid Id, [property: Id(1)] byte[] Body)
+{
+    /// <summary>The sender's span (W3C <c>traceparent</c>) while the sender's process traces: each delivery's span is
+    /// its child (<see cref="Diagnostics.IrisTracing"/>). Null otherwise.</summary>
+    [Id(2)]
+    public string? TraceParent { get; init; }
+}

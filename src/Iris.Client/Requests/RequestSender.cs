@@ -55,6 +55,8 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
         var started = IrisMetrics.RequestDuration.Enabled ? Stopwatch.GetTimestamp() : 0;
         IrisMetrics.Requests.Add(1);
         IrisMetrics.Bytes.Add(request.Length, IrisMetrics.RequestDirection);
+        using var activity = IrisTracing.Start("request", cluster, ActivityKind.Client);
+        activity?.SetTag("messaging.message.id", id);
         try
         {
             var budget = policy.Start(timeout);
@@ -73,6 +75,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
         catch (Exception e)
         {
             IrisMetrics.Failures.Add(1, new KeyValuePair<string, object?>("error", IrisMetrics.ErrorType(e)));
+            IrisTracing.Failed(activity, e);
             throw;
         }
         finally
@@ -115,18 +118,39 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
         var budget = policy.Start(timeout);
         return OpenAsync();
 
-        async Task<TunnelAccepted> OpenAsync() =>
-            (await ToMemberAsync(
-                cluster,
-                budget,
-                anyMember: true,
-                passOverFull: false,
-                member =>
+        async Task<TunnelAccepted> OpenAsync()
+        {
+            var started = IrisMetrics.TunnelOpenDuration.Enabled ? Stopwatch.GetTimestamp() : 0;
+            IrisMetrics.TunnelOpens.Add(1);
+            using var activity = IrisTracing.Start("tunnel open", cluster, ActivityKind.Client);
+            activity?.SetTag("iris.tunnel.id", id);
+            try
+            {
+                return (await ToMemberAsync(
+                    cluster,
+                    budget,
+                    anyMember: true,
+                    passOverFull: false,
+                    member =>
+                    {
+                        asking(member.Id);
+                        return member.Call(grains, host => host.OpenTunnel(cluster, id, opener, openerWindow, budget.Remaining));
+                    },
+                    cancellationToken).ConfigureAwait(false)).Result;
+            }
+            catch (Exception e)
+            {
+                IrisTracing.Failed(activity, e);
+                throw;
+            }
+            finally
+            {
+                if (started != 0)
                 {
-                    asking(member.Id);
-                    return member.Call(grains, host => host.OpenTunnel(cluster, id, opener, openerWindow, budget.Remaining));
-                },
-                cancellationToken).ConfigureAwait(false)).Result;
+                    IrisMetrics.TunnelOpenDuration.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                }
+            }
+        }
     }
 
     /// <summary>This process's member host, when <paramref name="member"/> is this process.</summary>

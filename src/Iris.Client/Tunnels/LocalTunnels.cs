@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using Iris.Calls;
 using Iris.Diagnostics;
 using Iris.Protocol;
@@ -89,13 +90,18 @@ internal sealed class LocalTunnels : IAsyncDisposable
 
         _ = Task.Run(async () =>
         {
-            try
+            using (var activity = IrisTracing.Start("tunnel accept", cluster, ActivityKind.Server))
             {
-                first.TrySetResult(await StartAsync(cluster, id, opener, openerWindow, remaining, handler, set).ConfigureAwait(false));
-            }
-            catch (Exception e)
-            {
-                first.TrySetException(e);
+                activity?.SetTag("iris.tunnel.id", id);
+                try
+                {
+                    first.TrySetResult(await StartAsync(cluster, id, opener, openerWindow, remaining, handler, set).ConfigureAwait(false));
+                }
+                catch (Exception e)
+                {
+                    first.TrySetException(e);
+                    IrisTracing.Failed(activity, e);
+                }
             }
 
             // Kept while the opener may repeat (within its time left, plus a margin for a repeat on its way): a repeat

@@ -29,6 +29,7 @@ internal sealed class ScribeDissemination(IrisOverlay overlay, LocalMembers memb
     private static readonly TimeSpan HopTime = TimeSpan.FromSeconds(10);
 
     private readonly RecentIds _passed = new(time);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<NodeKey, string> _names = new();
     private long _treeDeliveries;
     private long _directDeliveries;
 
@@ -48,9 +49,13 @@ internal sealed class ScribeDissemination(IrisOverlay overlay, LocalMembers memb
         var scribe = await overlay.GetScribeAsync(CancellationToken.None).ConfigureAwait(false);
         foreach (var key in audience.RendezvousKeys())
         {
+            _names[GroupOf(key)] = key;
             scribe.Subscribe(GroupOf(key), TreeMember);
         }
     }
+
+    /// <summary>The rendezvous key of a Scribe group this silo joined for its members, if it did.</summary>
+    public string? NameOf(NodeKey group) => _names.GetValueOrDefault(group);
 
     /// <summary>Takes this silo out of those trees.</summary>
     public async Task LeaveAsync(Audience audience)

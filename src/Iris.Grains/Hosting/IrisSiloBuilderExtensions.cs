@@ -1,6 +1,8 @@
 using Iris.Calls;
 using Iris.Grains.Dissemination;
 using Iris.Grains.Members;
+using Iris.Grains.Rendezvous;
+using Iris.Grains.Status;
 using Iris.Membership;
 using Iris.Overlay.Scribe;
 using Iris.Overlay.Security;
@@ -71,12 +73,22 @@ public static class IrisSiloBuilderExtensions
         services.TryAddSingleton(sp => new NetworkKeyProvider(() =>
             NetworkKeys.Resolve(sp.GetRequiredService<IConfiguration>(), sp.GetRequiredService<IHostEnvironment>().IsDevelopment())));
         builder.Configure<SiloConnectionOptions>(SecureEveryConnection);
+        if (!IrisProcessServices.HasActivityPropagation(services))
+        {
+            // Iris' spans of one request or tunnel are parented across processes (Iris.Diagnostics.IrisTracing).
+            builder.AddActivityPropagation();
+        }
+
         services.AddSingleton<IrisOverlay>();
         services.AddSingleton<IHealthCheckParticipant, OverlayHealthParticipant>();
         services.AddPlacementDirector<SiloPinnedPlacement, SiloPinnedPlacementDirector>();
         services.AddPlacementDirector<RendezvousPlacement, RendezvousPlacementDirector>();
         services.AddIrisProcess(TunnelOptions.SectionName);
         services.AddSingleton<ScribeDissemination>();
+        services.AddSingleton<LocalRendezvous>();
+        services.AddSingleton<IrisTraffic>();
+        // Listening from the start, so the status shows the traffic of the last seconds however late it is first read.
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<IrisTraffic>());
         services.AddGrainService<MemberHostService>();
         services.AddSingleton<SiloIrisClient>();
         services.AddSingleton<IIrisClient>(sp => sp.GetRequiredService<SiloIrisClient>());

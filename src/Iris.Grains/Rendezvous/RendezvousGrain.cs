@@ -23,7 +23,7 @@ namespace Iris.Grains.Rendezvous;
 [Reentrant]
 internal sealed class RendezvousGrain(
     IClusterMembershipService membership, TimeProvider time, IrisOverlay overlay, Serializer<MemberEndpoint[]> serializer, ILocalSiloDetails silo,
-    ScribeDissemination trees, IGrainFactory grains, ILogger<RendezvousGrain> logger)
+    ScribeDissemination trees, IGrainFactory grains, LocalRendezvous active, ILogger<RendezvousGrain> logger)
     : Grain, IRendezvousGrain
 {
     /// <summary>How often the grain checks it still sits on its name's ring root.</summary>
@@ -83,8 +83,15 @@ internal sealed class RendezvousGrain(
         }
 
         _activated = time.GetTimestamp();
+        active.Activated(this.GetPrimaryKeyString());
 
         this.RegisterGrainTimer(CheckRootAsync, new GrainTimerCreationOptions(RootCheck, RootCheck) { Interleave = true });
+    }
+
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        active.Deactivated(this.GetPrimaryKeyString());
+        return Task.CompletedTask;
     }
 
     public Task Register(MemberEndpoint member)

@@ -36,6 +36,9 @@ internal sealed class IrisOverlay(
     /// <summary>The running overlay, once started.</summary>
     public OverlayHost? Host => _host;
 
+    /// <summary>The Scribe trees of this node, once started (null before).</summary>
+    public ScribeNode? Scribe => _scribe;
+
     /// <summary>Whether this node is in a ring now.</summary>
     public bool IsInRing => _host?.Node.IsReady == true;
 

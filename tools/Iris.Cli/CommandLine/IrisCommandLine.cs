@@ -28,6 +28,7 @@ internal static class IrisCommandLine
             ServeCommand.Create(cli),
             TunnelCommand.Create(cli),
             BenchCommand.Create(cli),
+            StatusCommand.Create(cli),
         };
         foreach (var option in globals.All)
         {

@@ -33,6 +33,9 @@ internal sealed class IrisConnection : IAsyncDisposable
 
     public IIrisClient Iris { get; }
 
+    /// <summary>The Orleans client's grains: the network's status (<see cref="Status.IrisNetworkStatus"/>).</summary>
+    public IGrainFactory Grains => _host.Services.GetRequiredService<IClusterClient>();
+
     /// <summary>Connects; throws <see cref="CannotConnectException"/> when no gateway of the network can be reached
     /// within the connect timeout, and <see cref="UsageException"/> for settings that cannot work.</summary>
     public static async Task<IrisConnection> OpenAsync(ConnectionSettings settings, CancellationToken cancellationToken)
