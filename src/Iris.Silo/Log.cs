@@ -21,6 +21,7 @@ internal static partial class ProgramLog
           silo            {Silo} (gateway for clients on port {GatewayPort})
           relay           {Relay}
           HTTP            {Http}
+          telemetry       {Telemetry}
         """)]
-    public static partial void Ready(ILogger logger, string how, string fingerprint, string keySource, string node, string silo, int gatewayPort, string relay, string http);
+    public static partial void Ready(ILogger logger, string how, string fingerprint, string keySource, string node, string silo, int gatewayPort, string relay, string http, string telemetry);
 }

@@ -44,6 +44,7 @@ static async Task<int?> RunSiloAsync(string[] args, int restarts)
     var configuration = settings.Configuration;
     var configured = configuration.GetSection(IrisSiloOptions.SectionName).Get<IrisSiloOptions>() ?? new IrisSiloOptions();
     var http = configuration.GetSection(IrisHttpOptions.SectionName).Get<IrisHttpOptions>() ?? new IrisHttpOptions();
+    var telemetry = configuration.GetSection(IrisTelemetryOptions.SectionName).Get<IrisTelemetryOptions>() ?? new IrisTelemetryOptions();
     var development = settings.Environment.IsDevelopment();
     System.Net.IPAddress? address = null;
     IHost host;
@@ -60,6 +61,11 @@ static async Task<int?> RunSiloAsync(string[] args, int restarts)
         if (http.Problems() is { Count: > 0 } problems)
         {
             throw new OptionsValidationException(IrisHttpOptions.SectionName, typeof(IrisHttpOptions), problems);
+        }
+
+        if (telemetry.Problems(configuration) is { Count: > 0 } telemetryProblems)
+        {
+            throw new OptionsValidationException(IrisTelemetryOptions.SectionName, typeof(IrisTelemetryOptions), telemetryProblems);
         }
 
         // In development a port other than the default was asked for: use it or fail. The default moves aside for a
@@ -79,6 +85,11 @@ static async Task<int?> RunSiloAsync(string[] args, int restarts)
             var httpAddress = System.Net.IPAddress.Parse(http.Address);
             var httpPort = PortPicker.Choose(httpAddress, http.Port ?? IrisHttpOptions.DefaultPort, explicitlySet: http.Port is not null);
             builder.ConfigureWebHost(web => web.UseIrisHttp(httpAddress, httpPort, http.Dashboard));
+        }
+
+        if (telemetry.Endpoint(configuration) is { } otlp)
+        {
+            builder.ConfigureServices(services => services.AddIrisTelemetry(telemetry, otlp));
         }
 
         builder
@@ -206,7 +217,8 @@ static void LogReady(IHost host, ILogger logger, IConfiguration configuration)
         silo.SiloAddress.ToString(),
         silo.GatewayAddress?.Endpoint.Port ?? 0,
         relay,
-        http);
+        http,
+        services.GetService<IrisTelemetryTarget>()?.ToString() ?? "off (set Iris:Telemetry:OtlpEndpoint to export traces and metrics over OTLP)");
 }
 
 static async Task<int?> CannotListenAsync(System.Net.IPAddress? address, SocketException e)
