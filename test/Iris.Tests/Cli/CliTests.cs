@@ -111,6 +111,57 @@ public sealed class CliTests(CliNetworkFixture fixture) : IClassFixture<CliNetwo
     }
 
     [Fact]
+    public async Task Status_shows_the_ring_and_the_echo_cluster_with_its_member_process()
+    {
+        var json = await CliProcess.RunAsync(Network, ["status", "--json"]);
+        Assert.True(json.ExitCode == 0, json.ToString());
+        var status = JsonDocument.Parse(json.Output).RootElement;
+        var silo = Assert.Single(status.GetProperty("silos").EnumerateArray());
+        Assert.True(silo.GetProperty("inRing").GetBoolean());
+        var splits = silo.GetProperty("rendezvous").EnumerateArray().Where(r => r.GetProperty("name").GetString() == CliNetworkFixture.EchoCluster).ToArray();
+        Assert.Equal([0, 1, 2, 3], splits.Select(r => r.GetProperty("split").GetInt32()).Order());
+        Assert.All(splits, r => Assert.Contains(r.GetProperty("processes").EnumerateArray(), p => p.GetProperty("process").GetString()!.StartsWith("client/", StringComparison.Ordinal) && p.GetProperty("capacity").GetDouble() > 0));
+
+        var text = await CliProcess.RunAsync(Network, ["status"]);
+        Assert.True(text.ExitCode == 0, text.ToString());
+        Assert.Contains("Ring: 1 silo answered", text.Output, StringComparison.Ordinal);
+        Assert.Contains(CliNetworkFixture.EchoCluster, text.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_subscriber_whose_reader_has_gone_stops_quietly()
+    {
+        // iris subscribe | head -n 1: once head has its line and exits, the next message has nowhere to go, and the
+        // subscriber leaves without an error, as a shell user expects of a command in a pipeline.
+        var folder = Directory.CreateTempSubdirectory("iris-pipe-");
+        try
+        {
+            var errors = Path.Combine(folder.FullName, "stderr");
+            var status = Path.Combine(folder.FullName, "status");
+            var script = $"dotnet '{RepositoryPaths.Program("tools", "Iris.Cli")}' subscribe cli-pipe 2>'{errors}' | head -n 1; echo ${{PIPESTATUS[0]}} >'{status}'";
+            await using var pipeline = ChildProcess.Start("bash", ["-c", script], CliProcess.Environment(Network));
+            await Eventually.HoldsAsync(() => File.Exists(errors) && File.ReadAllText(errors).Contains("subscribed to topic 'cli-pipe'", StringComparison.Ordinal), "the subscription", TimeSpan.FromSeconds(60));
+
+            // The first message is head's line; those after it find the pipe closed.
+            for (var i = 0; !pipeline.HasExited; i++)
+            {
+                Assert.True(i < 20, $"the subscriber was still running after {i} messages; its errors: {File.ReadAllText(errors)}");
+                var published = await CliProcess.RunAsync(Network, ["publish", "cli-pipe", $"message {i}"]);
+                Assert.True(published.ExitCode == 0, published.ToString());
+                await Task.Delay(200);
+            }
+
+            Assert.Equal("message 0", Assert.Single(pipeline.Lines));
+            Assert.Equal("0", File.ReadAllText(status).Trim());
+            Assert.DoesNotContain(File.ReadAllLines(errors), l => l.StartsWith("iris:", StringComparison.Ordinal) && !l.Contains("subscribed to topic", StringComparison.Ordinal));
+        }
+        finally
+        {
+            folder.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task A_tunnel_sends_each_input_line_and_prints_what_comes_back()
     {
         var result = await CliProcess.RunAsync(Network, ["tunnel", CliNetworkFixture.EchoCluster, "--linger", "500ms"], input: "one\ntwo\nthree\n");

@@ -56,6 +56,11 @@ internal static class IrisCommandLine
         {
             return ExitCodes.Interrupted;
         }
+        catch (OutputClosedException)
+        {
+            // The reader of standard output has what it wanted (iris subscribe | head): nothing to say, nothing failed.
+            return ExitCodes.Ok;
+        }
         catch (UsageException e)
         {
             return await FailAsync(e, ExitCodes.Usage);

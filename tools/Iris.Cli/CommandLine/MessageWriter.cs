@@ -17,10 +17,30 @@ internal sealed class MessageWriter : IDisposable
 
     public MessageWriter(Stream output) => _output = output;
 
-    public static MessageWriter ForStandardOutput() => new(Console.OpenStandardOutput());
+    /// <summary>
+    /// Standard output. On Unix as a stream on file descriptor 1 itself: .NET's console stream treats a closed pipe as
+    /// success, so <c>iris subscribe | head -n 1</c> would go on writing into nothing for ever once head had its line.
+    /// This stream fails there instead (<see cref="OutputClosedException"/>), and the command ends quietly.
+    /// </summary>
+    public static MessageWriter ForStandardOutput() => new(OperatingSystem.IsWindows()
+        ? Console.OpenStandardOutput()
+        : new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(1, ownsHandle: false), FileAccess.Write, bufferSize: 0));
 
     /// <summary>Writes one message, after <paramref name="prefix"/> when given (a timestamp, say).</summary>
+    /// <exception cref="OutputClosedException">Nobody reads the output any more (the pipe's reader has exited).</exception>
     public void Write(ReadOnlySpan<byte> message, string? prefix = null)
+    {
+        try
+        {
+            WriteMessage(message, prefix);
+        }
+        catch (IOException e)
+        {
+            throw new OutputClosedException(e);
+        }
+    }
+
+    private void WriteMessage(ReadOnlySpan<byte> message, string? prefix)
     {
         lock (_gate)
         {
@@ -41,3 +61,7 @@ internal sealed class MessageWriter : IDisposable
 
     public void Dispose() => _output.Dispose();
 }
+
+/// <summary>Standard output was closed by its reader (a pipeline's next command exited): the command has nobody left to
+/// write for, and ends with success, quietly, as Unix tools do.</summary>
+internal sealed class OutputClosedException(IOException inner) : IOException("Standard output was closed by its reader.", inner);
