@@ -57,6 +57,10 @@ public enum TunnelCloseReason
 
     /// <summary>The member's handler does not serve tunnels, or refused this one.</summary>
     Refused,
+
+    /// <summary>The other side's process shut down gracefully (its silo or client was asked to stop) and said so
+    /// before it went: not a failure, but nothing more comes on this tunnel.</summary>
+    PeerStopped,
 }
 
 /// <summary>The tunnel is closed; <see cref="Reason"/> says why.</summary>
@@ -87,6 +91,7 @@ public sealed class TunnelClosedException : IrisException
         TunnelCloseReason.MemberUnregistered => $"The member serving the tunnel of cluster '{cluster}' left the cluster. Open a new tunnel to reach another member.",
         TunnelCloseReason.MessageTooLarge => $"A message larger than the receiver accepts was sent on the tunnel of cluster '{cluster}'. Raise Iris:Tunnels:MaxMessageBytes on both sides or send smaller messages.",
         TunnelCloseReason.OpenerTimedOut => $"The opener of a tunnel of cluster '{cluster}' gave up before the member accepted it.",
+        TunnelCloseReason.PeerStopped => $"The other side of the tunnel of cluster '{cluster}' shut down gracefully (its process was asked to stop). Open a new tunnel to reach another member.",
         TunnelCloseReason.Refused => $"The member of cluster '{cluster}' refused the tunnel: {detail ?? "its handler does not serve tunnels"}.",
         _ => $"The tunnel of cluster '{cluster}' closed ({reason}).",
     } + (detail is null || reason == TunnelCloseReason.Refused ? string.Empty : $" ({detail})");

@@ -307,7 +307,7 @@ internal sealed class LocalTunnels : IAsyncDisposable
     /// them to hear it: a peer that did not would go on calling a process that is gone.</summary>
     public async Task CloseAllAsync()
     {
-        var told = _ends.Values.Select(end => end.EndAsync(TunnelCloseReason.PeerDied, "its process is stopping", notifyPeer: true)).ToArray();
+        var told = _ends.Values.Select(end => end.EndAsync(TunnelCloseReason.PeerStopped, null, notifyPeer: true)).ToArray();
         await Task.WhenAll(told).WaitAsync(TimeSpan.FromSeconds(2), _time).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 
