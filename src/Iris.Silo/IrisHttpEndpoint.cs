@@ -42,6 +42,7 @@ internal static class IrisHttpEndpoint
         {
             services.AddSingleton(new IrisHttpAddress(new Uri($"http://{(address.Equals(IPAddress.Any) ? IPAddress.Loopback : address)}:{port}/"), dashboard));
             services.AddRouting();
+            services.AddSingleton<NetworkStatusCache>();
             services.AddHealthChecks().AddCheck<IrisReadinessCheck>("iris", tags: [ReadyTag]);
         })
         .Configure(app =>
@@ -62,16 +63,44 @@ internal static class IrisHttpEndpoint
 
     /// <summary>The whole network's status, as this silo reads it; 503 with the reason while it cannot be read (the
     /// silo is not active in its cluster yet, or no longer).</summary>
-    private static async Task<IResult> StatusAsync(IGrainFactory grains, ILocalSiloDetails silo, CancellationToken cancellationToken)
+    private static async Task<IResult> StatusAsync(NetworkStatusCache cache, ILocalSiloDetails silo, IrisHttpAddress address, CancellationToken cancellationToken)
     {
         try
         {
-            var network = await IrisNetworkStatus.GetAsync(grains, cancellationToken: cancellationToken);
-            return Results.Json(new { Self = silo.SiloAddress.ToParsableString(), network.Taken, network.Silos, network.Unreachable }, Json);
+            var network = await cache.GetAsync().WaitAsync(cancellationToken);
+            return Results.Json(new { Self = silo.SiloAddress.ToParsableString(), address.Dashboard, network.Taken, network.Silos, network.Unreachable }, Json);
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             return Results.Json(new { Self = silo.SiloAddress.ToParsableString(), Error = $"The network's status cannot be read now: {e.Message}" }, Json, statusCode: 503);
+        }
+    }
+}
+
+/// <summary>
+/// The network's status, read at most once a second however many pages and requests ask: requests that come while a
+/// read is under way, or within a second of the last, share it. A page refreshes every 2 s; without this, every open
+/// page would have every silo asked every 2 s.
+/// </summary>
+internal sealed class NetworkStatusCache(IGrainFactory grains, TimeProvider time)
+{
+    public static readonly TimeSpan Freshness = TimeSpan.FromSeconds(1);
+
+    private readonly Lock _gate = new();
+    private Task<NetworkStatus>? _last;
+    private long _started;
+
+    public Task<NetworkStatus> GetAsync()
+    {
+        lock (_gate)
+        {
+            if (_last is null || (_last.IsCompleted && (!_last.IsCompletedSuccessfully || time.GetElapsedTime(_started) >= Freshness)))
+            {
+                _started = time.GetTimestamp();
+                _last = IrisNetworkStatus.GetAsync(grains);
+            }
+
+            return _last;
         }
     }
 }

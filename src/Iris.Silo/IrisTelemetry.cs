@@ -19,8 +19,17 @@ public sealed class IrisTelemetryOptions
     /// <c>http://localhost:4318</c> for HTTP). Default: <c>OTEL_EXPORTER_OTLP_ENDPOINT</c>, else off.</summary>
     public string? OtlpEndpoint { get; set; }
 
-    /// <summary><c>grpc</c> (default) or <c>http/protobuf</c>.</summary>
-    public string Protocol { get; set; } = "grpc";
+    /// <summary><c>grpc</c> or <c>http/protobuf</c>. Default: the standard <c>OTEL_EXPORTER_OTLP_PROTOCOL</c>, else
+    /// <c>grpc</c>.</summary>
+    public string? Protocol { get; set; }
+
+    /// <summary>The share of traces recorded, from 0 to 1, decided where a trace starts and followed by every span in
+    /// it (so a trace is whole or absent). Default 1: every trace; lower it on a busy network.</summary>
+    public double SamplingRatio { get; set; } = 1;
+
+    /// <summary>The protocol in force: this section's, or the standard variable's, or gRPC.</summary>
+    public string ProtocolIn(IConfiguration configuration) =>
+        Protocol is { Length: > 0 } set ? set : configuration["OTEL_EXPORTER_OTLP_PROTOCOL"] is { Length: > 0 } standard ? standard : "grpc";
 
     /// <summary>The service name the node's telemetry carries. Default <c>iris</c>.</summary>
     public string ServiceName { get; set; } = "iris";
@@ -42,9 +51,14 @@ public sealed class IrisTelemetryOptions
             problems.Add($"{SectionName}:OtlpEndpoint (or OTEL_EXPORTER_OTLP_ENDPOINT) must be an http or https URL, such as http://localhost:4317; it is '{text}'.");
         }
 
-        if (Protocol is not ("grpc" or "http/protobuf"))
+        if (ProtocolIn(configuration) is not ("grpc" or "http/protobuf") and var protocol)
         {
-            problems.Add($"{SectionName}:Protocol must be grpc or http/protobuf; it is '{Protocol}'.");
+            problems.Add($"{SectionName}:Protocol (or OTEL_EXPORTER_OTLP_PROTOCOL) must be grpc or http/protobuf; it is '{protocol}'.");
+        }
+
+        if (SamplingRatio is < 0 or > 1 || double.IsNaN(SamplingRatio))
+        {
+            problems.Add($"{SectionName}:SamplingRatio must be between 0 and 1; it is {SamplingRatio}.");
         }
 
         if (string.IsNullOrWhiteSpace(ServiceName))
@@ -66,13 +80,17 @@ internal static class IrisTelemetry
     /// <summary>Metrics: Iris' patterns, the overlay, and Orleans' runtime.</summary>
     public static readonly string[] Meters = ["Iris", "Iris.Overlay", "Microsoft.Orleans"];
 
-    public static IServiceCollection AddIrisTelemetry(this IServiceCollection services, IrisTelemetryOptions options, Uri endpoint)
+    public static IServiceCollection AddIrisTelemetry(this IServiceCollection services, IrisTelemetryOptions options, IConfiguration configuration, Uri endpoint)
     {
-        var protocol = options.Protocol == "http/protobuf" ? OtlpExportProtocol.HttpProtobuf : OtlpExportProtocol.Grpc;
-        services.AddSingleton(new IrisTelemetryTarget(endpoint, options.Protocol, options.ServiceName));
+        var name = options.ProtocolIn(configuration);
+        var protocol = name == "http/protobuf" ? OtlpExportProtocol.HttpProtobuf : OtlpExportProtocol.Grpc;
+        services.AddSingleton(new IrisTelemetryTarget(endpoint, name, options.ServiceName, options.SamplingRatio));
         services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService(options.ServiceName))
-            .WithTracing(tracing => tracing.AddSource(Sources).AddOtlpExporter(otlp => Configure(otlp, endpoint, protocol, "v1/traces")))
+            .WithTracing(tracing => tracing
+                .SetSampler(new ParentBasedSampler(new TraceIdRatioBasedSampler(options.SamplingRatio)))
+                .AddSource(Sources)
+                .AddOtlpExporter(otlp => Configure(otlp, endpoint, protocol, "v1/traces")))
             .WithMetrics(metrics => metrics.AddMeter(Meters).AddOtlpExporter(otlp => Configure(otlp, endpoint, protocol, "v1/metrics")));
         return services;
     }
@@ -87,7 +105,8 @@ internal static class IrisTelemetry
 }
 
 /// <summary>Where the node's telemetry goes, for its start-up block.</summary>
-internal sealed record IrisTelemetryTarget(Uri Endpoint, string Protocol, string ServiceName)
+internal sealed record IrisTelemetryTarget(Uri Endpoint, string Protocol, string ServiceName, double SamplingRatio)
 {
-    public override string ToString() => $"OTLP {Endpoint} ({Protocol}) as service '{ServiceName}': traces of {string.Join(", ", IrisTelemetry.Sources)}; metrics of {string.Join(", ", IrisTelemetry.Meters)}";
+    public override string ToString() =>
+        $"OTLP {Endpoint} ({Protocol}) as service '{ServiceName}': traces of {string.Join(", ", IrisTelemetry.Sources)} ({SamplingRatio:P0} sampled); metrics of {string.Join(", ", IrisTelemetry.Meters)}";
 }

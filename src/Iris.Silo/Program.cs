@@ -89,7 +89,7 @@ static async Task<int?> RunSiloAsync(string[] args, int restarts)
 
         if (telemetry.Endpoint(configuration) is { } otlp)
         {
-            builder.ConfigureServices(services => services.AddIrisTelemetry(telemetry, otlp));
+            builder.ConfigureServices(services => services.AddIrisTelemetry(telemetry, configuration, otlp));
         }
 
         builder
@@ -105,6 +105,12 @@ static async Task<int?> RunSiloAsync(string[] args, int restarts)
                 if (http is { Enabled: true, Dashboard: true })
                 {
                     silo.AddDashboard();
+                }
+
+                if (telemetry.Endpoint(configuration) is not null)
+                {
+                    // Spans of one request or tunnel join one trace across processes through Orleans' own spans.
+                    silo.AddActivityPropagation();
                 }
             })
 

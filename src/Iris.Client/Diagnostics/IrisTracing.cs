@@ -6,10 +6,13 @@ namespace Iris.Diagnostics;
 /// Spans of the Iris patterns, on the activity source <c>Iris</c>: one per request sent (client) and handled (server),
 /// per broadcast and publication sent (producer) and delivered to each process (consumer), and per tunnel offered
 /// (client) and accepted (server). A request's and a tunnel's spans are parented across processes by Orleans' activity
-/// propagation (on in every Iris silo and client; its sources <c>Microsoft.Orleans.Application</c> and
-/// <c>Microsoft.Orleans.Runtime</c> must be listened to as well). A broadcast or publication carries its sender's span
-/// with every copy (<see cref="Protocol.Disseminated.TraceParent"/>), so each delivery is a child of the send however
-/// many tree hops it took. Nothing is recorded, and no clock is read, while nobody listens.
+/// propagation, where the hosts turn it on (<c>AddActivityPropagation</c> on the silo and client builders; Iris.Silo
+/// does when it exports telemetry) and its sources <c>Microsoft.Orleans.Application</c> and
+/// <c>Microsoft.Orleans.Runtime</c> are listened to as well. A broadcast or publication carries its sender's span with
+/// every copy (<see cref="Protocol.Disseminated.TraceParent"/>), so each delivery is a child of the send however many
+/// tree hops it took. Nothing is recorded, and no clock is read, while nobody listens. Work that outlives the call
+/// that started it (a tunnel's pump and handler, a batch of broadcasts handed over together) starts with no current
+/// span (<see cref="RunDetached"/>), so it is never parented under a span that has ended.
 /// </summary>
 internal static class IrisTracing
 {
@@ -48,6 +51,56 @@ internal static class IrisTracing
         }
 
         return activity;
+    }
+
+    /// <summary>Starts <paramref name="work"/> on the thread pool with no current span: it outlives the caller's.</summary>
+    public static Task RunDetached(Func<Task> work)
+    {
+        var current = Activity.Current;
+        if (current is null)
+        {
+            return Task.Run(work);
+        }
+
+        Activity.Current = null;
+        try
+        {
+            return Task.Run(work);
+        }
+        finally
+        {
+            Activity.Current = current;
+        }
+    }
+
+    /// <summary>Calls <paramref name="start"/> with no current span, and restores the caller's: for what starts work
+    /// that goes on after the caller's span ends (a tunnel's handler).</summary>
+    public static T Detached<T>(Func<T> start)
+    {
+        var current = Activity.Current;
+        if (current is null)
+        {
+            return start();
+        }
+
+        Activity.Current = null;
+        try
+        {
+            return start();
+        }
+        finally
+        {
+            Activity.Current = current;
+        }
+    }
+
+    /// <summary>Ends <paramref name="activity"/> without touching the current span of the thread that ends it
+    /// (<see cref="Activity.Stop"/> would make the span's parent current there).</summary>
+    public static void Stop(Activity activity)
+    {
+        var current = Activity.Current;
+        activity.Dispose();
+        Activity.Current = current == activity ? activity.Parent : current;
     }
 
     /// <summary>Marks <paramref name="activity"/> failed with <paramref name="error"/>'s type and message.</summary>

@@ -71,7 +71,8 @@ internal sealed class DisseminationSender(MemberDirectory directory, IGrainFacto
         {
             // From the thread pool, not the caller's context: a hand-over carries other callers' messages too, and its
             // answer must not depend on the activation that happened to start it.
-            _ = Task.Run(() => HandOverAsync(outbox));
+            // Under no span either: the hand-over carries the messages of every sender meanwhile.
+            _ = IrisTracing.RunDetached(() => HandOverAsync(outbox));
         }
 
         return cancellationToken.CanBeCanceled ? pending.Done.Task.WaitAsync(cancellationToken) : pending.Done.Task;
@@ -230,7 +231,7 @@ internal sealed class DisseminationSender(MemberDirectory directory, IGrainFacto
                     IrisTracing.Failed(activity, failure);
                 }
 
-                activity.Dispose();
+                IrisTracing.Stop(activity);
             }
         }
     }

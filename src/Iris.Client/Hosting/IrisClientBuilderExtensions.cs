@@ -48,12 +48,6 @@ public static class IrisClientBuilderExtensions
             .ValidateOnStart();
         builder.Configure<ClientConnectionOptions>(connections => connections.ConfigureConnection(connection => connection.UseIrisSecurity(initiator: true)));
         services.AddSingleton<IGatewayListProvider, IrisGatewayListProvider>();
-        if (!IrisProcessServices.HasActivityPropagation(services))
-        {
-            // Iris' spans of one request or tunnel are parented across processes (Iris.Diagnostics.IrisTracing).
-            builder.AddActivityPropagation();
-        }
-
         services.AddSingleton(sp => new Requests.DirectRoutes(
             sp.GetRequiredService<IGrainFactory>(),
             sp.GetRequiredService<IGatewayListProvider>(),

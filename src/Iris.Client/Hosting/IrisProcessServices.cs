@@ -13,11 +13,6 @@ namespace Iris.Hosting;
 /// <summary>Registers what every Iris process runs, silo or client.</summary>
 internal static class IrisProcessServices
 {
-    /// <summary>Whether Orleans' activity propagation is on already (<c>AddActivityPropagation</c> called): a second
-    /// call would add its filters twice, and every call would have two spans.</summary>
-    public static bool HasActivityPropagation(IServiceCollection services) =>
-        services.Any(d => d.ServiceType == typeof(IOutgoingGrainCallFilter) && d.ImplementationType?.Name == "ActivityPropagationOutgoingGrainCallFilter");
-
     /// <summary>Adds members, tunnels (options bound from <paramref name="tunnelSection"/>), the balancer, the senders
     /// and the call policy; time from <see cref="TimeProvider"/>, randomness from the keyed <see cref="Random"/>.</summary>
     public static IServiceCollection AddIrisProcess(this IServiceCollection services, string tunnelSection)

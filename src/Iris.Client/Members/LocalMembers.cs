@@ -150,12 +150,20 @@ internal sealed class LocalMembers(TimeProvider time)
                 static (done, state) =>
                 {
                     var span = (Activity)state!;
-                    if (!done.IsCompletedSuccessfully || done.Result.Status != MemberReplyStatus.Replied)
+                    if (done.IsCanceled)
                     {
-                        span.SetStatus(ActivityStatusCode.Error, done.Exception?.GetBaseException().Message ?? done.Result.Error ?? done.Result.Status.ToString());
+                        span.SetStatus(ActivityStatusCode.Error, "cancelled");
+                    }
+                    else if (done.IsFaulted)
+                    {
+                        span.SetStatus(ActivityStatusCode.Error, done.Exception.GetBaseException().Message);
+                    }
+                    else if (done.Result.Status != MemberReplyStatus.Replied)
+                    {
+                        span.SetStatus(ActivityStatusCode.Error, done.Result.Error ?? done.Result.Status.ToString());
                     }
 
-                    span.Dispose();
+                    IrisTracing.Stop(span);
                 },
                 activity,
                 CancellationToken.None,
@@ -232,9 +240,11 @@ internal sealed class LocalMembers(TimeProvider time)
     {
         if (owner is IQueueingHandler)
         {
+            // On the delivering thread: each span ends with the caller's current span current again.
+            var current = Activity.Current;
             foreach (var message in messages)
             {
-                using var activity = StartDelivery(audience, message);
+                var activity = StartDelivery(audience, message);
                 try
                 {
                     _ = Count(handler(message.Body, CancellationToken.None));
@@ -243,6 +253,14 @@ internal sealed class LocalMembers(TimeProvider time)
                 {
                     Failed(e);
                     IrisTracing.Failed(activity, e);
+                }
+                finally
+                {
+                    if (activity is not null)
+                    {
+                        activity.Dispose();
+                        Activity.Current = current;
+                    }
                 }
             }
 
@@ -270,6 +288,11 @@ internal sealed class LocalMembers(TimeProvider time)
     /// <summary>The span of one message's delivery to one handler, a child of its sender's span when it carries one.</summary>
     private static Activity? StartDelivery(Audience audience, Disseminated message)
     {
+        if (!IrisTracing.Source.HasListeners())
+        {
+            return null;
+        }
+
         var activity = IrisTracing.Start("deliver", audience.Name, ActivityKind.Consumer, IrisTracing.ParentOf(message.TraceParent));
         activity?.SetTag("messaging.message.id", message.Id);
         return activity;

@@ -36,6 +36,9 @@ internal enum TunnelStatus : byte
 
     /// <summary>Not known there: that process restarted, or the tunnel failed there.</summary>
     Unknown,
+
+    /// <summary>Ended there a moment ago because that process is stopping gracefully.</summary>
+    Stopped,
 }
 
 /// <summary>A member's answer to an opener: where the member's end is and its receive window. (A process with no member

@@ -23,6 +23,7 @@ internal sealed class LocalTunnels : IAsyncDisposable
     private readonly ConcurrentDictionary<string, int> _missed = new(StringComparer.Ordinal);
     private readonly RecentIds _closed;
     private readonly RecentIds _abandoned;
+    private readonly RecentIds _stopped;
     private readonly IGrainFactory _grains;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
@@ -36,6 +37,7 @@ internal sealed class LocalTunnels : IAsyncDisposable
         _time = policy.Time;
         _closed = new RecentIds(_time);
         _abandoned = new RecentIds(_time);
+        _stopped = new RecentIds(_time);
         Policy = policy;
         Options = options.Value;
         _keepAlive = Task.Run(KeepAliveAsync);
@@ -126,11 +128,12 @@ internal sealed class LocalTunnels : IAsyncDisposable
         IrisMetrics.TunnelsChanged(1);
         end.Connect(opener, openerWindow, set);
 
-        // A handler that throws before its first await refuses.
+        // A handler that throws before its first await refuses. It serves the tunnel for its whole life: under no span
+        // (the acceptance's ends once it is accepted).
         Task serving;
         try
         {
-            serving = handler.HandleTunnelAsync(end, end.Closing);
+            serving = IrisTracing.Detached(() => handler.HandleTunnelAsync(end, end.Closing));
         }
         catch (Exception e)
         {
@@ -185,11 +188,17 @@ internal sealed class LocalTunnels : IAsyncDisposable
         _ends.TryGetValue(id, out var end) && string.Equals(end.PeerProcess, from, StringComparison.Ordinal) ? end : null;
 
     /// <summary>Called by an end as it ends.</summary>
-    public void Forget(TunnelEnd end, TunnelCloseReason reason)
+    /// <summary>Forgets an end that ended; <paramref name="peerReason"/> is what its peer is told, and what this
+    /// process answers for it meanwhile, should the peer ask before it heard (closed gracefully, or stopped).</summary>
+    public void Forget(TunnelEnd end, TunnelCloseReason peerReason)
     {
-        if (reason is TunnelCloseReason.Closed or TunnelCloseReason.ClosedByPeer)
+        if (peerReason is TunnelCloseReason.ClosedByPeer)
         {
             _closed.Add(end.Id);
+        }
+        else if (peerReason is TunnelCloseReason.PeerStopped)
+        {
+            _stopped.Add(end.Id);
         }
 
         if (_ends.TryRemove(new KeyValuePair<Guid, TunnelEnd>(end.Id, end)))
@@ -202,6 +211,7 @@ internal sealed class LocalTunnels : IAsyncDisposable
     {
         TunnelStatus.Closed => TunnelCloseReason.ClosedByPeer,
         TunnelStatus.Abandoned => TunnelCloseReason.OpenerTimedOut,
+        TunnelStatus.Stopped => TunnelCloseReason.PeerStopped,
         _ => TunnelCloseReason.PeerDied,
     };
 
@@ -209,6 +219,7 @@ internal sealed class LocalTunnels : IAsyncDisposable
     /// abandoned (the opener gave up, or took another member's end), or unknown.</summary>
     private TunnelStatus StatusOf(Guid id) =>
         _closed.Contains(id) ? TunnelStatus.Closed
+        : _stopped.Contains(id) ? TunnelStatus.Stopped
         : _abandoned.Contains(id) || _ends.ContainsKey(id) ? TunnelStatus.Abandoned
         : TunnelStatus.Unknown;
 
@@ -307,7 +318,7 @@ internal sealed class LocalTunnels : IAsyncDisposable
     /// them to hear it: a peer that did not would go on calling a process that is gone.</summary>
     public async Task CloseAllAsync()
     {
-        var told = _ends.Values.Select(end => end.EndAsync(TunnelCloseReason.PeerStopped, null, notifyPeer: true)).ToArray();
+        var told = _ends.Values.Select(end => end.EndAsync(TunnelCloseReason.Closed, "this process is stopping", notifyPeer: true, forPeer: TunnelCloseReason.PeerStopped)).ToArray();
         await Task.WhenAll(told).WaitAsync(TimeSpan.FromSeconds(2), _time).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 

@@ -25,6 +25,9 @@ internal sealed class TunnelEnd : ITunnel
     private readonly TunnelSender _sender;
     private readonly TunnelReceiver _receiver;
     private Task _pump = Task.CompletedTask;
+
+    // What the peer is told (or was) of this end's ending; under _gate.
+    private TunnelCloseReason? _peerReason;
     private TunnelEnding _ended;
     private TunnelSet? _set;
 
@@ -97,7 +100,8 @@ internal sealed class TunnelEnd : ITunnel
         _sender.Open(peerWindow);
         set?.Add(this);
 
-        _pump = Task.Run(PumpAsync);
+        // For the tunnel's whole life: under no span, not the opener's or the acceptance's, which end long before.
+        _pump = IrisTracing.RunDetached(PumpAsync);
         if (_receiver.Granted is var early and > 0)
         {
             // The member's first messages came before its address did: grant what the application took of them.
@@ -212,9 +216,10 @@ internal sealed class TunnelEnd : ITunnel
         {
             lock (_gate)
             {
-                return _ended.Reason is TunnelCloseReason.Closed or TunnelCloseReason.ClosedByPeer ? TunnelStatus.Closed
-                    : _ended.Reason is not null ? TunnelStatus.Unknown
-                    : TunnelStatus.Abandoned;
+                return _ended.Reason is null ? TunnelStatus.Abandoned
+                    : _peerReason is TunnelCloseReason.PeerStopped ? TunnelStatus.Stopped
+                    : _ended.Reason is TunnelCloseReason.Closed or TunnelCloseReason.ClosedByPeer ? TunnelStatus.Closed
+                    : TunnelStatus.Unknown;
             }
         }
 
@@ -255,20 +260,24 @@ internal sealed class TunnelEnd : ITunnel
     public void End(TunnelCloseReason reason, string? detail, bool notifyPeer) => _ = EndAsync(reason, detail, notifyPeer);
 
     /// <summary>Ends the tunnel as <see cref="End"/> does; the task completes when the peer has been told (or could
-    /// not be). Never faults.</summary>
-    public Task EndAsync(TunnelCloseReason reason, string? detail, bool notifyPeer)
+    /// not be). The peer is told <paramref name="forPeer"/> when given (a stopping process ends its own side as closed
+    /// and tells the peer it stopped), else what <paramref name="reason"/> means from its side. Never faults.</summary>
+    public Task EndAsync(TunnelCloseReason reason, string? detail, bool notifyPeer, TunnelCloseReason? forPeer = null)
     {
+        var peerReason = forPeer ?? (reason == TunnelCloseReason.Closed ? TunnelCloseReason.ClosedByPeer : reason);
         lock (_gate)
         {
             if (!_ended.TrySet(reason, detail))
             {
                 return Task.CompletedTask;
             }
+
+            _peerReason = peerReason;
         }
 
         _receiver.End(reason, detail);
         _sender.End(reason, detail);
-        _owner.Forget(this, reason);
+        _owner.Forget(this, peerReason);
         _set?.Remove(this);
         try
         {
@@ -281,8 +290,7 @@ internal sealed class TunnelEnd : ITunnel
 
         if (notifyPeer && Peer is { } peer)
         {
-            var forPeer = reason == TunnelCloseReason.Closed ? TunnelCloseReason.ClosedByPeer : reason;
-            return TellAsync(peer, host => host.TunnelFailed(_owner.SelfId, PeerId, forPeer, detail));
+            return TellAsync(peer, host => host.TunnelFailed(_owner.SelfId, PeerId, peerReason, forPeer is null ? detail : null));
         }
 
         return Task.CompletedTask;

@@ -63,6 +63,7 @@ internal sealed class ScribeDissemination(IrisOverlay overlay, LocalMembers memb
         var scribe = await overlay.GetScribeAsync(CancellationToken.None).ConfigureAwait(false);
         foreach (var key in audience.RendezvousKeys())
         {
+            _names.TryRemove(GroupOf(key), out _);
             scribe.Unsubscribe(GroupOf(key), TreeMember);
         }
     }

@@ -73,12 +73,6 @@ public static class IrisSiloBuilderExtensions
         services.TryAddSingleton(sp => new NetworkKeyProvider(() =>
             NetworkKeys.Resolve(sp.GetRequiredService<IConfiguration>(), sp.GetRequiredService<IHostEnvironment>().IsDevelopment())));
         builder.Configure<SiloConnectionOptions>(SecureEveryConnection);
-        if (!IrisProcessServices.HasActivityPropagation(services))
-        {
-            // Iris' spans of one request or tunnel are parented across processes (Iris.Diagnostics.IrisTracing).
-            builder.AddActivityPropagation();
-        }
-
         services.AddSingleton<IrisOverlay>();
         services.AddSingleton<IHealthCheckParticipant, OverlayHealthParticipant>();
         services.AddPlacementDirector<SiloPinnedPlacement, SiloPinnedPlacementDirector>();
@@ -86,7 +80,7 @@ public static class IrisSiloBuilderExtensions
         services.AddIrisProcess(TunnelOptions.SectionName);
         services.AddSingleton<ScribeDissemination>();
         services.AddSingleton<LocalRendezvous>();
-        services.AddSingleton<IrisTraffic>();
+        services.AddSingleton(sp => new IrisTraffic(sp.GetRequiredService<TimeProvider>()));
         // Listening from the start, so the status shows the traffic of the last seconds however late it is first read.
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<IrisTraffic>());
         services.AddGrainService<MemberHostService>();

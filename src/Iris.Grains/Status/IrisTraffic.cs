@@ -26,6 +26,12 @@ internal sealed class IrisTraffic : ILifecycleParticipant<ISiloLifecycle>, IDisp
     private readonly long _start;
 
     public IrisTraffic(TimeProvider time)
+        : this(time, IrisMetrics.Meter)
+    {
+    }
+
+    /// <summary>Listens to <paramref name="meter"/>'s instruments of the <c>Iris</c> names (tests give a meter of their own).</summary>
+    public IrisTraffic(TimeProvider time, Meter meter)
     {
         _time = time;
         _start = time.GetTimestamp();
@@ -36,7 +42,7 @@ internal sealed class IrisTraffic : ILifecycleParticipant<ISiloLifecycle>, IDisp
 
         _listener.InstrumentPublished = (instrument, listener) =>
         {
-            if (instrument.Meter.Name == IrisMetrics.MeterName && KindOf(instrument.Name) is not Kind.None)
+            if (instrument.Meter == meter && KindOf(instrument.Name) is not Kind.None)
             {
                 listener.EnableMeasurementEvents(instrument, KindOf(instrument.Name));
             }
@@ -90,46 +96,48 @@ internal sealed class IrisTraffic : ILifecycleParticipant<ISiloLifecycle>, IDisp
             }
         }
 
-        lock (_lock)
-        {
-            Current().Counts[(int)kind] += value;
-        }
+        Interlocked.Add(ref Current().Counts[(int)kind], value);
     }
 
     private void Latency(Kind kind, double milliseconds)
     {
         var micros = Math.Max(1, milliseconds * 1000);
         var bucket = Math.Clamp((int)(Math.Log2(micros) * BucketsPerDoubling), 0, BucketCount - 1);
-        lock (_lock)
-        {
-            var histogram = Current().Histogram(kind);
-            histogram.Buckets[bucket]++;
-            histogram.Count++;
-            histogram.Max = Math.Max(histogram.Max, milliseconds);
-        }
+        Current().Histogram(kind).Record(bucket, milliseconds);
     }
 
-    /// <summary>The slot of the second under way, emptied first if it last held an older second. Under the lock.</summary>
+    /// <summary>
+    /// The slot of the second under way, emptied first if it last held an older second. Measurements are counted
+    /// without a lock (every request and tunnel message passes here); only the turn of a second takes one. A measurement
+    /// that raced with the turn may land in the new second: rates are approximate by that much.
+    /// </summary>
     private Slot Current()
     {
         var second = (long)_time.GetElapsedTime(_start).TotalSeconds;
         var slot = _slots[second % SlotCount];
         if (slot.Second != second)
         {
-            slot.Reset(second);
+            lock (_lock)
+            {
+                if (slot.Second != second)
+                {
+                    slot.Reset(second);
+                }
+            }
         }
 
         return slot;
     }
 
-    /// <summary>Rates and latencies over the last <see cref="Window"/> (or since start, when that is shorter).</summary>
+    /// <summary>Rates and latencies over the last <see cref="Window"/> and the second under way (or since start, when
+    /// that is shorter).</summary>
     public TrafficStatus Read()
     {
         lock (_lock)
         {
             var elapsed = _time.GetElapsedTime(_start).TotalSeconds;
             var now = (long)elapsed;
-            var span = Math.Clamp(elapsed, 1, Window.TotalSeconds + 1);
+            var span = Math.Max(Math.Min(elapsed, Window.TotalSeconds + (elapsed - now)), 0.001);
             var counts = new long[Enum.GetValues<Kind>().Length];
             var latencies = new Histogram[] { new(), new(), new() };
             foreach (var slot in _slots)
@@ -141,7 +149,7 @@ internal sealed class IrisTraffic : ILifecycleParticipant<ISiloLifecycle>, IDisp
 
                 for (var i = 0; i < counts.Length; i++)
                 {
-                    counts[i] += slot.Counts[i];
+                    counts[i] += Interlocked.Read(ref slot.Counts[i]);
                 }
 
                 latencies[0].Add(slot.Histogram(Kind.RequestLatency));
@@ -174,61 +182,93 @@ internal sealed class IrisTraffic : ILifecycleParticipant<ISiloLifecycle>, IDisp
     private sealed class Slot
     {
         private readonly Histogram[] _histograms = [new(), new(), new()];
+        private long _second = -1;
 
-        public long Second { get; private set; } = -1;
+        /// <summary>The second (since start) this slot holds; -1 before its first.</summary>
+        public long Second => Volatile.Read(ref _second);
 
         public long[] Counts { get; } = new long[Enum.GetValues<Kind>().Length];
 
         public Histogram Histogram(Kind kind) => _histograms[kind - Kind.RequestLatency];
 
+        /// <summary>Empties the slot for <paramref name="second"/>; under the traffic's lock.</summary>
         public void Reset(long second)
         {
-            Second = second;
-            Array.Clear(Counts);
+            for (var i = 0; i < Counts.Length; i++)
+            {
+                Interlocked.Exchange(ref Counts[i], 0);
+            }
+
             foreach (var histogram in _histograms)
             {
                 histogram.Clear();
             }
+
+            Volatile.Write(ref _second, second);
         }
     }
 
     private sealed class Histogram
     {
-        public long[] Buckets { get; } = new long[BucketCount];
+        private readonly long[] _buckets = new long[BucketCount];
+        private long _count;
+        private long _maxBits;
 
-        public long Count { get; set; }
+        public long Count => Interlocked.Read(ref _count);
 
-        public double Max { get; set; }
+        public double Max => BitConverter.Int64BitsToDouble(Interlocked.Read(ref _maxBits));
+
+        public void Record(int bucket, double milliseconds)
+        {
+            Interlocked.Increment(ref _buckets[bucket]);
+            Interlocked.Increment(ref _count);
+            var bits = BitConverter.DoubleToInt64Bits(milliseconds);
+            for (var seen = Interlocked.Read(ref _maxBits); milliseconds > BitConverter.Int64BitsToDouble(seen);)
+            {
+                var found = Interlocked.CompareExchange(ref _maxBits, bits, seen);
+                if (found == seen)
+                {
+                    break;
+                }
+
+                seen = found;
+            }
+        }
 
         public void Clear()
         {
-            Array.Clear(Buckets);
-            Count = 0;
-            Max = 0;
-        }
-
-        public void Add(Histogram other)
-        {
-            for (var i = 0; i < Buckets.Length; i++)
+            for (var i = 0; i < _buckets.Length; i++)
             {
-                Buckets[i] += other.Buckets[i];
+                Interlocked.Exchange(ref _buckets[i], 0);
             }
 
-            Count += other.Count;
-            Max = Math.Max(Max, other.Max);
+            Interlocked.Exchange(ref _count, 0);
+            Interlocked.Exchange(ref _maxBits, 0);
+        }
+
+        /// <summary>Adds <paramref name="other"/>'s measurements to this one (a histogram of the read, not shared).</summary>
+        public void Add(Histogram other)
+        {
+            for (var i = 0; i < _buckets.Length; i++)
+            {
+                _buckets[i] += Interlocked.Read(ref other._buckets[i]);
+            }
+
+            _count += other.Count;
+            _maxBits = BitConverter.DoubleToInt64Bits(Math.Max(Max, other.Max));
         }
 
         public LatencyStatus ToStatus() =>
-            Count == 0 ? LatencyStatus.None : new LatencyStatus(Count, Percentile(0.50), Percentile(0.90), Percentile(0.99), Math.Round(Max, 3));
+            _count == 0 ? LatencyStatus.None : new LatencyStatus(_count, Percentile(0.50), Percentile(0.90), Percentile(0.99), Math.Round(Max, 3));
 
         // The upper edge of the bucket that holds the percentile, capped by the largest value seen.
         private double Percentile(double fraction)
         {
-            var rank = (long)Math.Ceiling(fraction * Count);
+            var rank = (long)Math.Ceiling(fraction * _count);
             long seen = 0;
-            for (var i = 0; i < Buckets.Length; i++)
+            for (var i = 0; i < _buckets.Length; i++)
             {
-                seen += Buckets[i];
+                seen += _buckets[i];
                 if (seen >= rank)
                 {
                     return Math.Round(Math.Min(Math.Pow(2, (i + 1) / (double)BucketsPerDoubling) / 1000, Max), 3);

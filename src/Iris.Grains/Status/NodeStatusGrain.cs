@@ -6,35 +6,37 @@ using Iris.Placement;
 using Iris.Protocol;
 using Iris.Ring;
 using Iris.Status;
+using Orleans.Concurrency;
 
 namespace Iris.Grains.Status;
 
 /// <summary>A silo's status, on that silo (key: the silo's address): its ring node, the names served here, the
-/// rendezvous splits rooted here with their registered processes, its Scribe trees and its traffic.</summary>
+/// rendezvous splits rooted here with their registered processes, its Scribe trees and its traffic. Reentrant: it keeps
+/// nothing, and one status waiting for a slow rendezvous must not hold up the next.</summary>
 [SiloPinned]
+[Reentrant]
 internal sealed class NodeStatusGrain(
     IrisOverlay overlay, LocalMembers members, LocalRendezvous rendezvous, ScribeDissemination trees, IrisTraffic traffic, ILocalSiloDetails silo, TimeProvider time)
     : Grain, INodeStatusGrain
 {
+    /// <summary>How long a rendezvous here has to list its members for the status.</summary>
+    private static readonly TimeSpan SplitWait = TimeSpan.FromSeconds(2);
+
     public async Task<NodeStatus> GetStatus()
     {
         var node = overlay.Host?.Node;
         var (counterClockwise, clockwise) = node?.GetLeafSet() ?? ([], []);
-        var splits = new List<RendezvousStatus>();
-        foreach (var key in rendezvous.Keys)
-        {
-            if (Parse(key) is not { } name)
-            {
-                continue;
-            }
-
-            var registered = await GrainFactory.GetGrain<IRendezvousGrain>(key).GetMembers();
-            splits.Add(new RendezvousStatus(
-                name.Kind,
-                name.Name,
-                name.Split,
-                [.. registered.Select(m => new RegisteredProcess(m.Id, m.Silo?.ToParsableString(), m.Capacity)).OrderBy(p => p.Process, StringComparer.Ordinal)]));
-        }
+        // Every split rooted here is asked at once; one that does not answer in time is left out of this status.
+        var asks = rendezvous.Keys.Select(key => (Key: key, Name: Parse(key)))
+            .Where(k => k.Name is not null)
+            .Select(k => (k.Name!.Value, Members: GrainFactory.GetGrain<IRendezvousGrain>(k.Key).GetMembers().WaitAsync(SplitWait)))
+            .ToArray();
+        await Task.WhenAll(asks.Select(a => (Task)a.Members)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing | ConfigureAwaitOptions.ContinueOnCapturedContext);
+        var splits = asks.Where(a => a.Members.IsCompletedSuccessfully).Select(a => new RendezvousStatus(
+            a.Value.Kind,
+            a.Value.Name,
+            a.Value.Split,
+            [.. a.Members.Result.Select(m => new RegisteredProcess(m.Id, m.Silo?.ToParsableString(), m.Capacity)).OrderBy(p => p.Process, StringComparer.Ordinal)]));
 
         var rooted = rendezvous.Keys.ToDictionary(ScribeDissemination.GroupOf, k => k);
         var scribe = overlay.Scribe;

@@ -162,6 +162,37 @@ public sealed class CliTests(CliNetworkFixture fixture) : IClassFixture<CliNetwo
     }
 
     [Fact]
+    public async Task Replies_redirected_to_one_file_by_several_commands_follow_each_other_and_a_full_disk_fails()
+    {
+        // A file keeps the console stream, which writes where the file ends now: two commands in a row, and the
+        // status line on standard error in the same file, overwrite nothing.
+        var folder = Directory.CreateTempSubdirectory("iris-redirect-");
+        try
+        {
+            var output = Path.Combine(folder.FullName, "out");
+            var cli = $"dotnet '{RepositoryPaths.Program("tools", "Iris.Cli")}'";
+            var script = $"{{ {cli} request {CliNetworkFixture.EchoCluster} first; {cli} request {CliNetworkFixture.EchoCluster} second; }} >'{output}' 2>&1; echo $?";
+            await using (var both = ChildProcess.Start("bash", ["-c", script], CliProcess.Environment(Network)))
+            {
+                await both.WaitForExitAsync(TimeSpan.FromSeconds(60));
+                Assert.Equal("0", both.Lines.Last());
+            }
+
+            Assert.Equal("first\nsecond\n", File.ReadAllText(output));
+
+            // A write that fails for any reason but a closed pipe fails the command.
+            await using var full = ChildProcess.Start("bash", ["-c", $"{cli} request {CliNetworkFixture.EchoCluster} lost >/dev/full; echo $?"], CliProcess.Environment(Network));
+            await full.WaitForExitAsync(TimeSpan.FromSeconds(60));
+            Assert.Equal("1", full.Lines.Last());
+            Assert.Contains(full.Lines, l => l.StartsWith("iris:", StringComparison.Ordinal) && l.Contains("No space left on device", StringComparison.Ordinal));
+        }
+        finally
+        {
+            folder.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task A_tunnel_sends_each_input_line_and_prints_what_comes_back()
     {
         var result = await CliProcess.RunAsync(Network, ["tunnel", CliNetworkFixture.EchoCluster, "--linger", "500ms"], input: "one\ntwo\nthree\n");

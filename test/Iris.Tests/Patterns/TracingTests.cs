@@ -5,22 +5,28 @@ using Iris.Tests.Support;
 namespace Iris.Tests.Patterns;
 
 /// <summary>
-/// The spans of the <c>Iris</c> activity source, between two silos: a request's span on the caller and its handling on
-/// the member's silo are one trace, joined through Orleans' activity propagation; a broadcast's delivery on another
-/// silo is a child of its send, carried with the message; a tunnel's acceptance is in its opener's trace.
+/// The spans of the <c>Iris</c> activity source, between two silos with Orleans' activity propagation on: a request's
+/// span on the caller and its handling on the member's silo are one trace, joined through Orleans' spans; a broadcast's
+/// delivery on another silo is a child of its send, carried with the message; a tunnel's acceptance is in its opener's
+/// trace; and no span stays current after the call that made it returns, nor is a later broadcast's hand-over parented
+/// under an earlier sender's span.
 /// </summary>
-public sealed class TracingTests : IClassFixture<IrisClusterFixture>, IDisposable
+public sealed class TracingTests : IClassFixture<TracingTests.TracedCluster>, IDisposable
 {
+    private const string TestSource = "Iris.Tests.Tracing";
+
+    private static readonly ActivitySource Application = new(TestSource);
+
     private readonly IrisClusterFixture cluster;
     private readonly ConcurrentQueue<Activity> _stopped = new();
     private readonly ActivityListener _listener;
 
-    public TracingTests(IrisClusterFixture cluster)
+    public TracingTests(TracedCluster cluster)
     {
         this.cluster = cluster;
         _listener = new ActivityListener
         {
-            ShouldListenTo = source => source.Name == "Iris" || source.Name.StartsWith("Microsoft.Orleans", StringComparison.Ordinal),
+            ShouldListenTo = source => source.Name is "Iris" or TestSource || source.Name.StartsWith("Microsoft.Orleans", StringComparison.Ordinal),
             Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
             ActivityStopped = _stopped.Enqueue,
         };
@@ -28,6 +34,13 @@ public sealed class TracingTests : IClassFixture<IrisClusterFixture>, IDisposabl
     }
 
     public void Dispose() => _listener.Dispose();
+
+    /// <summary>Two silos with Orleans' activity propagation on, as a host that traces turns it on.</summary>
+    public sealed class TracedCluster : IrisClusterFixture
+    {
+        protected override Task<Microsoft.Extensions.Hosting.IHost> StartSiloAsync(string key, int discoveryPort) =>
+            InProcessSilo.StartAsync(key, discoveryPort, echoCluster: "fixture-echo", silo: silo => silo.AddActivityPropagation());
+    }
 
     private sealed class Member : IClusterHandler
     {
@@ -134,5 +147,55 @@ public sealed class TracingTests : IClassFixture<IrisClusterFixture>, IDisposabl
         var accept = Span($"tunnel accept {name}");
         Assert.Equal(open.TraceId, accept.TraceId);
         Assert.True(Descends(accept, open), Chain(accept));
+    }
+
+    [Fact]
+    public async Task The_callers_span_is_current_again_after_each_call_and_hand_overs_run_under_no_senders_span()
+    {
+        var name = $"traced-current-{Guid.NewGuid():N}";
+        var handler = new Member();
+        await using var member = await cluster.IrisB.RegisterAsync(name, handler);
+
+        using (var first = Application.StartActivity("first sender"))
+        {
+            Assert.NotNull(first);
+            await cluster.IrisA.BroadcastAsync(name, [1]);
+            Assert.Same(first, Activity.Current);
+            await cluster.IrisA.RequestAsync(name, [2], TimeSpan.FromSeconds(10));
+            Assert.Same(first, Activity.Current);
+            await using (var tunnel = await cluster.IrisA.OpenTunnelAsync(name, TimeSpan.FromSeconds(10)))
+            {
+                Assert.Same(first, Activity.Current);
+                await tunnel.SendAsync(new byte[] { 3 });
+                Assert.Equal([3], await tunnel.ReceiveAsync());
+            }
+
+            Assert.Same(first, Activity.Current);
+        }
+
+        Assert.Null(Activity.Current);
+        using (var second = Application.StartActivity("second sender"))
+        {
+            for (var i = 0; i < 20; i++)
+            {
+                await cluster.IrisA.BroadcastAsync(name, [4]);
+            }
+        }
+
+        // Orleans' spans of the hand-overs (calls to the rendezvous) and of the tunnel's frames: none under a sender's
+        // span, which ended long before the work did or never covered it.
+        await Eventually.HoldsAsync(() => _stopped.Count(a => a.DisplayName == $"deliver {name}") >= 21, "every delivery span ended");
+        var senders = _stopped.Where(a => a.Source.Name == TestSource).ToArray();
+        Assert.Equal(2, senders.Length);
+        var handOvers = _stopped.Where(a => a.Source.Name.StartsWith("Microsoft.Orleans", StringComparison.Ordinal) && a.DisplayName.Contains("Disseminate", StringComparison.Ordinal)).ToArray();
+        Assert.NotEmpty(handOvers);
+        foreach (var handOver in handOvers)
+        {
+            Assert.False(senders.Any(sender => Descends(handOver, sender)), Chain(handOver));
+        }
+
+        var frames = _stopped.Where(a => a.Source.Name.StartsWith("Microsoft.Orleans", StringComparison.Ordinal) && a.DisplayName.Contains("TunnelData", StringComparison.Ordinal)).ToArray();
+        Assert.NotEmpty(frames);
+        Assert.All(frames, frame => Assert.False(senders.Any(sender => Descends(frame, sender)), Chain(frame)));
     }
 }

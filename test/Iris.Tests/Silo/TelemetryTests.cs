@@ -99,8 +99,9 @@ public class TelemetryTests
     }
 
     [Theory]
-    [InlineData("Iris__Telemetry__Protocol", "udp", "Iris:Telemetry:Protocol must be grpc or http/protobuf; it is 'udp'.")]
+    [InlineData("Iris__Telemetry__Protocol", "udp", "Iris:Telemetry:Protocol (or OTEL_EXPORTER_OTLP_PROTOCOL) must be grpc or http/protobuf; it is 'udp'.")]
     [InlineData("Iris__Telemetry__OtlpEndpoint", "collector:4317", "Iris:Telemetry:OtlpEndpoint (or OTEL_EXPORTER_OTLP_ENDPOINT) must be an http or https URL")]
+    [InlineData("Iris__Telemetry__SamplingRatio", "2", "Iris:Telemetry:SamplingRatio must be between 0 and 1; it is 2.")]
     public async Task A_bad_telemetry_setting_stops_the_node_naming_the_setting(string variable, string value, string message)
     {
         await using var silo = ChildProcess.Start("dotnet", [RepositoryPaths.Program("src", "Iris.Silo")], new Dictionary<string, string>

@@ -14,8 +14,10 @@ internal static class InProcessSilo
     /// <summary>Starts a silo; <paramref name="services"/> registers what it should use instead of the defaults (a
     /// skewed clock, say) before Iris does; <paramref name="echoCluster"/> is served by an echo member; with
     /// <paramref name="relay"/> the silo serves the relay protocol on a free loopback port (32 MiB queued per connection
-    /// and direction, 16 MiB messages), with tunnels carrying up to 64 MiB as Iris.Silo's do.</summary>
-    public static async Task<IHost> StartAsync(string key, int discoveryPort, Action<IServiceCollection>? services = null, string? echoCluster = null, bool relay = false)
+    /// and direction, 16 MiB messages), with tunnels carrying up to 64 MiB as Iris.Silo's do; <paramref name="silo"/>
+    /// configures the silo further.</summary>
+    public static async Task<IHost> StartAsync(
+        string key, int discoveryPort, Action<IServiceCollection>? services = null, string? echoCluster = null, bool relay = false, Action<ISiloBuilder>? silo = null)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = Environments.Development });
         builder.Logging.ClearProviders();
@@ -30,12 +32,16 @@ internal static class InProcessSilo
         }
 
         services?.Invoke(builder.Services);
-        builder.UseOrleans(silo => silo.UseIris(options =>
+        builder.UseOrleans(orleans =>
         {
-            options.SiloPort = PortPicker.AnyFree();
-            options.GatewayPort = PortPicker.AnyFree();
-            options.EchoCluster = echoCluster;
-        }));
+            orleans.UseIris(options =>
+            {
+                options.SiloPort = PortPicker.AnyFree();
+                options.GatewayPort = PortPicker.AnyFree();
+                options.EchoCluster = echoCluster;
+            });
+            silo?.Invoke(orleans);
+        });
         if (relay)
         {
             // Queues small enough that a client that does not read overflows them quickly.

@@ -59,10 +59,10 @@ internal static class StatusCommand
         foreach (var silo in network.Silos)
         {
             ring.AddRow(
-                Markup.Escape(Short(silo.Silo)),
+                Safe(Short(silo.Silo)),
                 silo.RingKey.Length >= 8 ? silo.RingKey[..8] : silo.RingKey,
-                Markup.Escape(silo.OverlayAddress.Replace("tcp://", string.Empty, StringComparison.Ordinal)),
-                Markup.Escape(silo.Gateway ?? "-"),
+                Safe(silo.OverlayAddress.Replace("tcp://", string.Empty, StringComparison.Ordinal)),
+                Safe(silo.Gateway ?? "-"),
                 silo.InRing ? "yes" : "[red]no[/]",
                 silo.LeafSet.Count.ToString(c),
                 silo.Traffic.Requests.ToString("0.#", c),
@@ -90,7 +90,7 @@ internal static class StatusCommand
                 .ToList();
             if (splits.Count == 0)
             {
-                table.AddRow(Markup.Escape(name), kind.ToString(), "-", "-", "[grey]no split answered[/]", "-");
+                table.AddRow(Safe(name), kind.ToString(), "-", "-", "[grey]no split answered[/]", "-");
                 continue;
             }
 
@@ -98,17 +98,17 @@ internal static class StatusCommand
             {
                 if (split.Processes.Count == 0)
                 {
-                    table.AddRow(Markup.Escape(name), kind.ToString(), split.Split.ToString(c), Markup.Escape(Short(split.Root)), "[grey]none[/]", "-");
+                    table.AddRow(Safe(name), kind.ToString(), split.Split.ToString(c), Safe(Short(split.Root)), "[grey]none[/]", "-");
                 }
 
                 foreach (var process in split.Processes)
                 {
                     table.AddRow(
-                        Markup.Escape(name),
+                        Safe(name),
                         kind.ToString(),
                         split.Split.ToString(c),
-                        Markup.Escape(Short(split.Root)),
-                        Markup.Escape(process.Silo is { } silo ? "silo " + Short(silo) : "client " + Short(process.Process)),
+                        Safe(Short(split.Root)),
+                        Safe(process.Silo is { } silo ? "silo " + Short(silo) : "client " + Short(process.Process)),
                         kind == NameKind.Cluster ? process.Capacity.ToString("0.#", c) : "-");
                 }
             }
@@ -117,6 +117,16 @@ internal static class StatusCommand
         console.MarkupLine("[bold]Clusters and topics[/] (each name is split over rendezvous grains on their ring roots; every member process registers with each split)");
         console.Write(table);
     }
+
+    /// <summary>Text from the network as it may be shown on a terminal: markup escaped, and control characters (which
+    /// could drive the operator's terminal: names are anyone's to choose) shown as U+FFFD.</summary>
+    private static string Safe(string text) => Markup.Escape(string.Create(text.Length, text, static (span, source) =>
+    {
+        for (var i = 0; i < source.Length; i++)
+        {
+            span[i] = char.IsControl(source[i]) ? '\uFFFD' : source[i];
+        }
+    }));
 
     /// <summary>A silo without its generation (<c>127.0.0.1:11111</c>), a client by the start of its id.</summary>
     private static string Short(string process) =>
