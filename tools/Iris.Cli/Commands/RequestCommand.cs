@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Iris.Cli.CommandLine;
+using Iris.Cli.Connection;
 
 namespace Iris.Cli.Commands;
 

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Iris.Cli.CommandLine;
+using Iris.Cli.Connection;
 using Iris.Cli.Serving;
 
 namespace Iris.Cli.Commands;

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Iris.Cli.CommandLine;
+using Iris.Cli.Connection;
 using Iris.Status;
 using Spectre.Console;
 

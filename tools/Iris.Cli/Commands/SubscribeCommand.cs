@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Threading.Channels;
 using Iris.Cli.CommandLine;
+using Iris.Cli.Connection;
 
 namespace Iris.Cli.Commands;
 

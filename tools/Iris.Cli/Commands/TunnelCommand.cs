@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text;
 using Iris.Cli.CommandLine;
+using Iris.Cli.Connection;
 
 namespace Iris.Cli.Commands;
 

@@ -1,10 +1,10 @@
 using System.CommandLine;
+using Iris.Cli.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
 using System.Net;
-using Iris.Cli.Connection;
 
-namespace Iris.Cli.CommandLine;
+namespace Iris.Cli.Connection;
 
 /// <summary>The options every command takes: how to reach the network, and how much to say.</summary>
 internal sealed class GlobalOptions

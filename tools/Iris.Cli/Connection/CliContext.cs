@@ -1,7 +1,7 @@
 using System.CommandLine;
-using Iris.Cli.Connection;
+using Iris.Cli.CommandLine;
 
-namespace Iris.Cli.CommandLine;
+namespace Iris.Cli.Connection;
 
 /// <summary>What every command works with: the global options, Ctrl-C, and where status lines go.</summary>
 internal sealed class CliContext(GlobalOptions globals, Interruption interruption)

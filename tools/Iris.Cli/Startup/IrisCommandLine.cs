@@ -1,10 +1,11 @@
 using System.CommandLine;
+using Iris.Cli.CommandLine;
 using System.CommandLine.Help;
 using Iris.Cli.Bench;
 using Iris.Cli.Commands;
 using Iris.Cli.Connection;
 
-namespace Iris.Cli.CommandLine;
+namespace Iris.Cli.Startup;
 
 /// <summary>The <c>iris</c> command line: its commands, and how failures become one line on standard error and an exit
 /// code (<see cref="ExitCodes"/>).</summary>
