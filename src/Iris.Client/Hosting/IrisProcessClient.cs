@@ -195,8 +195,9 @@ internal abstract class IrisProcessClient : IIrisClient, IHostedService
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        // While Orleans still runs, so the other ends hear of it.
-        await _services.Tunnels.CloseAllAsync().ConfigureAwait(false);
+        // While Orleans still runs, so the other ends hear of it. A stop given no time (its token cancelled already) is
+        // told as a death.
+        await _services.Tunnels.CloseAllAsync(graceful: !cancellationToken.IsCancellationRequested).ConfigureAwait(false);
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _renewals.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }

@@ -27,7 +27,7 @@ internal static class IrisProcessServices
         services.AddSingleton<LocalMembers>();
         services.AddSingleton<LocalTunnels>();
         services.AddSingleton<RequestSender>();
-        services.AddSingleton<LocalDelivery>(sp => sp.GetRequiredService<LocalMembers>().Deliver);
+        services.AddSingleton<LocalDelivery>(sp => sp.GetRequiredService<LocalMembers>().DeliverSent);
         services.AddSingleton<DisseminationSender>();
         services.AddSingleton<IrisServices>();
         return services;

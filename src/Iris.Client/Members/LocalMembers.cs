@@ -17,6 +17,7 @@ internal sealed class LocalMembers(TimeProvider time)
     private readonly ConcurrentDictionary<string, Member[]> _clusters = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ITopicHandler[]> _topics = new(StringComparer.Ordinal);
     private readonly RecentIds _delivered = new(time);
+    private readonly LastIds _sentUnheard = new(SentIdsKept);
     private readonly RequestLedger _ledger = new(time);
     private int _next;
 
@@ -197,6 +198,25 @@ internal sealed class LocalMembers(TimeProvider time)
     }
 
     /// <summary>
+    /// Hands messages this process is sending to its own members or subscribers, as they are sent. With none here now,
+    /// their ids are kept (the last <see cref="SentIdsKept"/>): a member or subscriber added here before the
+    /// rendezvous' copy of such a message comes back must not get it, since the message was sent before it came.
+    /// </summary>
+    public void DeliverSent(Audience audience, Disseminated[] messages)
+    {
+        if (!Has(audience))
+        {
+            _sentUnheard.Add(messages);
+            return;
+        }
+
+        Deliver(audience, messages);
+    }
+
+    /// <summary>How many ids of messages sent with no member or subscriber here are kept.</summary>
+    public const int SentIdsKept = 65536;
+
+    /// <summary>
     /// Hands broadcasts or publications to each member or subscriber here, each message unless its id was handed over
     /// already. Returns at once: handlers run on the thread pool, one task per handler for the messages given together,
     /// in their order, so a slow handler holds up neither the sender nor the dissemination (an
@@ -210,7 +230,7 @@ internal sealed class LocalMembers(TimeProvider time)
             return;
         }
 
-        var fresh = _delivered.Fresh(messages);
+        var fresh = _delivered.Fresh(_sentUnheard.IsEmpty ? messages : [.. messages.Where(m => !_sentUnheard.Contains(m.Id))]);
         if (fresh.Length == 0)
         {
             return;

@@ -314,11 +314,17 @@ internal sealed class LocalTunnels : IAsyncDisposable
         }
     }
 
-    /// <summary>Ends every tunnel of this process and tells the peers (the process is stopping), waiting a moment for
-    /// them to hear it: a peer that did not would go on calling a process that is gone.</summary>
-    public async Task CloseAllAsync()
+    /// <summary>
+    /// Ends every tunnel of this process and tells the peers, waiting a moment for them to hear it: a peer that did not
+    /// would go on calling a process that is gone. A graceful stop (<paramref name="graceful"/>: the host was asked to
+    /// stop and given time) tells them <see cref="TunnelCloseReason.PeerStopped"/>; a stop cut short, or what is left
+    /// when the process's services are disposed, <see cref="TunnelCloseReason.PeerDied"/>, as a death would.
+    /// </summary>
+    public async Task CloseAllAsync(bool graceful)
     {
-        var told = _ends.Values.Select(end => end.EndAsync(TunnelCloseReason.Closed, "this process is stopping", notifyPeer: true, forPeer: TunnelCloseReason.PeerStopped)).ToArray();
+        var told = _ends.Values.Select(end => graceful
+            ? end.EndAsync(TunnelCloseReason.Closed, "this process is stopping", notifyPeer: true, forPeer: TunnelCloseReason.PeerStopped)
+            : end.EndAsync(TunnelCloseReason.PeerDied, "its process is stopping", notifyPeer: true)).ToArray();
         await Task.WhenAll(told).WaitAsync(TimeSpan.FromSeconds(2), _time).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 
@@ -326,6 +332,6 @@ internal sealed class LocalTunnels : IAsyncDisposable
     {
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _keepAlive.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        await CloseAllAsync().ConfigureAwait(false);
+        await CloseAllAsync(graceful: false).ConfigureAwait(false);
     }
 }

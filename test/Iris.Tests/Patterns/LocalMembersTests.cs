@@ -156,6 +156,42 @@ public class LocalMembersTests
         Assert.Equal(3, handler.Broadcasts);
     }
 
+    /// <summary>A subscriber that queues what it gets, on the delivering thread.</summary>
+    private sealed class Queueing : ITopicHandler, IQueueingHandler
+    {
+        public System.Collections.Concurrent.ConcurrentQueue<byte> Received { get; } = new();
+
+        public Task HandlePublishAsync(byte[] message, CancellationToken cancellationToken)
+        {
+            Received.Enqueue(message[0]);
+            return Task.CompletedTask;
+        }
+    }
+
+    [Fact]
+    public void A_publication_sent_before_this_process_subscribed_is_not_delivered_when_its_copy_comes_back_after()
+    {
+        // Unsubscribe, publish 2, subscribe, publish 3: the rendezvous' copy of 2, coming back to this process after the
+        // new subscription, belongs to a time when nobody here was subscribed (a relay client sees its own order).
+        var members = new LocalMembers(TimeProvider.System);
+        var topic = Audience.Topic("own");
+        var two = new Disseminated(Guid.NewGuid(), [2]);
+        var three = new Disseminated(Guid.NewGuid(), [3]);
+        members.DeliverSent(topic, [two]);
+
+        var subscriber = new Queueing();
+        members.Subscribe("own", subscriber);
+        members.DeliverSent(topic, [three]);
+        members.Deliver(topic, [two]);
+        members.Deliver(topic, [three]);
+
+        Assert.Equal([3], subscriber.Received.ToArray());
+
+        // A publication of another process, arriving for the first time, is delivered.
+        members.Deliver(topic, [new Disseminated(Guid.NewGuid(), [4])]);
+        Assert.Equal([3, 4], subscriber.Received.ToArray());
+    }
+
     private sealed class Counting : IClusterHandler
     {
         public readonly TaskCompletionSource Release = new(TaskCreationOptions.RunContinuationsAsynchronously);

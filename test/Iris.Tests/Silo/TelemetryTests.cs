@@ -64,25 +64,21 @@ public class TelemetryTests
     public async Task With_an_OTLP_endpoint_set_the_node_exports_its_traces_and_Iris_metrics_there()
     {
         using var receiver = new OtlpReceiver();
-        await using var silo = ChildProcess.Start("dotnet", [RepositoryPaths.Program("src", "Iris.Silo")], new Dictionary<string, string>
-        {
-            ["DOTNET_ENVIRONMENT"] = "Development",
-            ["Logging__Console__DisableColors"] = "true",
-            ["Iris__Network__Key"] = Convert.ToBase64String(NetworkKey.Generate().Bytes),
-            ["Iris__Network__Discovery__Port"] = (41000 + (Random.Shared.Next(0, 500) * 16)).ToString(CultureInfo.InvariantCulture),
-            ["Iris__Silo__SiloPort"] = PortPicker.AnyFree().ToString(CultureInfo.InvariantCulture),
-            ["Iris__Silo__GatewayPort"] = PortPicker.AnyFree().ToString(CultureInfo.InvariantCulture),
-            ["Iris__Relay__Enabled"] = "false",
-            ["Iris__Http__Enabled"] = "false",
-            ["Iris__Silo__EchoCluster"] = "telemetry-echo",
-            ["Iris__Telemetry__OtlpEndpoint"] = $"http://127.0.0.1:{receiver.Port}",
-            ["Iris__Telemetry__Protocol"] = "http/protobuf",
-            ["Iris__Telemetry__ServiceName"] = "iris-under-test",
+        var network = new IrisNetwork(51000);
+        await using var silo = ChildProcess.Start("dotnet", [RepositoryPaths.Program("src", "Iris.Silo")], network.SiloSettings(
+            ("Logging__Console__DisableColors", "true"),
+            ("Iris__Silo__SiloPort", PortPicker.AnyFree().ToString(CultureInfo.InvariantCulture)),
+            ("Iris__Silo__GatewayPort", PortPicker.AnyFree().ToString(CultureInfo.InvariantCulture)),
+            ("Iris__Relay__Enabled", "false"),
+            ("Iris__Http__Enabled", "false"),
+            ("Iris__Silo__EchoCluster", "telemetry-echo"),
+            ("Iris__Telemetry__OtlpEndpoint", $"http://127.0.0.1:{receiver.Port}"),
+            ("Iris__Telemetry__Protocol", "http/protobuf"),
+            ("Iris__Telemetry__ServiceName", "iris-under-test"),
 
             // Standard OpenTelemetry settings: export every second rather than every minute.
-            ["OTEL_METRIC_EXPORT_INTERVAL"] = "1000",
-            ["OTEL_BSP_SCHEDULE_DELAY"] = "500",
-        });
+            ("OTEL_METRIC_EXPORT_INTERVAL", "1000"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "500")));
 
         await silo.WaitForAsync(lines => lines.Any(l => l.Contains($"telemetry       OTLP http://127.0.0.1:{receiver.Port}/ (http/protobuf)", StringComparison.Ordinal)), TimeSpan.FromSeconds(60), "the start-up block naming the OTLP endpoint");
 
