@@ -133,6 +133,9 @@ public static class RequestThroughput
         start.Environment["Iris__Network__Key"] = key;
         start.Environment["Iris__Network__Discovery__Port"] = discovery.ToString(CultureInfo.InvariantCulture);
         start.Environment["Iris__Silo__EchoCluster"] = "echo";
+
+        // Without the Orleans dashboard, whose profiler times every grain call: the baselines have none.
+        start.Environment["Iris__Http__Dashboard"] = "false";
         foreach (var (name, value) in settings ?? new Dictionary<string, string>())
         {
             start.Environment[name] = value;

@@ -36,6 +36,9 @@ internal static class IrisSide
             ["DOTNET_ENVIRONMENT"] = "Development",
             ["Iris__Network__Key"] = key,
             ["Iris__Network__Discovery__Port"] = discovery.ToString(CultureInfo.InvariantCulture),
+            // The messaging as it costs: without the Orleans dashboard, whose profiler times every grain call (the plain
+            // Orleans baseline has none either).
+            ["Iris__Http__Dashboard"] = "false",
             ["Logging__LogLevel__Default"] = "Warning",
             ["Logging__LogLevel__Iris.Hosting.SiloEndpointLogger"] = "Information",
         };
