@@ -8,8 +8,12 @@ namespace Iris.Calls;
 /// growing pauses, and makes the errors a caller sees: a timeout when the target was reachable, an unknown outcome
 /// when contact with it was lost.
 /// </summary>
-internal sealed class CallPolicy(TimeProvider time, Random random)
+internal sealed class CallPolicy(TimeProvider time, Random random, GatewayLoss? gateways = null)
 {
+    /// <summary>Cancelled when the process (an Orleans client) loses a gateway connection: calls sent through it are
+    /// asked again at once (<see cref="GatewayLoss"/>). Never cancelled in a silo.</summary>
+    public CancellationToken ContactLost => gateways?.Token ?? CancellationToken.None;
+
     /// <summary>
     /// How long a call that carries an id (a request, a tunnel open) waits for its answer before it is asked again:
     /// the response timeout of those methods. An answer can be lost without any error (a client's gateway died while
@@ -95,12 +99,40 @@ internal sealed class CallPolicy(TimeProvider time, Random random)
         }
     }
 
+    /// <summary>
+    /// As <see cref="WithinAsync{T}(Task{T}, CallBudget, CancellationToken)"/>, and ends with a
+    /// <see cref="TimeoutException"/> (no answer: ask again) when <paramref name="contactLost"/> is cancelled first.
+    /// </summary>
+    public async Task<T> WithinAsync<T>(Task<T> call, CallBudget budget, CancellationToken cancellationToken, CancellationToken contactLost)
+    {
+        if (!contactLost.CanBeCanceled)
+        {
+            return await WithinAsync(call, budget, cancellationToken).ConfigureAwait(false);
+        }
+
+        using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, contactLost);
+        try
+        {
+            return await call.WaitAsync(budget.Remaining, time, either.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!call.IsCompleted && contactLost.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            Observe(call);
+            throw new TimeoutException("A gateway connection was lost while the call was out; its answer may never come.");
+        }
+        catch (Exception e) when (!call.IsCompleted && e is TimeoutException or OperationCanceledException)
+        {
+            Observe(call);
+            throw;
+        }
+    }
+
     /// <summary>Observes <paramref name="call"/>'s failure, for a call left behind: its later failure is then no
     /// unobserved exception.</summary>
     public static void Observe(Task call) =>
         _ = call.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
 
-    /// <inheritdoc cref="WithinAsync{T}"/>
+    /// <inheritdoc cref="WithinAsync{T}(Task{T}, CallBudget, CancellationToken)"/>
     public Task WithinAsync(Task call, CallBudget budget, CancellationToken cancellationToken) =>
         WithinAsync(Completed(call), budget, cancellationToken);
 

@@ -48,6 +48,8 @@ public static class IrisClientBuilderExtensions
             .ValidateOnStart();
         builder.Configure<ClientConnectionOptions>(connections => connections.ConfigureConnection(connection => connection.UseIrisSecurity(initiator: true)));
         services.AddSingleton<IGatewayListProvider, IrisGatewayListProvider>();
+        services.AddSingleton<Calls.GatewayLoss>();
+        services.AddSingleton<IClusterConnectionStatusObserver>(sp => sp.GetRequiredService<Calls.GatewayLoss>());
         services.AddSingleton(sp => new Requests.DirectRoutes(
             sp.GetRequiredService<IGrainFactory>(),
             sp.GetRequiredService<IGatewayListProvider>(),

@@ -21,7 +21,8 @@ internal static class IrisProcessServices
         services.TryAddKeyedSingleton<Random>(LockedRandom.ServiceKey, (_, _) => new LockedRandom(new Random()));
         services.AddOptions<TunnelOptions>().BindConfiguration(tunnelSection).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TunnelOptions>, TunnelOptionsValidator>());
-        services.AddSingleton(sp => new CallPolicy(sp.GetRequiredService<TimeProvider>(), sp.GetRequiredKeyedService<Random>(LockedRandom.ServiceKey)));
+        services.AddSingleton(sp => new CallPolicy(
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredKeyedService<Random>(LockedRandom.ServiceKey), sp.GetService<GatewayLoss>()));
         services.AddSingleton(sp => new MemberDirectory(
             sp.GetRequiredService<IGrainFactory>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredKeyedService<Random>(LockedRandom.ServiceKey)));
         services.AddSingleton<LocalMembers>();

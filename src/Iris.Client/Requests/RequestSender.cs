@@ -276,10 +276,14 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                 {
                     // A call to another process ends within its response timeout: while the caller's time outlasts
                     // that, and nothing can cancel it, it needs no timer of its own.
+                    // In a client, a gateway connection lost while the call was out ends the wait at once: an answer
+                    // through it can never come (GatewayLoss), and the loop asks again.
+                    var gatewayLost = IsHere(member) is null ? policy.ContactLost : CancellationToken.None;
                     var pending = call(member);
-                    result = pending.IsCompleted || (!cancellationToken.CanBeCanceled && IsHere(member) is null && budget.Remaining > CallPolicy.ReaskAfter + ResponseTimeoutSlack)
-                        ? await pending.ConfigureAwait(false)
-                        : await policy.WithinAsync(pending, budget, cancellationToken).ConfigureAwait(false);
+                    result = pending.IsCompleted ? await pending.ConfigureAwait(false)
+                        : !cancellationToken.CanBeCanceled && !gatewayLost.CanBeCanceled && IsHere(member) is null && budget.Remaining > CallPolicy.ReaskAfter + ResponseTimeoutSlack
+                            ? await pending.ConfigureAwait(false)
+                            : await policy.WithinAsync(pending, budget, cancellationToken, gatewayLost).ConfigureAwait(false);
                 }
 
                 return (true, result, default);

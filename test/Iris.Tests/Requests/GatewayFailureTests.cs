@@ -53,6 +53,55 @@ public sealed class GatewayFailureTests
         await client.StopAsync();
     }
 
+    /// <summary>A member that holds each request until the test lets it go.</summary>
+    private sealed class Held : IClusterHandler
+    {
+        public readonly TaskCompletionSource Started = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public readonly TaskCompletionSource Release = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public int Runs;
+
+        public async Task<byte[]> HandleRequestAsync(byte[] request, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref Runs);
+            Started.TrySetResult();
+            await Release.Task;
+            return request;
+        }
+
+        public Task HandleBroadcastAsync(byte[] message, CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+
+    [Fact]
+    public async Task A_request_whose_callers_gateway_dies_is_asked_again_at_once_not_after_the_response_timeout()
+    {
+        // Orleans does not fail a call already sent through a gateway whose connection drops: its answer can never
+        // come. The caller's time (4.5 s) is shorter than the response timeout after which Iris would ask again anyway
+        // (5 s): only asking again when the gateway's connection is lost gets the answer in time.
+        Assert.True(TimeSpan.FromSeconds(4.5) < Iris.Calls.CallPolicy.ReaskAfter);
+        await using var cluster = await IrisTestCluster.DeployAsync(3, tcp: true);
+        var memberSilo = cluster.Silos[1];
+        var gateway = cluster.Silos[2];
+        var member = new Held();
+        await using var registration = await memberSilo.Iris().RegisterAsync("asked-again", member);
+        using var client = await StartClientAsync(cluster, gateway);
+        var options = client.Services.GetRequiredService<IOptions<IrisClientOptions>>().Value;
+        var gatewayAddress = GatewayOf(gateway);
+
+        // Through the gateway, which then dies while the member holds the request; the member's silo is the gateway
+        // left. The member finishes once the gateway is gone: its answer has only the lost connection to go back by.
+        var request = client.Services.GetRequiredService<IIrisClient>().RequestAsync("asked-again", [4, 5], TimeSpan.FromSeconds(4.5));
+        await member.Started.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        options.Gateways.Add(GatewayOf(memberSilo));
+        await cluster.KillSiloAsync(gateway);
+        options.Gateways.Remove(gatewayAddress);
+        member.Release.TrySetResult();
+
+        Assert.Equal([4, 5], await request.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(1, member.Runs);
+        Assert.True(client.Services.GetRequiredService<Iris.Calls.GatewayLoss>().Losses >= 1);
+        await client.StopAsync();
+    }
+
     [Fact]
     public async Task A_broadcast_accepted_while_a_member_client_is_between_gateways_reaches_it_once()
     {
