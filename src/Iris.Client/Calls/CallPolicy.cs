@@ -110,10 +110,10 @@ internal sealed class CallPolicy(TimeProvider time, Random random, GatewayLoss? 
             return await WithinAsync(call, budget, cancellationToken).ConfigureAwait(false);
         }
 
-        using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, contactLost);
+        using var either = cancellationToken.CanBeCanceled ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, contactLost) : null;
         try
         {
-            return await call.WaitAsync(budget.Remaining, time, either.Token).ConfigureAwait(false);
+            return await call.WaitAsync(budget.Remaining, time, either?.Token ?? contactLost).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!call.IsCompleted && contactLost.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
@@ -124,6 +124,29 @@ internal sealed class CallPolicy(TimeProvider time, Random random, GatewayLoss? 
         {
             Observe(call);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Awaits <paramref name="call"/>, or until <paramref name="contactLost"/> is cancelled (then a
+    /// <see cref="TimeoutException"/>: no answer, ask again). No timer: for a call whose own response timeout ends it
+    /// well within the caller's time.
+    /// </summary>
+    public static async Task<T> UntilLostAsync<T>(Task<T> call, CancellationToken contactLost)
+    {
+        if (!contactLost.CanBeCanceled)
+        {
+            return await call.ConfigureAwait(false);
+        }
+
+        try
+        {
+            return await call.WaitAsync(contactLost).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!call.IsCompleted && contactLost.IsCancellationRequested)
+        {
+            Observe(call);
+            throw new TimeoutException("A gateway connection was lost while the call was out; its answer may never come.");
         }
     }
 

@@ -281,8 +281,8 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                     var gatewayLost = IsHere(member) is null ? policy.ContactLost : CancellationToken.None;
                     var pending = call(member);
                     result = pending.IsCompleted ? await pending.ConfigureAwait(false)
-                        : !cancellationToken.CanBeCanceled && !gatewayLost.CanBeCanceled && IsHere(member) is null && budget.Remaining > CallPolicy.ReaskAfter + ResponseTimeoutSlack
-                            ? await pending.ConfigureAwait(false)
+                        : !cancellationToken.CanBeCanceled && IsHere(member) is null && budget.Remaining > CallPolicy.ReaskAfter + ResponseTimeoutSlack
+                            ? await CallPolicy.UntilLostAsync(pending, gatewayLost).ConfigureAwait(false)
                             : await policy.WithinAsync(pending, budget, cancellationToken, gatewayLost).ConfigureAwait(false);
                 }
 
