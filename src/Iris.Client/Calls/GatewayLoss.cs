@@ -32,9 +32,9 @@ internal sealed class GatewayLoss : IClusterConnectionStatusObserver
     /// <summary>Every call waiting on the token read before now asks again.</summary>
     public void Signal()
     {
+        // Not disposed: a caller may have read it a moment ago and be about to take its token.
         var lost = Interlocked.Exchange(ref _current, new CancellationTokenSource());
         Interlocked.Increment(ref _losses);
         lost.Cancel();
-        lost.Dispose();
     }
 }

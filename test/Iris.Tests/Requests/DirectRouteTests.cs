@@ -35,6 +35,22 @@ internal static class OneHop
             return Served(cluster) > before;
         },
         "a request served by the member host service");
+
+    /// <summary>Until <paramref name="count"/> requests in a row are all served directly: every member's silo is usable
+    /// as a direct route (each gateway is used only once it has been listed for a refresh period, and they were listed
+    /// at different moments), not just the first member's.</summary>
+    public static Task UntilAllServedDirectlyAsync(TestCluster cluster, string name, int count) => Eventually.HoldsAsync(
+        async () =>
+        {
+            var before = Served(cluster);
+            for (var i = 0; i < count; i++)
+            {
+                await cluster.Iris().RequestAsync(name, [1], TimeSpan.FromSeconds(10));
+            }
+
+            return Served(cluster) == before + count;
+        },
+        $"{count} requests in a row served by the member host services");
 }
 
 /// <summary>An Orleans client's requests to a silo's members go to that silo in one hop (<see cref="DirectRoutes"/>).</summary>
@@ -71,7 +87,8 @@ public sealed class DirectRouteTests(DirectRouteCluster fixture) : IClassFixture
         await using var first = await Cluster.Silos[1].Iris().RegisterAsync(name, members[0]);
         await using var second = await Cluster.Silos[2].Iris().RegisterAsync(name, members[1]);
 
-        await UntilServedDirectlyAsync(name);
+        // Both members' silos usable as direct routes (one being usable is not enough: requests go to both).
+        await OneHop.UntilAllServedDirectlyAsync(Cluster, name, 10);
 
         // Served by the service of the member's own silo: a call for a gateway address that reached another gateway
         // could not be forwarded to it, so every one of these went on the client's connection to the member's silo.
