@@ -54,24 +54,7 @@ internal static class IrisTracing
     }
 
     /// <summary>Starts <paramref name="work"/> on the thread pool with no current span: it outlives the caller's.</summary>
-    public static Task RunDetached(Func<Task> work)
-    {
-        var current = Activity.Current;
-        if (current is null)
-        {
-            return Task.Run(work);
-        }
-
-        Activity.Current = null;
-        try
-        {
-            return Task.Run(work);
-        }
-        finally
-        {
-            Activity.Current = current;
-        }
-    }
+    public static Task RunDetached(Func<Task> work) => Detached(() => Task.Run(work));
 
     /// <summary>Calls <paramref name="start"/> with no current span, and restores the caller's: for what starts work
     /// that goes on after the caller's span ends (a tunnel's handler).</summary>
