@@ -8,8 +8,20 @@ namespace Iris.Calls;
 /// growing pauses, and makes the errors a caller sees: a timeout when the target was reachable, an unknown outcome
 /// when contact with it was lost.
 /// </summary>
-internal sealed class CallPolicy(TimeProvider time, Random random, GatewayLoss? gateways = null)
+internal sealed class CallPolicy(TimeProvider time, Random random, GatewayLoss? gateways = null) : IDisposable
 {
+    /// <summary>
+    /// How long the first copy of a call that carries an id goes unanswered before a second copy, with the same id,
+    /// follows it by the same route; the caller takes the first answer of the two. An answer can be lost without any
+    /// error: a silo died with the call, or with its answer, on its way through it (the gateway of a client member
+    /// whose own connections were not cut). Without a second copy the caller would learn nothing until the response
+    /// timeout (<see cref="ReaskAfter"/>), which may be all of its time. The copy joins the run at the member, or gets
+    /// its stored answer. Long enough that only calls slower than any ordinary request make one.
+    /// </summary>
+    public static readonly TimeSpan HedgeAfter = TimeSpan.FromSeconds(1);
+
+    private readonly CoarseClock _clock = new(time);
+
     /// <summary>Cancelled when the process (an Orleans client) loses a gateway connection: calls sent through it are
     /// asked again at once (<see cref="GatewayLoss"/>). Never cancelled in a silo.</summary>
     public CancellationToken ContactLost => gateways?.Token ?? CancellationToken.None;
@@ -149,6 +161,63 @@ internal sealed class CallPolicy(TimeProvider time, Random random, GatewayLoss? 
             throw new TimeoutException("A gateway connection was lost while the call was out; its answer may never come.");
         }
     }
+
+    /// <summary>
+    /// The answer of <paramref name="call"/>, or, when it has none after <see cref="HedgeAfter"/>, the first answer of
+    /// it and of one copy that <paramref name="again"/> makes then (see <see cref="HedgeAfter"/>). A failure of one
+    /// while the other is still out waits for the other; when both fail, the failure that says the call may have
+    /// reached its target wins over one that says it did not, so that the caller never takes a request that may have
+    /// run for one that did not.
+    /// </summary>
+    public Task<T> HedgedAsync<T>(Task<T> call, Func<Task<T>> again) =>
+        call.IsCompleted ? call : HedgeAsync(call, again, _clock.After(HedgeAfter));
+
+    private static async Task<T> HedgeAsync<T>(Task<T> call, Func<Task<T>> again, CancellationToken hedge)
+    {
+        try
+        {
+            return await call.WaitAsync(hedge).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (hedge.IsCancellationRequested && !call.IsCompleted)
+        {
+            // Unanswered so far: a copy follows it.
+        }
+
+        Diagnostics.IrisMetrics.Repeats.Add(1);
+        Task<T> copy;
+        try
+        {
+            copy = again();
+        }
+        catch (Exception e)
+        {
+            copy = Task.FromException<T>(e);
+        }
+
+        var first = await Task.WhenAny(call, copy).ConfigureAwait(false);
+        var other = first == call ? copy : call;
+        if (first.IsCompletedSuccessfully || Classify(FailureOf(first)) == CallFailure.Answered)
+        {
+            Observe(other);
+            return await first.ConfigureAwait(false);
+        }
+
+        try
+        {
+            return await other.ConfigureAwait(false);
+        }
+        catch (Exception later) when (MayHaveReached(FailureOf(first)) && !MayHaveReached(later))
+        {
+            return await first.ConfigureAwait(false);
+        }
+
+        static bool MayHaveReached(Exception error) => Classify(error) is CallFailure.NoAnswer or CallFailure.Unreachable;
+
+        // A call cancelled inside Orleans ends as a cancelled task, with no exception of its own.
+        static Exception FailureOf(Task failed) => failed.Exception?.GetBaseException() ?? new OperationCanceledException();
+    }
+
+    public void Dispose() => _clock.Dispose();
 
     /// <summary>Observes <paramref name="call"/>'s failure, for a call left behind: its later failure is then no
     /// unobserved exception.</summary>

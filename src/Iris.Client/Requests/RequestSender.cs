@@ -17,7 +17,8 @@ namespace Iris.Requests;
 /// long as it said it would stay full (<see cref="MemberDirectory.Full"/>);</item>
 /// <item>a call that may have reached its member but whose answer was lost, or has not come after
 /// <see cref="CallPolicy.ReaskAfter"/>, is repeated to the same member with the same id, which joins the run there or
-/// gets its reply;</item>
+/// gets its reply; a first copy still unanswered after <see cref="CallPolicy.HedgeAfter"/> is followed by a second
+/// while it stays out (an answer can be lost with no error at all);</item>
 /// <item>when that member's process is gone (no longer listed, or its client left) after a call may have reached it,
 /// the caller gets <see cref="IrisOutcomeUnknownException"/>, unless the member is idempotent, when the request goes
 /// to another member with the same id;</item>
@@ -248,6 +249,9 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
         Exception? lost = null;
         var mayHaveRun = false;
 
+        // Whether a copy found the run going at the member.
+        var running = false;
+
         // When the last copy that found the run going there was sent (at first: when the first copy was).
         var contact = policy.Time.GetTimestamp();
         for (var attempt = 1; ; attempt++)
@@ -278,10 +282,19 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                     // that, and nothing can cancel it, it needs no timer of its own.
                     // In a client, a gateway connection lost while the call was out ends the wait at once: an answer
                     // through it can never come (GatewayLoss), and the loop asks again.
-                    var gatewayLost = IsHere(member) is null ? policy.ContactLost : CancellationToken.None;
+                    // A copy that has no answer after a second is followed by another (CallPolicy.HedgeAfter): its
+                    // answer may have been lost without an error. Not while the run is known to be going there: the
+                    // member holds each copy then until the run ends or it answers that it still runs.
+                    var remote = IsHere(member) is null;
+                    var gatewayLost = remote ? policy.ContactLost : CancellationToken.None;
                     var pending = call(member);
+                    if (remote && !running)
+                    {
+                        pending = policy.HedgedAsync(pending, () => call(member));
+                    }
+
                     result = pending.IsCompleted ? await pending.ConfigureAwait(false)
-                        : !cancellationToken.CanBeCanceled && IsHere(member) is null && budget.Remaining > CallPolicy.ReaskAfter + ResponseTimeoutSlack
+                        : !cancellationToken.CanBeCanceled && remote && budget.Remaining > CallPolicy.ReaskAfter + ResponseTimeoutSlack
                             ? await CallPolicy.UntilLostAsync(pending, gatewayLost).ConfigureAwait(false)
                             : await policy.WithinAsync(pending, budget, cancellationToken, gatewayLost).ConfigureAwait(false);
                 }
@@ -293,6 +306,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                 // A copy found the run going there: ask again at once, and count the window from this copy.
                 contact = sent;
                 mayHaveRun = true;
+                running = true;
                 IrisMetrics.Repeats.Add(1);
             }
             catch (MemberRefusedException refusal) when (refusal.NotStarted)

@@ -14,12 +14,25 @@ internal sealed class LostAnswers : IOutgoingGrainCallFilter
     private static readonly ConcurrentDictionary<(string Method, string Cluster), int> Made = new();
     private static readonly ConcurrentDictionary<(string Method, string Cluster), Func<string, Exception>> Errors = new();
     private static readonly ConcurrentDictionary<(string Method, string Cluster), TaskCompletionSource> Held = new();
+    private static readonly ConcurrentDictionary<(string Method, string Cluster), bool> Silent = new();
 
     /// <summary>Loses the answers of the next <paramref name="count"/> calls of <paramref name="method"/> for
     /// <paramref name="cluster"/>; the caller sees <paramref name="error"/> (default: "silo unavailable").</summary>
     public static void Arm(string method, string cluster, int count = 1, Func<string, Exception>? error = null)
     {
         Errors[(method, cluster)] = error ?? (what => new SiloUnavailableException(what));
+        Silent[(method, cluster)] = false;
+        Armed[(method, cluster)] = count;
+    }
+
+    /// <summary>Loses the answers of the next <paramref name="count"/> calls of <paramref name="method"/> for
+    /// <paramref name="cluster"/> without an error, as a silo that dies with an answer on its way through it does: the
+    /// caller hears nothing until Orleans' response timeout for the method (<see cref="Iris.Calls.CallPolicy.ReaskAfter"/>)
+    /// ends the call with a <see cref="TimeoutException"/>.</summary>
+    public static void ArmSilent(string method, string cluster, int count = 1)
+    {
+        Errors[(method, cluster)] = what => new TimeoutException(what);
+        Silent[(method, cluster)] = true;
         Armed[(method, cluster)] = count;
     }
 
@@ -69,6 +82,11 @@ internal sealed class LostAnswers : IOutgoingGrainCallFilter
             {
                 if (Armed.TryUpdate(key, left - 1, left))
                 {
+                    if (Silent.GetValueOrDefault(key))
+                    {
+                        await Task.Delay(Iris.Calls.CallPolicy.ReaskAfter);
+                    }
+
                     throw Errors[key]($"The answer to {method} for '{cluster}' was lost (fault injected by the test).");
                 }
             }
