@@ -1,3 +1,4 @@
+using Iris.Protocol;
 using Orleans.Runtime.Messaging;
 
 namespace Iris.Calls;
@@ -162,41 +163,56 @@ internal sealed class CallPolicy(TimeProvider time, Random random, GatewayLoss? 
         }
     }
 
-    /// <summary>
-    /// The answer of <paramref name="call"/>, or, when it has none after <see cref="HedgeAfter"/>, the first answer of
-    /// it and of one copy that <paramref name="again"/> makes then (see <see cref="HedgeAfter"/>). A failure of one
-    /// while the other is still out waits for the other; when both fail, the failure that says the call may have
-    /// reached its target wins over one that says it did not, so that the caller never takes a request that may have
-    /// run for one that did not.
-    /// </summary>
-    public Task<T> HedgedAsync<T>(Task<T> call, Func<Task<T>> again) =>
-        call.IsCompleted ? call : HedgeAsync(call, again, _clock.After(HedgeAfter));
+    /// <summary>The latest a second copy follows its first (<see cref="HedgeAfter"/> and two ticks of the clock).</summary>
+    public static readonly TimeSpan HedgeLatest = HedgeAfter + (2 * CoarseClock.Resolution);
 
-    private static async Task<T> HedgeAsync<T>(Task<T> call, Func<Task<T>> again, CancellationToken hedge)
+    /// <summary>
+    /// The answer of <paramref name="call"/>, or, when it has none after <see cref="HedgeAfter"/>, the answer of it and
+    /// of one copy that <paramref name="again"/> makes then by the same route (see <see cref="HedgeAfter"/>). No copy
+    /// is made once the caller no longer waits (<paramref name="wanted"/>), nor for a caller whose time ends first.
+    /// Which answer is taken: the first that settles the call (a reply, or an answer from the member that it ran,
+    /// runs, or gave up); a refusal that says the copy did not start waits for the other copy, which may have started
+    /// the run meanwhile; when both fail, a failure that says the call may have arrived wins over one that says it did
+    /// not, so that the caller never takes a request that may have run for one that did not.
+    /// </summary>
+    public Task<T> HedgedAsync<T>(Task<T> call, Func<Task<T>> again, HedgeWhile wanted) =>
+        call.IsCompleted || wanted.Budget.Remaining <= HedgeLatest ? call : HedgeAsync(call, again, _clock.After(HedgeAfter), wanted);
+
+    private static async Task<T> HedgeAsync<T>(Task<T> call, Func<Task<T>> again, CancellationToken hedge, HedgeWhile wanted)
     {
         try
         {
             return await call.WaitAsync(hedge).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (hedge.IsCancellationRequested && !call.IsCompleted)
+        catch (OperationCanceledException) when (hedge.IsCancellationRequested)
         {
-            // Unanswered so far: a copy follows it.
+            if (call.IsCompleted)
+            {
+                return await call.ConfigureAwait(false);
+            }
         }
 
-        Diagnostics.IrisMetrics.Repeats.Add(1);
+        if (wanted.Caller.IsCancellationRequested || wanted.ContactLost.IsCancellationRequested || wanted.Budget.IsExpired)
+        {
+            // The caller has stopped waiting for this call: no copy after it.
+            return await call.ConfigureAwait(false);
+        }
+
         Task<T> copy;
         try
         {
             copy = again();
         }
-        catch (Exception e)
+        catch (Exception)
         {
-            copy = Task.FromException<T>(e);
+            // No copy could be made (the process is stopping): the first copy's answer stands.
+            return await call.ConfigureAwait(false);
         }
 
+        Diagnostics.IrisMetrics.Repeats.Add(1);
         var first = await Task.WhenAny(call, copy).ConfigureAwait(false);
         var other = first == call ? copy : call;
-        if (first.IsCompletedSuccessfully || Classify(FailureOf(first)) == CallFailure.Answered)
+        if (Settles(first))
         {
             Observe(other);
             return await first.ConfigureAwait(false);
@@ -204,18 +220,41 @@ internal sealed class CallPolicy(TimeProvider time, Random random, GatewayLoss? 
 
         try
         {
-            return await other.ConfigureAwait(false);
+            await other.ConfigureAwait(false);
         }
-        catch (Exception later) when (MayHaveReached(FailureOf(first)) && !MayHaveReached(later))
+        catch (Exception)
         {
-            return await first.ConfigureAwait(false);
+            // Both failed: the one that tells the caller most safely what may have happened (ties: the later).
+            if (Rank(FailureOf(first)) > Rank(FailureOf(other)))
+            {
+                return await first.ConfigureAwait(false);
+            }
         }
 
-        static bool MayHaveReached(Exception error) => Classify(error) is CallFailure.NoAnswer or CallFailure.Unreachable;
-
-        // A call cancelled inside Orleans ends as a cancelled task, with no exception of its own.
-        static Exception FailureOf(Task failed) => failed.Exception?.GetBaseException() ?? new OperationCanceledException();
+        return await other.ConfigureAwait(false);
     }
+
+    /// <summary>Whether a copy's outcome settles the call: a reply, or an answer from the member other than that
+    /// this copy did not start there (another copy may have started the run).</summary>
+    private static bool Settles(Task call) =>
+        call.IsCompletedSuccessfully || Rank(FailureOf(call)) == 2;
+
+    /// <summary>How much a copy's failure says: 2, the member answered (the handler failed, the run goes on, it gave
+    /// up or expired); 1, the copy may have arrived (no answer, contact lost); 0, it did not start there (refused
+    /// before admission, or not delivered).</summary>
+    private static int Rank(Exception failure) => failure switch
+    {
+        MemberRefusedException { NotStarted: true } => 0,
+        _ => Classify(failure) switch
+        {
+            CallFailure.Answered => 2,
+            CallFailure.NoAnswer or CallFailure.Unreachable => 1,
+            _ => 0,
+        },
+    };
+
+    /// <summary>A call cancelled inside Orleans ends as a cancelled task, with no exception of its own.</summary>
+    private static Exception FailureOf(Task failed) => failed.Exception?.GetBaseException() ?? new OperationCanceledException();
 
     public void Dispose() => _clock.Dispose();
 
@@ -239,3 +278,7 @@ internal sealed class CallPolicy(TimeProvider time, Random random, GatewayLoss? 
     public static IrisOutcomeUnknownException OutcomeUnknown(string name, Exception cause) =>
         new(name, $"{cause.GetType().Name}: {cause.Message}");
 }
+
+/// <summary>While a caller still waits for a call, for <see cref="CallPolicy.HedgedAsync"/>: its time, its own token, and
+/// the gateway-loss token its wait ends with.</summary>
+internal readonly record struct HedgeWhile(CallBudget Budget, CancellationToken Caller, CancellationToken ContactLost);

@@ -3,8 +3,8 @@ namespace Iris.Calls;
 /// <summary>
 /// Tokens cancelled after a delay that need not be exact: one timer per process, ticking every
 /// <see cref="Resolution"/>, cancels every token due at that tick, where a timer per token would cost each call a
-/// timer queue entry. A token is cancelled between its delay and its delay plus two ticks, or at once by
-/// <see cref="CancelAll"/>. The timer starts with the first token asked for.
+/// timer queue entry. A token is cancelled between its delay and its delay plus two ticks. The timer starts with the
+/// first token asked for; once disposed, tokens are never cancelled.
 /// </summary>
 internal sealed class CoarseClock(TimeProvider time) : IDisposable
 {
@@ -17,8 +17,8 @@ internal sealed class CoarseClock(TimeProvider time) : IDisposable
     private long _tick;
     private bool _disposed;
 
-    /// <summary>A token cancelled once <paramref name="delay"/> has passed (to within two ticks), or by
-    /// <see cref="CancelAll"/>. Tokens due at the same tick share their source.</summary>
+    /// <summary>A token cancelled once <paramref name="delay"/> has passed (to within two ticks). Tokens due at the
+    /// same tick share their source.</summary>
     public CancellationToken After(TimeSpan delay)
     {
         // The current tick may be about to end: one tick more makes the delay a lower bound.
@@ -27,7 +27,7 @@ internal sealed class CoarseClock(TimeProvider time) : IDisposable
         {
             if (_disposed)
             {
-                return new CancellationToken(canceled: true);
+                return CancellationToken.None;
             }
 
             _timer ??= time.CreateTimer(static clock => ((CoarseClock)clock!).Tick(), this, Resolution, Resolution);
@@ -41,31 +41,16 @@ internal sealed class CoarseClock(TimeProvider time) : IDisposable
         }
     }
 
-    /// <summary>Cancels every token given out so far.</summary>
-    public void CancelAll()
-    {
-        CancellationTokenSource[] all;
-        lock (_lock)
-        {
-            all = [.. _due.Values];
-            _due.Clear();
-        }
-
-        foreach (var source in all)
-        {
-            Cancel(source);
-        }
-    }
-
+    /// <summary>Stops the timer. The tokens given out are left as they are: the waits on them end with their calls,
+    /// not all at once.</summary>
     public void Dispose()
     {
         lock (_lock)
         {
             _disposed = true;
             _timer?.Dispose();
+            _due.Clear();
         }
-
-        CancelAll();
     }
 
     private void Tick()

@@ -66,7 +66,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                 budget,
                 anyMember: false,
                 passOverFull: true,
-                member => CallAsync(member, id, cluster, request, isolate, budget),
+                (member, hedge) => CallAsync(member, id, cluster, request, isolate, budget, hedge),
                 cancellationToken).ConfigureAwait(false);
             directory.Reported(member.Id, answer.Capacity);
             var data = isolate && IsHere(member) is not null ? [.. answer.Data] : answer.Data;
@@ -88,8 +88,10 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
         }
     }
 
-    /// <summary>One call of request <paramref name="id"/> to <paramref name="member"/>, by the shortest route there is.</summary>
-    private Task<MemberAnswer> CallAsync(MemberEndpoint member, Guid id, string cluster, byte[] request, bool isolate, CallBudget budget)
+    /// <summary>One call of request <paramref name="id"/> to <paramref name="member"/>, by the shortest route there is;
+    /// with <paramref name="hedge"/>, followed by a second copy by the same route when it has no answer after
+    /// <see cref="CallPolicy.HedgeAfter"/> (a copy by another route could overtake one held up on the way).</summary>
+    private Task<MemberAnswer> CallAsync(MemberEndpoint member, Guid id, string cluster, byte[] request, bool isolate, CallBudget budget, HedgeWhile? hedge)
     {
         if (IsHere(member) is { } here)
         {
@@ -97,14 +99,25 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
             return here.Request(id, cluster, isolate ? [.. request] : request, budget.Remaining);
         }
 
+        Func<Task<MemberAnswer>> route;
         if (direct?.To(member) is { } service)
         {
-            IrisMetrics.RequestCalls.Add(1, IrisMetrics.RouteDirect);
-            return direct.RequestAsync(service, member, id, cluster, request, budget.Remaining);
+            route = () =>
+            {
+                IrisMetrics.RequestCalls.Add(1, IrisMetrics.RouteDirect);
+                return direct.RequestAsync(service, member, id, cluster, request, budget.Remaining);
+            };
+        }
+        else
+        {
+            route = () =>
+            {
+                IrisMetrics.RequestCalls.Add(1, IrisMetrics.RouteGrain);
+                return member.Call(grains, host => host.Request(id, cluster, request, budget.Remaining));
+            };
         }
 
-        IrisMetrics.RequestCalls.Add(1, IrisMetrics.RouteGrain);
-        return member.Call(grains, host => host.Request(id, cluster, request, budget.Remaining));
+        return hedge is { } wanted ? policy.HedgedAsync(route(), route, wanted) : route();
     }
 
     /// <summary>
@@ -132,8 +145,10 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                     budget,
                     anyMember: true,
                     passOverFull: false,
-                    member =>
+                    (member, _) =>
                     {
+                        // Never a second copy: it would tell the opener's end again which process it asks, after the
+                        // caller may have moved on to another.
                         asking(member.Id);
                         return member.Call(grains, host => host.OpenTunnel(cluster, id, opener, openerWindow, budget.Remaining));
                     },
@@ -170,7 +185,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
     /// the member that gave it. With <paramref name="passOverFull"/> (requests, which members' limits apply to; not
     /// tunnel opens), members known to be full are not asked.</summary>
     private async Task<(T Result, MemberEndpoint Member)> ToMemberAsync<T>(
-        string cluster, CallBudget budget, bool anyMember, bool passOverFull, Func<MemberEndpoint, Task<T>> call, CancellationToken cancellationToken)
+        string cluster, CallBudget budget, bool anyMember, bool passOverFull, Func<MemberEndpoint, HedgeWhile?, Task<T>> call, CancellationToken cancellationToken)
     {
         var key = directory.NextKey(Audience.Cluster(cluster));
         HashSet<string>? passed = null;
@@ -243,7 +258,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
     /// <summary>Calls one member, repeating the same call while contact is lost and the member still listed. Returns
     /// done with the result, or not done with why another member should be tried (it did not start there).</summary>
     private async ValueTask<(bool Done, T? Result, MemberReplyStatus Status)> ToOneMemberAsync<T>(
-        string cluster, string key, MemberEndpoint member, bool mayRunElsewhere, CallBudget budget, Func<MemberEndpoint, Task<T>> call,
+        string cluster, string key, MemberEndpoint member, bool mayRunElsewhere, CallBudget budget, Func<MemberEndpoint, HedgeWhile?, Task<T>> call,
         CancellationToken cancellationToken)
     {
         Exception? lost = null;
@@ -287,14 +302,11 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                     // member holds each copy then until the run ends or it answers that it still runs.
                     var remote = IsHere(member) is null;
                     var gatewayLost = remote ? policy.ContactLost : CancellationToken.None;
-                    var pending = call(member);
-                    if (remote && !running)
-                    {
-                        pending = policy.HedgedAsync(pending, () => call(member));
-                    }
-
+                    HedgeWhile? hedge = remote && !running ? new(budget, cancellationToken, gatewayLost) : null;
+                    var pending = call(member, hedge);
+                    var longest = CallPolicy.ReaskAfter + ResponseTimeoutSlack + (hedge is null ? TimeSpan.Zero : CallPolicy.HedgeLatest);
                     result = pending.IsCompleted ? await pending.ConfigureAwait(false)
-                        : !cancellationToken.CanBeCanceled && remote && budget.Remaining > CallPolicy.ReaskAfter + ResponseTimeoutSlack
+                        : !cancellationToken.CanBeCanceled && remote && budget.Remaining > longest
                             ? await CallPolicy.UntilLostAsync(pending, gatewayLost).ConfigureAwait(false)
                             : await policy.WithinAsync(pending, budget, cancellationToken, gatewayLost).ConfigureAwait(false);
                 }

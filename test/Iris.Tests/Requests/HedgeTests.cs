@@ -1,0 +1,130 @@
+using System.Diagnostics;
+using Iris.Calls;
+using Iris.Protocol;
+
+namespace Iris.Tests.Requests;
+
+/// <summary>The second copy that follows a call unanswered after <see cref="CallPolicy.HedgeAfter"/>: which answer the
+/// caller takes, and when no copy is made. Calls here are task sources the test completes; time is real.</summary>
+public sealed class HedgeTests : IDisposable
+{
+    private readonly CallPolicy _policy = new(TimeProvider.System, new Random(1));
+
+    public void Dispose() => _policy.Dispose();
+
+    private HedgeWhile Wanted(CancellationToken caller = default) => new(_policy.Start(TimeSpan.FromSeconds(30)), caller, CancellationToken.None);
+
+    [Fact]
+    public async Task A_call_answered_in_time_makes_no_copy()
+    {
+        var first = new TaskCompletionSource<int>();
+        var copies = 0;
+        var answer = _policy.HedgedAsync(first.Task, () => Task.FromResult(Interlocked.Increment(ref copies)), Wanted());
+        first.SetResult(7);
+        Assert.Equal(7, await answer);
+        await Task.Delay(CallPolicy.HedgeLatest + TimeSpan.FromMilliseconds(250));
+        Assert.Equal(0, copies);
+    }
+
+    [Fact]
+    public async Task An_unanswered_call_is_followed_by_one_copy_after_a_second_and_the_first_answer_wins()
+    {
+        var first = new TaskCompletionSource<int>();
+        var copy = new TaskCompletionSource<int>();
+        var copied = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var started = Stopwatch.GetTimestamp();
+        var answer = _policy.HedgedAsync(first.Task, () => { copied.SetResult(); return copy.Task; }, Wanted());
+        await copied.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var after = Stopwatch.GetElapsedTime(started);
+        Assert.InRange(after, CallPolicy.HedgeAfter, CallPolicy.HedgeLatest + TimeSpan.FromSeconds(1));
+        copy.SetResult(2);
+        Assert.Equal(2, await answer);
+        first.SetException(new TimeoutException("late"));
+    }
+
+    [Fact]
+    public async Task A_refusal_that_the_copy_did_not_start_waits_for_the_other_copy_which_may_have_started_the_run()
+    {
+        // The first copy's refusal (the member was full) comes back after the second copy was sent; the second
+        // started the run. Taking the refusal would send the request to another member: run twice.
+        var first = new TaskCompletionSource<int>();
+        var copy = new TaskCompletionSource<int>();
+        var copied = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var answer = _policy.HedgedAsync(first.Task, () => { copied.SetResult(); return copy.Task; }, Wanted());
+        await copied.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        first.SetException(new MemberRefusedException(MemberReplyStatus.Overloaded, "full"));
+        await Task.Delay(100);
+        Assert.False(answer.IsCompleted);
+        copy.SetResult(3);
+        Assert.Equal(3, await answer);
+    }
+
+    [Fact]
+    public async Task When_both_copies_fail_the_failure_that_says_the_call_may_have_arrived_wins()
+    {
+        var first = new TaskCompletionSource<int>();
+        var copy = new TaskCompletionSource<int>();
+        var copied = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var answer = _policy.HedgedAsync(first.Task, () => { copied.SetResult(); return copy.Task; }, Wanted());
+        await copied.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        copy.SetException(new MemberRefusedException(MemberReplyStatus.NotHere, null));
+        first.SetException(new SiloUnavailableException("the silo died with the call"));
+        await Assert.ThrowsAsync<SiloUnavailableException>(() => answer);
+
+        // And the other way round: a refusal that comes last does not hide a first copy that may have arrived.
+        var second = new TaskCompletionSource<int>();
+        var secondCopy = new TaskCompletionSource<int>();
+        var secondCopied = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var secondAnswer = _policy.HedgedAsync(second.Task, () => { secondCopied.SetResult(); return secondCopy.Task; }, Wanted());
+        await secondCopied.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        second.SetException(new TimeoutException("no answer"));
+        secondCopy.SetException(new MemberRefusedException(MemberReplyStatus.Overloaded, null));
+        await Assert.ThrowsAsync<TimeoutException>(() => secondAnswer);
+    }
+
+    [Fact]
+    public async Task An_answer_from_the_member_settles_the_call_at_once()
+    {
+        var first = new TaskCompletionSource<int>();
+        var copy = new TaskCompletionSource<int>();
+        var copied = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var answer = _policy.HedgedAsync(first.Task, () => { copied.SetResult(); return copy.Task; }, Wanted());
+        await copied.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        copy.SetException(new MemberRefusedException(MemberReplyStatus.Running, null));
+        await Assert.ThrowsAsync<MemberRefusedException>(() => answer);
+    }
+
+    [Fact]
+    public async Task No_copy_is_made_once_the_caller_stopped_waiting_or_for_a_caller_with_less_time()
+    {
+        using var cancelled = new CancellationTokenSource();
+        var first = new TaskCompletionSource<int>();
+        var copies = 0;
+        var answer = _policy.HedgedAsync(first.Task, () => Task.FromResult(Interlocked.Increment(ref copies)), Wanted(cancelled.Token));
+        await cancelled.CancelAsync();
+        await Task.Delay(CallPolicy.HedgeLatest + TimeSpan.FromMilliseconds(250));
+        Assert.Equal(0, copies);
+        first.SetResult(1);
+        Assert.Equal(1, await answer);
+
+        var brief = new TaskCompletionSource<int>();
+        var briefAnswer = _policy.HedgedAsync(
+            brief.Task, () => Task.FromResult(Interlocked.Increment(ref copies)), new HedgeWhile(_policy.Start(TimeSpan.FromSeconds(1)), default, default));
+        await Task.Delay(CallPolicy.HedgeLatest + TimeSpan.FromMilliseconds(250));
+        Assert.Equal(0, copies);
+        brief.SetResult(4);
+        Assert.Equal(4, await briefAnswer);
+    }
+
+    [Fact]
+    public async Task A_copy_that_cannot_be_made_leaves_the_first_copys_answer()
+    {
+        var first = new TaskCompletionSource<int>();
+        var tried = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var answer = _policy.HedgedAsync<int>(first.Task, () => { tried.SetResult(); throw new ObjectDisposedException("client"); }, Wanted());
+        await tried.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.False(answer.IsCompleted);
+        first.SetResult(5);
+        Assert.Equal(5, await answer);
+    }
+}
