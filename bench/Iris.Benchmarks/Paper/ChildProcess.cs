@@ -16,6 +16,9 @@ internal sealed class ChildProcess : IAsyncDisposable
 
     private ChildProcess(Process process) => _process = process;
 
+    /// <summary>The process id.</summary>
+    public int Id => _process.Id;
+
     /// <summary>The CPU time the process used so far.</summary>
     public TimeSpan CpuTime
     {

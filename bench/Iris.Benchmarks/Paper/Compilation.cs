@@ -1,0 +1,94 @@
+using System.Globalization;
+
+namespace Iris.Benchmarks.Paper;
+
+/// <summary>
+/// How busy the .NET runtime's background compiler is in a set of processes: the CPU time of their tiered-compilation
+/// threads (".NET Tiered Com…", which compile hot methods again, optimised), read from /proc. A system measured while
+/// its processes still compile pays for it in every cell: on this 2-core machine, Iris' five processes spent a quarter
+/// of the machine compiling 12 s into the load, plain Orleans' five under a tenth. The warm-up goes on until
+/// compilation has settled in every process of the system measured (<see cref="WarmUpAsync"/>).
+/// </summary>
+internal static class Compilation
+{
+    /// <summary>Kernel clock ticks per second, in which /proc gives thread CPU times (USER_HZ: 100 on Linux).</summary>
+    private const double TicksPerSecond = 100;
+
+    /// <summary>The CPU time of the tiered-compilation threads of processes <paramref name="pids"/>; zero where /proc
+    /// cannot be read (not Linux).</summary>
+    public static TimeSpan CpuTime(IEnumerable<int> pids)
+    {
+        long ticks = 0;
+        foreach (var pid in pids)
+        {
+            string[] threads;
+            try
+            {
+                threads = Directory.GetDirectories($"/proc/{pid}/task");
+            }
+            catch (IOException)
+            {
+                continue;
+            }
+            catch (UnauthorizedAccessException)
+            {
+                continue;
+            }
+
+            foreach (var thread in threads)
+            {
+                try
+                {
+                    if (!File.ReadAllText(Path.Combine(thread, "comm")).StartsWith(".NET Tiered Com", StringComparison.Ordinal))
+                    {
+                        continue;
+                    }
+
+                    // stat: "pid (comm) state ...": utime and stime are fields 14 and 15, counted after the comm's ')'.
+                    var stat = File.ReadAllText(Path.Combine(thread, "stat"));
+                    var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                    ticks += long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+                }
+                catch (IOException)
+                {
+                    // The thread ended meanwhile.
+                }
+            }
+        }
+
+        return TimeSpan.FromSeconds(ticks / TicksPerSecond);
+    }
+
+    /// <summary>
+    /// Runs the warm-up load <paramref name="call"/> for at least <paramref name="least"/>, then in 2-s slices until the
+    /// compilation threads of <paramref name="pids"/> (this process included by the caller) used less than
+    /// <see cref="SettledShare"/> of one core in a slice, or <paramref name="most"/> has passed (at least one slice).
+    /// Returns the share of the last slice; each slice's is printed.
+    /// </summary>
+    public static async Task<double> WarmUpAsync(Func<Task> call, int callers, TimeSpan least, TimeSpan most, Func<IEnumerable<int>> pids, string system)
+    {
+        var started = DateTime.UtcNow;
+        await Load.WarmUpAsync(call, callers, least);
+        var share = 1.0;
+        do
+        {
+            var before = CpuTime(pids());
+            var sliceStarted = DateTime.UtcNow;
+            await Load.WarmUpAsync(call, callers, Slice);
+            share = (CpuTime(pids()) - before) / (DateTime.UtcNow - sliceStarted);
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {system} warm-up: {(DateTime.UtcNow - started).TotalSeconds:F0} s, compiling {100 * share:F1} % of a core"));
+            if (share < SettledShare)
+            {
+                break;
+            }
+        }
+        while (DateTime.UtcNow - started < most);
+
+        return share;
+    }
+
+    /// <summary>Compilation counts as settled below this share of one core, summed over the system's processes.</summary>
+    public const double SettledShare = 0.03;
+
+    private static readonly TimeSpan Slice = TimeSpan.FromSeconds(2);
+}
