@@ -1,4 +1,3 @@
-using Iris.Protocol;
 using Orleans.Runtime.Messaging;
 
 namespace Iris.Calls;
@@ -244,7 +243,7 @@ internal sealed class CallPolicy(TimeProvider time, Random random, GatewayLoss? 
     /// before admission, or not delivered).</summary>
     private static int Rank(Exception failure) => failure switch
     {
-        MemberRefusedException { NotStarted: true } => 0,
+        IRefusal { NotStarted: true } => 0,
         _ => Classify(failure) switch
         {
             CallFailure.Answered => 2,

@@ -6,7 +6,7 @@ namespace Iris.Protocol;
 /// Orleans carries cheapest, and refusals are rare.
 /// </summary>
 [GenerateSerializer]
-internal sealed class MemberRefusedException : OrleansException
+internal sealed class MemberRefusedException : OrleansException, Calls.IRefusal
 {
     public MemberRefusedException(MemberReplyStatus status, string? reason)
         : base(status == MemberReplyStatus.Running

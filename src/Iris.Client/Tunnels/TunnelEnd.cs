@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using Iris.Calls;
 using Iris.Diagnostics;
 using Iris.Protocol;
 
@@ -359,7 +360,8 @@ internal sealed class TunnelEnd : ITunnel
     /// Makes a data or credit call to the peer. A call that fails or does not answer within 8 s is made again, with
     /// growing pauses, for up to three keep-alive timeouts: a lost call (the client's gateway went away, a message
     /// dropped) costs a pause (the call policy's), not the tunnel; frames carry their numbers and credit its running total, so a repeat is
-    /// harmless. Even "silo unavailable" is repeated: a client reports it for every call that was on its way through a
+    /// harmless. A call still unanswered after a second is followed by a copy (<see cref="CallPolicy.HedgedAsync"/>):
+    /// a silo that dies with a call on its way through it fails nothing, and the peer answers these calls at once. Even "silo unavailable" is repeated: a client reports it for every call that was on its way through a
     /// gateway that died, whichever silo the call was for. The tunnel ends when the peer no longer has it, when the
     /// repeats run out, or when the keep-alive finds the peer gone.
     /// </summary>
@@ -371,7 +373,8 @@ internal sealed class TunnelEnd : ITunnel
             try
             {
                 // Unanswered calls time out after 8 s (the methods' response timeout), not Orleans' default 30 s.
-                var status = await peer.Call(_grains, call).ConfigureAwait(false);
+                var status = await _owner.Policy.HedgedAsync(peer.Call(_grains, call), () => peer.Call(_grains, call), new HedgeWhile(budget, default, default))
+                    .ConfigureAwait(false);
                 if (status != TunnelStatus.Open)
                 {
                     End(LocalTunnels.ReasonFor(status), null, notifyPeer: false);

@@ -36,6 +36,9 @@ internal static partial class SiloLog
     [LoggerMessage(EventId = 201, Level = LogLevel.Debug, Message = "Membership table of cluster '{ClusterId}' changed meanwhile; retrying (attempt {Attempt})")]
     public static partial void MembershipTableRetry(ILogger logger, string clusterId, int attempt);
 
+    [LoggerMessage(EventId = 204, Level = LogLevel.Warning, Message = "Membership table of cluster '{ClusterId}' cannot be read yet ({Reason}); this silo tries again in {Pause}")]
+    public static partial void MembershipTableNotYet(ILogger logger, string clusterId, string reason, TimeSpan pause);
+
     [LoggerMessage(EventId = 203, Level = LogLevel.Debug, Message = "Reading the membership table after a neighbour joined failed: {Reason}")]
     public static partial void MembershipRefreshFailed(ILogger logger, string reason);
 

@@ -26,9 +26,22 @@ namespace Iris.Membership;
 /// </summary>
 internal sealed class OverlayMembershipTable(
     Func<CancellationToken, Task<RecordStore>> store, Serializer<MembershipTableState> serializer, string clusterId, ILogger<OverlayMembershipTable> logger,
-    Random? random = null)
+    Random? random = null, TimeProvider? time = null)
     : IMembershipTable
 {
+    /// <summary>
+    /// How long a starting silo goes on trying to read the table while the ring cannot answer for its record (its root
+    /// does not answer while the ring repairs, or a majority of its replicas is out of reach: this silo is on the
+    /// minority side of a split): Orleans' own time for joining a cluster (<c>MaxJoinAttemptTime</c>, 5 minutes). A
+    /// silo that was declared dead during a split starts again as soon as the split heals, while the ring is still
+    /// merging; failing its start then would leave it out for good.
+    /// </summary>
+    public static readonly TimeSpan StartRetryFor = TimeSpan.FromMinutes(5);
+
+    private static readonly TimeSpan FirstStartPause = TimeSpan.FromMilliseconds(500);
+    private static readonly TimeSpan LongestStartPause = TimeSpan.FromSeconds(5);
+
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
     private readonly Random _random = random ?? new LockedRandom(new Random());
     private readonly NodeKey _key = NodeKey.FromName("iris/orleans-membership/" + clusterId);
     private readonly Lock _lock = new();
@@ -39,7 +52,28 @@ internal sealed class OverlayMembershipTable(
     /// <summary>The highest table version handed to Orleans.</summary>
     private int _versionSeen;
 
+    /// <summary>Reads the table (creating it when the ring has none), trying again for up to <see cref="StartRetryFor"/>
+    /// while the ring cannot answer for its record.</summary>
     public async Task InitializeMembershipTable(bool tryInitTableVersion)
+    {
+        var started = _time.GetTimestamp();
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await InitializeOnceAsync(tryInitTableVersion).ConfigureAwait(false);
+                return;
+            }
+            catch (Exception e) when (e is RecordTimeoutException or RecordUnavailableException && _time.GetElapsedTime(started) < StartRetryFor)
+            {
+                var pause = TimeSpan.FromTicks(Math.Min(FirstStartPause.Ticks << Math.Min(attempt - 1, 8), LongestStartPause.Ticks));
+                SiloLog.MembershipTableNotYet(logger, clusterId, e.Message, pause);
+                await Task.Delay(pause, _time).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task InitializeOnceAsync(bool tryInitTableVersion)
     {
         var (state, version) = await ReadAsync().ConfigureAwait(false);
         if (version == 0 && tryInitTableVersion)

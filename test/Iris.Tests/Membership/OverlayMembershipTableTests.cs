@@ -35,7 +35,7 @@ public sealed class OverlayMembershipTableTests : IDisposable
     public void Dispose() => _ring.Dispose();
 
     private OverlayMembershipTable Table(int node, string cluster = "test") =>
-        new(_ => Task.FromResult(_stores[_ring.Nodes[node]]), Services.GetRequiredService<Serializer<MembershipTableState>>(), cluster, NullLogger<OverlayMembershipTable>.Instance);
+        new(_ => Task.FromResult(_stores[_ring.Nodes[node]]), Services.GetRequiredService<Serializer<MembershipTableState>>(), cluster, NullLogger<OverlayMembershipTable>.Instance, time: _ring.Time);
 
     private MembershipEntry Entry(SiloStatus status = SiloStatus.Joining) => new()
     {
@@ -157,6 +157,26 @@ public sealed class OverlayMembershipTableTests : IDisposable
         var after = _ring.Await(table.ReadAll());
         Assert.Equal(3, after.Members.Count);
         Assert.Equal(3, after.Version.Version);
+    }
+
+    [Fact]
+    public void A_silo_that_starts_while_the_ring_cannot_answer_for_the_table_waits_for_it_instead_of_failing()
+    {
+        // The table exists; then one node is cut off from the rest, as a silo declared dead on the minority side of a
+        // split is when it starts again. Its start must not fail (the silo would stay out for good once the split
+        // heals): it tries again until the ring answers.
+        _ring.Await(Table(10).InitializeMembershipTable(true));
+        Assert.True(_ring.Await(Table(10).InsertRow(Entry(SiloStatus.Active), _ring.Await(Table(10).ReadAll()).Version.Next())));
+        _ring.Network.Partition([_ring.Nodes[3].Self.Address]);
+        _ring.Run(TimeSpan.FromSeconds(30));
+
+        var starting = Table(3).InitializeMembershipTable(true);
+        _ring.PumpFor(starting, TimeSpan.FromSeconds(60));
+        Assert.False(starting.IsCompleted, $"the start ended while the node was cut off: {starting.Exception?.GetBaseException().Message}");
+
+        _ring.Network.Heal();
+        _ring.Await(starting, TimeSpan.FromSeconds(120));
+        Assert.Single(_ring.Await(Table(3).ReadAll()).Members);
     }
 
     [Fact]

@@ -273,6 +273,34 @@ public sealed class RequestGuaranteeTests(GuaranteeCluster fixture) : IClassFixt
     }
 
     [Fact]
+    public async Task Tunnel_data_dropped_on_its_way_without_an_error_is_sent_again_well_before_its_response_timeout()
+    {
+        // A silo that dies with a data call on its way through it fails nothing: the sender would hear of it only when
+        // the call's response timeout ends it (8 s; the test's drop answers after 5 s). A second copy follows the
+        // unanswered call after a second; frames carry their numbers, so a copy is harmless.
+        var name = Name("dropped-data");
+        var member = new Counting(TimeSpan.Zero);
+        var silo = Cluster.Silos[2];
+        await using var registration = await silo.Iris().RegisterAsync(name, member);
+        await using var tunnel = await Cluster.Iris().OpenTunnelAsync(name, TimeSpan.FromSeconds(10));
+        await tunnel.SendAsync(new byte[] { 1 });
+        Assert.Equal([1], await tunnel.ReceiveAsync());
+
+        LostAnswers.ArmDropped("TunnelData", silo.SiloAddress.ToParsableString());
+        var started = Stopwatch.GetTimestamp();
+        await tunnel.SendAsync(new byte[] { 2 });
+        Assert.Equal([2], await tunnel.ReceiveAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
+        var took = Stopwatch.GetElapsedTime(started);
+        Assert.Equal(0, LostAnswers.Remaining("TunnelData", silo.SiloAddress.ToParsableString()));
+        Assert.True(took < TimeSpan.FromSeconds(4.5), $"the message came back after {took}, not soon after its dropped call was sent again");
+        for (var i = 3; i < 10; i++)
+        {
+            await tunnel.SendAsync(new[] { (byte)i });
+            Assert.Equal([(byte)i], await tunnel.ReceiveAsync());
+        }
+    }
+
+    [Fact]
     public async Task A_tunnel_open_whose_answer_was_lost_has_exactly_one_member_end()
     {
         var name = Name("lost-open");

@@ -15,6 +15,7 @@ internal sealed class LostAnswers : IOutgoingGrainCallFilter
     private static readonly ConcurrentDictionary<(string Method, string Cluster), Func<string, Exception>> Errors = new();
     private static readonly ConcurrentDictionary<(string Method, string Cluster), TaskCompletionSource> Held = new();
     private static readonly ConcurrentDictionary<(string Method, string Cluster), bool> Silent = new();
+    private static readonly ConcurrentDictionary<(string Method, string Cluster), int> Dropped = new();
 
     /// <summary>Loses the answers of the next <paramref name="count"/> calls of <paramref name="method"/> for
     /// <paramref name="cluster"/>; the caller sees <paramref name="error"/> (default: "silo unavailable").</summary>
@@ -36,7 +37,14 @@ internal sealed class LostAnswers : IOutgoingGrainCallFilter
         Armed[(method, cluster)] = count;
     }
 
-    public static int Remaining(string method, string cluster) => Armed.GetValueOrDefault((method, cluster));
+    /// <summary>Drops the next <paramref name="count"/> calls of <paramref name="method"/> for <paramref name="cluster"/>
+    /// before they leave, without an error, as a silo that dies with them on their way through it does: the target
+    /// never sees them, and the caller hears nothing until the response timeout (here
+    /// <see cref="Iris.Calls.CallPolicy.ReaskAfter"/>) ends the call with a <see cref="TimeoutException"/>.</summary>
+    public static void ArmDropped(string method, string cluster, int count = 1) => Dropped[(method, cluster)] = count;
+
+    public static int Remaining(string method, string cluster) =>
+        Armed.GetValueOrDefault((method, cluster)) + Dropped.GetValueOrDefault((method, cluster));
 
     /// <summary>Calls of <paramref name="method"/> for <paramref name="cluster"/> made so far, whatever their outcome.</summary>
     public static int Calls(string method, string cluster) => Made.GetValueOrDefault((method, cluster));
@@ -70,6 +78,22 @@ internal sealed class LostAnswers : IOutgoingGrainCallFilter
                 if (Held.TryGetValue((method, cluster), out var held))
                 {
                     await held.Task;
+                }
+            }
+        }
+
+        if (!Dropped.IsEmpty)
+        {
+            foreach (var cluster in Names(context))
+            {
+                var key = (method, cluster);
+                while (Dropped.TryGetValue(key, out var left) && left > 0)
+                {
+                    if (Dropped.TryUpdate(key, left - 1, left))
+                    {
+                        await Task.Delay(Iris.Calls.CallPolicy.ReaskAfter);
+                        throw new TimeoutException($"The call {method} for '{cluster}' was dropped on its way (fault injected by the test).");
+                    }
                 }
             }
         }

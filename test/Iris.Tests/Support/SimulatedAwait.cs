@@ -17,6 +17,17 @@ internal static class SimulatedAwait
         task.GetAwaiter().GetResult();
     }
 
+    /// <summary>Runs simulated time for <paramref name="duration"/> while <paramref name="task"/> goes on, in steps that
+    /// give its continuations a moment of real time; ends early when it completes.</summary>
+    public static void PumpFor(this PastrySimulation ring, Task task, TimeSpan duration)
+    {
+        var step = TimeSpan.FromMilliseconds(50);
+        for (var elapsed = TimeSpan.Zero; elapsed < duration && !task.Wait(TimeSpan.FromMilliseconds(1)); elapsed += step)
+        {
+            ring.Run(step);
+        }
+    }
+
     /// <summary>Continuations of overlay tasks run on the thread pool, so each step gives them a moment of real
     /// time before simulated time moves on.</summary>
     public static void Pump(this PastrySimulation ring, Task task, TimeSpan limit)
