@@ -14,6 +14,13 @@ public sealed class HedgeTests : IDisposable
 
     private HedgeWhile Wanted(CancellationToken caller = default) => new(_policy.Start(TimeSpan.FromSeconds(30)), caller, CancellationToken.None);
 
+    /// <summary>A call left unanswered until its copy was made: the two calls to complete, and the caller's answer.</summary>
+    private async Task<(TaskCompletionSource<int> First, TaskCompletionSource<int> Copy, Task<int> Answer)> CopiedAsync()
+    {
+        var (first, copy, answer) = await CopiedAsync();
+        return (first, copy, answer);
+    }
+
     [Fact]
     public async Task A_call_answered_in_time_makes_no_copy()
     {
@@ -47,11 +54,7 @@ public sealed class HedgeTests : IDisposable
     {
         // The first copy's refusal (the member was full) comes back after the second copy was sent; the second
         // started the run. Taking the refusal would send the request to another member: run twice.
-        var first = new TaskCompletionSource<int>();
-        var copy = new TaskCompletionSource<int>();
-        var copied = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var answer = _policy.HedgedAsync(first.Task, () => { copied.SetResult(); return copy.Task; }, Wanted());
-        await copied.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var (first, copy, answer) = await CopiedAsync();
         first.SetException(new MemberRefusedException(MemberReplyStatus.Overloaded, "full"));
         await Task.Delay(100);
         Assert.False(answer.IsCompleted);
@@ -62,21 +65,13 @@ public sealed class HedgeTests : IDisposable
     [Fact]
     public async Task When_both_copies_fail_the_failure_that_says_the_call_may_have_arrived_wins()
     {
-        var first = new TaskCompletionSource<int>();
-        var copy = new TaskCompletionSource<int>();
-        var copied = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var answer = _policy.HedgedAsync(first.Task, () => { copied.SetResult(); return copy.Task; }, Wanted());
-        await copied.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var (first, copy, answer) = await CopiedAsync();
         copy.SetException(new MemberRefusedException(MemberReplyStatus.NotHere, null));
         first.SetException(new SiloUnavailableException("the silo died with the call"));
         await Assert.ThrowsAsync<SiloUnavailableException>(() => answer);
 
         // And the other way round: a refusal that comes last does not hide a first copy that may have arrived.
-        var second = new TaskCompletionSource<int>();
-        var secondCopy = new TaskCompletionSource<int>();
-        var secondCopied = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var secondAnswer = _policy.HedgedAsync(second.Task, () => { secondCopied.SetResult(); return secondCopy.Task; }, Wanted());
-        await secondCopied.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var (second, secondCopy, secondAnswer) = await CopiedAsync();
         second.SetException(new TimeoutException("no answer"));
         secondCopy.SetException(new MemberRefusedException(MemberReplyStatus.Overloaded, null));
         await Assert.ThrowsAsync<TimeoutException>(() => secondAnswer);
@@ -85,11 +80,7 @@ public sealed class HedgeTests : IDisposable
     [Fact]
     public async Task An_answer_from_the_member_settles_the_call_at_once()
     {
-        var first = new TaskCompletionSource<int>();
-        var copy = new TaskCompletionSource<int>();
-        var copied = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var answer = _policy.HedgedAsync(first.Task, () => { copied.SetResult(); return copy.Task; }, Wanted());
-        await copied.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var (first, copy, answer) = await CopiedAsync();
         copy.SetException(new MemberRefusedException(MemberReplyStatus.Running, null));
         await Assert.ThrowsAsync<MemberRefusedException>(() => answer);
     }
