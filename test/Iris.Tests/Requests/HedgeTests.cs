@@ -17,7 +17,11 @@ public sealed class HedgeTests : IDisposable
     /// <summary>A call left unanswered until its copy was made: the two calls to complete, and the caller's answer.</summary>
     private async Task<(TaskCompletionSource<int> First, TaskCompletionSource<int> Copy, Task<int> Answer)> CopiedAsync()
     {
-        var (first, copy, answer) = await CopiedAsync();
+        var first = new TaskCompletionSource<int>();
+        var copy = new TaskCompletionSource<int>();
+        var copied = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var answer = _policy.HedgedAsync(first.Task, () => { copied.SetResult(); return copy.Task; }, Wanted());
+        await copied.Task.WaitAsync(TimeSpan.FromSeconds(10));
         return (first, copy, answer);
     }
 
