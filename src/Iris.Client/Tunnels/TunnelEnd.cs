@@ -359,10 +359,11 @@ internal sealed class TunnelEnd : ITunnel
     /// <summary>
     /// Makes a data or credit call to the peer. A call that fails or does not answer within 8 s is made again, with
     /// growing pauses, for up to three keep-alive timeouts: a lost call (the client's gateway went away, a message
-    /// dropped) costs a pause (the call policy's), not the tunnel; frames carry their numbers and credit its running total, so a repeat is
-    /// harmless. A call still unanswered after a second is followed by a copy (<see cref="CallPolicy.HedgedAsync"/>):
-    /// a silo that dies with a call on its way through it fails nothing, and the peer answers these calls at once. Even "silo unavailable" is repeated: a client reports it for every call that was on its way through a
-    /// gateway that died, whichever silo the call was for. The tunnel ends when the peer no longer has it, when the
+    /// dropped) costs a pause (the call policy's), not the tunnel; frames carry their numbers and credit its running
+    /// total, so a repeat is harmless. A call still unanswered after a second is followed by a copy
+    /// (<see cref="CallPolicy.HedgedAsync"/>): a silo that dies with a call on its way through it fails nothing, and
+    /// the peer answers these calls at once. Even "silo unavailable" is repeated: a client reports it for every call
+    /// that was on its way through a gateway that died, whichever silo the call was for. The tunnel ends when the peer no longer has it, when the
     /// repeats run out, or when the keep-alive finds the peer gone.
     /// </summary>
     private async Task ToPeerAsync(MemberEndpoint peer, Func<IMemberHost, Task<TunnelStatus>> call)
