@@ -86,14 +86,10 @@ internal sealed class LostAnswers : IOutgoingGrainCallFilter
         {
             foreach (var cluster in Names(context))
             {
-                var key = (method, cluster);
-                while (Dropped.TryGetValue(key, out var left) && left > 0)
+                if (TakeOne(Dropped, (method, cluster)))
                 {
-                    if (Dropped.TryUpdate(key, left - 1, left))
-                    {
-                        await Task.Delay(Iris.Calls.CallPolicy.ReaskAfter);
-                        throw new TimeoutException($"The call {method} for '{cluster}' was dropped on its way (fault injected by the test).");
-                    }
+                    await Task.Delay(Iris.Calls.CallPolicy.ReaskAfter);
+                    throw new TimeoutException($"The call {method} for '{cluster}' was dropped on its way (fault injected by the test).");
                 }
             }
         }
@@ -102,19 +98,30 @@ internal sealed class LostAnswers : IOutgoingGrainCallFilter
         foreach (var cluster in Names(context))
         {
             var key = (method, cluster);
-            while (Armed.TryGetValue(key, out var left) && left > 0)
+            if (TakeOne(Armed, key))
             {
-                if (Armed.TryUpdate(key, left - 1, left))
+                if (Silent.GetValueOrDefault(key))
                 {
-                    if (Silent.GetValueOrDefault(key))
-                    {
-                        await Task.Delay(Iris.Calls.CallPolicy.ReaskAfter);
-                    }
-
-                    throw Errors[key]($"The answer to {method} for '{cluster}' was lost (fault injected by the test).");
+                    await Task.Delay(Iris.Calls.CallPolicy.ReaskAfter);
                 }
+
+                throw Errors[key]($"The answer to {method} for '{cluster}' was lost (fault injected by the test).");
             }
         }
+    }
+
+    /// <summary>Takes one from the count armed for <paramref name="key"/>; false when none is left.</summary>
+    private static bool TakeOne(ConcurrentDictionary<(string Method, string Cluster), int> counts, (string Method, string Cluster) key)
+    {
+        while (counts.TryGetValue(key, out var left) && left > 0)
+        {
+            if (counts.TryUpdate(key, left - 1, left))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private static IEnumerable<string> Names(IOutgoingGrainCallContext context)
