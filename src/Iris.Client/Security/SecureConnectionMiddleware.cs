@@ -20,6 +20,15 @@ internal sealed class SecureConnectionMiddleware(ConnectionDelegate next, Networ
     private const int HeaderSize = 4;
     private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// The pipes between Orleans and the pumps run each side's continuation on the thread that completed it: Orleans'
+    /// flush seals and writes to the socket on Orleans' own thread, and a received frame is opened and read by Orleans
+    /// on the thread that took it from the socket. With the thread pool in between, each request and reply paid two
+    /// more wake-ups of a worker at each end (about a fifth of a request's CPU time on a loaded two-core machine).
+    /// Neither side blocks in its continuation: Orleans queues what it reads, and the pumps only seal and open.
+    /// </summary>
+    private static readonly PipeOptions InlinePipe = new(readerScheduler: PipeScheduler.Inline, writerScheduler: PipeScheduler.Inline, useSynchronizationContext: false);
+
     public async Task OnConnectionAsync(ConnectionContext context)
     {
         var transport = context.Transport;
@@ -42,8 +51,8 @@ internal sealed class SecureConnectionMiddleware(ConnectionDelegate next, Networ
             return;
         }
 
-        var toApplication = new Pipe();
-        var fromApplication = new Pipe();
+        var toApplication = new Pipe(InlinePipe);
+        var fromApplication = new Pipe(InlinePipe);
         var inbound = Task.Run(() => PumpInboundAsync(context, transport.Input, toApplication.Writer, receive));
         var outbound = Task.Run(() => PumpOutboundAsync(fromApplication.Reader, transport.Output, send));
         context.Transport = new Duplex(toApplication.Reader, fromApplication.Writer);
