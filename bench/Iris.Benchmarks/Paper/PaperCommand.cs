@@ -39,6 +39,10 @@ internal static class PaperCommand
         var longestWarmUp = firstWarmUp + TimeSpan.FromSeconds(quick ? 2 : 60);
         var duration = TimeSpan.FromSeconds(Option(args, "--seconds") ?? (quick ? 2 : 5));
 
+        // Broadcast and publish warm up in rounds of 20,000 messages each, until compilation settles or this long has
+        // passed (one round in the quick run; --dissemination-warm-up N: up to N s).
+        var disseminationWarmUp = TimeSpan.FromSeconds(Option(args, "--dissemination-warm-up") ?? (quick ? 0 : 60));
+
         // For profiling one side: --only iris|iris-requests|orleans|nats|dissemination, --payload N, --warm-up N (seconds).
         var only = Array.IndexOf(args, "--only") is var o and >= 0 && o + 1 < args.Length ? args[o + 1] : null;
         int[] payloads = Option(args, "--payload") is { } single ? [single] : Payloads;
@@ -80,7 +84,7 @@ internal static class PaperCommand
         {
             Console.Error.WriteLine("Iris: starting 4 silos with counting members");
             await using var iris = await Dissemination.StartAsync(Silos);
-            await iris.MeasureAsync(broadcast: true, 16, 20_000);
+            await iris.WarmUpAsync(disseminationWarmUp);
             foreach (var workload in new[] { "broadcast", "publish" })
             {
                 foreach (var payload in payloads)

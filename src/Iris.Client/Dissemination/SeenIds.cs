@@ -12,9 +12,10 @@ internal static class SeenIds
     public static Disseminated[] Fresh(this RecentIds seen, Disseminated[] messages)
     {
         List<Disseminated>? fresh = null;
+        using var batch = seen.Open();
         for (var i = 0; i < messages.Length; i++)
         {
-            if (seen.Add(messages[i].Id))
+            if (batch.Add(messages[i].Id))
             {
                 fresh?.Add(messages[i]);
             }
