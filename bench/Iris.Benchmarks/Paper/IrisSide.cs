@@ -42,12 +42,11 @@ internal static class IrisSide
             ["Logging__LogLevel__Default"] = "Warning",
             ["Logging__LogLevel__Iris.Hosting.SiloEndpointLogger"] = "Information",
         };
-        var silos = new List<ChildProcess>();
-        for (var i = 1; i <= count; i++)
-        {
-            var variables = i <= echoMembers ? new Dictionary<string, string>(environment) { ["Iris__Silo__EchoCluster"] = EchoCluster } : environment;
-            silos.Add(await ChildProcess.StartAsync(dll, [], variables, $"has {i} active silos", TimeSpan.FromSeconds(90)));
-        }
+        // The first silo founds the network; the others start together and join it, each ready once it sees them all.
+        Task<ChildProcess> Start(int i, string ready) => ChildProcess.StartAsync(
+            dll, [], i <= echoMembers ? new Dictionary<string, string>(environment) { ["Iris__Silo__EchoCluster"] = EchoCluster } : environment, ready, TimeSpan.FromSeconds(90));
+        List<ChildProcess> silos = [await Start(1, "has 1 active silos")];
+        silos.AddRange(await Task.WhenAll(Enumerable.Range(2, count - 1).Select(i => Start(i, $"has {count} active silos"))));
 
         return (silos, await ConnectAsync(key, discovery), direct => ConnectAsync(key, discovery, direct));
     }

@@ -135,12 +135,13 @@ internal static class OrleansBaseline
     {
         var dll = typeof(OrleansBaseline).Assembly.Location;
         var ports = Enumerable.Range(0, count).Select(_ => (Silo: FreePort(), Gateway: FreePort())).ToArray();
-        var silos = new List<ChildProcess>();
-        foreach (var (silo, gateway) in ports)
-        {
-            var variables = SecuredKey is { } key ? new Dictionary<string, string> { [KeyVariable] = key } : [];
-            silos.Add(await ChildProcess.StartAsync(dll, ["orleans-silo", $"{silo}", $"{gateway}", $"{ports[0].Silo}"], variables, "READY", TimeSpan.FromSeconds(60)));
-        }
+        var variables = SecuredKey is { } key ? new Dictionary<string, string> { [KeyVariable] = key } : [];
+        Task<ChildProcess> Start((int Silo, int Gateway) port) =>
+            ChildProcess.StartAsync(dll, ["orleans-silo", $"{port.Silo}", $"{port.Gateway}", $"{ports[0].Silo}"], variables, "READY", TimeSpan.FromSeconds(60));
+
+        // The primary first, then the others together.
+        List<ChildProcess> silos = [await Start(ports[0])];
+        silos.AddRange(await Task.WhenAll(ports.Skip(1).Select(Start)));
 
         return (silos, [.. ports.Select(p => p.Gateway)]);
     }

@@ -31,7 +31,7 @@ internal static class PaperCommand
 
         // Each system's first seconds are its slowest (JIT tiers, connections, Iris' member lists): one longer warm-up
         // per system before its first cell, then a short one per cell.
-        var firstWarmUp = TimeSpan.FromSeconds(Option(args, "--warm-up") ?? (quick ? 10 : 20));
+        var firstWarmUp = TimeSpan.FromSeconds(Option(args, "--warm-up") ?? (quick ? 8 : 20));
 
         // ... and longer while the runtime still compiles hot methods (Compilation), up to this long in all. The quick
         // run cannot wait for that within its 3 minutes (it takes 25 to 40 s on this machine): it measures the share
