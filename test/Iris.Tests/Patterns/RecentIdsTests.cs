@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using Iris.Calls;
 using Iris.Dissemination;
 using Iris.Protocol;
@@ -65,6 +66,78 @@ public class RecentIdsTests
         time.Advance(TimeSpan.FromSeconds(61));
         Assert.False(seen.Contains(id));
         Assert.True(seen.Add(id));
+    }
+
+    [Theory]
+    [InlineData("00000000-0000-0000-0000-000000000000")]
+    [InlineData("ffffffff-ffff-ffff-ffff-ffffffffffff")]
+    [InlineData("0123abcd-4567-89ef-fedc-ba9876543210")]
+    public void Ids_that_differ_in_any_one_of_their_128_bits_are_told_apart(string id)
+    {
+        var seen = new RecentIds(new FakeTimeProvider());
+        var start = Guid.Parse(id);
+        Assert.True(seen.Add(start));
+        for (var bit = 0; bit < 128; bit++)
+        {
+            var bytes = start.ToByteArray();
+            bytes[bit / 8] ^= (byte)(1 << (bit % 8));
+            var neighbour = new Guid(bytes);
+            Assert.False(seen.Contains(neighbour), $"bit {bit}");
+            Assert.True(seen.Add(neighbour), $"bit {bit}");
+            Assert.False(seen.Add(neighbour), $"bit {bit}");
+        }
+
+        Assert.False(seen.Add(start));
+    }
+
+    [Fact]
+    public void Blocks_whose_hashes_collide_are_told_apart()
+    {
+        static Guid Id(ulong prefix, ulong low)
+        {
+            var bytes = new byte[16];
+            BinaryPrimitives.WriteUInt64LittleEndian(bytes, prefix);
+            BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(8), low);
+            return new Guid(bytes);
+        }
+
+        var seen = new RecentIds(new FakeTimeProvider());
+
+        // The same bit of blocks whose hashes are equal: the prefix's halves cancel, the prefix and the block trade a
+        // bit, the block's halves cancel.
+        Guid[] ids = [Id(0, 5), Id(0x0000_0001_0000_0001, 5), Id(1, 5), Id(0, (1UL << 6) | 5), Id(0, (1UL << 38) | (1UL << 6) | 5)];
+        foreach (var id in ids)
+        {
+            Assert.True(seen.Add(id));
+        }
+
+        foreach (var id in ids)
+        {
+            Assert.True(seen.Contains(id));
+            Assert.False(seen.Add(id));
+        }
+    }
+
+    [Fact]
+    public void A_block_held_in_both_generations_keeps_the_ids_of_each()
+    {
+        var time = new FakeTimeProvider();
+        var seen = new RecentIds(time);
+        var prefix = Guid.NewGuid().ToByteArray().AsSpan(0, 8).ToArray();
+        Guid Id(ulong counter) => new([.. prefix, .. BitConverter.GetBytes(counter)]);
+
+        Assert.True(seen.Add(Id(1)));
+        time.Advance(TimeSpan.FromSeconds(61));
+        Assert.True(seen.Add(Id(2)));
+        Assert.False(seen.Add(Id(1)));
+        Assert.True(seen.Contains(Id(1)));
+        Assert.Equal(new[] { Id(3) }, seen.Fresh([new Disseminated(Id(1), []), new Disseminated(Id(2), []), new Disseminated(Id(3), [])]).Select(m => m.Id));
+
+        time.Advance(TimeSpan.FromSeconds(61));
+        Assert.False(seen.Contains(Id(1)));
+        Assert.True(seen.Contains(Id(2)));
+        Assert.True(seen.Contains(Id(3)));
+        Assert.True(seen.Add(Id(1)));
     }
 
     [Fact]
