@@ -14,11 +14,11 @@ internal static class Compilation
     /// <summary>Kernel clock ticks per second, in which /proc gives thread CPU times (USER_HZ: 100 on Linux).</summary>
     private const double TicksPerSecond = 100;
 
-    /// <summary>The CPU time of the tiered-compilation threads of processes <paramref name="pids"/>; zero where /proc
-    /// cannot be read (not Linux).</summary>
-    public static TimeSpan CpuTime(IEnumerable<int> pids)
+    /// <summary>The CPU time so far of each tiered-compilation thread of processes <paramref name="pids"/> (by process and
+    /// thread id); empty where /proc cannot be read (not Linux).</summary>
+    public static Dictionary<(int Pid, int Tid), long> Threads(IEnumerable<int> pids)
     {
-        long ticks = 0;
+        var ticks = new Dictionary<(int, int), long>();
         foreach (var pid in pids)
         {
             string[] threads;
@@ -47,7 +47,8 @@ internal static class Compilation
                     // stat: "pid (comm) state ...": utime and stime are fields 14 and 15, counted after the comm's ')'.
                     var stat = File.ReadAllText(Path.Combine(thread, "stat"));
                     var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-                    ticks += long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+                    ticks[(pid, int.Parse(Path.GetFileName(thread), CultureInfo.InvariantCulture))] =
+                        long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
                 }
                 catch (IOException)
                 {
@@ -56,8 +57,18 @@ internal static class Compilation
             }
         }
 
-        return TimeSpan.FromSeconds(ticks / TicksPerSecond);
+        return ticks;
     }
+
+    /// <summary>
+    /// The CPU time the tiered-compilation threads of <paramref name="pids"/> used since <paramref name="before"/> (a
+    /// <see cref="Threads"/> reading). The runtime ends its compilation thread when it has been idle for a while and
+    /// starts another later, so a sum over the threads alive at each reading could go down; this counts each thread
+    /// alive now from where it was then (from zero if it started since), and misses only the last moments of a thread
+    /// that ended in between.
+    /// </summary>
+    public static TimeSpan Since(Dictionary<(int Pid, int Tid), long> before, IEnumerable<int> pids) =>
+        TimeSpan.FromSeconds(Threads(pids).Sum(t => Math.Max(0, t.Value - before.GetValueOrDefault(t.Key))) / TicksPerSecond);
 
     /// <summary>
     /// Runs the warm-up load <paramref name="call"/> for at least <paramref name="least"/>, then in 2-s slices until the
@@ -72,10 +83,10 @@ internal static class Compilation
         var share = 1.0;
         do
         {
-            var before = CpuTime(pids());
+            var before = Threads(pids());
             var sliceStarted = DateTime.UtcNow;
             await Load.WarmUpAsync(call, callers, Slice);
-            share = (CpuTime(pids()) - before) / (DateTime.UtcNow - sliceStarted);
+            share = Since(before, pids()) / (DateTime.UtcNow - sliceStarted);
             Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {system} warm-up: {(DateTime.UtcNow - started).TotalSeconds:F0} s, compiling {100 * share:F1} % of a core"));
             if (share < SettledShare)
             {

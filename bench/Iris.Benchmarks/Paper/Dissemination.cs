@@ -64,11 +64,11 @@ internal sealed class Dissemination : IAsyncDisposable
         do
         {
             var pids = _silos.Select(s => s.Id).Append(Environment.ProcessId).ToArray();
-            var before = Compilation.CpuTime(pids);
+            var before = Compilation.Threads(pids);
             var roundStarted = DateTime.UtcNow;
             await MeasureAsync(broadcast: true, 16, 20_000);
             await MeasureAsync(broadcast: false, 16, 20_000);
-            share = (Compilation.CpuTime(pids) - before) / (DateTime.UtcNow - roundStarted);
+            share = Compilation.Since(before, pids) / (DateTime.UtcNow - roundStarted);
             Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  iris dissemination warm-up: {(DateTime.UtcNow - started).TotalSeconds:F0} s, compiling {100 * share:F1} % of a core"));
         }
         while (share >= Compilation.SettledShare && DateTime.UtcNow - started < most);
