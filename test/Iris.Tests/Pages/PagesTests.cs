@@ -124,6 +124,10 @@ public sealed class PagesTests(TwoSiloNetwork network, ITestOutputHelper output)
     [SkippableFact]
     public async Task In_Chromium_the_Orleans_dashboard_shows_both_silos_without_script_errors()
     {
+        // The dashboard's script draws its charts a moment after the page loads, whether or not its first counters
+        // have come (then it throws reading them): a node's first answer compiles the dashboard's code, which can take
+        // longer than that on a busy machine. Asked here first, the counters answer at once, and list both silos.
+        await WaitForDashboardHostsAsync(network.HttpPorts[1], network.SiloAddresses.Length);
         await using var browser = await BrowserSession.LaunchAsync();
         var (page, errors) = await OpenAsync(browser.Browser, $"http://127.0.0.1:{network.HttpPorts[1]}/dashboard/#/silos");
 
@@ -139,6 +143,28 @@ public sealed class PagesTests(TwoSiloNetwork network, ITestOutputHelper output)
         await page.GetByText("Active Silos").First.WaitForAsync(new LocatorWaitForOptions { Timeout = 30_000 });
         await ScreenshotAsync(page, "dashboard-overview.png");
         Assert.True(errors.Count == 0, "script errors: " + string.Join("; ", errors));
+    }
+
+    /// <summary>Asks the dashboard of the node at HTTP <paramref name="port"/> for its counters until they list
+    /// <paramref name="silos"/> hosts (30 s at most).</summary>
+    private static async Task WaitForDashboardHostsAsync(int port, int silos)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        var hosts = -1;
+        while (DateTime.UtcNow < deadline)
+        {
+            using var counters = JsonDocument.Parse(await http.GetStringAsync($"http://127.0.0.1:{port}/dashboard/DashboardCounters"));
+            hosts = counters.RootElement.GetProperty("hosts").GetArrayLength();
+            if (hosts == silos)
+            {
+                return;
+            }
+
+            await Task.Delay(200);
+        }
+
+        Assert.Fail($"the dashboard listed {hosts} of {silos} silos after 30 s");
     }
 
     /// <summary>Opens <paramref name="url"/> in a new page, collecting its uncaught script errors and console errors.</summary>
