@@ -71,29 +71,34 @@ internal static class Compilation
         TimeSpan.FromSeconds(Threads(pids).Sum(t => Math.Max(0, t.Value - before.GetValueOrDefault(t.Key))) / TicksPerSecond);
 
     /// <summary>
-    /// Runs the warm-up load <paramref name="call"/> for at least <paramref name="least"/>, then in 2-s slices until the
-    /// compilation threads of <paramref name="pids"/> (this process included by the caller) used less than
-    /// <see cref="SettledShare"/> of one core in a slice, or <paramref name="most"/> has passed (at least one slice).
-    /// Returns the share of the last slice; each slice's is printed.
+    /// Runs the warm-up load <paramref name="call"/> for at least <paramref name="least"/>, then in 2-s slices until
+    /// compilation settles (see <see cref="SettleAsync"/>).
     /// </summary>
     public static async Task<double> WarmUpAsync(Func<Task> call, int callers, TimeSpan least, TimeSpan most, Func<IEnumerable<int>> pids, string system)
     {
         var started = DateTime.UtcNow;
         await Load.WarmUpAsync(call, callers, least);
-        var share = 1.0;
+        return await SettleAsync(() => Load.WarmUpAsync(call, callers, Slice), started, most, pids, system);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="round"/> again and again until the compilation threads of <paramref name="pids"/> (this
+    /// process included by the caller) used less than <see cref="SettledShare"/> of one core during a round, or
+    /// <paramref name="most"/> has passed since <paramref name="started"/> (at least one round). Returns the share of
+    /// the last round; each round's is printed.
+    /// </summary>
+    public static async Task<double> SettleAsync(Func<Task> round, DateTime started, TimeSpan most, Func<IEnumerable<int>> pids, string system)
+    {
+        double share;
         do
         {
             var before = Threads(pids());
-            var sliceStarted = DateTime.UtcNow;
-            await Load.WarmUpAsync(call, callers, Slice);
-            share = Since(before, pids()) / (DateTime.UtcNow - sliceStarted);
+            var roundStarted = DateTime.UtcNow;
+            await round();
+            share = Since(before, pids()) / (DateTime.UtcNow - roundStarted);
             Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {system} warm-up: {(DateTime.UtcNow - started).TotalSeconds:F0} s, compiling {100 * share:F1} % of a core"));
-            if (share < SettledShare)
-            {
-                break;
-            }
         }
-        while (DateTime.UtcNow - started < most);
+        while (share >= SettledShare && DateTime.UtcNow - started < most);
 
         return share;
     }

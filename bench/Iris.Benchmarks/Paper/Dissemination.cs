@@ -57,24 +57,16 @@ internal sealed class Dissemination : IAsyncDisposable
     /// compiler in these processes (the harness included) used less than <see cref="Compilation.SettledShare"/> of a
     /// core over one round, or <paramref name="most"/> has passed. Returns that share of the last round.
     /// </summary>
-    public async Task<double> WarmUpAsync(TimeSpan most)
-    {
-        var started = DateTime.UtcNow;
-        double share;
-        do
+    public Task<double> WarmUpAsync(TimeSpan most) => Compilation.SettleAsync(
+        async () =>
         {
-            var pids = _silos.Select(s => s.Id).Append(Environment.ProcessId).ToArray();
-            var before = Compilation.Threads(pids);
-            var roundStarted = DateTime.UtcNow;
             await MeasureAsync(broadcast: true, 16, 20_000);
             await MeasureAsync(broadcast: false, 16, 20_000);
-            share = Compilation.Since(before, pids) / (DateTime.UtcNow - roundStarted);
-            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  iris dissemination warm-up: {(DateTime.UtcNow - started).TotalSeconds:F0} s, compiling {100 * share:F1} % of a core"));
-        }
-        while (share >= Compilation.SettledShare && DateTime.UtcNow - started < most);
-
-        return share;
-    }
+        },
+        DateTime.UtcNow,
+        most,
+        () => _silos.Select(s => s.Id).Append(Environment.ProcessId),
+        "iris dissemination");
 
     /// <summary>Sends <paramref name="messages"/> broadcasts (or publications) of <paramref name="payload"/> bytes
     /// and measures their delivery to every member (subscriber).</summary>
