@@ -34,8 +34,8 @@ internal static class PaperCommand
         var firstWarmUp = TimeSpan.FromSeconds(Option(args, "--warm-up") ?? (quick ? 8 : 20));
 
         // ... and longer while the runtime still compiles hot methods (Compilation), up to this long in all. The quick
-        // run cannot wait for that within its 3 minutes: it measures the share
-        // compiling in its last 2 s of warm-up and prints it, so its cells are read knowing it.
+        // run cannot wait for that within its 3 minutes: it measures the share compiling in its last 2 s of warm-up
+        // and prints it, so its cells are read knowing it.
         var longestWarmUp = firstWarmUp + TimeSpan.FromSeconds(quick ? 2 : 60);
         var duration = TimeSpan.FromSeconds(Option(args, "--seconds") ?? (quick ? 2 : 5));
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Iris.Tests.Support;
 using Microsoft.Playwright;
 using Xunit.Abstractions;
 
@@ -127,7 +128,7 @@ public sealed class PagesTests(TwoSiloNetwork network, ITestOutputHelper output)
         // The dashboard's script draws its charts a moment after the page loads, whether or not its first counters
         // have come (then it throws reading them): a node's first answer compiles the dashboard's code, which can take
         // longer than that on a busy machine. Asked here first, the counters answer at once, and list both silos.
-        await WaitForDashboardHostsAsync(network.HttpPorts[1], network.SiloAddresses.Length);
+        await WaitForDashboardHostsAsync(1);
         await using var browser = await BrowserSession.LaunchAsync();
         var (page, errors) = await OpenAsync(browser.Browser, $"http://127.0.0.1:{network.HttpPorts[1]}/dashboard/#/silos");
 
@@ -145,26 +146,19 @@ public sealed class PagesTests(TwoSiloNetwork network, ITestOutputHelper output)
         Assert.True(errors.Count == 0, "script errors: " + string.Join("; ", errors));
     }
 
-    /// <summary>Asks the dashboard of the node at HTTP <paramref name="port"/> for its counters until they list
-    /// <paramref name="silos"/> hosts (30 s at most).</summary>
-    private static async Task WaitForDashboardHostsAsync(int port, int silos)
+    /// <summary>Asks the dashboard of silo <paramref name="silo"/> for its counters until they list every silo of the
+    /// network (30 s at most).</summary>
+    private async Task WaitForDashboardHostsAsync(int silo)
     {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        var hosts = -1;
-        while (DateTime.UtcNow < deadline)
-        {
-            using var counters = JsonDocument.Parse(await http.GetStringAsync($"http://127.0.0.1:{port}/dashboard/DashboardCounters"));
-            hosts = counters.RootElement.GetProperty("hosts").GetArrayLength();
-            if (hosts == silos)
+        using var http = network.Http(silo);
+        await Eventually.HoldsAsync(
+            async () =>
             {
-                return;
-            }
-
-            await Task.Delay(200);
-        }
-
-        Assert.Fail($"the dashboard listed {hosts} of {silos} silos after 30 s");
+                using var counters = JsonDocument.Parse(await http.GetStringAsync("dashboard/DashboardCounters"));
+                return counters.RootElement.GetProperty("hosts").GetArrayLength() == network.SiloAddresses.Length;
+            },
+            $"the dashboard listing all {network.SiloAddresses.Length} silos",
+            TimeSpan.FromSeconds(30));
     }
 
     /// <summary>Opens <paramref name="url"/> in a new page, collecting its uncaught script errors and console errors.</summary>

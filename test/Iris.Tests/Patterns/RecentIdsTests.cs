@@ -14,17 +14,7 @@ public class RecentIdsTests
         var seen = new RecentIds(new FakeTimeProvider());
         var ids = Enumerable.Range(0, 5_000).Select(_ => CallIds.Next()).Concat(Enumerable.Range(0, 5_000).Select(_ => Guid.NewGuid())).ToArray();
         Random.Shared.Shuffle(ids);
-        foreach (var id in ids)
-        {
-            Assert.False(seen.Contains(id));
-            Assert.True(seen.Add(id));
-        }
-
-        foreach (var id in ids)
-        {
-            Assert.True(seen.Contains(id));
-            Assert.False(seen.Add(id));
-        }
+        AssertNewOnce(seen, ids);
     }
 
     [Fact]
@@ -105,17 +95,7 @@ public class RecentIdsTests
 
         // The same bit of blocks whose hashes are equal: the prefix's halves cancel, the prefix and the block trade a
         // bit, the block's halves cancel.
-        Guid[] ids = [Id(0, 5), Id(0x0000_0001_0000_0001, 5), Id(1, 5), Id(0, (1UL << 6) | 5), Id(0, (1UL << 38) | (1UL << 6) | 5)];
-        foreach (var id in ids)
-        {
-            Assert.True(seen.Add(id));
-        }
-
-        foreach (var id in ids)
-        {
-            Assert.True(seen.Contains(id));
-            Assert.False(seen.Add(id));
-        }
+        AssertNewOnce(seen, [Id(0, 5), Id(0x0000_0001_0000_0001, 5), Id(1, 5), Id(0, (1UL << 6) | 5), Id(0, (1UL << 38) | (1UL << 6) | 5)]);
     }
 
     [Fact]
@@ -151,5 +131,21 @@ public class RecentIdsTests
 
         var mixed = seen.Fresh([messages[2], messages[5], messages[6], messages[5], messages[3], messages[7]]);
         Assert.Equal([5, 6, 7], mixed.Select(m => (int)m.Body[0]));
+    }
+
+    /// <summary>Adds <paramref name="ids"/>, each unseen before and new; then each is seen and no longer new.</summary>
+    private static void AssertNewOnce(RecentIds seen, Guid[] ids)
+    {
+        foreach (var id in ids)
+        {
+            Assert.False(seen.Contains(id));
+            Assert.True(seen.Add(id));
+        }
+
+        foreach (var id in ids)
+        {
+            Assert.True(seen.Contains(id));
+            Assert.False(seen.Add(id));
+        }
     }
 }
