@@ -177,6 +177,10 @@ internal sealed class CallPolicy(TimeProvider time, Random random, GatewayLoss? 
     public Task<T> HedgedAsync<T>(Task<T> call, Func<Task<T>> again, HedgeWhile wanted) =>
         call.IsCompleted || wanted.Budget.Remaining <= HedgeLatest ? call : HedgeAsync(call, again, _clock.After(HedgeAfter), wanted);
 
+    /// <inheritdoc cref="HedgedAsync{T}(Task{T}, Func{Task{T}}, HedgeWhile)"/>
+    public Task HedgedAsync(Task call, Func<Task> again, HedgeWhile wanted) =>
+        call.IsCompleted || wanted.Budget.Remaining <= HedgeLatest ? call : HedgeAsync(Completed(call), () => Completed(again()), _clock.After(HedgeAfter), wanted);
+
     private static async Task<T> HedgeAsync<T>(Task<T> call, Func<Task<T>> again, CancellationToken hedge, HedgeWhile wanted)
     {
         try
@@ -265,6 +269,10 @@ internal sealed class CallPolicy(TimeProvider time, Random random, GatewayLoss? 
     /// <inheritdoc cref="WithinAsync{T}(Task{T}, CallBudget, CancellationToken)"/>
     public Task WithinAsync(Task call, CallBudget budget, CancellationToken cancellationToken) =>
         WithinAsync(Completed(call), budget, cancellationToken);
+
+    /// <inheritdoc cref="WithinAsync{T}(Task{T}, CallBudget, CancellationToken, CancellationToken)"/>
+    public Task WithinAsync(Task call, CallBudget budget, CancellationToken cancellationToken, CancellationToken contactLost) =>
+        WithinAsync(Completed(call), budget, cancellationToken, contactLost);
 
     private static async Task<bool> Completed(Task call)
     {

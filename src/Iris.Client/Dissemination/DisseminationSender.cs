@@ -17,7 +17,9 @@ namespace Iris.Dissemination;
 /// name are in flight, and the messages that arrive meanwhile go in the next call (up to <see cref="MaxBatch"/>
 /// messages or <see cref="MaxBatchBytes"/> bytes), and down the tree together from there; a lone message goes at once,
 /// alone. A call whose answer was lost is made again with the same ids (to the next split's rendezvous if the first
-/// one is moving), so no member gets a message twice: member processes deliver an id once.
+/// one is moving), and one unanswered after a second is followed by a copy to the next split, so no member gets a
+/// message twice and none waits for Orleans to declare a dead rendezvous' silo dead: member processes deliver an id
+/// once.
 /// </summary>
 internal sealed class DisseminationSender(MemberDirectory directory, IGrainFactory grains, CallPolicy policy, LocalDelivery deliverHere)
 {
@@ -145,10 +147,12 @@ internal sealed class DisseminationSender(MemberDirectory directory, IGrainFacto
         Exception? failure = null;
         for (var attempt = 1; failure is null; attempt++)
         {
-            var rendezvous = grains.GetGrain<IRendezvousGrain>(directory.NextKey(audience));
+            var key = directory.NextKey(audience);
             try
             {
-                await policy.WithinAsync(rendezvous.Disseminate(audience, messages), budget, CancellationToken.None).ConfigureAwait(false);
+                // In a client, a lost gateway connection ends the wait at once, as for requests: an answer through it
+                // never comes.
+                await policy.WithinAsync(ToSplits(key, 0), budget, CancellationToken.None, policy.ContactLost).ConfigureAwait(false);
                 foreach (var pending in batch)
                 {
                     pending.Complete(null);
@@ -181,6 +185,24 @@ internal sealed class DisseminationSender(MemberDirectory directory, IGrainFacto
         foreach (var pending in batch)
         {
             pending.Complete(failure);
+        }
+
+        // The call to the split under key; when it has no answer after a second (CallPolicy.HedgeAfter), a copy to the
+        // next split, and so on, each split once (the copies follow one another: each is itself followed after a
+        // second). A rendezvous' silo that died with the call on its way fails nothing until Orleans gives up on it, 5
+        // to 13 s later, and the next split's rendezvous may be on the same silo. Every split lists every member, and
+        // member processes drop an id they have seen. The first copy that settles the hand-over answers it.
+        Task ToSplits(string key, int copy)
+        {
+            var call = grains.GetGrain<IRendezvousGrain>(key).Disseminate(audience, messages);
+            if (copy + 1 >= Audience.Splits)
+            {
+                return call;
+            }
+
+            var keys = directory.KeysOf(audience);
+            var next = keys[(Array.IndexOf(keys, key) + 1) % keys.Length];
+            return policy.HedgedAsync(call, () => ToSplits(next, copy + 1), new HedgeWhile(budget, CancellationToken.None, policy.ContactLost));
         }
     }
 
