@@ -19,6 +19,7 @@ internal static class MicroCommand
         typeof(NextHopBenchmarks),
         typeof(MessageCodecBenchmarks),
         typeof(FrameProtectionBenchmarks),
+        typeof(DisseminatedCodecBenchmarks),
     ];
 
     public static void Run(string[] args)

@@ -26,7 +26,8 @@ internal static class PaperCommand
     {
         var quick = args.Contains("--quick");
         var json = args.Contains("--json");
-        int[] callers = quick ? [16] : [1, 16, 64];
+        // --callers N: only that many concurrent callers (for profiling one regime).
+        int[] callers = Option(args, "--callers") is { } fixedCallers ? [fixedCallers] : quick ? [16] : [1, 16, 64];
         var warmUp = TimeSpan.FromSeconds(quick ? 1 : 2);
 
         // Each system's first seconds are its slowest (JIT tiers, connections, Iris' member lists): one longer warm-up
@@ -43,7 +44,8 @@ internal static class PaperCommand
         // passed (one round in the quick run; --dissemination-warm-up N: up to N s).
         var disseminationWarmUp = TimeSpan.FromSeconds(Option(args, "--dissemination-warm-up") ?? (quick ? 0 : 60));
 
-        // For profiling one side: --only iris|iris-requests|orleans|nats|dissemination, --payload N, --warm-up N (seconds).
+        // For profiling one side: --only iris|iris-requests|orleans|nats|dissemination, --payload N, --warm-up N (seconds),
+        // --messages N (each broadcast and publish cell).
         var only = Array.IndexOf(args, "--only") is var o and >= 0 && o + 1 < args.Length ? args[o + 1] : null;
         int[] payloads = Option(args, "--payload") is { } single ? [single] : Payloads;
 
@@ -89,7 +91,7 @@ internal static class PaperCommand
             {
                 foreach (var payload in payloads)
                 {
-                    var messages = payload >= 65536 ? (quick ? 500 : 4_000) : (quick ? 40_000 : 200_000);
+                    var messages = Option(args, "--messages") ?? (payload >= 65536 ? (quick ? 500 : 4_000) : (quick ? 40_000 : 200_000));
                     FanCell(workload, payload)["iris"] = await iris.MeasureAsync(workload == "broadcast", payload, messages);
                     Console.Error.WriteLine(FanLine(workload, "iris", payload, FanCell(workload, payload)["iris"]));
                 }

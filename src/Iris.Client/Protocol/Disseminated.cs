@@ -1,13 +1,12 @@
 namespace Iris.Protocol;
 
 /// <summary>One broadcast or publication on its way, with the id its sender gave it once: every hop and every
-/// member process hands on or delivers an id once, so a repeated or looping copy is dropped.</summary>
-[GenerateSerializer]
+/// member process hands on or delivers an id once, so a repeated or looping copy is dropped. Its wire form is
+/// <see cref="DisseminatedCodec"/>'s.</summary>
 [Immutable]
-internal readonly record struct Disseminated([property: Id(0)] Guid Id, [property: Id(1)] byte[] Body)
+internal readonly record struct Disseminated(Guid Id, byte[] Body)
 {
     /// <summary>The sender's span (W3C <c>traceparent</c>) while the sender's process traces: each delivery's span is
     /// its child (<see cref="Diagnostics.IrisTracing"/>). Null otherwise.</summary>
-    [Id(2)]
     public string? TraceParent { get; init; }
 }
