@@ -130,7 +130,7 @@ internal sealed class CallPolicy(TimeProvider time, Random random, GatewayLoss? 
         catch (OperationCanceledException) when (!call.IsCompleted && contactLost.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
             Observe(call);
-            throw new TimeoutException("A gateway connection was lost while the call was out; its answer may never come.");
+            throw GatewayLost();
         }
         catch (Exception e) when (!call.IsCompleted && e is TimeoutException or OperationCanceledException)
         {
@@ -158,7 +158,7 @@ internal sealed class CallPolicy(TimeProvider time, Random random, GatewayLoss? 
         catch (OperationCanceledException) when (!call.IsCompleted && contactLost.IsCancellationRequested)
         {
             Observe(call);
-            throw new TimeoutException("A gateway connection was lost while the call was out; its answer may never come.");
+            throw GatewayLost();
         }
     }
 
@@ -172,16 +172,26 @@ internal sealed class CallPolicy(TimeProvider time, Random random, GatewayLoss? 
     /// Which answer is taken: the first that settles the call (a reply, or an answer from the member that it ran,
     /// runs, or gave up); a refusal that says the copy did not start waits for the other copy, which may have started
     /// the run meanwhile; when both fail, a failure that says the call may have arrived wins over one that says it did
-    /// not, so that the caller never takes a request that may have run for one that did not.
+    /// not, so that the caller never takes a request that may have run for one that did not. While it waits, a
+    /// cancelled <see cref="HedgeWhile.ContactLost"/> ends it with a <see cref="TimeoutException"/> (no answer: ask
+    /// again), as <see cref="UntilLostAsync"/> would, with no wait of its own: the first copy's wait ends at the hedge
+    /// time or at the loss, whichever comes first.
     /// </summary>
     public Task<T> HedgedAsync<T>(Task<T> call, Func<Task<T>> again, HedgeWhile wanted) =>
-        call.IsCompleted || wanted.Budget.Remaining <= HedgeLatest ? call : HedgeAsync(call, again, _clock.After(HedgeAfter), wanted);
+        HedgedAsync(call, static again => again(), again, wanted);
+
+    /// <summary>As <see cref="HedgedAsync{T}(Task{T}, Func{Task{T}}, HedgeWhile)"/>, with the copy made by
+    /// <paramref name="again"/> from <paramref name="state"/>: a static function and a struct state cost a call that
+    /// makes no copy nothing beyond its wait.</summary>
+    public Task<T> HedgedAsync<T, TState>(Task<T> call, Func<TState, Task<T>> again, TState state, HedgeWhile wanted) =>
+        call.IsCompleted || wanted.Budget.Remaining <= HedgeLatest ? call : HedgeAsync(call, again, state, _clock.After(HedgeAfter, wanted.ContactLost), wanted);
 
     /// <inheritdoc cref="HedgedAsync{T}(Task{T}, Func{Task{T}}, HedgeWhile)"/>
     public Task HedgedAsync(Task call, Func<Task> again, HedgeWhile wanted) =>
-        call.IsCompleted || wanted.Budget.Remaining <= HedgeLatest ? call : HedgeAsync(Completed(call), () => Completed(again()), _clock.After(HedgeAfter), wanted);
+        call.IsCompleted || wanted.Budget.Remaining <= HedgeLatest ? call : HedgeAsync(Completed(call), static again => Completed(again()), again, _clock.After(HedgeAfter, wanted.ContactLost), wanted);
 
-    private static async Task<T> HedgeAsync<T>(Task<T> call, Func<Task<T>> again, CancellationToken hedge, HedgeWhile wanted)
+    // hedge: cancelled after HedgeAfter, or when wanted.ContactLost is: one wait for both while the first copy is out.
+    private static async Task<T> HedgeAsync<T, TState>(Task<T> call, Func<TState, Task<T>> again, TState state, CancellationToken hedge, HedgeWhile wanted)
     {
         try
         {
@@ -195,25 +205,49 @@ internal sealed class CallPolicy(TimeProvider time, Random random, GatewayLoss? 
             }
         }
 
-        if (wanted.Caller.IsCancellationRequested || wanted.ContactLost.IsCancellationRequested || wanted.Budget.IsExpired)
+        if (wanted.ContactLost.IsCancellationRequested)
+        {
+            // The call's answer may never come: the caller asks again, no copy after it.
+            Observe(call);
+            throw GatewayLost();
+        }
+
+        if (wanted.Caller.IsCancellationRequested || wanted.Budget.IsExpired)
         {
             // The caller has stopped waiting for this call: no copy after it.
-            return await call.ConfigureAwait(false);
+            return await UntilLostAsync(call, wanted.ContactLost).ConfigureAwait(false);
         }
 
         Task<T> copy;
         try
         {
-            copy = again();
+            copy = again(state);
         }
         catch (Exception)
         {
             // No copy could be made (the process is stopping): the first copy's answer stands.
-            return await call.ConfigureAwait(false);
+            return await UntilLostAsync(call, wanted.ContactLost).ConfigureAwait(false);
         }
 
         Diagnostics.IrisMetrics.Repeats.Add(1);
-        var first = await Task.WhenAny(call, copy).ConfigureAwait(false);
+        try
+        {
+            return await SettleAsync(call, copy, wanted.ContactLost).ConfigureAwait(false);
+        }
+        catch (TimeoutException) when (wanted.ContactLost.IsCancellationRequested && !(call.IsCompleted && copy.IsCompleted))
+        {
+            Observe(call);
+            Observe(copy);
+            throw;
+        }
+    }
+
+    /// <summary>The answer of the first of <paramref name="call"/> and <paramref name="copy"/> that settles the call,
+    /// or the safer of their failures; ends with a <see cref="TimeoutException"/> when <paramref name="contactLost"/>
+    /// is cancelled first.</summary>
+    private static async Task<T> SettleAsync<T>(Task<T> call, Task<T> copy, CancellationToken contactLost)
+    {
+        var first = await UntilLostAsync(Task.WhenAny(call, copy), contactLost).ConfigureAwait(false);
         var other = first == call ? copy : call;
         if (Settles(first))
         {
@@ -223,7 +257,11 @@ internal sealed class CallPolicy(TimeProvider time, Random random, GatewayLoss? 
 
         try
         {
-            await other.ConfigureAwait(false);
+            await UntilLostAsync(other, contactLost).ConfigureAwait(false);
+        }
+        catch (TimeoutException) when (contactLost.IsCancellationRequested && !other.IsCompleted)
+        {
+            throw;
         }
         catch (Exception)
         {
@@ -255,6 +293,8 @@ internal sealed class CallPolicy(TimeProvider time, Random random, GatewayLoss? 
             _ => 0,
         },
     };
+
+    private static TimeoutException GatewayLost() => new("A gateway connection was lost while the call was out; its answer may never come.");
 
     /// <summary>A call cancelled inside Orleans ends as a cancelled task, with no exception of its own.</summary>
     private static Exception FailureOf(Task failed) => failed.Exception?.GetBaseException() ?? new OperationCanceledException();

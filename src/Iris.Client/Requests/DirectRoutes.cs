@@ -71,23 +71,25 @@ internal sealed class DirectRoutes(IGrainFactory grains, IGatewayListProvider ga
             SystemTargetGrainId.CreateGrainServiceGrainId(TypeCode, null!, address)), grains);
     }
 
-    /// <summary>Calls <paramref name="member"/>'s silo in one hop. A call refused on the way or cut off with its
-    /// connection passes the gateway over, so the caller's repeat goes through the grain: such a copy either reached the
-    /// silo before its connection failed (and its run is in the silo's ledger, which the repeat joins) or never will. A
-    /// call that is only unanswered does not: its handler may just be slow, or its copy held up on the way, and a repeat
-    /// by the same route comes after it on the same connection, where it joins the run instead of running it a second
-    /// time after the ledger forgot it (calls for a system target have no time to live in Orleans, so a held-up copy is
-    /// never dropped).</summary>
-    public async Task<MemberAnswer> RequestAsync(IMemberHostService service, MemberEndpoint member, Guid id, string cluster, byte[] request, TimeSpan remaining)
+    /// <summary>Calls <paramref name="member"/>'s silo in one hop: the call itself, with no wait of its own. A copy that
+    /// fails refused on the way or cut off with its connection is to be reported to <see cref="Failed"/> by whoever
+    /// awaits it.</summary>
+    public static Task<MemberAnswer> RequestAsync(IMemberHostService service, MemberEndpoint member, Guid id, string cluster, byte[] request, TimeSpan remaining) =>
+        service.Request(member.Silo!, id, cluster, request, remaining);
+
+    /// <summary>A call to <paramref name="member"/> failed with <paramref name="error"/>. One refused on the way or cut
+    /// off with its connection passes the member's gateway over, so the caller's repeat goes through the grain: such a
+    /// copy either reached the silo before its connection failed (and its run is in the silo's ledger, which the
+    /// repeat joins) or never will. A call that is only unanswered does not: its handler may just be slow, or its copy
+    /// held up on the way, and a repeat by the same route comes after it on the same connection, where it joins the run
+    /// instead of running it a second time after the ledger forgot it (calls for a system target have no time to live
+    /// in Orleans, so a held-up copy is never dropped). A call that went by the grain reports its failure too: the
+    /// member's silo was out of reach, and its gateway with it.</summary>
+    public void Failed(MemberEndpoint member, Exception error)
     {
-        try
+        if (member.Gateway is { } gateway && CallPolicy.Classify(error) is not (CallFailure.Answered or CallFailure.NoAnswer))
         {
-            return await service.Request(member.Silo!, id, cluster, request, remaining).ConfigureAwait(false);
-        }
-        catch (Exception e) when (CallPolicy.Classify(e) is not (CallFailure.Answered or CallFailure.NoAnswer))
-        {
-            _passedOver[member.Gateway!] = time.GetTimestamp();
-            throw;
+            _passedOver[gateway] = time.GetTimestamp();
         }
     }
 

@@ -61,12 +61,12 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
         try
         {
             var budget = policy.Start(timeout);
-            var (answer, member) = await ToMemberAsync(
+            var (answer, member) = await ToMemberAsync<MemberAnswer, RequestCall>(
                 cluster,
                 budget,
                 anyMember: false,
                 passOverFull: true,
-                (member, hedge) => CallAsync(member, id, cluster, request, isolate, budget, hedge),
+                new RequestCall(this, id, cluster, request, isolate, budget),
                 cancellationToken).ConfigureAwait(false);
             directory.Reported(member.Id, answer.Capacity);
             var data = isolate && IsHere(member) is not null ? [.. answer.Data] : answer.Data;
@@ -99,25 +99,32 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
             return here.Request(id, cluster, isolate ? [.. request] : request, budget.Remaining);
         }
 
-        Func<Task<MemberAnswer>> route;
-        if (direct?.To(member) is { } service)
+        // The route is chosen once; a second copy takes the same one. A struct, handed to the hedge as its state: a
+        // request costs no closure for a copy it will rarely make.
+        var route = new Route(this, direct?.To(member), member, id, cluster, request, budget);
+        var first = Send(route);
+        return hedge is { } wanted ? policy.HedgedAsync(first, static route => route.Sender.Send(route), route, wanted) : first;
+    }
+
+    /// <summary>One copy of a request by <paramref name="route"/>: to the member's silo in one hop when it has a
+    /// service to call there, else to its member host grain.</summary>
+    private Task<MemberAnswer> Send(Route route)
+    {
+        var (_, service, member, id, cluster, request, budget) = route;
+        if (service is not null)
         {
-            route = () =>
-            {
-                IrisMetrics.RequestCalls.Add(1, IrisMetrics.RouteDirect);
-                return direct.RequestAsync(service, member, id, cluster, request, budget.Remaining);
-            };
-        }
-        else
-        {
-            route = () =>
-            {
-                IrisMetrics.RequestCalls.Add(1, IrisMetrics.RouteGrain);
-                return member.Call(grains, host => host.Request(id, cluster, request, budget.Remaining));
-            };
+            IrisMetrics.RequestCalls.Add(1, IrisMetrics.RouteDirect);
+            return DirectRoutes.RequestAsync(service, member, id, cluster, request, budget.Remaining);
         }
 
-        return hedge is { } wanted ? policy.HedgedAsync(route(), route, wanted) : route();
+        return ByGrain(member, id, cluster, request, budget);
+    }
+
+    // Apart from Send: its closure would be made for every copy, whichever the route.
+    private Task<MemberAnswer> ByGrain(MemberEndpoint member, Guid id, string cluster, byte[] request, CallBudget budget)
+    {
+        IrisMetrics.RequestCalls.Add(1, IrisMetrics.RouteGrain);
+        return member.Call(grains, host => host.Request(id, cluster, request, budget.Remaining));
     }
 
     /// <summary>
@@ -140,18 +147,16 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
             activity?.SetTag("iris.tunnel.id", id);
             try
             {
-                return (await ToMemberAsync(
+                return (await ToMemberAsync<TunnelAccepted, FuncCall<TunnelAccepted>>(
                     cluster,
                     budget,
                     anyMember: true,
                     passOverFull: false,
-                    (member, _) =>
+                    new FuncCall<TunnelAccepted>(member =>
                     {
-                        // Never a second copy: it would tell the opener's end again which process it asks, after the
-                        // caller may have moved on to another.
                         asking(member.Id);
                         return member.Call(grains, host => host.OpenTunnel(cluster, id, opener, openerWindow, budget.Remaining));
-                    },
+                    }),
                     cancellationToken).ConfigureAwait(false)).Result;
             }
             catch (Exception e)
@@ -184,8 +189,9 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
     /// <summary>Makes <paramref name="call"/> to one member after another until one answers; returns the answer and
     /// the member that gave it. With <paramref name="passOverFull"/> (requests, which members' limits apply to; not
     /// tunnel opens), members known to be full are not asked.</summary>
-    private async Task<(T Result, MemberEndpoint Member)> ToMemberAsync<T>(
-        string cluster, CallBudget budget, bool anyMember, bool passOverFull, Func<MemberEndpoint, HedgeWhile?, Task<T>> call, CancellationToken cancellationToken)
+    private async Task<(T Result, MemberEndpoint Member)> ToMemberAsync<T, TCall>(
+        string cluster, CallBudget budget, bool anyMember, bool passOverFull, TCall call, CancellationToken cancellationToken)
+        where TCall : struct, IMemberCall<T>
     {
         var key = directory.NextKey(Audience.Cluster(cluster));
         HashSet<string>? passed = null;
@@ -204,11 +210,11 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
 
             var notFull = passOverFull ? directory.NotFull(cluster, members) : members;
             var open = directory.NotGone(notFull);
-            IReadOnlyList<MemberEndpoint> candidates = passed is null ? open : [.. open.Where(m => !passed.Contains(m.Id))];
+            var candidates = Except(open, passed);
             if (candidates.Count == 0 && open.Count < notFull.Count)
             {
                 // Only members reported gone moments ago are left: one of them may be back.
-                candidates = passed is null ? notFull : [.. notFull.Where(m => !passed.Contains(m.Id))];
+                candidates = Except(notFull, passed);
             }
 
             if (candidates.Count == 0)
@@ -232,7 +238,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                 continue;
             }
 
-            var (done, result, status) = await ToOneMemberAsync(cluster, key, member, anyMember || member.Idempotent, budget, call, cancellationToken).ConfigureAwait(false);
+            var (done, result, status) = await ToOneMemberAsync<T, TCall>(cluster, key, member, anyMember || member.Idempotent, budget, call, cancellationToken).ConfigureAwait(false);
             if (done)
             {
                 if (passOverFull)
@@ -255,11 +261,32 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
         }
     }
 
+    /// <summary><paramref name="members"/> but those <paramref name="passed"/> over (a loop, not a lambda: a lambda's
+    /// closure would be made for every request).</summary>
+    private static IReadOnlyList<MemberEndpoint> Except(IReadOnlyList<MemberEndpoint> members, HashSet<string>? passed)
+    {
+        if (passed is null)
+        {
+            return members;
+        }
+
+        var left = new List<MemberEndpoint>(members.Count);
+        foreach (var member in members)
+        {
+            if (!passed.Contains(member.Id))
+            {
+                left.Add(member);
+            }
+        }
+
+        return left;
+    }
+
     /// <summary>Calls one member, repeating the same call while contact is lost and the member still listed. Returns
     /// done with the result, or not done with why another member should be tried (it did not start there).</summary>
-    private async ValueTask<(bool Done, T? Result, MemberReplyStatus Status)> ToOneMemberAsync<T>(
-        string cluster, string key, MemberEndpoint member, bool mayRunElsewhere, CallBudget budget, Func<MemberEndpoint, HedgeWhile?, Task<T>> call,
-        CancellationToken cancellationToken)
+    private async ValueTask<(bool Done, T? Result, MemberReplyStatus Status)> ToOneMemberAsync<T, TCall>(
+        string cluster, string key, MemberEndpoint member, bool mayRunElsewhere, CallBudget budget, TCall call, CancellationToken cancellationToken)
+        where TCall : struct, IMemberCall<T>
     {
         Exception? lost = null;
         var mayHaveRun = false;
@@ -302,12 +329,13 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                     // member holds each copy then until the run ends or it answers that it still runs.
                     var remote = IsHere(member) is null;
                     var gatewayLost = remote ? policy.ContactLost : CancellationToken.None;
-                    HedgeWhile? hedge = remote && !running ? new(budget, cancellationToken, gatewayLost) : null;
-                    var pending = call(member, hedge);
+                    HedgeWhile? hedge = remote && !running && call.Hedges ? new(budget, cancellationToken, gatewayLost) : null;
+                    var pending = call.Call(member, hedge);
                     var longest = CallPolicy.ReaskAfter + ResponseTimeoutSlack + (hedge is null ? TimeSpan.Zero : CallPolicy.HedgeLatest);
+                    // A hedged call's own wait ends at a gateway loss too (CallPolicy.HedgedAsync).
                     result = pending.IsCompleted ? await pending.ConfigureAwait(false)
                         : !cancellationToken.CanBeCanceled && remote && budget.Remaining > longest
-                            ? await CallPolicy.UntilLostAsync(pending, gatewayLost).ConfigureAwait(false)
+                            ? await (hedge is null ? CallPolicy.UntilLostAsync(pending, gatewayLost) : pending).ConfigureAwait(false)
                             : await policy.WithinAsync(pending, budget, cancellationToken, gatewayLost).ConfigureAwait(false);
                 }
 
@@ -358,6 +386,8 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                     continue;
                 }
 
+                // Refused on the way or cut off: a repeat goes through the grain if this went in one hop.
+                direct?.Failed(member, e);
                 if (failure == CallFailure.ProcessGone || (failure == CallFailure.NotDelivered && lost is null && !mayHaveRun))
                 {
                     if (failure == CallFailure.ProcessGone)
@@ -464,4 +494,36 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
     }
 
     private sealed record Here(string Id, IMemberHost Host);
+
+    /// <summary>The call <see cref="ToMemberAsync"/> makes to each member it tries (with a hedge while the caller
+    /// waits): a struct type argument, so that choosing and calling costs no closure.</summary>
+    private interface IMemberCall<T>
+    {
+        /// <summary>Whether a call is followed by a second copy when asked to (<see cref="CallPolicy.HedgedAsync"/>,
+        /// whose wait also ends at a gateway loss).</summary>
+        bool Hedges { get; }
+
+        Task<T> Call(MemberEndpoint member, HedgeWhile? hedge);
+    }
+
+    private readonly record struct RequestCall(RequestSender Sender, Guid Id, string Cluster, byte[] Request, bool Isolate, CallBudget Budget) : IMemberCall<MemberAnswer>
+    {
+        public bool Hedges => true;
+
+        public Task<MemberAnswer> Call(MemberEndpoint member, HedgeWhile? hedge) => Sender.CallAsync(member, Id, Cluster, Request, Isolate, Budget, hedge);
+    }
+
+    /// <summary>A call never hedged (tunnel opens: a second copy would tell the opener's end again which process it
+    /// asks, after the caller may have moved on to another).</summary>
+    private readonly record struct FuncCall<T>(Func<MemberEndpoint, Task<T>> Function) : IMemberCall<T>
+    {
+        public bool Hedges => false;
+
+        public Task<T> Call(MemberEndpoint member, HedgeWhile? hedge) => Function(member);
+    }
+
+    /// <summary>How one request goes to a member in another process: <paramref name="Service"/>, the member's silo
+    /// in one hop, or null for its member host grain.</summary>
+    private readonly record struct Route(
+        RequestSender Sender, IMemberHostService? Service, MemberEndpoint Member, Guid Id, string Cluster, byte[] Request, CallBudget Budget);
 }

@@ -12,7 +12,8 @@ public sealed class HedgeTests : IDisposable
 
     public void Dispose() => _policy.Dispose();
 
-    private HedgeWhile Wanted(CancellationToken caller = default) => new(_policy.Start(TimeSpan.FromSeconds(30)), caller, CancellationToken.None);
+    private HedgeWhile Wanted(CancellationToken caller = default, CancellationToken contactLost = default) =>
+        new(_policy.Start(TimeSpan.FromSeconds(30)), caller, contactLost);
 
     /// <summary>A call left unanswered until its copy was made: the two calls to complete, and the caller's answer.</summary>
     private async Task<(TaskCompletionSource<int> First, TaskCompletionSource<int> Copy, Task<int> Answer)> CopiedAsync()
@@ -35,6 +36,42 @@ public sealed class HedgeTests : IDisposable
         Assert.Equal(7, await answer);
         await Task.Delay(CallPolicy.HedgeLatest + TimeSpan.FromMilliseconds(250));
         Assert.Equal(0, copies);
+    }
+
+    [Fact]
+    public async Task A_gateway_lost_before_the_hedge_ends_the_wait_at_once_with_no_copy()
+    {
+        // The hedge's one wait ends at the hedge time or at a gateway loss: the caller asks again (a TimeoutException is
+        // "no answer"), and the call left behind is not copied.
+        using var lost = new CancellationTokenSource();
+        var first = new TaskCompletionSource<int>();
+        var copies = 0;
+        var answer = _policy.HedgedAsync(first.Task, () => Task.FromResult(Interlocked.Increment(ref copies)), Wanted(contactLost: lost.Token));
+        await Task.Delay(TimeSpan.FromMilliseconds(100));
+        var started = Stopwatch.GetTimestamp();
+        lost.Cancel();
+        var error = await Assert.ThrowsAsync<TimeoutException>(() => answer.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.True(Stopwatch.GetElapsedTime(started) < CallPolicy.HedgeAfter, "the wait ended at the loss, not at the hedge time");
+        Assert.Contains("gateway connection was lost", error.Message, StringComparison.Ordinal);
+        await Task.Delay(CallPolicy.HedgeLatest);
+        Assert.Equal(0, copies);
+        first.SetException(new TimeoutException("never answered"));
+    }
+
+    [Fact]
+    public async Task A_gateway_lost_after_the_copy_was_made_ends_the_wait_at_once()
+    {
+        using var lost = new CancellationTokenSource();
+        var first = new TaskCompletionSource<int>();
+        var copy = new TaskCompletionSource<int>();
+        var copied = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var answer = _policy.HedgedAsync(first.Task, () => { copied.SetResult(); return copy.Task; }, Wanted(contactLost: lost.Token));
+        await copied.Task.WaitAsync(TimeSpan.FromSeconds(10));
+
+        lost.Cancel();
+        await Assert.ThrowsAsync<TimeoutException>(() => answer.WaitAsync(TimeSpan.FromSeconds(1)));
+        first.SetException(new TimeoutException("never answered"));
+        copy.SetException(new TimeoutException("never answered"));
     }
 
     [Fact]
