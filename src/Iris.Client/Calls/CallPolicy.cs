@@ -155,8 +155,14 @@ internal sealed class CallPolicy(TimeProvider time, Random random, GatewayLoss? 
         {
             return await call.WaitAsync(contactLost).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (!call.IsCompleted && contactLost.IsCancellationRequested)
+        catch (OperationCanceledException) when (contactLost.IsCancellationRequested)
         {
+            // The call may have ended as the loss came: its own outcome then.
+            if (call.IsCompleted)
+            {
+                return await call.ConfigureAwait(false);
+            }
+
             Observe(call);
             throw GatewayLost();
         }
@@ -184,14 +190,27 @@ internal sealed class CallPolicy(TimeProvider time, Random random, GatewayLoss? 
     /// <paramref name="again"/> from <paramref name="state"/>: a static function and a struct state cost a call that
     /// makes no copy nothing beyond its wait.</summary>
     public Task<T> HedgedAsync<T, TState>(Task<T> call, Func<TState, Task<T>> again, TState state, HedgeWhile wanted) =>
-        call.IsCompleted || wanted.Budget.Remaining <= HedgeLatest ? call : HedgeAsync(call, again, state, _clock.After(HedgeAfter, wanted.ContactLost), wanted);
+        call.IsCompleted || wanted.Budget.Remaining <= HedgeLatest
+            ? call
+            : HedgeAsync(call, again, state, _clock.After(HedgeAfter, wanted.ContactLost), wanted, sameRun: true);
 
-    /// <inheritdoc cref="HedgedAsync{T}(Task{T}, Func{Task{T}}, HedgeWhile)"/>
-    public Task HedgedAsync(Task call, Func<Task> again, HedgeWhile wanted) =>
-        call.IsCompleted || wanted.Budget.Remaining <= HedgeLatest ? call : HedgeAsync(Completed(call), static again => Completed(again()), again, _clock.After(HedgeAfter, wanted.ContactLost), wanted);
+    /// <summary>
+    /// As <see cref="HedgedAsync{T}(Task{T}, Func{Task{T}}, HedgeWhile)"/> for a call whose copy goes to another target
+    /// (a hand-over to another split's rendezvous), made when <paramref name="call"/> has no answer after
+    /// <paramref name="after"/> (at least <see cref="HedgeAfter"/>): a failure of one says nothing of the other, so only
+    /// a success settles it; when both fail, the failure that lets the caller try again (did not start, may have
+    /// arrived) wins over one that is final.
+    /// </summary>
+    public Task HedgedToAnotherAsync(Task call, Func<Task> again, TimeSpan after, HedgeWhile wanted) =>
+        call.IsCompleted || wanted.Budget.Remaining <= after + HedgeLatest - HedgeAfter
+            ? call
+            : HedgeAsync(Completed(call), static again => Completed(again()), again, _clock.After(after, wanted.ContactLost), wanted, sameRun: false);
 
     // hedge: cancelled after HedgeAfter, or when wanted.ContactLost is: one wait for both while the first copy is out.
-    private static async Task<T> HedgeAsync<T, TState>(Task<T> call, Func<TState, Task<T>> again, TState state, CancellationToken hedge, HedgeWhile wanted)
+    // sameRun: the copy joins the same run as the call (a request's copy to the same member); else it goes to another
+    // target, and only a success settles.
+    private static async Task<T> HedgeAsync<T, TState>(
+        Task<T> call, Func<TState, Task<T>> again, TState state, CancellationToken hedge, HedgeWhile wanted, bool sameRun)
     {
         try
         {
@@ -232,7 +251,7 @@ internal sealed class CallPolicy(TimeProvider time, Random random, GatewayLoss? 
         Diagnostics.IrisMetrics.Repeats.Add(1);
         try
         {
-            return await SettleAsync(call, copy, wanted.ContactLost).ConfigureAwait(false);
+            return await SettleAsync(call, copy, wanted.ContactLost, sameRun).ConfigureAwait(false);
         }
         catch (TimeoutException) when (wanted.ContactLost.IsCancellationRequested && !(call.IsCompleted && copy.IsCompleted))
         {
@@ -245,11 +264,11 @@ internal sealed class CallPolicy(TimeProvider time, Random random, GatewayLoss? 
     /// <summary>The answer of the first of <paramref name="call"/> and <paramref name="copy"/> that settles the call,
     /// or the safer of their failures; ends with a <see cref="TimeoutException"/> when <paramref name="contactLost"/>
     /// is cancelled first.</summary>
-    private static async Task<T> SettleAsync<T>(Task<T> call, Task<T> copy, CancellationToken contactLost)
+    private static async Task<T> SettleAsync<T>(Task<T> call, Task<T> copy, CancellationToken contactLost, bool sameRun)
     {
         var first = await UntilLostAsync(Task.WhenAny(call, copy), contactLost).ConfigureAwait(false);
         var other = first == call ? copy : call;
-        if (Settles(first))
+        if (first.IsCompletedSuccessfully || (sameRun && Settles(first)))
         {
             Observe(other);
             return await first.ConfigureAwait(false);
@@ -265,8 +284,10 @@ internal sealed class CallPolicy(TimeProvider time, Random random, GatewayLoss? 
         }
         catch (Exception)
         {
-            // Both failed: the one that tells the caller most safely what may have happened (ties: the later).
-            if (Rank(FailureOf(first)) > Rank(FailureOf(other)))
+            // Both failed. The same run: the one that tells the caller most safely what may have happened (ties: the
+            // later). Two targets: the one that lets the caller try again.
+            var (firstRank, otherRank) = (Rank(FailureOf(first)), Rank(FailureOf(other)));
+            if (sameRun ? firstRank > otherRank : firstRank < otherRank)
             {
                 return await first.ConfigureAwait(false);
             }
@@ -326,6 +347,6 @@ internal sealed class CallPolicy(TimeProvider time, Random random, GatewayLoss? 
         new(name, $"{cause.GetType().Name}: {cause.Message}");
 }
 
-/// <summary>While a caller still waits for a call, for <see cref="CallPolicy.HedgedAsync"/>: its time, its own token, and
+/// <summary>While a caller still waits for a call, for <see cref="CallPolicy.HedgedAsync{T}(Task{T}, Func{Task{T}}, HedgeWhile)"/>: its time, its own token, and
 /// the gateway-loss token its wait ends with.</summary>
 internal readonly record struct HedgeWhile(CallBudget Budget, CancellationToken Caller, CancellationToken ContactLost);

@@ -148,11 +148,16 @@ internal sealed class DisseminationSender(MemberDirectory directory, IGrainFacto
         for (var attempt = 1; failure is null; attempt++)
         {
             var key = directory.NextKey(audience);
+
+            // Cancelled once this attempt is over, so that no copy to a further split follows a hand-over already
+            // answered (or given up).
+            using var settled = new CancellationTokenSource();
             try
             {
                 // In a client, a lost gateway connection ends the wait at once, as for requests: an answer through it
-                // never comes.
-                await policy.WithinAsync(ToSplits(key, 0), budget, CancellationToken.None, policy.ContactLost).ConfigureAwait(false);
+                // never comes. Read before the call, so that a loss while it is made is not missed.
+                var contactLost = policy.ContactLost;
+                await policy.WithinAsync(ToSplits(key, 0, settled.Token, contactLost), budget, CancellationToken.None, contactLost).ConfigureAwait(false);
                 foreach (var pending in batch)
                 {
                     pending.Complete(null);
@@ -180,6 +185,10 @@ internal sealed class DisseminationSender(MemberDirectory directory, IGrainFacto
             {
                 failure = e;
             }
+            finally
+            {
+                settled.Cancel();
+            }
         }
 
         foreach (var pending in batch)
@@ -188,11 +197,13 @@ internal sealed class DisseminationSender(MemberDirectory directory, IGrainFacto
         }
 
         // The call to the split under key; when it has no answer after a second (CallPolicy.HedgeAfter), a copy to the
-        // next split, and so on, each split once (the copies follow one another: each is itself followed after a
-        // second). A rendezvous' silo that died with the call on its way fails nothing until Orleans gives up on it, 5
-        // to 13 s later, and the next split's rendezvous may be on the same silo. Every split lists every member, and
-        // member processes drop an id they have seen. The first copy that settles the hand-over answers it.
-        Task ToSplits(string key, int copy)
+        // next split, and so on, each split once, each copy after one second more than the one before (at about 1, 3
+        // and 6 s): a rendezvous' silo that died with the call on its way fails nothing until Orleans gives up on it, 5
+        // to 13 s later, and the next split's rendezvous may be on the same silo; a hand-over that is only slow (a
+        // rendezvous activating, a silo overloaded) makes few copies. None once the hand-over is settled. Every split
+        // lists every member, and member processes deliver an id once. The first split that accepts answers the
+        // sender; a failure of one waits for the others.
+        Task ToSplits(string key, int copy, CancellationToken settled, CancellationToken contactLost)
         {
             var call = grains.GetGrain<IRendezvousGrain>(key).Disseminate(audience, messages);
             if (copy + 1 >= Audience.Splits)
@@ -202,7 +213,8 @@ internal sealed class DisseminationSender(MemberDirectory directory, IGrainFacto
 
             var keys = directory.KeysOf(audience);
             var next = keys[(Array.IndexOf(keys, key) + 1) % keys.Length];
-            return policy.HedgedAsync(call, () => ToSplits(next, copy + 1), new HedgeWhile(budget, CancellationToken.None, policy.ContactLost));
+            return policy.HedgedToAnotherAsync(
+                call, () => ToSplits(next, copy + 1, settled, contactLost), (copy + 1) * CallPolicy.HedgeAfter, new HedgeWhile(budget, settled, contactLost));
         }
     }
 

@@ -13,8 +13,10 @@ namespace Iris.Protocol;
 /// length (4 bytes, -1 for none) and UTF-8 bytes. A generated codec writes the body and the trace parent as fields of
 /// their own and tracks each body as a reference, a dictionary entry per message on either side of every hop; a body
 /// is never the same array as another's that the receiver must see shared, so none is kept here. A field whose
-/// lengths do not add up is refused with a <see cref="SerializerException"/> before anything larger than the field is
-/// allocated.
+/// lengths do not add up is refused with a <see cref="SerializerException"/>, and one longer than its input by
+/// Orleans' reader (<see cref="IndexOutOfRangeException"/>), before anything is allocated for it. A null body is
+/// written as an empty one. This form is not the generated codec's: processes of an Iris version before it cannot
+/// exchange broadcasts with those after (a mixed network's hand-overs fail with this error).
 /// </summary>
 [RegisterSerializer]
 internal sealed class DisseminatedCodec : IFieldCodec<Disseminated>

@@ -83,8 +83,8 @@ internal sealed class DirectRoutes(IGrainFactory grains, IGatewayListProvider ga
     /// repeat joins) or never will. A call that is only unanswered does not: its handler may just be slow, or its copy
     /// held up on the way, and a repeat by the same route comes after it on the same connection, where it joins the run
     /// instead of running it a second time after the ledger forgot it (calls for a system target have no time to live
-    /// in Orleans, so a held-up copy is never dropped). A call that went by the grain reports its failure too: the
-    /// member's silo was out of reach, and its gateway with it.</summary>
+    /// in Orleans, so a held-up copy is never dropped). Only a copy that went in one hop is reported: a call through
+    /// the grain fails with any gateway of this client, not only the member's.</summary>
     public void Failed(MemberEndpoint member, Exception error)
     {
         if (member.Gateway is { } gateway && CallPolicy.Classify(error) is not (CallFailure.Answered or CallFailure.NoAnswer))

@@ -91,7 +91,8 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
     /// <summary>One call of request <paramref name="id"/> to <paramref name="member"/>, by the shortest route there is;
     /// with <paramref name="hedge"/>, followed by a second copy by the same route when it has no answer after
     /// <see cref="CallPolicy.HedgeAfter"/> (a copy by another route could overtake one held up on the way).</summary>
-    private Task<MemberAnswer> CallAsync(MemberEndpoint member, Guid id, string cluster, byte[] request, bool isolate, CallBudget budget, HedgeWhile? hedge)
+    private Task<MemberAnswer> CallAsync(
+        MemberEndpoint member, IMemberHostService? oneHop, Guid id, string cluster, byte[] request, bool isolate, CallBudget budget, HedgeWhile? hedge)
     {
         if (IsHere(member) is { } here)
         {
@@ -101,7 +102,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
 
         // The route is chosen once; a second copy takes the same one. A struct, handed to the hedge as its state: a
         // request costs no closure for a copy it will rarely make.
-        var route = new Route(this, direct?.To(member), member, id, cluster, request, budget);
+        var route = new Route(this, oneHop, member, id, cluster, request, budget);
         var first = Send(route);
         return hedge is { } wanted ? policy.HedgedAsync(first, static route => route.Sender.Send(route), route, wanted) : first;
     }
@@ -315,6 +316,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
             }
 
             var sent = attempt == 1 ? contact : policy.Time.GetTimestamp();
+            IMemberHostService? oneHop = null;
             try
             {
                 T result;
@@ -328,9 +330,12 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                     // answer may have been lost without an error. Not while the run is known to be going there: the
                     // member holds each copy then until the run ends or it answers that it still runs.
                     var remote = IsHere(member) is null;
+
+                    // The route of this attempt's copies (a request's): one hop to the member's silo, or its grain.
+                    oneHop = remote && call.Hedges ? direct?.To(member) : null;
                     var gatewayLost = remote ? policy.ContactLost : CancellationToken.None;
                     HedgeWhile? hedge = remote && !running && call.Hedges ? new(budget, cancellationToken, gatewayLost) : null;
-                    var pending = call.Call(member, hedge);
+                    var pending = call.Call(member, oneHop, hedge);
                     var longest = CallPolicy.ReaskAfter + ResponseTimeoutSlack + (hedge is null ? TimeSpan.Zero : CallPolicy.HedgeLatest);
                     // A hedged call's own wait ends at a gateway loss too (CallPolicy.HedgedAsync).
                     result = pending.IsCompleted ? await pending.ConfigureAwait(false)
@@ -386,8 +391,12 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
                     continue;
                 }
 
-                // Refused on the way or cut off: a repeat goes through the grain if this went in one hop.
-                direct?.Failed(member, e);
+                // Refused on the way or cut off in one hop: a repeat goes through the grain.
+                if (oneHop is not null)
+                {
+                    direct!.Failed(member, e);
+                }
+
                 if (failure == CallFailure.ProcessGone || (failure == CallFailure.NotDelivered && lost is null && !mayHaveRun))
                 {
                     if (failure == CallFailure.ProcessGone)
@@ -499,18 +508,20 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
     /// waits): a struct type argument, so that choosing and calling costs no closure.</summary>
     private interface IMemberCall<T>
     {
-        /// <summary>Whether a call is followed by a second copy when asked to (<see cref="CallPolicy.HedgedAsync"/>,
+        /// <summary>Whether a call is followed by a second copy when asked to (<see cref="CallPolicy.HedgedAsync{T}(Task{T}, Func{Task{T}}, HedgeWhile)"/>,
         /// whose wait also ends at a gateway loss).</summary>
         bool Hedges { get; }
 
-        Task<T> Call(MemberEndpoint member, HedgeWhile? hedge);
+        /// <summary>Calls <paramref name="member"/>, by <paramref name="oneHop"/> when it is given (requests only).</summary>
+        Task<T> Call(MemberEndpoint member, IMemberHostService? oneHop, HedgeWhile? hedge);
     }
 
     private readonly record struct RequestCall(RequestSender Sender, Guid Id, string Cluster, byte[] Request, bool Isolate, CallBudget Budget) : IMemberCall<MemberAnswer>
     {
         public bool Hedges => true;
 
-        public Task<MemberAnswer> Call(MemberEndpoint member, HedgeWhile? hedge) => Sender.CallAsync(member, Id, Cluster, Request, Isolate, Budget, hedge);
+        public Task<MemberAnswer> Call(MemberEndpoint member, IMemberHostService? oneHop, HedgeWhile? hedge) =>
+            Sender.CallAsync(member, oneHop, Id, Cluster, Request, Isolate, Budget, hedge);
     }
 
     /// <summary>A call never hedged (tunnel opens: a second copy would tell the opener's end again which process it
@@ -519,7 +530,7 @@ internal sealed class RequestSender(MemberDirectory directory, IGrainFactory gra
     {
         public bool Hedges => false;
 
-        public Task<T> Call(MemberEndpoint member, HedgeWhile? hedge) => Function(member);
+        public Task<T> Call(MemberEndpoint member, IMemberHostService? oneHop, HedgeWhile? hedge) => Function(member);
     }
 
     /// <summary>How one request goes to a member in another process: <paramref name="Service"/>, the member's silo

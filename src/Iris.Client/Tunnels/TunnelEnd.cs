@@ -361,7 +361,7 @@ internal sealed class TunnelEnd : ITunnel
     /// growing pauses, for up to three keep-alive timeouts: a lost call (the client's gateway went away, a message
     /// dropped) costs a pause (the call policy's), not the tunnel; frames carry their numbers and credit its running
     /// total, so a repeat is harmless. A call still unanswered after a second is followed by a copy
-    /// (<see cref="CallPolicy.HedgedAsync"/>): a silo that dies with a call on its way through it fails nothing, and
+    /// (<see cref="CallPolicy.HedgedAsync{T}(Task{T}, Func{Task{T}}, HedgeWhile)"/>): a silo that dies with a call on its way through it fails nothing, and
     /// the peer answers these calls at once. Even "silo unavailable" is repeated: a client reports it for every call
     /// that was on its way through a gateway that died, whichever silo the call was for. The tunnel ends when the peer no longer has it, when the
     /// repeats run out, or when the keep-alive finds the peer gone.

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Iris.Calls;
 using Iris.Protocol;
+using Iris.Tests.Support;
 
 namespace Iris.Tests.Requests;
 
@@ -72,6 +73,70 @@ public sealed class HedgeTests : IDisposable
         await Assert.ThrowsAsync<TimeoutException>(() => answer.WaitAsync(TimeSpan.FromSeconds(1)));
         first.SetException(new TimeoutException("never answered"));
         copy.SetException(new TimeoutException("never answered"));
+    }
+
+    [Fact]
+    public async Task A_copy_refused_by_another_split_does_not_fail_a_hand_over_the_first_split_accepts()
+    {
+        // A hand-over's copy goes to another rendezvous: its failure says nothing of the first call's.
+        var first = new TaskCompletionSource();
+        var copied = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var answer = _policy.HedgedToAnotherAsync(
+            first.Task,
+            () =>
+            {
+                copied.SetResult();
+                return Task.FromException(new InvalidOperationException("the other split failed to activate"));
+            },
+            CallPolicy.HedgeAfter,
+            Wanted());
+        await copied.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await Task.Delay(TimeSpan.FromMilliseconds(100));
+        Assert.False(answer.IsCompleted);
+
+        first.SetResult();
+        await answer.WaitAsync(TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
+    public async Task A_split_chain_makes_no_copy_once_the_hand_over_is_settled()
+    {
+        // Each copy of a hand-over is itself followed by one to the next split, a second later than the one before,
+        // until the hand-over is settled: then the chain stops (DisseminationSender cancels its caller token).
+        using var settled = new CancellationTokenSource();
+        var calls = new List<TaskCompletionSource>();
+        Task ToSplit(int copy)
+        {
+            var call = new TaskCompletionSource();
+            lock (calls)
+            {
+                calls.Add(call);
+            }
+
+            return copy + 1 >= Audience.Splits
+                ? call.Task
+                : _policy.HedgedToAnotherAsync(call.Task, () => ToSplit(copy + 1), (copy + 1) * CallPolicy.HedgeAfter, Wanted(settled.Token));
+        }
+
+        var answer = ToSplit(0);
+        await Eventually.HoldsAsync(
+            () =>
+            {
+                lock (calls)
+                {
+                    return calls.Count == 2;
+                }
+            },
+            "a copy after a second");
+        calls[0].SetResult();
+        await answer.WaitAsync(TimeSpan.FromSeconds(5));
+        settled.Cancel();
+
+        await Task.Delay((2 * CallPolicy.HedgeAfter) + CallPolicy.HedgeLatest);
+        lock (calls)
+        {
+            Assert.Equal(2, calls.Count);
+        }
     }
 
     [Fact]
