@@ -198,8 +198,8 @@ internal sealed class CallPolicy(TimeProvider time, Random random, GatewayLoss? 
     /// As <see cref="HedgedAsync{T}(Task{T}, Func{Task{T}}, HedgeWhile)"/> for a call whose copy goes to another target
     /// (a hand-over to another split's rendezvous), made when <paramref name="call"/> has no answer after
     /// <paramref name="after"/> (at least <see cref="HedgeAfter"/>): a failure of one says nothing of the other, so only
-    /// a success settles it; when both fail, the failure that lets the caller try again (did not start, may have
-    /// arrived) wins over one that is final.
+    /// a success settles it, and a <paramref name="call"/> that fails is followed by the copy at once; when both fail,
+    /// the failure that lets the caller try again (did not start, may have arrived) wins over one that is final.
     /// </summary>
     public Task HedgedToAnotherAsync(Task call, Func<Task> again, TimeSpan after, HedgeWhile wanted) =>
         call.IsCompleted || wanted.Budget.Remaining <= after + HedgeLatest - HedgeAfter
@@ -222,6 +222,11 @@ internal sealed class CallPolicy(TimeProvider time, Random random, GatewayLoss? 
             {
                 return await call.ConfigureAwait(false);
             }
+        }
+        catch (Exception) when (!sameRun && call.IsCompleted && !wanted.Caller.IsCancellationRequested && !wanted.ContactLost.IsCancellationRequested && !wanted.Budget.IsExpired)
+        {
+            // Another target may take what this one failed: its copy at once, not after the hedge time.
+            return await CopyAfterFailureAsync(call, again, state, wanted).ConfigureAwait(false);
         }
 
         if (wanted.ContactLost.IsCancellationRequested)
@@ -258,6 +263,32 @@ internal sealed class CallPolicy(TimeProvider time, Random random, GatewayLoss? 
             Observe(call);
             Observe(copy);
             throw;
+        }
+    }
+
+    /// <summary>The answer of a copy to another target made once <paramref name="failed"/> failed; when it fails too, the
+    /// failure that lets the caller try again wins.</summary>
+    private static async Task<T> CopyAfterFailureAsync<T, TState>(Task<T> failed, Func<TState, Task<T>> again, TState state, HedgeWhile wanted)
+    {
+        Task<T> copy;
+        try
+        {
+            copy = again(state);
+        }
+        catch (Exception)
+        {
+            // No copy could be made (the process is stopping): the first failure stands.
+            return await failed.ConfigureAwait(false);
+        }
+
+        Diagnostics.IrisMetrics.Repeats.Add(1);
+        try
+        {
+            return await UntilLostAsync(copy, wanted.ContactLost).ConfigureAwait(false);
+        }
+        catch (Exception e) when (!(e is TimeoutException && wanted.ContactLost.IsCancellationRequested && !copy.IsCompleted) && Rank(FailureOf(failed)) < Rank(e))
+        {
+            return await failed.ConfigureAwait(false);
         }
     }
 

@@ -200,7 +200,8 @@ internal sealed class DisseminationSender(MemberDirectory directory, IGrainFacto
         // next split, and so on, each split once, each copy after one second more than the one before (at about 1, 3
         // and 6 s): a rendezvous' silo that died with the call on its way fails nothing until Orleans gives up on it, 5
         // to 13 s later, and the next split's rendezvous may be on the same silo; a hand-over that is only slow (a
-        // rendezvous activating, a silo overloaded) makes few copies. None once the hand-over is settled. Every split
+        // rendezvous activating, a silo overloaded) makes few copies; a call that fails is followed by the next copy at
+        // once (CallPolicy.HedgedToAnotherAsync). None once the hand-over is settled. Every split
         // lists every member, and member processes deliver an id once. The first split that accepts answers the
         // sender; a failure of one waits for the others.
         Task ToSplits(string key, int copy, CancellationToken settled, CancellationToken contactLost)

@@ -99,6 +99,31 @@ public sealed class HedgeTests : IDisposable
     }
 
     [Fact]
+    public async Task A_hand_over_that_fails_before_the_hedge_time_goes_to_the_next_split_at_once()
+    {
+        // Its rendezvous' silo refused or unreachable: another split may take it now; waiting a second, or for a first
+        // call a dead silo holds, would keep the sender waiting for nothing.
+        var first = new TaskCompletionSource();
+        var copied = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var answer = _policy.HedgedToAnotherAsync(
+            first.Task,
+            () =>
+            {
+                copied.SetResult();
+                return Task.CompletedTask;
+            },
+            CallPolicy.HedgeAfter,
+            Wanted());
+        await Task.Delay(TimeSpan.FromMilliseconds(50));
+        var started = Stopwatch.GetTimestamp();
+        first.SetException(new SiloUnavailableException("the rendezvous' silo is unreachable"));
+
+        await answer.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.True(copied.Task.IsCompleted);
+        Assert.True(Stopwatch.GetElapsedTime(started) < CallPolicy.HedgeAfter, "the copy followed the failure at once");
+    }
+
+    [Fact]
     public async Task A_split_chain_makes_no_copy_once_the_hand_over_is_settled()
     {
         // Each copy of a hand-over is itself followed by one to the next split, a second later than the one before,
