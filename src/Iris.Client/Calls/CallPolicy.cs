@@ -206,7 +206,7 @@ internal sealed class CallPolicy(TimeProvider time, Random random, GatewayLoss? 
             ? call
             : HedgeAsync(Completed(call), static again => Completed(again()), again, _clock.After(after, wanted.ContactLost), wanted, sameRun: false);
 
-    // hedge: cancelled after HedgeAfter, or when wanted.ContactLost is: one wait for both while the first copy is out.
+    // hedge: cancelled at the hedge time, or when wanted.ContactLost is: one wait for both while the first copy is out.
     // sameRun: the copy joins the same run as the call (a request's copy to the same member); else it goes to another
     // target, and only a success settles.
     private static async Task<T> HedgeAsync<T, TState>(

@@ -16,6 +16,23 @@ public sealed class HedgeTests : IDisposable
     private HedgeWhile Wanted(CancellationToken caller = default, CancellationToken contactLost = default) =>
         new(_policy.Start(TimeSpan.FromSeconds(30)), caller, contactLost);
 
+    /// <summary>A hand-over to another target, copied after a second by <paramref name="copy"/>: its answer, and a task
+    /// that ends when the copy is made.</summary>
+    private (Task Answer, Task Copied) HandOver(Task first, Func<Task> copy)
+    {
+        var copied = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var answer = _policy.HedgedToAnotherAsync(
+            first,
+            () =>
+            {
+                copied.SetResult();
+                return copy();
+            },
+            CallPolicy.HedgeAfter,
+            Wanted());
+        return (answer, copied.Task);
+    }
+
     /// <summary>A call left unanswered until its copy was made: the two calls to complete, and the caller's answer.</summary>
     private async Task<(TaskCompletionSource<int> First, TaskCompletionSource<int> Copy, Task<int> Answer)> CopiedAsync()
     {
@@ -80,17 +97,8 @@ public sealed class HedgeTests : IDisposable
     {
         // A hand-over's copy goes to another rendezvous: its failure says nothing of the first call's.
         var first = new TaskCompletionSource();
-        var copied = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var answer = _policy.HedgedToAnotherAsync(
-            first.Task,
-            () =>
-            {
-                copied.SetResult();
-                return Task.FromException(new InvalidOperationException("the other split failed to activate"));
-            },
-            CallPolicy.HedgeAfter,
-            Wanted());
-        await copied.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var (answer, copied) = HandOver(first.Task, () => Task.FromException(new InvalidOperationException("the other split failed to activate")));
+        await copied.WaitAsync(TimeSpan.FromSeconds(10));
         await Task.Delay(TimeSpan.FromMilliseconds(100));
         Assert.False(answer.IsCompleted);
 
@@ -104,22 +112,13 @@ public sealed class HedgeTests : IDisposable
         // Its rendezvous' silo refused or unreachable: another split may take it now; waiting a second, or for a first
         // call a dead silo holds, would keep the sender waiting for nothing.
         var first = new TaskCompletionSource();
-        var copied = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var answer = _policy.HedgedToAnotherAsync(
-            first.Task,
-            () =>
-            {
-                copied.SetResult();
-                return Task.CompletedTask;
-            },
-            CallPolicy.HedgeAfter,
-            Wanted());
+        var (answer, copied) = HandOver(first.Task, () => Task.CompletedTask);
         await Task.Delay(TimeSpan.FromMilliseconds(50));
         var started = Stopwatch.GetTimestamp();
         first.SetException(new SiloUnavailableException("the rendezvous' silo is unreachable"));
 
         await answer.WaitAsync(TimeSpan.FromSeconds(5));
-        Assert.True(copied.Task.IsCompleted);
+        Assert.True(copied.IsCompleted);
         Assert.True(Stopwatch.GetElapsedTime(started) < CallPolicy.HedgeAfter, "the copy followed the failure at once");
     }
 
