@@ -144,10 +144,11 @@ internal sealed class DisseminationSender(MemberDirectory directory, IGrainFacto
         }
 
         var budget = batch[0].Budget;
+        var keys = directory.KeysOf(audience);
         Exception? failure = null;
         for (var attempt = 1; failure is null; attempt++)
         {
-            var key = directory.NextKey(audience);
+            var first = Array.IndexOf(keys, directory.NextKey(audience));
 
             // Cancelled once this attempt is over, so that no copy to a further split follows a hand-over already
             // answered (or given up).
@@ -157,7 +158,7 @@ internal sealed class DisseminationSender(MemberDirectory directory, IGrainFacto
                 // In a client, a lost gateway connection ends the wait at once, as for requests: an answer through it
                 // never comes. Read before the call, so that a loss while it is made is not missed.
                 var contactLost = policy.ContactLost;
-                await policy.WithinAsync(ToSplits(key, 0, settled.Token, contactLost), budget, CancellationToken.None, contactLost).ConfigureAwait(false);
+                await policy.WithinAsync(ToSplits(first, 0, settled.Token, contactLost), budget, CancellationToken.None, contactLost).ConfigureAwait(false);
                 foreach (var pending in batch)
                 {
                     pending.Complete(null);
@@ -196,26 +197,21 @@ internal sealed class DisseminationSender(MemberDirectory directory, IGrainFacto
             pending.Complete(failure);
         }
 
-        // The call to the split under key; when it has no answer after a second (CallPolicy.HedgeAfter), a copy to the
+        // The call to split (first + copy) % Splits; when it has no answer after a second (CallPolicy.HedgeAfter), a copy to the
         // next split, and so on, each split once, each copy after one second more than the one before (at about 1, 3
         // and 6 s): a rendezvous' silo that died with the call on its way fails nothing until Orleans gives up on it, 5
         // to 13 s later, and the next split's rendezvous may be on the same silo; a hand-over that is only slow (a
         // rendezvous activating, a silo overloaded) makes few copies; a call that fails is followed by the next copy at
-        // once (CallPolicy.HedgedToAnotherAsync). None once the hand-over is settled. Every split
-        // lists every member, and member processes deliver an id once. The first split that accepts answers the
-        // sender; a failure of one waits for the others.
-        Task ToSplits(string key, int copy, CancellationToken settled, CancellationToken contactLost)
+        // once (CallPolicy.HedgedToAnotherAsync). None once the hand-over is settled. Every split lists every member,
+        // and member processes deliver an id once. The first split that accepts answers the sender; a failure of one
+        // waits for the others.
+        Task ToSplits(int first, int copy, CancellationToken settled, CancellationToken contactLost)
         {
-            var call = grains.GetGrain<IRendezvousGrain>(key).Disseminate(audience, messages);
-            if (copy + 1 >= Audience.Splits)
-            {
-                return call;
-            }
-
-            var keys = directory.KeysOf(audience);
-            var next = keys[(Array.IndexOf(keys, key) + 1) % keys.Length];
-            return policy.HedgedToAnotherAsync(
-                call, () => ToSplits(next, copy + 1, settled, contactLost), (copy + 1) * CallPolicy.HedgeAfter, new HedgeWhile(budget, settled, contactLost));
+            var call = grains.GetGrain<IRendezvousGrain>(keys[(first + copy) % keys.Length]).Disseminate(audience, messages);
+            return copy + 1 >= keys.Length
+                ? call
+                : policy.HedgedToAnotherAsync(
+                    call, () => ToSplits(first, copy + 1, settled, contactLost), (copy + 1) * CallPolicy.HedgeAfter, new HedgeWhile(budget, settled, contactLost));
         }
     }
 
