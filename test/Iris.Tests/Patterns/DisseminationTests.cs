@@ -128,6 +128,30 @@ public class DisseminationTests
     }
 
     [Fact]
+    public async Task A_client_whose_delivery_call_is_never_answered_is_tried_again_within_the_persistence()
+    {
+        // Seen with a real gateway: the client reconnected to it, the gateway queued the call, the connection closed,
+        // and the call went unanswered until Orleans' 30-s response timeout, past the persistence: never tried again.
+        var targets = new[] { Client(0), Client(1), Client(2) };
+        var network = new Network(new HashSet<string>());
+        var lost = new TaskCompletionSource();
+        var calls = 0;
+        var send = Disseminator.SendAsync(
+            targets,
+            (target, share) => target.Id == "client/0" && Interlocked.Increment(ref calls) == 1 ? lost.Task : network.Send(target, share),
+            TimeSpan.FromSeconds(15),
+            clientTry: TimeSpan.FromMilliseconds(500));
+
+        await send.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(targets.Select(t => t.Id).Order(), network.Deliveries.Keys.Order());
+        Assert.All(network.Deliveries.Values, n => Assert.Equal(1, n));
+        Assert.Equal(2, calls);
+
+        // The call left behind fails later; nothing is delivered twice and nothing is left unobserved.
+        lost.SetException(new TimeoutException("response timeout"));
+    }
+
+    [Fact]
     public async Task A_hop_that_answers_with_an_error_of_its_own_has_its_share_sent_by_its_parent_and_is_reported()
     {
         // Before: the error ended the hop's branch, and every process in its share went without the message.
