@@ -49,6 +49,14 @@ internal sealed class RendezvousGrain(
     /// </summary>
     public static readonly TimeSpan Youth = Lease;
 
+    /// <summary>
+    /// The least time between the starts of two reads of the saved list by a young activation. Each read is a quorum
+    /// read on the ring; under a stream of broadcasts, reads back to back took a fifth of the rendezvous silo's work for
+    /// the whole <see cref="Youth"/>. A member saved by another activation gets a message up to this much later; the
+    /// members known here are not held up.
+    /// </summary>
+    public static readonly TimeSpan ReadSpacing = TimeSpan.FromMilliseconds(100);
+
     private readonly Dictionary<string, (MemberEndpoint Member, long Renewed)> _members = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _saving = new(1, 1);
     private readonly RecentIds _accepted = new(time);
@@ -60,6 +68,7 @@ internal sealed class RendezvousGrain(
     private readonly Lock _reading = new();
     private Task<RecordValue?>? _readInFlight;
     private Task<RecordValue?>? _readWaiting;
+    private long _readStarted;
 
     // Both hashed once per activation: the root check runs every 5 s on every rendezvous a silo holds.
     private NodeKey? _recordKey;
@@ -187,8 +196,8 @@ internal sealed class RendezvousGrain(
         await ReadAfterNow(key) is { } saved && saved.Version != version ? serializer.Deserialize(saved.Data) ?? [] : [];
 
     /// <summary>A read of the saved list that starts after this call: the one starting now when none is in flight,
-    /// else the one that waits for it, shared by every batch accepted meanwhile. Never fails: null when the list could
-    /// not be read (logged).</summary>
+    /// else the one that waits for it (and for <see cref="ReadSpacing"/> after the start of the one before), shared by
+    /// every batch accepted meanwhile. Never fails: null when the list could not be read (logged).</summary>
     private Task<RecordValue?> ReadAfterNow(string key)
     {
         lock (_reading)
@@ -207,6 +216,13 @@ internal sealed class RendezvousGrain(
         // Always continues later, so never inside the lock of the caller that made this task (this runs on the thread
         // pool, where there is no context to capture).
         await inFlight.ConfigureAwait(ConfigureAwaitOptions.ForceYielding | ConfigureAwaitOptions.ContinueOnCapturedContext);
+        var spacing = ReadSpacing - time.GetElapsedTime(Interlocked.Read(ref _readStarted));
+        if (spacing > TimeSpan.Zero)
+        {
+            // Batches accepted meanwhile still join this read: it has not started.
+            await Task.Delay(spacing, time);
+        }
+
         Task<RecordValue?> read;
         lock (_reading)
         {
@@ -219,6 +235,7 @@ internal sealed class RendezvousGrain(
 
     private async Task<RecordValue?> ReadSavedAsync(string key)
     {
+        Interlocked.Exchange(ref _readStarted, time.GetTimestamp());
         try
         {
             var records = await overlay.GetRecordsAsync(CancellationToken.None).WaitAsync(Disseminator.Persistence, time);
