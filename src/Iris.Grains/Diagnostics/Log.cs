@@ -56,13 +56,4 @@ internal static partial class SiloLog
 
     [LoggerMessage(EventId = 122, Level = LogLevel.Warning, Message = "The young rendezvous {Key} could not read its saved member list ({Reason}): the messages it accepted meanwhile reach only the members it knows itself")]
     public static partial void SavedMembersUnread(ILogger logger, string key, string reason);
-
-    [LoggerMessage(EventId = 130, Level = LogLevel.Warning, Message = "Silo {Silo} crashed: its ring node is gone and its silo port refuses connections; declaring it dead")]
-    public static partial void CrashedSilo(ILogger logger, string silo);
-
-    [LoggerMessage(EventId = 131, Level = LogLevel.Information, Message = "Silo {Silo} was not declared dead from here (its row changed meanwhile); Orleans' probes decide")]
-    public static partial void CrashedSiloNotDeclared(ILogger logger, string silo);
-
-    [LoggerMessage(EventId = 132, Level = LogLevel.Warning, Message = "Silo {Silo} seems crashed, but declaring it dead failed ({Reason}); Orleans' probes will declare it")]
-    public static partial void CrashedSiloCheckFailed(ILogger logger, string silo, string reason);
 }

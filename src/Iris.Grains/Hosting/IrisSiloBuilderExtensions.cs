@@ -74,7 +74,6 @@ public static class IrisSiloBuilderExtensions
             NetworkKeys.Resolve(sp.GetRequiredService<IConfiguration>(), sp.GetRequiredService<IHostEnvironment>().IsDevelopment())));
         builder.Configure<SiloConnectionOptions>(SecureEveryConnection);
         services.AddSingleton<IrisOverlay>();
-        services.AddSingleton<CrashedSilos>();
         services.AddSingleton<IHealthCheckParticipant, OverlayHealthParticipant>();
         services.AddPlacementDirector<SiloPinnedPlacement, SiloPinnedPlacementDirector>();
         services.AddPlacementDirector<RendezvousPlacement, RendezvousPlacementDirector>();

@@ -27,8 +27,7 @@ public sealed class IrisSiloOptions
     /// <c>NumMissedProbesLimit</c>, <c>NumVotesForDeathDeclaration</c>, …), bound by <c>UseIris</c>. Orleans' defaults
     /// apply where nothing is set; with them a silo cut off from the others is declared dead no sooner than a minute
     /// after its last message arrived (<c>MaxProbeTimeout</c>, four times <c>ProbeTimeout</c>, times
-    /// <c>NumMissedProbesLimit</c>), and until then calls that need it wait. A silo whose process is gone is declared
-    /// dead sooner, once the ring has lost its node and its silo port refuses connections (<c>CrashedSilos</c>).
+    /// <c>NumMissedProbesLimit</c>), and until then calls that need it wait.
     /// </summary>
     public const string MembershipSectionName = SectionName + ":Membership";
 

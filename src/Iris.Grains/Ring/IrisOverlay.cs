@@ -73,18 +73,12 @@ internal sealed class IrisOverlay(
                 }
 
                 var host = await OverlayHost.StartAsync(options, networkKey, development, loggers).ConfigureAwait(false);
-                var crashed = services?.GetService(typeof(Membership.CrashedSilos)) as Membership.CrashedSilos;
                 host.NeighbourJoined += node =>
                 {
                     SiloLog.NeighbourJoined(_logger, node.Key, node.Address);
                     RefreshMembership();
-                    crashed?.NodeJoined(node.Key, cancellationToken => SiloOfAsync(node.Key, cancellationToken));
                 };
-                host.NeighbourLeft += node =>
-                {
-                    SiloLog.NeighbourLeft(_logger, node.Key, node.Address);
-                    crashed?.NodeLeft(node.Key, node.Address);
-                };
+                host.NeighbourLeft += node => SiloLog.NeighbourLeft(_logger, node.Key, node.Address);
                 _records = new RecordStore(host.Node, host.Timers);
 
                 // The root of a key answers with this silo's Orleans address: rendezvous grains are placed by it.
