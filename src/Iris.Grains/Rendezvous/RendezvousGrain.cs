@@ -195,19 +195,26 @@ internal sealed class RendezvousGrain(
     private async Task<MemberEndpoint[]> SavedSinceAsync(string key, long version) =>
         await ReadAfterNow(key) is { } saved && saved.Version != version ? serializer.Deserialize(saved.Data) ?? [] : [];
 
-    /// <summary>A read of the saved list that starts after this call: the one starting now when none is in flight,
-    /// else the one that waits for it (and for <see cref="ReadSpacing"/> after the start of the one before), shared by
-    /// every batch accepted meanwhile. Never fails: null when the list could not be read (logged).</summary>
+    /// <summary>A read of the saved list that starts after this call: the one waiting to start, if any, shared by every
+    /// batch accepted meanwhile; else one starting now, when none is in flight and the last one started at least
+    /// <see cref="ReadSpacing"/> ago; else one that waits for both. Never fails: null when the list could not be read
+    /// (logged).</summary>
     private Task<RecordValue?> ReadAfterNow(string key)
     {
         lock (_reading)
         {
-            if (_readInFlight is not { IsCompleted: false } inFlight)
+            if (_readWaiting is { } waiting)
+            {
+                return waiting;
+            }
+
+            var inFlight = _readInFlight ?? Task.FromResult<RecordValue?>(null);
+            if (inFlight.IsCompleted && time.GetElapsedTime(Interlocked.Read(ref _readStarted)) >= ReadSpacing)
             {
                 return _readInFlight = ReadSavedAsync(key);
             }
 
-            return _readWaiting ??= ReadAfterAsync(inFlight, key);
+            return _readWaiting = ReadAfterAsync(inFlight, key);
         }
     }
 
