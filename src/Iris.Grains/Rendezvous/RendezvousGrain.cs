@@ -51,8 +51,8 @@ internal sealed class RendezvousGrain(
 
     /// <summary>
     /// The least time between the starts of two reads of the saved list by a young activation. Each read is a quorum
-    /// read on the ring; under a stream of broadcasts, reads back to back took a fifth of the rendezvous silo's work for
-    /// the whole <see cref="Youth"/>. A member saved by another activation gets a message up to this much later; the
+    /// read on the ring; under a stream of broadcasts, reads ran back to back for the whole <see cref="Youth"/> (a few percent
+    /// of the rendezvous silo's samples, and more on the acceptors). A member saved by another activation gets a message up to this much later; the
     /// members known here are not held up.
     /// </summary>
     public static readonly TimeSpan ReadSpacing = TimeSpan.FromMilliseconds(100);
