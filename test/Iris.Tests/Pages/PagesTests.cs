@@ -28,18 +28,15 @@ public sealed class PagesTests(TwoSiloNetwork network, ITestOutputHelper output)
         // A split whose ring root moved steps aside (RendezvousGrain.CheckRootAsync) and is listed again once the next
         // registration renewal activates it on its new root: the status is read until every split is listed again.
         JsonElement status = default;
-        for (var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30); ;)
-        {
-            status = JsonDocument.Parse(await http.GetStringAsync("iris/api/status")).RootElement;
-            var listed = status.GetProperty("silos").EnumerateArray().SelectMany(s => s.GetProperty("rendezvous").EnumerateArray())
-                .Count(r => r.GetProperty("name").GetString() == TwoSiloNetwork.Cluster);
-            if (listed == 4 || DateTime.UtcNow > deadline)
+        await Eventually.HoldsAsync(
+            async () =>
             {
-                break;
-            }
-
-            await Task.Delay(250);
-        }
+                status = JsonDocument.Parse(await http.GetStringAsync("iris/api/status")).RootElement;
+                return status.GetProperty("silos").EnumerateArray().SelectMany(s => s.GetProperty("rendezvous").EnumerateArray())
+                    .Count(r => r.GetProperty("name").GetString() == TwoSiloNetwork.Cluster) == 4;
+            },
+            "every split of the cluster listed in the status",
+            TimeSpan.FromSeconds(30));
 
         var silos = status.GetProperty("silos").EnumerateArray().ToArray();
         Assert.Equal(network.SiloAddresses.Order(), silos.Select(s => s.GetProperty("silo").GetString()).Order());
