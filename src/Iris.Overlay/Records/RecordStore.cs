@@ -103,6 +103,7 @@ internal sealed partial class RecordStore : IRouteHandler, IDisposable
         _requests = new PendingRequests<Outcome>(timers, _options.RetryInterval, nameof(RecordStore));
         _tick = timers.Create(OnTick);
         pastry.RegisterHandler(Channel, this);
+        StartUpkeep();
     }
 
     /// <summary>This run of the store: a restarted node draws a new one, and so is a new acceptor.</summary>
@@ -237,6 +238,7 @@ internal sealed partial class RecordStore : IRouteHandler, IDisposable
             _tick.Cancel();
         }
 
+        StopUpkeep();
         _requests.Dispose();
     }
 

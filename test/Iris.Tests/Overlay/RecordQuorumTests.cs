@@ -269,6 +269,67 @@ public class RecordQuorumTests
     }
 
     [Fact]
+    public void An_idle_record_whose_acceptors_crash_one_after_another_is_moved_off_each_and_keeps_its_value()
+    {
+        // Nobody reads or writes the record while three of its five acceptors crash, ten seconds apart: each is
+        // replaced without waiting for an operation, so the record never loses its majority.
+        var (ring, stores) = Build(20, seed: 5);
+        using var _ = ring;
+        var key = NodeKey.FromName("idle");
+        var client = stores[ring.Nodes[0]];
+        Assert.True(ring.Await(client.CompareAndSwapAsync(key, 0, Text("kept"))).Success);
+
+        for (var crashed = 0; crashed < 3; crashed++)
+        {
+            var victim = ring.LiveNodes.First(n => n != ring.Nodes[0] && stores[n].AcceptorState(key) is { } state
+                && state.Value.Next is null && state.Configuration.Contains(n.Self.Key, stores[n].Incarnation));
+            stores[victim].Dispose();
+            ring.Crash(victim);
+            ring.Run(TimeSpan.FromSeconds(10));
+        }
+
+        var read = client.ReadAsync(key);
+        ring.Pump(read.ContinueWith(_ => { }, TaskScheduler.Default), Limit);
+        Assert.True(read.IsCompletedSuccessfully, $"the idle record lost its majority, its crashed acceptors never replaced: {read.Exception?.InnerException?.Message}");
+        Assert.Equal("kept", Text(ring.Await(read)));
+    }
+
+    [Fact]
+    public void A_record_written_in_a_ring_of_two_is_spread_over_the_nodes_that_join_later_without_any_operation()
+    {
+        // Written while the ring had two nodes, the record has one acceptor. Three nodes join and it sits idle; then
+        // that acceptor crashes. The record must have been spread over the grown ring by then.
+        var ring = new PastrySimulation(new PastrySimulationOptions { Seed = 3 });
+        using var _ = ring;
+        ring.AddNodes(2, TimeSpan.FromMilliseconds(2));
+        Assert.True(ring.Stabilise(TimeSpan.FromSeconds(60)) is not null);
+        var stores = ring.Nodes.ToDictionary(n => n, n => new RecordStore(n, ring.Timers));
+        var key = NodeKey.FromName("grown");
+        Assert.True(ring.Await(stores[ring.Nodes[0]].CompareAndSwapAsync(key, 0, Text("kept"))).Success);
+        var acceptor = ring.Nodes.Single(n => stores[n].AcceptorState(key) is not null);
+
+        for (var i = 0; i < 3; i++)
+        {
+            var node = ring.AddNode();
+            stores[node] = new RecordStore(node, ring.Timers);
+        }
+
+        Assert.True(ring.Stabilise(TimeSpan.FromSeconds(60)) is not null);
+        ring.Run(TimeSpan.FromSeconds(20));
+
+        var spread = stores[acceptor].AcceptorState(key)!.Value;
+        stores[acceptor].Dispose();
+        ring.Crash(acceptor);
+        ring.Run(TimeSpan.FromSeconds(10));
+
+        var reader = ring.LiveNodes.First();
+        var read = stores[reader].ReadAsync(key);
+        ring.Pump(read.ContinueWith(_ => { }, TaskScheduler.Default), Limit);
+        Assert.True(read.IsCompletedSuccessfully, $"the record was left on its one acceptor of the ring of two (that acceptor's configuration: epoch {spread.Configuration.Epoch}, {spread.Configuration.Members.Length} members, next: {spread.Value.Next?.Members.Length}): {read.Exception?.InnerException?.Message}");
+        Assert.Equal("kept", Text(ring.Await(read)));
+    }
+
+    [Fact]
     public void Nodes_that_leave_one_after_another_hand_their_records_over_and_the_last_node_still_writes()
     {
         // A cluster stopped silo by silo, a second apart: every leaving node is an acceptor of the record at some

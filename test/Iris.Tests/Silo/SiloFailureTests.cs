@@ -26,6 +26,13 @@ public class SiloFailureTests
             {
                 await RunAsync(host, silos);
             }
+            catch (Exception e)
+            {
+                // What the silos logged, with the time each line was read, goes with a failure: a failure seen only
+                // under a loaded run's timing is otherwise not explained.
+                throw new Xunit.Sdk.XunitException(e + "\n\nThe silos' output:\n" + string.Join("\n----\n", silos.Select(s =>
+                    string.Join('\n', s.TimedLines.TakeLast(300).Select(l => $"{l.At:HH:mm:ss.fff} {l.Line}")))));
+            }
             finally
             {
                 await host.StopAsync();
