@@ -38,8 +38,8 @@ public sealed class TracingTests : IClassFixture<TracingTests.TracedCluster>, ID
     /// <summary>Two silos with Orleans' activity propagation on, as a host that traces turns it on.</summary>
     public sealed class TracedCluster : IrisClusterFixture
     {
-        protected override Task<Microsoft.Extensions.Hosting.IHost> StartSiloAsync(string key, int discoveryPort) =>
-            InProcessSilo.StartAsync(key, discoveryPort, echoCluster: "fixture-echo", silo: silo => silo.AddActivityPropagation());
+        protected override Task<Microsoft.Extensions.Hosting.IHost> StartSiloAsync(string key, int discoveryPort, Microsoft.Extensions.Logging.ILoggerProvider log) =>
+            InProcessSilo.StartAsync(key, discoveryPort, echoCluster: "fixture-echo", silo: silo => silo.AddActivityPropagation(), log: log);
     }
 
     private sealed class Member : IClusterHandler

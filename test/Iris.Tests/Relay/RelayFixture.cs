@@ -14,5 +14,6 @@ public sealed class RelayFixture : IrisClusterFixture
 
     internal IPEndPoint RelayB => B.Services.GetRequiredService<RelayListener>().Endpoint!;
 
-    protected override Task<IHost> StartSiloAsync(string key, int discoveryPort) => InProcessSilo.StartAsync(key, discoveryPort, relay: true);
+    protected override Task<IHost> StartSiloAsync(string key, int discoveryPort, Microsoft.Extensions.Logging.ILoggerProvider log) =>
+        InProcessSilo.StartAsync(key, discoveryPort, relay: true, log: log);
 }

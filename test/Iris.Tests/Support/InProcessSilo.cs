@@ -15,12 +15,19 @@ internal static class InProcessSilo
     /// skewed clock, say) before Iris does; <paramref name="echoCluster"/> is served by an echo member; with
     /// <paramref name="relay"/> the silo serves the relay protocol on a free loopback port (32 MiB queued per connection
     /// and direction, 16 MiB messages), with tunnels carrying up to 64 MiB as Iris.Silo's do; <paramref name="silo"/>
-    /// configures the silo further.</summary>
+    /// configures the silo further; <paramref name="log"/> keeps what it logs. A silo declared dead stops its host, as
+    /// Iris.Silo's does (Orleans' own handler would end the test process).</summary>
     public static async Task<IHost> StartAsync(
-        string key, int discoveryPort, Action<IServiceCollection>? services = null, string? echoCluster = null, bool relay = false, Action<ISiloBuilder>? silo = null)
+        string key, int discoveryPort, Action<IServiceCollection>? services = null, string? echoCluster = null, bool relay = false, Action<ISiloBuilder>? silo = null,
+        ILoggerProvider? log = null)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = Environments.Development });
         builder.Logging.ClearProviders();
+        if (log is not null)
+        {
+            builder.Logging.AddProvider(log).SetMinimumLevel(LogLevel.Information);
+        }
+
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["Iris:Network:Key"] = key,
@@ -39,7 +46,7 @@ internal static class InProcessSilo
                 options.SiloPort = PortPicker.AnyFree();
                 options.GatewayPort = PortPicker.AnyFree();
                 options.EchoCluster = echoCluster;
-            });
+            }).StopWhenDeclaredDead();
             silo?.Invoke(orleans);
         });
         if (relay)
