@@ -32,6 +32,7 @@ internal sealed partial class RecordStore
                     // A seed of a later epoch exists only once this one's stop was chosen: nothing more can be chosen
                     // in the epoch this acceptor leaves.
                     _acceptors[request.Key] = new Acceptor(next, request.Register!);
+                    _seeded.Add(request.Key);
                     return Reply(request, AcceptorStatus.Ok, null, withValue: false);
                 }
 

@@ -8,30 +8,35 @@ namespace Iris.Overlay.Records;
 /// The acceptor side's upkeep. A root moves a record only when an operation reaches it, so a record nobody used kept
 /// the acceptors it had at its last operation: written in a ring of two, it stayed on one node after the ring grew,
 /// and an idle record whose acceptors crashed one by one lost its majority though the ring had live nodes to spare.
-/// So each acceptor compares the configuration of every record it holds with the nodes it sees closest to the key,
+/// So each acceptor compares the configuration of the records it holds with the nodes it sees closest to their keys,
 /// and reads a record that is out of place: the read goes to the root, which moves the record as before any
 /// operation (one member per <see cref="ReconfigureInterval"/>).
 /// </summary>
+/// <remarks>
+/// Everything here runs at the node's timer under the store's lock, and nothing waits for the reads it starts, so a
+/// simulated ring stays deterministic.
+/// </remarks>
 internal sealed partial class RecordStore
 {
-    /// <summary>How often an acceptor looks at its records; a record found out of place is read at once by the
-    /// acceptor closest to its key, by the next one an interval later, and so on, and again (further apart each time)
-    /// while it stays out of place.</summary>
-    public static readonly TimeSpan UpkeepInterval = ReconfigureInterval;
+    /// <summary>How often an acceptor looks at its records: a little longer than <see cref="ReconfigureInterval"/>, so a
+    /// read that follows a move finds the root allowed to make the next one.</summary>
+    public static readonly TimeSpan UpkeepInterval = ReconfigureInterval + TimeSpan.FromSeconds(1);
 
-    /// <summary>Upkeep reads one store has in flight at most: a silo that sees many records out of place at once (a
-    /// neighbour crashed) spreads their moves over the next intervals instead of sending them all together.</summary>
-    private const int MaxUpkeepReads = 16;
+    /// <summary>Upkeep reads one store starts per interval at most: a silo that finds many records out of place at
+    /// once (a neighbour crashed) spreads their moves over the next intervals.</summary>
+    private const int UpkeepReadsPerInterval = 64;
 
-    /// <summary>Ticks between two looks at every record held when the leaf set did not change meanwhile (a record
-    /// seeded here in a configuration this node's view does not share is found out of place by them).</summary>
-    private const int FullUpkeepTicks = 10;
+    /// <summary>Intervals between two looks at every record held when the leaf set did not change meanwhile.</summary>
+    private const int FullUpkeepIntervals = 8;
 
     private readonly Dictionary<NodeKey, Misplaced> _misplaced = [];
+
+    // Records seeded here since the last look: a record moved onto this node may still be short of members (a record
+    // of one acceptor is moved one member at a time), and its new acceptors look after it from their next tick.
+    private readonly HashSet<NodeKey> _seeded = [];
     private TimerQueue.Entry? _upkeep;
     private bool _leafSetChanged = true;
     private int _upkeepTicks;
-    private int _upkeepReads;
 
     private void StartUpkeep()
     {
@@ -82,36 +87,41 @@ internal sealed partial class RecordStore
             }
 
             var view = Neighbourhood();
-            var full = _leafSetChanged || ++_upkeepTicks % FullUpkeepTicks == 0;
-            _leafSetChanged = false;
-            foreach (var key in full ? _acceptors.Keys.ToList() : _misplaced.Keys.ToList())
+            var wanted = Math.Min(ReplicationFactor, view.Count);
+            if (wanted % 2 == 0)
             {
-                if (Rank(key, view) is not { } rank)
+                wanted--;
+            }
+
+            var full = _leafSetChanged || ++_upkeepTicks % FullUpkeepIntervals == 0;
+            _leafSetChanged = false;
+            var looked = full ? _acceptors.Keys.ToList() : _misplaced.Keys.Concat(_seeded).Distinct().ToList();
+            _seeded.Clear();
+            foreach (var key in looked)
+            {
+                if (Rank(key, view, wanted) is not { } rank)
                 {
                     _misplaced.Remove(key);
                 }
                 else if (!_misplaced.ContainsKey(key))
                 {
+                    // The live member closest to the key reads first; the others only if it is still out of place.
                     _misplaced[key] = new Misplaced { DueMs = now + (rank * interval) };
                 }
             }
 
             foreach (var (key, misplaced) in _misplaced)
             {
-                if (_upkeepReads >= MaxUpkeepReads)
+                if (reads.Count == UpkeepReadsPerInterval)
                 {
                     break;
                 }
 
-                if (misplaced.Reading || misplaced.DueMs > now)
+                if (misplaced.DueMs <= now)
                 {
-                    continue;
+                    misplaced.DueMs = now + (interval << Math.Min(misplaced.Reads++, 3));
+                    reads.Add(key);
                 }
-
-                misplaced.Reading = true;
-                misplaced.DueMs = now + (interval << Math.Min(misplaced.Reads++, 3));
-                _upkeepReads++;
-                reads.Add(key);
             }
         }
 
@@ -124,10 +134,10 @@ internal sealed partial class RecordStore
     /// <summary>
     /// Where this node stands, by distance to the key, among the record's members it sees alive, when the record is
     /// out of place: its configuration (the latest this node knows) counts this node's acceptor, and its members are
-    /// not the nodes closest to the key among this node and its leaf set. Null when the record is in place, or not
-    /// this node's to look after (it was moved off this node).
+    /// not the <paramref name="wanted"/> nodes closest to the key among this node and its leaf set. Null when the
+    /// record is in place, or no longer this node's to look after (it was moved off this node).
     /// </summary>
-    private int? Rank(NodeKey key, List<NodeHandle> view)
+    private int? Rank(NodeKey key, List<NodeHandle> view, int wanted)
     {
         if (!_acceptors.TryGetValue(key, out var acceptor)
             || RecordConfiguration.Latest([KnownConfigurationLocked(key), acceptor.Value.Next]) is not { } configuration
@@ -136,36 +146,48 @@ internal sealed partial class RecordStore
             return null;
         }
 
-        var wanted = Closest(key, [.. view], h => h.Key);
-        if (wanted.Count == configuration.Members.Length && configuration.Members.All(m => wanted.Any(h => h.Key == m.Key)))
+        // In place: as many members as wanted, each in view, and no other node in view closer to the key than the
+        // farthest of them. Checked without sorting the view for each record: a node holds many.
+        var members = configuration.Members;
+        var inPlace = members.Length == wanted;
+        var farthest = Self.Key;
+        var rank = 0;
+        foreach (var member in members)
+        {
+            if (!view.Exists(h => h.Key == member.Key))
+            {
+                inPlace = false;
+                continue;
+            }
+
+            if (key.IsCloser(farthest, member.Key))
+            {
+                farthest = member.Key;
+            }
+
+            if (key.IsCloser(member.Key, Self.Key))
+            {
+                rank++;
+            }
+        }
+
+        if (inPlace && !view.Exists(h => key.IsCloser(h.Key, farthest) && !Array.Exists(members, m => m.Key == h.Key)))
         {
             return null;
         }
 
-        return configuration.Members.Where(m => view.Any(h => h.Key == m.Key))
-            .Count(m => m.Key != Self.Key && key.IsCloser(m.Key, Self.Key));
+        return rank;
     }
 
+    /// <summary>Reads the record, for the root to move it; a failure only means it is read again when next due.</summary>
     private async Task UpkeepReadAsync(NodeKey key)
     {
         try
         {
             await ReadAsync(key).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is RecordTimeoutException or RecordUnavailableException or OverlayNodeStoppedException or ObjectDisposedException)
+        catch (Exception e) when (e is RecordTimeoutException or RecordUnavailableException or OverlayNodeStoppedException or ObjectDisposedException or InvalidOperationException)
         {
-            // Read again at the next due time while the record stays out of place.
-        }
-        finally
-        {
-            lock (_lock)
-            {
-                _upkeepReads--;
-                if (_misplaced.TryGetValue(key, out var misplaced))
-                {
-                    misplaced.Reading = false;
-                }
-            }
         }
     }
 
@@ -175,7 +197,5 @@ internal sealed partial class RecordStore
         public long DueMs { get; set; }
 
         public int Reads { get; set; }
-
-        public bool Reading { get; set; }
     }
 }
