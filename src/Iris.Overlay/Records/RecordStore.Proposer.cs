@@ -18,6 +18,10 @@ internal sealed partial class RecordStore
     // record message made registering N names cost O(N²).
     private readonly List<Slot> _busy = [];
     private readonly Dictionary<NodeKey, ulong> _incarnations = [];
+
+    // Where each incarnation in _incarnations answered from: a node back under its key at another address (restarted
+    // elsewhere) is another acceptor, whatever this node last heard from that key.
+    private readonly Dictionary<NodeKey, NodeAddress> _incarnationAddresses = [];
     private ulong _rounds;
 
     /// <summary>A request reached this node as the key's root: queue it, unless it is a retry of one queued.</summary>
@@ -173,6 +177,7 @@ internal sealed partial class RecordStore
     private void OnAcceptorReply(NodeHandle from, RecordMessage reply, Outbox outbox)
     {
         _incarnations[from.Key] = reply.Incarnation;
+        _incarnationAddresses[from.Key] = from.Address;
         if (!_slots.TryGetValue(reply.Key, out var slot) || slot.Round is not { } round || round.Id != reply.RequestId)
         {
             return;
@@ -409,7 +414,8 @@ internal sealed partial class RecordStore
         var view = Neighbourhood().Where(h => !_leaving || h.Key != Self.Key).ToDictionary(h => h.Key);
         var target = Closest(slot.Key, view.Values.ToList(), h => h.Key).Select(h => h.Key).ToHashSet();
         bool Alive(RecordMember m) =>
-            view.ContainsKey(m.Key) && (m.Key == Self.Key ? m.Incarnation == _incarnation : _incarnations.GetValueOrDefault(m.Key, m.Incarnation) == m.Incarnation);
+            view.TryGetValue(m.Key, out var seen)
+            && (m.Key == Self.Key ? m.Incarnation == _incarnation : seen.Address == m.Address && _incarnations.GetValueOrDefault(m.Key, m.Incarnation) == m.Incarnation);
 
         var remove = current.Members.Where(m => !Alive(m) || !target.Contains(m.Key))
             .OrderBy(m => Alive(m)).ThenByDescending(m => slot.Key.RingDistance(m.Key)).ToList();
@@ -427,7 +433,7 @@ internal sealed partial class RecordStore
             {
                 joining.Add(new RecordMember(key, _incarnation, Self.Address));
             }
-            else if (_incarnations.TryGetValue(key, out var incarnation))
+            else if (_incarnations.TryGetValue(key, out var incarnation) && _incarnationAddresses.GetValueOrDefault(key) == view[key].Address)
             {
                 joining.Add(new RecordMember(key, incarnation, view[key].Address));
             }

@@ -10,7 +10,9 @@ namespace Iris.Overlay.Records;
 /// and an idle record whose acceptors crashed one by one lost its majority though the ring had live nodes to spare.
 /// So each acceptor compares the configuration of the records it holds with the nodes it sees closest to their keys,
 /// and reads a record that is out of place: the read goes to the root, which moves the record as before any
-/// operation (one member per <see cref="ReconfigureInterval"/>).
+/// operation (one member per <see cref="ReconfigureInterval"/>). A member that comes back under its node key (a fixed
+/// key, restarted) looks in place but may hold nothing: the record is read twice, the first read showing the root the
+/// member's new incarnation, the second moving the record.
 /// </summary>
 /// <remarks>
 /// Everything here runs at the node's timer under the store's lock, and nothing waits for the reads it starts, so a
@@ -34,12 +36,22 @@ internal sealed partial class RecordStore
     // Records seeded here since the last look: a record moved onto this node may still be short of members (a record
     // of one acceptor is moved one member at a time), and its new acceptors look after it from their next tick.
     private readonly HashSet<NodeKey> _seeded = [];
+    // The leaf set at the last change, and the nodes that came into it since the last look (or came back at another
+    // address): under a fixed node key, a restarted acceptor comes back as the same key holding nothing.
+    private readonly Dictionary<NodeKey, NodeAddress> _leaves = [];
+    private readonly HashSet<NodeKey> _arrived = [];
     private TimerQueue.Entry? _upkeep;
     private bool _leafSetChanged = true;
     private int _upkeepTicks;
 
     private void StartUpkeep()
     {
+        var (ccw, cw) = _pastry.GetLeafSet();
+        foreach (var leaf in cw.Concat(ccw))
+        {
+            _leaves[leaf.Key] = leaf.Address;
+        }
+
         _upkeep = _timers.Create(OnUpkeep);
         _upkeep.ScheduleAt(_timers.NowMs + (long)UpkeepInterval.TotalMilliseconds);
         _pastry.LeafSetChanged += OnLeafSetChanged;
@@ -53,9 +65,33 @@ internal sealed partial class RecordStore
 
     private void OnLeafSetChanged()
     {
+        var (ccw, cw) = _pastry.GetLeafSet();
         lock (_lock)
         {
             _leafSetChanged = true;
+            NoteLeaves(ccw, cw);
+        }
+    }
+
+    /// <summary>Notes the nodes that came into the leaf set, or are in it at another address, since it was last looked
+    /// at. Called at each change (a node declared dead and back) and at each tick (the leaf set takes a known key's new
+    /// address in place, which is no change of its members).</summary>
+    private void NoteLeaves(NodeHandle[] ccw, NodeHandle[] cw)
+    {
+        var now = cw.Concat(ccw).DistinctBy(h => h.Key).ToDictionary(h => h.Key, h => h.Address);
+        foreach (var (key, address) in now)
+        {
+            if (!_leaves.TryGetValue(key, out var before) || before != address)
+            {
+                _arrived.Add(key);
+                _leafSetChanged = true;
+            }
+        }
+
+        _leaves.Clear();
+        foreach (var (key, address) in now)
+        {
+            _leaves[key] = address;
         }
     }
 
@@ -71,6 +107,7 @@ internal sealed partial class RecordStore
     private void OnUpkeep()
     {
         var reads = new List<NodeKey>();
+        var (ccw, cw) = _pastry.GetLeafSet();
         lock (_lock)
         {
             if (_stopped)
@@ -86,6 +123,7 @@ internal sealed partial class RecordStore
                 return;
             }
 
+            NoteLeaves(ccw, cw);
             var view = Neighbourhood();
             var wanted = Math.Min(ReplicationFactor, view.Count);
             if (wanted % 2 == 0)
@@ -99,16 +137,20 @@ internal sealed partial class RecordStore
             _seeded.Clear();
             foreach (var key in looked)
             {
-                if (Rank(key, view, wanted) is not { } rank)
+                if (!NeedsRead(key, view, wanted, out var rank, out var arrived) && _misplaced.GetValueOrDefault(key) is not { Confirm: > 0 })
                 {
                     _misplaced.Remove(key);
                 }
                 else if (!_misplaced.ContainsKey(key))
                 {
-                    // The live member closest to the key reads first; the others only if it is still out of place.
-                    _misplaced[key] = new Misplaced { DueMs = now + (rank * interval) };
+                    // The live member closest to the key reads first; the others only if it is still out of place. A
+                    // member that arrived again may hold nothing: the root learns so from the first read, and moves
+                    // the record at the second.
+                    _misplaced[key] = new Misplaced { DueMs = now + (rank * interval), Confirm = arrived ? 2 : 0 };
                 }
             }
+
+            _arrived.Clear();
 
             foreach (var (key, misplaced) in _misplaced)
             {
@@ -120,6 +162,7 @@ internal sealed partial class RecordStore
                 if (misplaced.DueMs <= now)
                 {
                     misplaced.DueMs = now + (interval << Math.Min(misplaced.Reads++, 3));
+                    misplaced.Confirm = Math.Max(0, misplaced.Confirm - 1);
                     reads.Add(key);
                 }
             }
@@ -132,18 +175,21 @@ internal sealed partial class RecordStore
     }
 
     /// <summary>
-    /// Where this node stands, by distance to the key, among the record's members it sees alive, when the record is
-    /// out of place: its configuration (the latest this node knows) counts this node's acceptor, and its members are
-    /// not the <paramref name="wanted"/> nodes closest to the key among this node and its leaf set. Null when the
-    /// record is in place, or no longer this node's to look after (it was moved off this node).
+    /// Whether this node should read the record: its configuration (the latest this node knows) counts this node's
+    /// acceptor, and its members are not the <paramref name="wanted"/> nodes closest to the key among this node and its
+    /// leaf set, or one of them <paramref name="arrived"/> again since the last look (checked by the closest member that
+    /// did not). <paramref name="rank"/> is where this node stands, by distance to the key, among the members it sees
+    /// alive that did not arrive.
     /// </summary>
-    private int? Rank(NodeKey key, List<NodeHandle> view, int wanted)
+    private bool NeedsRead(NodeKey key, List<NodeHandle> view, int wanted, out int rank, out bool arrived)
     {
+        rank = 0;
+        arrived = false;
         if (!_acceptors.TryGetValue(key, out var acceptor)
             || RecordConfiguration.Latest([KnownConfigurationLocked(key), acceptor.Value.Next]) is not { } configuration
             || !configuration.Contains(Self.Key, _incarnation))
         {
-            return null;
+            return false;
         }
 
         // In place: as many members as wanted, each in view, and no other node in view closer to the key than the
@@ -151,9 +197,9 @@ internal sealed partial class RecordStore
         var members = configuration.Members;
         var inPlace = members.Length == wanted;
         var farthest = Self.Key;
-        var rank = 0;
         foreach (var member in members)
         {
+            arrived |= _arrived.Contains(member.Key);
             if (!view.Exists(h => h.Key == member.Key))
             {
                 inPlace = false;
@@ -165,18 +211,16 @@ internal sealed partial class RecordStore
                 farthest = member.Key;
             }
 
-            if (key.IsCloser(member.Key, Self.Key))
+            if (key.IsCloser(member.Key, Self.Key) && !_arrived.Contains(member.Key))
             {
                 rank++;
             }
         }
 
-        if (inPlace && !view.Exists(h => key.IsCloser(h.Key, farthest) && !Array.Exists(members, m => m.Key == h.Key)))
-        {
-            return null;
-        }
-
-        return rank;
+        inPlace = inPlace && !view.Exists(h => key.IsCloser(h.Key, farthest) && !Array.Exists(members, m => m.Key == h.Key));
+        // An arrival is checked by the member closest to the key that did not arrive: one read in place of five.
+        arrived &= rank == 0;
+        return !inPlace || arrived;
     }
 
     /// <summary>Reads the record, for the root to move it; a failure only means it is read again when next due.</summary>
@@ -197,5 +241,8 @@ internal sealed partial class RecordStore
         public long DueMs { get; set; }
 
         public int Reads { get; set; }
+
+        /// <summary>Reads still to make though the record looks in place: one of its members arrived again.</summary>
+        public int Confirm { get; set; }
     }
 }
