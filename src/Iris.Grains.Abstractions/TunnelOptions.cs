@@ -13,8 +13,9 @@ public sealed class TunnelOptions
     /// <summary>Messages are carried in chunks of at most this many bytes (64 KiB).</summary>
     public const int ChunkBytes = 64 * 1024;
 
-    /// <summary>Bytes a sender may be ahead of this side's receiving application, per tunnel: the receive buffer of a
-    /// tunnel holds at most this much, plus one large message being reassembled. Default 4 MiB, at least 128 KiB.</summary>
+    /// <summary>Bytes a sender may be ahead of this side's receiving application, per tunnel, each message chunk
+    /// counting 64 bytes more than its length (what holding it costs beyond its bytes): the receive buffer of a tunnel
+    /// holds at most this much, plus one large message being reassembled. Default 4 MiB, at least 128 KiB.</summary>
     public int WindowBytes { get; set; } = 4 * 1024 * 1024;
 
     /// <summary>Largest message sent or accepted, in bytes. Default 16 MiB.</summary>

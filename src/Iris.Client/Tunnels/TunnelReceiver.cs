@@ -126,11 +126,11 @@ internal sealed class TunnelReceiver(string cluster, int windowBytes, int maxMes
 
                         if (_messages.Count == 0)
                         {
-                            grant = Math.Max(grant, Release(frame.Data.Length));
+                            grant = Math.Max(grant, Release(TunnelFrame.Cost(frame.Data.Length)));
                         }
                         else
                         {
-                            _partialUngranted += frame.Data.Length;
+                            _partialUngranted += TunnelFrame.Cost(frame.Data.Length);
                         }
 
                         break;
@@ -141,7 +141,7 @@ internal sealed class TunnelReceiver(string cluster, int windowBytes, int maxMes
                             return new Accepted(true, grant, false, $"{message.Length} bytes, more than {maxMessageBytes}");
                         }
 
-                        _messages.Enqueue((message, _partialUngranted + frame.Data.Length));
+                        _messages.Enqueue((message, _partialUngranted + TunnelFrame.Cost(frame.Data.Length)));
                         _partial = null;
                         _partialBytes = 0;
                         _partialUngranted = 0;

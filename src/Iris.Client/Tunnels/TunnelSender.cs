@@ -7,7 +7,8 @@ namespace Iris.Tunnels;
 /// <summary>
 /// The sending half of a tunnel end, with no calls of its own: a message is cut into chunks of at most
 /// <see cref="TunnelOptions.ChunkBytes"/>, each numbered and queued (<see cref="Frames"/>) once the receiver's window
-/// has room for it. The receiver grants room back as a running total of the bytes its application took. One message
+/// has room for it (its bytes and <see cref="TunnelFrame.CreditOverhead"/>). The receiver grants room back as a running
+/// total of what its application took. One message
 /// at a time; a close follows everything sent before it.
 /// </summary>
 internal sealed class TunnelSender(string cluster, int maxMessageBytes)
@@ -68,7 +69,7 @@ internal sealed class TunnelSender(string cluster, int maxMessageBytes)
             do
             {
                 var size = Math.Min(TunnelOptions.ChunkBytes, message.Length - offset);
-                await TakeCreditAsync(size, cancellationToken).ConfigureAwait(false);
+                await TakeCreditAsync(TunnelFrame.Cost(size), cancellationToken).ConfigureAwait(false);
                 var last = offset + size == message.Length;
                 Enqueue(last ? TunnelFrameKind.Final : TunnelFrameKind.Chunk, message.Slice(offset, size).ToArray());
                 offset += size;

@@ -18,8 +18,9 @@ public sealed class TunnelHalvesTests
         Assert.True(receiver.Accept(Peer, [Final(2, 600), Final(0, 600), Final(1, 600)]).Taken);
         Assert.Equal(1800, receiver.BufferedBytes);
 
+        // Each message costs its bytes and the frame's overhead.
         Assert.Equal(0, receiver.Take().Grant);
-        Assert.Equal(1200, receiver.Take().Grant);
+        Assert.Equal(2 * TunnelFrame.Cost(600), receiver.Take().Grant);
         var (message, grant, _) = receiver.Take();
         Assert.Equal(600, message!.Length);
         Assert.Equal(0, grant);
@@ -73,7 +74,7 @@ public sealed class TunnelHalvesTests
     public async Task The_sender_numbers_chunks_and_waits_for_room_in_the_window()
     {
         var sender = new TunnelSender("c", maxMessageBytes: 1 << 20);
-        sender.Open(TunnelOptions.ChunkBytes + 10);
+        sender.Open(TunnelFrame.Cost(TunnelOptions.ChunkBytes) + 10);
         var send = sender.SendAsync(new byte[(2 * TunnelOptions.ChunkBytes) + 5], CancellationToken.None).AsTask();
 
         // The first chunk fits; the second waits for the receiver's grant.
@@ -82,9 +83,9 @@ public sealed class TunnelHalvesTests
         Assert.False(send.IsCompleted);
         Assert.False(sender.Frames.TryRead(out _));
 
-        sender.OnCredit(TunnelOptions.ChunkBytes);
+        sender.OnCredit(TunnelFrame.Cost(TunnelOptions.ChunkBytes));
         sender.OnCredit(10); // an older running total grants nothing
-        sender.OnCredit(2 * TunnelOptions.ChunkBytes);
+        sender.OnCredit(2 * TunnelFrame.Cost(TunnelOptions.ChunkBytes));
         await send.WaitAsync(TimeSpan.FromSeconds(5));
         var rest = new List<TunnelFrame>();
         while (sender.Frames.TryRead(out var frame))
@@ -96,10 +97,28 @@ public sealed class TunnelHalvesTests
     }
 
     [Fact]
+    public void Small_messages_count_their_frames_against_the_window_not_only_their_bytes()
+    {
+        // A window of 4 MiB took 262,144 messages of 16 bytes before: what they cost the receiver to hold, far more
+        // than the window says, and as deep a queue for a saturated tunnel's latency.
+        var window = new TunnelOptions().WindowBytes;
+        var sender = new TunnelSender("c", maxMessageBytes: 1 << 20);
+        sender.Open(window);
+        var sent = 0;
+        while (sender.SendAsync(new byte[16], CancellationToken.None) is { IsCompleted: true })
+        {
+            sent++;
+        }
+
+        Assert.Equal(window / TunnelFrame.Cost(16), sent);
+        Assert.True(sent <= window / (16 + 64), $"{sent} messages of 16 bytes fit a window of {window} bytes");
+    }
+
+    [Fact]
     public async Task Closing_the_sender_ends_a_send_still_waiting_for_room_and_the_close_comes_last()
     {
         var sender = new TunnelSender("c", maxMessageBytes: 1 << 20);
-        sender.Open(10);
+        sender.Open(TunnelFrame.Cost(10));
         await sender.SendAsync(new byte[10], CancellationToken.None);
         var waiting = sender.SendAsync(new byte[TunnelOptions.ChunkBytes + 1], CancellationToken.None).AsTask();
         Assert.False(waiting.IsCompleted);
