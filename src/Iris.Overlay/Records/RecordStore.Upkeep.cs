@@ -11,8 +11,8 @@ namespace Iris.Overlay.Records;
 /// So each acceptor compares the configuration of the records it holds with the nodes it sees closest to their keys,
 /// and reads a record that is out of place: the read goes to the root, which moves the record as before any
 /// operation (one member per <see cref="ReconfigureInterval"/>). A member that comes back under its node key (a fixed
-/// key, restarted) looks in place but may hold nothing: the record is read twice, the first read showing the root the
-/// member's new incarnation, the second moving the record.
+/// key, restarted) holds nothing: each node asks the nodes that come into its leaf set again (and now and then every
+/// neighbour) which incarnation they run, and counts a member running another one as gone.
 /// </summary>
 /// <remarks>
 /// Everything here runs at the node's timer under the store's lock, and nothing waits for the reads it starts, so a
@@ -36,20 +36,19 @@ internal sealed partial class RecordStore
     // Records seeded here since the last look: a record moved onto this node may still be short of members (a record
     // of one acceptor is moved one member at a time), and its new acceptors look after it from their next tick.
     private readonly HashSet<NodeKey> _seeded = [];
-    // The leaf set at the last change, and the nodes that came into it since the last look (or came back at another
-    // address): under a fixed node key, a restarted acceptor comes back as the same key holding nothing.
+
+    // The leaf set as last looked at: a node that comes into it again, or at another address, is asked its incarnation
+    // at once (under a fixed node key, a restarted acceptor comes back as the same key holding nothing).
     private readonly Dictionary<NodeKey, NodeAddress> _leaves = [];
-    private readonly HashSet<NodeKey> _arrived = [];
     private TimerQueue.Entry? _upkeep;
     private bool _leafSetChanged = true;
     private int _upkeepTicks;
 
     private void StartUpkeep()
     {
-        var (ccw, cw) = _pastry.GetLeafSet();
-        foreach (var leaf in cw.Concat(ccw))
+        lock (_lock)
         {
-            _leaves[leaf.Key] = leaf.Address;
+            NoteLeaves(new Outbox());
         }
 
         _upkeep = _timers.Create(OnUpkeep);
@@ -65,35 +64,48 @@ internal sealed partial class RecordStore
 
     private void OnLeafSetChanged()
     {
-        var (ccw, cw) = _pastry.GetLeafSet();
+        var outbox = new Outbox();
         lock (_lock)
         {
+            if (_stopped)
+            {
+                return;
+            }
+
             _leafSetChanged = true;
-            NoteLeaves(ccw, cw);
+            NoteLeaves(outbox);
         }
+
+        outbox.Run();
     }
 
-    /// <summary>Notes the nodes that came into the leaf set, or are in it at another address, since it was last looked
-    /// at. Called at each change (a node declared dead and back) and at each tick (the leaf set takes a known key's new
-    /// address in place, which is no change of its members).</summary>
-    private void NoteLeaves(NodeHandle[] ccw, NodeHandle[] cw)
+    /// <summary>Asks the nodes that came into the leaf set, or are in it at another address, since it was last looked
+    /// at, which incarnation they run (their answer fills <c>_incarnations</c>). Called at each change (a node declared
+    /// dead and back) and at each tick (the leaf set takes a known key's new address in place, which is no change of its
+    /// members).</summary>
+    private void NoteLeaves(Outbox outbox)
     {
-        var now = cw.Concat(ccw).DistinctBy(h => h.Key).ToDictionary(h => h.Key, h => h.Address);
-        foreach (var (key, address) in now)
+        var (ccw, cw) = _pastry.GetLeafSet();
+        var now = cw.Concat(ccw).DistinctBy(h => h.Key).ToList();
+        foreach (var node in now)
         {
-            if (!_leaves.TryGetValue(key, out var before) || before != address)
+            if (!_leaves.TryGetValue(node.Key, out var before) || before != node.Address)
             {
-                _arrived.Add(key);
+                AskIncarnation(node, outbox);
                 _leafSetChanged = true;
             }
         }
 
         _leaves.Clear();
-        foreach (var (key, address) in now)
+        foreach (var node in now)
         {
-            _leaves[key] = address;
+            _leaves[node.Key] = node.Address;
         }
     }
+
+    /// <summary>A query that names no record of interest: the answer only tells the node's incarnation.</summary>
+    private void AskIncarnation(NodeHandle node, Outbox outbox) =>
+        Send(node, new RecordMessage(RecordMessageType.Query, node.Key, Self.Key, 0), outbox);
 
     /// <summary>Records out of place by this node's view, for tests and diagnostics.</summary>
     internal int MisplacedRecords()
@@ -107,7 +119,7 @@ internal sealed partial class RecordStore
     private void OnUpkeep()
     {
         var reads = new List<NodeKey>();
-        var (ccw, cw) = _pastry.GetLeafSet();
+        var outbox = new Outbox();
         lock (_lock)
         {
             if (_stopped)
@@ -123,7 +135,7 @@ internal sealed partial class RecordStore
                 return;
             }
 
-            NoteLeaves(ccw, cw);
+            NoteLeaves(outbox);
             var view = Neighbourhood();
             var wanted = Math.Min(ReplicationFactor, view.Count);
             if (wanted % 2 == 0)
@@ -132,25 +144,31 @@ internal sealed partial class RecordStore
             }
 
             var full = _leafSetChanged || ++_upkeepTicks % FullUpkeepIntervals == 0;
+            if (!_leafSetChanged && full)
+            {
+                // Now and then every neighbour is asked again: one that restarted at its address faster than the ring
+                // noticed it gone shows itself only so.
+                foreach (var node in view.Where(h => h.Key != Self.Key))
+                {
+                    AskIncarnation(node, outbox);
+                }
+            }
+
             _leafSetChanged = false;
             var looked = full ? _acceptors.Keys.ToList() : _misplaced.Keys.Concat(_seeded).Distinct().ToList();
             _seeded.Clear();
             foreach (var key in looked)
             {
-                if (!NeedsRead(key, view, wanted, out var rank, out var arrived) && _misplaced.GetValueOrDefault(key) is not { Confirm: > 0 })
+                if (!NeedsRead(key, view, wanted, out var rank))
                 {
                     _misplaced.Remove(key);
                 }
                 else if (!_misplaced.ContainsKey(key))
                 {
-                    // The live member closest to the key reads first; the others only if it is still out of place. A
-                    // member that arrived again may hold nothing: the root learns so from the first read, and moves
-                    // the record at the second.
-                    _misplaced[key] = new Misplaced { DueMs = now + (rank * interval), Confirm = arrived ? 2 : 0 };
+                    // The live member closest to the key reads first; the others only if it is still out of place.
+                    _misplaced[key] = new Misplaced { DueMs = now + (rank * interval) };
                 }
             }
-
-            _arrived.Clear();
 
             foreach (var (key, misplaced) in _misplaced)
             {
@@ -162,12 +180,12 @@ internal sealed partial class RecordStore
                 if (misplaced.DueMs <= now)
                 {
                     misplaced.DueMs = now + (interval << Math.Min(misplaced.Reads++, 3));
-                    misplaced.Confirm = Math.Max(0, misplaced.Confirm - 1);
                     reads.Add(key);
                 }
             }
         }
 
+        outbox.Run();
         foreach (var key in reads)
         {
             _ = UpkeepReadAsync(key);
@@ -177,14 +195,13 @@ internal sealed partial class RecordStore
     /// <summary>
     /// Whether this node should read the record: its configuration (the latest this node knows) counts this node's
     /// acceptor, and its members are not the <paramref name="wanted"/> nodes closest to the key among this node and its
-    /// leaf set, or one of them <paramref name="arrived"/> again since the last look (checked by the closest member that
-    /// did not). <paramref name="rank"/> is where this node stands, by distance to the key, among the members it sees
-    /// alive that did not arrive.
+    /// leaf set, or one of them is gone: not in the leaf set at its address, or running another incarnation there than
+    /// the member's (restarted under its key). <paramref name="rank"/> is where this node stands, by distance to the
+    /// key, among the members alive.
     /// </summary>
-    private bool NeedsRead(NodeKey key, List<NodeHandle> view, int wanted, out int rank, out bool arrived)
+    private bool NeedsRead(NodeKey key, List<NodeHandle> view, int wanted, out int rank)
     {
         rank = 0;
-        arrived = false;
         if (!_acceptors.TryGetValue(key, out var acceptor)
             || RecordConfiguration.Latest([KnownConfigurationLocked(key), acceptor.Value.Next]) is not { } configuration
             || !configuration.Contains(Self.Key, _incarnation))
@@ -192,15 +209,14 @@ internal sealed partial class RecordStore
             return false;
         }
 
-        // In place: as many members as wanted, each in view, and no other node in view closer to the key than the
+        // In place: as many members as wanted, each alive, and no other node in view closer to the key than the
         // farthest of them. Checked without sorting the view for each record: a node holds many.
         var members = configuration.Members;
         var inPlace = members.Length == wanted;
         var farthest = Self.Key;
         foreach (var member in members)
         {
-            arrived |= _arrived.Contains(member.Key);
-            if (!view.Exists(h => h.Key == member.Key))
+            if (member.Key != Self.Key && !Alive(member, view))
             {
                 inPlace = false;
                 continue;
@@ -211,17 +227,21 @@ internal sealed partial class RecordStore
                 farthest = member.Key;
             }
 
-            if (key.IsCloser(member.Key, Self.Key) && !_arrived.Contains(member.Key))
+            if (key.IsCloser(member.Key, Self.Key))
             {
                 rank++;
             }
         }
 
-        inPlace = inPlace && !view.Exists(h => key.IsCloser(h.Key, farthest) && !Array.Exists(members, m => m.Key == h.Key));
-        // An arrival is checked by the member closest to the key that did not arrive: one read in place of five.
-        arrived &= rank == 0;
-        return !inPlace || arrived;
+        return !inPlace || view.Exists(h => key.IsCloser(h.Key, farthest) && !Array.Exists(members, m => m.Key == h.Key));
     }
+
+    /// <summary>Whether another node's member of a configuration is alive by what this node knows: in the leaf set at
+    /// the member's address, and not known to run another incarnation there.</summary>
+    private bool Alive(RecordMember member, List<NodeHandle> view) =>
+        view.Exists(h => h.Key == member.Key && h.Address == member.Address)
+        && !(_incarnations.TryGetValue(member.Key, out var incarnation) && incarnation != member.Incarnation
+            && _incarnationAddresses.GetValueOrDefault(member.Key) == member.Address);
 
     /// <summary>Reads the record, for the root to move it; a failure only means it is read again when next due.</summary>
     private async Task UpkeepReadAsync(NodeKey key)
@@ -241,8 +261,5 @@ internal sealed partial class RecordStore
         public long DueMs { get; set; }
 
         public int Reads { get; set; }
-
-        /// <summary>Reads still to make though the record looks in place: one of its members arrived again.</summary>
-        public int Confirm { get; set; }
     }
 }
