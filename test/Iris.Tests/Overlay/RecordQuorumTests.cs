@@ -372,6 +372,58 @@ public class RecordQuorumTests
         Assert.Equal("kept", Text(ring.Await(read)));
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void Records_survive_a_3_2_split_whose_minority_nodes_leave_together_right_after_the_heal_and_come_back_as_new_nodes(int seed)
+    {
+        // As silos do when the minority of a split learns, after the heal, that it was declared dead: its nodes are in
+        // the ring again for a few seconds, then hand their records over and leave together, and new nodes join.
+        var (ring, stores) = Build(5, seed);
+        using var _ = ring;
+        var keys = Enumerable.Range(0, 12).Select(i => NodeKey.FromName($"split-heal-{i}")).ToList();
+        var client = stores[ring.Nodes[0]];
+        foreach (var key in keys)
+        {
+            Assert.True(ring.Await(client.CompareAndSwapAsync(key, 0, Text("kept"))).Success);
+        }
+
+        var minority = ring.Nodes.Skip(3).ToList();
+        ring.Network.Partition(minority.Select(n => n.Self.Address));
+        ring.Run(TimeSpan.FromSeconds(30));
+        ring.Network.Heal();
+        ring.Run(TimeSpan.FromSeconds(8));
+
+        var leaving = minority.Select(n => stores[n].HandOffAsync(TimeSpan.FromSeconds(10))).ToList();
+        ring.Pump(Task.WhenAll(leaving), Limit);
+        foreach (var node in minority)
+        {
+            stores[node].Dispose();
+            ring.Leave(node);
+        }
+
+        for (var i = 0; i < 2; i++)
+        {
+            var node = ring.AddNode();
+            stores[node] = new RecordStore(node, ring.Timers);
+        }
+
+        ring.Run(TimeSpan.FromSeconds(40));
+        var lost = new List<string>();
+        foreach (var key in keys)
+        {
+            var read = client.ReadAsync(key);
+            ring.Pump(read.ContinueWith(_ => { }, TaskScheduler.Default), Limit);
+            if (!read.IsCompletedSuccessfully || Text(ring.Await(read)) != "kept")
+            {
+                lost.Add($"{key.ToShortString()}: {read.Exception?.InnerException?.GetType().Name ?? "read " + Text(ring.Await(read))}");
+            }
+        }
+
+        Assert.True(lost.Count == 0, $"{lost.Count} of {keys.Count} records lost: {string.Join(", ", lost)}");
+    }
+
     [Fact]
     public void Nodes_that_leave_one_after_another_hand_their_records_over_and_the_last_node_still_writes()
     {
