@@ -41,6 +41,16 @@ public class RecordQuorumTests
         return null;
     }
 
+    /// <summary>Reads <paramref name="key"/> and fails the test, saying <paramref name="what"/> and why, unless the read
+    /// returns the text "kept".</summary>
+    private static void AssertKept(PastrySimulation ring, RecordStore reader, NodeKey key, string what)
+    {
+        var read = reader.ReadAsync(key);
+        ring.Pump(read.ContinueWith(_ => { }, TaskScheduler.Default), Limit);
+        Assert.True(read.IsCompletedSuccessfully, $"{what}: {read.Exception?.InnerException?.Message}");
+        Assert.Equal("kept", Text(ring.Await(read)));
+    }
+
     [Fact]
     public void Two_sides_of_a_partition_never_both_write_and_the_acknowledged_value_survives_healing()
     {
@@ -288,10 +298,7 @@ public class RecordQuorumTests
             ring.Run(TimeSpan.FromSeconds(10));
         }
 
-        var read = client.ReadAsync(key);
-        ring.Pump(read.ContinueWith(_ => { }, TaskScheduler.Default), Limit);
-        Assert.True(read.IsCompletedSuccessfully, $"the idle record lost its majority, its crashed acceptors never replaced: {read.Exception?.InnerException?.Message}");
-        Assert.Equal("kept", Text(ring.Await(read)));
+        AssertKept(ring, client, key, "the idle record lost its majority, its crashed acceptors never replaced");
     }
 
     [Theory]
@@ -325,10 +332,7 @@ public class RecordQuorumTests
             ring.LiveNodes.Any(n => n.Self.Key == m.Key && stores[n].Incarnation == m.Incarnation),
             $"member {m} of epoch {latest.Epoch} is a process that no longer runs"));
 
-        var read = client.ReadAsync(key);
-        ring.Pump(read.ContinueWith(_ => { }, TaskScheduler.Default), Limit);
-        Assert.True(read.IsCompletedSuccessfully, $"the idle record lost its majority to acceptors that restarted: {read.Exception?.InnerException?.Message}");
-        Assert.Equal("kept", Text(ring.Await(read)));
+        AssertKept(ring, client, key, "the idle record lost its majority to acceptors that restarted");
     }
 
     [Theory]
@@ -365,11 +369,7 @@ public class RecordQuorumTests
         ring.Crash(acceptor);
         ring.Run(TimeSpan.FromSeconds(10));
 
-        var reader = ring.LiveNodes.First();
-        var read = stores[reader].ReadAsync(key);
-        ring.Pump(read.ContinueWith(_ => { }, TaskScheduler.Default), Limit);
-        Assert.True(read.IsCompletedSuccessfully, $"the record was lost with its first acceptor: {read.Exception?.InnerException?.Message}");
-        Assert.Equal("kept", Text(ring.Await(read)));
+        AssertKept(ring, stores[ring.LiveNodes.First()], key, "the record was lost with its first acceptor");
     }
 
     [Theory]
