@@ -51,6 +51,17 @@ public class RecordQuorumTests
         Assert.Equal("kept", Text(ring.Await(read)));
     }
 
+    /// <summary>Crashes a live acceptor of <paramref name="key"/>'s current configuration other than the first node
+    /// (the tests' client), and returns it.</summary>
+    private static PastryNode CrashAnAcceptor(PastrySimulation ring, Dictionary<PastryNode, RecordStore> stores, NodeKey key)
+    {
+        var victim = ring.LiveNodes.First(n => n != ring.Nodes[0] && stores[n].AcceptorState(key) is { } state
+            && state.Value.Next is null && state.Configuration.Contains(n.Self.Key, stores[n].Incarnation));
+        stores[victim].Dispose();
+        ring.Crash(victim);
+        return victim;
+    }
+
     [Fact]
     public void Two_sides_of_a_partition_never_both_write_and_the_acknowledged_value_survives_healing()
     {
@@ -291,10 +302,7 @@ public class RecordQuorumTests
 
         for (var crashed = 0; crashed < 3; crashed++)
         {
-            var victim = ring.LiveNodes.First(n => n != ring.Nodes[0] && stores[n].AcceptorState(key) is { } state
-                && state.Value.Next is null && state.Configuration.Contains(n.Self.Key, stores[n].Incarnation));
-            stores[victim].Dispose();
-            ring.Crash(victim);
+            CrashAnAcceptor(ring, stores, key);
             ring.Run(TimeSpan.FromSeconds(10));
         }
 
@@ -316,10 +324,7 @@ public class RecordQuorumTests
 
         for (var restarted = 0; restarted < 3; restarted++)
         {
-            var victim = ring.LiveNodes.First(n => n != ring.Nodes[0] && stores[n].AcceptorState(key) is { } state
-                && state.Value.Next is null && state.Configuration.Contains(n.Self.Key, stores[n].Incarnation));
-            stores[victim].Dispose();
-            ring.Crash(victim);
+            var victim = CrashAnAcceptor(ring, stores, key);
             var again = ring.AddNode(victim.Self.Key);
             stores[again] = new RecordStore(again, ring.Timers);
             ring.Run(TimeSpan.FromSeconds(apartSeconds));
