@@ -278,7 +278,9 @@ internal sealed class LocalTunnels : IAsyncDisposable
     /// <summary>
     /// Whether a failed check may mean the peer is gone: a timeout or any failure may, except a failure to connect
     /// that names another silo than the peer's (Orleans' "Unable to connect to S…" names the silo it could not reach
-    /// in the message, and has no property for it).
+    /// in the message, and has no property for it), and a check whose placement never completed (Orleans' lookup of the
+    /// peer's member host kept failing at the silo holding its directory entry until the message expired: the check
+    /// never left this process). Neither has a type or property of its own in Orleans, only its message.
     /// </summary>
     internal static bool MayBlame(Exception error, MemberEndpoint peer)
     {
@@ -290,6 +292,11 @@ internal sealed class LocalTunnels : IAsyncDisposable
         var named = false;
         for (var e = error; e is not null; e = e.InnerException)
         {
+            if (e is OperationCanceledException && e.Message.Contains("before placement could complete", StringComparison.Ordinal))
+            {
+                return false;
+            }
+
             if (e is SiloUnavailableException or ConnectionFailedException or OrleansMessageRejectionException)
             {
                 if (e.Message.Contains(silo.ToString(), StringComparison.Ordinal))

@@ -23,6 +23,17 @@ public sealed class TunnelKeepAliveTests
     }
 
     [Fact]
+    public void A_check_whose_placement_never_completed_is_not_held_against_the_peer()
+    {
+        // As seen when a silo died: Orleans kept failing to look the peer's member host up at the dead silo, which held
+        // its directory entry, until the check's message expired; the check never left the caller. Once the dead silo
+        // is declared dead, a check of a peer that died with it fails naming the peer's silo (placement refuses it).
+        var expired = new OperationCanceledException($"Message expired before placement could complete for grain memberhost/{Peer.ToParsableString()}.");
+        Assert.False(LocalTunnels.MayBlame(expired, new MemberEndpoint(Peer, 1)));
+        Assert.True(LocalTunnels.MayBlame(expired, new MemberEndpoint(null, 1)));
+    }
+
+    [Fact]
     public void A_check_that_could_not_reach_the_peers_silo_or_got_no_answer_counts_as_a_miss()
     {
         Assert.True(LocalTunnels.MayBlame(CouldNotConnect(Peer), new MemberEndpoint(Peer, 1)));
