@@ -89,9 +89,8 @@ public static class IrisSiloBuilderExtensions
         services.AddHostedService(sp => sp.GetRequiredService<SiloIrisClient>());
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, SiloEndpointLogger>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, OverlayLifecycle>();
-        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => new MemberRegistration(
-            sp.GetRequiredService<IIrisClient>(),
-            () => SiloDeath.InOwnView(sp),
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => NewMemberRegistration(
+            sp,
             () => sp.GetRequiredService<IOptions<IrisSiloOptions>>().Value.EchoCluster is { Length: > 0 } echo ? echo : null,
             new EchoHandler(),
             new MemberOptions { Idempotent = true }));
@@ -123,17 +122,29 @@ public static class IrisSiloBuilderExtensions
     }
 
     /// <summary>Hosts a member of <paramref name="cluster"/> in the silo: <typeparamref name="THandler"/> is created
-    /// from the silo's services and registered when the silo starts.</summary>
+    /// from the silo's services and registered when the silo starts. A registration that fails then (the ring cannot
+    /// reach a majority of the cluster's member list yet) is logged and tried again until it succeeds, rather than
+    /// failing the silo.</summary>
     public static ISiloBuilder AddIrisMember<THandler>(this ISiloBuilder builder, string cluster, MemberOptions? options = null)
         where THandler : class, IClusterHandler
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentException.ThrowIfNullOrEmpty(cluster);
         builder.Services.TryAddSingleton<THandler>();
-        builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => new MemberRegistration(
-            sp.GetRequiredService<IIrisClient>(), () => SiloDeath.InOwnView(sp), () => cluster, sp.GetRequiredService<THandler>(), options ?? new MemberOptions()));
+        builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => NewMemberRegistration(
+            sp, () => cluster, sp.GetRequiredService<THandler>(), options ?? new MemberOptions()));
         return builder;
     }
+
+    private static MemberRegistration NewMemberRegistration(IServiceProvider sp, Func<string?> cluster, IClusterHandler handler, MemberOptions options) =>
+        new(
+            sp.GetRequiredService<IIrisClient>(),
+            () => SiloDeath.InOwnView(sp),
+            cluster,
+            handler,
+            options,
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<MemberRegistration>>());
 
     /// <summary>Every Orleans connection of a silo, silo to silo and client to gateway, opens with the network-key
     /// handshake and carries AES-GCM frames (the key from <see cref="NetworkKeyProvider"/>).</summary>
@@ -142,33 +153,5 @@ public static class IrisSiloBuilderExtensions
         connections.ConfigureSiloInboundConnection(connection => connection.UseIrisSecurity(initiator: false));
         connections.ConfigureSiloOutboundConnection(connection => connection.UseIrisSecurity(initiator: true));
         connections.ConfigureGatewayInboundConnection(connection => connection.UseIrisSecurity(initiator: false));
-    }
-
-    /// <summary>Registers an in-silo member once the silo is active (if it has a cluster then), and leaves the cluster
-    /// when the silo stops; a silo declared dead does not: the rendezvous drop a dead silo's entries at once, and the
-    /// other silos refuse its calls, which would only hold up its stop until they time out.</summary>
-    private sealed class MemberRegistration(IIrisClient client, Func<bool> declaredDead, Func<string?> cluster, IClusterHandler handler, MemberOptions options)
-        : ILifecycleParticipant<ISiloLifecycle>
-    {
-        private IAsyncDisposable? _registration;
-
-        public void Participate(ISiloLifecycle lifecycle) =>
-            lifecycle.Subscribe(
-                nameof(MemberRegistration),
-                ServiceLifecycleStage.Active + 1,
-                async cancellationToken =>
-                {
-                    if (cluster() is { } name)
-                    {
-                        _registration = await client.RegisterAsync(name, handler, options, cancellationToken).ConfigureAwait(false);
-                    }
-                },
-                async _ =>
-                {
-                    if (_registration is not null && !declaredDead())
-                    {
-                        await _registration.DisposeAsync().ConfigureAwait(false);
-                    }
-                });
     }
 }
