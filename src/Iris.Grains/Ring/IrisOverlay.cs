@@ -79,7 +79,7 @@ internal sealed class IrisOverlay(
                     RefreshMembership();
                 };
                 host.NeighbourLeft += node => SiloLog.NeighbourLeft(_logger, node.Key, node.Address);
-                _records = new RecordStore(host.Node, host.Timers);
+                _records = new RecordStore(host.Node, host.Timers, logger: loggers.CreateLogger("Iris.Overlay.Records"));
 
                 // The root of a key answers with this silo's Orleans address: rendezvous grains are placed by it.
                 var silo = services?.GetService(typeof(Orleans.Runtime.ILocalSiloDetails)) as Orleans.Runtime.ILocalSiloDetails;

@@ -76,7 +76,8 @@ public sealed record RecordValue(byte[] Data, long Version)
 /// success flag, a value or none (version, writer, data), the root's configuration or none; Failure: reason, the same;
 /// Prepare: epoch, ballot, the acceptor's incarnation; Accept: the same and a register; Seed: the acceptor's
 /// incarnation, a configuration and a register; Query: nothing; AcceptorReply: the phase answered, status, the
-/// acceptor's incarnation, promised and accepted ballots, then a configuration or none and a register or none.
+/// acceptor's incarnation, promised and accepted ballots, then a configuration or none, a register or none, and whether the
+/// acceptor's node is leaving the ring.
 /// A configuration is its epoch and members (key, incarnation, address); a register its version, data, recent
 /// writes (node, request, version) and next configuration or none. Counts and lengths are checked on decoding.
 /// </summary>
@@ -118,6 +119,10 @@ internal sealed record RecordMessage(RecordMessageType Type, NodeKey Key, NodeKe
     public WriteId WriteId { get; init; }
 
     public bool Success { get; init; }
+
+    /// <summary>In an acceptor's reply: its node is handing its records over to leave the ring, so no root may make it
+    /// an acceptor again.</summary>
+    public bool Leaving { get; init; }
 
     public RecordValue? Value { get; init; }
 
@@ -179,6 +184,7 @@ internal sealed record RecordMessage(RecordMessageType Type, NodeKey Key, NodeKe
                     WriteRegister(writer, Register);
                 }
 
+                writer.Write(Leaving);
                 break;
         }
 
@@ -223,6 +229,7 @@ internal sealed record RecordMessage(RecordMessageType Type, NodeKey Key, NodeKe
                     Accepted = ReadBallot(reader),
                     Configuration = ReadOptionalConfiguration(reader),
                     Register = reader.ReadBoolean() ? ReadRegister(reader) : null,
+                    Leaving = reader.ReadBoolean(),
                 },
                 _ => throw new OverlayProtocolException($"Unknown record message type {(byte)type}."),
             };

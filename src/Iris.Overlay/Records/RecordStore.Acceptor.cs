@@ -84,6 +84,7 @@ internal sealed partial class RecordStore
             Accepted = state?.AcceptedBallot ?? Ballot.Zero,
             Configuration = state?.Configuration,
             Register = withValue ? state?.Value : null,
+            Leaving = _leaving,
         };
 
     /// <summary>One record's acceptor: its configuration, the highest ballot it promised, and the value it accepted

@@ -19,6 +19,10 @@ internal sealed partial class RecordStore
     private readonly List<Slot> _busy = [];
     private readonly Dictionary<NodeKey, ulong> _incarnations = [];
 
+    // Nodes that said they are leaving (handing their records over), with the incarnation that said so: never taken
+    // into a configuration again, and moved off like dead members. A node back under its key is another incarnation.
+    private readonly Dictionary<NodeKey, ulong> _leavingNodes = [];
+
     // Where each incarnation in _incarnations answered from: a node back under its key at another address (restarted
     // elsewhere) is another acceptor, whatever this node last heard from that key.
     private readonly Dictionary<NodeKey, NodeAddress> _incarnationAddresses = [];
@@ -106,6 +110,11 @@ internal sealed partial class RecordStore
     private void GiveUp(Slot slot, Outbox outbox)
     {
         var op = slot.Current!;
+        if (op.NoMajority)
+        {
+            LogNoMajority(_logger, slot.Key, Self.Key, slot.Configuration, slot.Round is { } round ? string.Join(", ", round.Answered.Select(k => k.ToShortString())) : "no round in progress");
+        }
+
         slot.Current = null;
         slot.Round = null;
         Send(op.Origin, new RecordMessage(RecordMessageType.Failure, slot.Key, op.Origin.Key, op.RequestId)
@@ -178,6 +187,15 @@ internal sealed partial class RecordStore
     {
         _incarnations[from.Key] = reply.Incarnation;
         _incarnationAddresses[from.Key] = from.Address;
+        if (reply.Leaving)
+        {
+            _leavingNodes[from.Key] = reply.Incarnation;
+        }
+        else
+        {
+            _leavingNodes.Remove(from.Key);
+        }
+
         if (!_slots.TryGetValue(reply.Key, out var slot) || slot.Round is not { } round || round.Id != reply.RequestId)
         {
             return;
@@ -310,14 +328,16 @@ internal sealed partial class RecordStore
         // slow, or whose answer was lost, is silent, and creating the record without it would seed nodes that hold
         // nothing, losing every acknowledged write. Ask again, waiting longer, until they have answered or the leaf
         // set no longer counts them (Pastry declared them dead).
+        // The record is created on the closest nodes that are staying (all of them, should every one be leaving).
         var members = Closest(slot.Key, Neighbourhood(), h => h.Key);
-        if (!members.All(h => h.Key == Self.Key || round.Incarnations.ContainsKey(h.Key)))
+        var staying = Closest(slot.Key, Candidates(), h => h.Key) is { Count: > 0 } nodes ? nodes : members;
+        if (!members.Concat(staying).All(h => h.Key == Self.Key || round.Incarnations.ContainsKey(h.Key)))
         {
             Retry(slot, noMajority: true, outbox);
             return;
         }
 
-        StartSeed(slot, new RecordConfiguration(1, [.. members.Select(h => h.Key == Self.Key
+        StartSeed(slot, new RecordConfiguration(1, [.. staying.Select(h => h.Key == Self.Key
             ? new RecordMember(Self.Key, _incarnation, Self.Address)
             : new RecordMember(h.Key, round.Incarnations[h.Key].Incarnation, h.Address))]), Register.Empty, outbox);
     }
@@ -366,6 +386,7 @@ internal sealed partial class RecordStore
         var chosen = round.Proposed!;
         if (chosen.Next is { } next)
         {
+            LogMoving(_logger, slot.Key, Self.Key, round.Configuration, next);
             StartSeed(slot, next, chosen with { Next = null }, outbox);
             return;
         }
@@ -404,14 +425,20 @@ internal sealed partial class RecordStore
 
     /// <summary>
     /// The configuration the record should move to, or null when it is where it should be: the nodes closest to the
-    /// key among those this node knows alive (itself and its leaf set). One dead or displaced member is swapped for
-    /// one new at a time; when the ring grew or shrank past an odd size, members are added or removed together.
+    /// key among those this node knows alive and staying (itself and its leaf set, less the nodes that said they are
+    /// leaving). One dead, leaving or displaced member is swapped for one new at a time; when the ring grew or shrank
+    /// past an odd size, members are added or removed together. A node that is leaving only takes itself out
+    /// (<see cref="WithoutSelf"/>).
     /// </summary>
     private RecordConfiguration? NextConfiguration(Slot slot, Outbox outbox)
     {
         var current = slot.Configuration!;
-        // A node that is leaving hands its records over: it counts itself out.
-        var view = Neighbourhood().Where(h => !_leaving || h.Key != Self.Key).ToDictionary(h => h.Key);
+        var view = Candidates().ToDictionary(h => h.Key);
+        if (_leaving)
+        {
+            return WithoutSelf(slot.Key, current, view, outbox);
+        }
+
         var target = Closest(slot.Key, view.Values.ToList(), h => h.Key).Select(h => h.Key).ToHashSet();
         bool Alive(RecordMember m) =>
             view.TryGetValue(m.Key, out var seen)
@@ -429,18 +456,9 @@ internal sealed partial class RecordStore
         var joining = new List<RecordMember>();
         foreach (var key in add)
         {
-            if (key == Self.Key)
+            if (Joining(key, view[key], outbox) is { } member)
             {
-                joining.Add(new RecordMember(key, _incarnation, Self.Address));
-            }
-            else if (_incarnations.TryGetValue(key, out var incarnation) && _incarnationAddresses.GetValueOrDefault(key) == view[key].Address)
-            {
-                joining.Add(new RecordMember(key, incarnation, view[key].Address));
-            }
-            else
-            {
-                // Its incarnation is not known yet: ask, and reconfigure when it has answered.
-                Send(view[key], new RecordMessage(RecordMessageType.Query, slot.Key, Self.Key, 0), outbox);
+                joining.Add(member);
             }
         }
 
@@ -463,14 +481,59 @@ internal sealed partial class RecordStore
             return null;
         }
 
-        if (members.Count == 0)
+        return new RecordConfiguration(current.Epoch + 1, [.. members.OrderBy(m => m.Key)]);
+    }
+
+    /// <summary>
+    /// While this node leaves: the configuration with this node's acceptor replaced by the staying node closest to the
+    /// key that is not a member yet, or without a replacement when no such node's incarnation is known (those are asked
+    /// it, for the next pass); null when this node is not a member, or nobody is left to take its place. Nothing else
+    /// changes: a member this node does not see may well be alive (its view may lack nodes it declared dead a moment
+    /// ago, as right after a partition heals), and the roots that stay replace members as their own views tell them.
+    /// </summary>
+    private RecordConfiguration? WithoutSelf(NodeKey key, RecordConfiguration current, Dictionary<NodeKey, NodeHandle> view, Outbox outbox)
+    {
+        if (!current.Contains(Self.Key, _incarnation))
         {
-            // Nobody else to hand the record to (this node is leaving a ring of one): it goes with the ring.
             return null;
         }
 
-        return new RecordConfiguration(current.Epoch + 1, [.. members.OrderBy(m => m.Key)]);
+        var members = current.Members.Where(m => m.Key != Self.Key).ToList();
+        foreach (var node in view.Values.Where(h => !members.Exists(m => m.Key == h.Key)).OrderBy(h => key.RingDistance(h.Key)))
+        {
+            if (Joining(node.Key, node, outbox) is { } member)
+            {
+                members.Add(member);
+                break;
+            }
+        }
+
+        // With nobody to take it (this node leaves a ring of one), the record goes with the ring.
+        return members.Count == 0 ? null : new RecordConfiguration(current.Epoch + 1, [.. members.OrderBy(m => m.Key)]);
     }
+
+    /// <summary>The acceptor <paramref name="node"/> would join a configuration as, or null when its incarnation at its
+    /// address is not known yet: then it is asked, and a later pass takes it.</summary>
+    private RecordMember? Joining(NodeKey key, NodeHandle node, Outbox outbox)
+    {
+        if (key == Self.Key)
+        {
+            return new RecordMember(key, _incarnation, Self.Address);
+        }
+
+        if (_incarnations.TryGetValue(key, out var incarnation) && _incarnationAddresses.GetValueOrDefault(key) == node.Address)
+        {
+            return new RecordMember(key, incarnation, node.Address);
+        }
+
+        AskIncarnation(node, outbox);
+        return null;
+    }
+
+    /// <summary>The nodes a record may be given to: this node (unless it is leaving) and its leaf set, less the nodes
+    /// that said they are leaving.</summary>
+    private List<NodeHandle> Candidates() =>
+        Neighbourhood().Where(h => h.Key == Self.Key ? !_leaving : !_leavingNodes.ContainsKey(h.Key)).ToList();
 
     /// <summary>This node and its leaf set: the nodes it knows alive near its keys.</summary>
     private List<NodeHandle> Neighbourhood()

@@ -136,7 +136,7 @@ internal sealed partial class RecordStore
             }
 
             NoteLeaves(outbox);
-            var view = Neighbourhood();
+            var view = Candidates();
             var wanted = Math.Min(ReplicationFactor, view.Count);
             if (wanted % 2 == 0)
             {

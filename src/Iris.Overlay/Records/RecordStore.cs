@@ -3,6 +3,8 @@ using Iris.Overlay.Kernel;
 using Iris.Overlay.Pastry;
 using Iris.Overlay.Timing;
 using Iris.Overlay.Transport;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Iris.Overlay.Records;
 
@@ -81,6 +83,7 @@ internal sealed partial class RecordStore : IRouteHandler, IDisposable
     private readonly TimerQueue _timers;
     private readonly RecordOptions _options;
     private readonly Random _random;
+    private readonly ILogger _logger;
     private readonly ulong _incarnation;
     private readonly PendingRequests<Outcome> _requests;
     private readonly TimerQueue.Entry _tick;
@@ -93,8 +96,11 @@ internal sealed partial class RecordStore : IRouteHandler, IDisposable
     /// <param name="timers">The node's timer queue.</param>
     /// <param name="options">Settings; defaults when null.</param>
     /// <param name="random">Backoff jitter; seeded from the node's key when null, so a simulation is repeatable.</param>
-    public RecordStore(PastryNode pastry, TimerQueue timers, RecordOptions? options = null, Random? random = null)
+    /// <param name="logger">Where records' moves (debug) and operations failed for want of a majority (warning) are
+    /// logged; nowhere when null.</param>
+    public RecordStore(PastryNode pastry, TimerQueue timers, RecordOptions? options = null, Random? random = null, ILogger? logger = null)
     {
+        _logger = logger ?? NullLogger.Instance;
         _pastry = pastry;
         _timers = timers;
         _options = options ?? new RecordOptions();
@@ -139,10 +145,16 @@ internal sealed partial class RecordStore : IRouteHandler, IDisposable
     public async Task HandOffAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         var deadline = _timers.NowMs + (long)timeout.TotalMilliseconds;
+        var outbox = new Outbox();
         lock (_lock)
         {
             _leaving = true;
+            AnnounceLeaving(outbox);
         }
+
+        LogHandingOver(_logger, Self.Key, RecordsCountingOnSelf().Count);
+
+        outbox.Run();
 
         while (!cancellationToken.IsCancellationRequested)
         {
@@ -170,6 +182,26 @@ internal sealed partial class RecordStore : IRouteHandler, IDisposable
             // A round can end without a move (the node to move to has not told its incarnation yet): give the answers
             // time to arrive before the next pass.
             await PauseAsync(_options.ReplicaTimeout / 5).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Tells the leaf set, and every member of a configuration this node is an acceptor in, that this node is leaving:
+    /// an acceptor's answer to no query, which the roots read as any answer (every answer of this node says so from now
+    /// on). Roots then neither take this node into a configuration again nor count on it, so two nodes that leave
+    /// together never hand a record to each other, and a root never puts a record back on a node about to go.
+    /// </summary>
+    private void AnnounceLeaving(Outbox outbox)
+    {
+        var told = Neighbourhood().Where(h => h.Key != Self.Key)
+            .Concat(_acceptors.Values.SelectMany(a => (a.Value.Next ?? a.Configuration).Members).Where(m => m.Key != Self.Key).Select(m => m.Handle))
+            .DistinctBy(h => h.Key);
+        foreach (var node in told)
+        {
+            Send(node, new RecordMessage(RecordMessageType.AcceptorReply, Self.Key, node.Key, 0)
+            {
+                Phase = RecordMessageType.Query, Status = AcceptorStatus.NotSeeded, Incarnation = _incarnation, Leaving = true,
+            }, outbox);
         }
     }
 
@@ -466,4 +498,13 @@ internal sealed partial class RecordStore : IRouteHandler, IDisposable
 
     /// <summary>What a requester hears: a result, or why the root gave up.</summary>
     private readonly record struct Outcome(RecordWriteResult? Result, RecordFailure? Failure);
+
+    [LoggerMessage(EventId = 2100, Level = LogLevel.Debug, Message = "Record {Key}: root {Node} stopped {Configuration} and moves the record to {Next}")]
+    private static partial void LogMoving(ILogger logger, NodeKey key, NodeKey node, RecordConfiguration configuration, RecordConfiguration next);
+
+    [LoggerMessage(EventId = 2101, Level = LogLevel.Warning, Message = "Record {Key}: root {Node} gave up an operation, no majority of {Configuration} answered in time (answered: {Answered}); the requester gets RecordUnavailableException")]
+    private static partial void LogNoMajority(ILogger logger, NodeKey key, NodeKey node, RecordConfiguration? configuration, string answered);
+
+    [LoggerMessage(EventId = 2102, Level = LogLevel.Information, Message = "Record store of node {Node} is leaving: it hands over the {Count} records it is an acceptor of")]
+    private static partial void LogHandingOver(ILogger logger, NodeKey node, int count);
 }

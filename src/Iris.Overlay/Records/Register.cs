@@ -42,6 +42,9 @@ internal sealed record RecordConfiguration(long Epoch, RecordMember[] Members)
     public bool SameMembers(RecordConfiguration other) =>
         Members.Length == other.Members.Length && Members.All(m => other.Contains(m.Key, m.Incarnation));
 
+    /// <summary>The epoch and each member's key and address, for logs and failure messages.</summary>
+    public override string ToString() => $"epoch {Epoch} [{string.Join(", ", Members.Select(m => $"{m.Key.ToShortString()}@{m.Address}"))}]";
+
     /// <summary>
     /// Whether this configuration is the record's rather than <paramref name="other"/>: a later epoch, or the same epoch
     /// with other members and the smaller member list (by key, then incarnation). One record's epochs are chosen one
@@ -93,8 +96,6 @@ internal sealed record RecordConfiguration(long Epoch, RecordMember[] Members)
 
         return latest;
     }
-
-    public override string ToString() => $"epoch {Epoch} [{string.Join(' ', Members)}]";
 }
 
 /// <summary>Who asked for a write: the requesting node and its request number (offset by the requester's

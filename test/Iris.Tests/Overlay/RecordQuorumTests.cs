@@ -51,6 +51,11 @@ public class RecordQuorumTests
         Assert.Equal("kept", Text(ring.Await(read)));
     }
 
+    /// <summary>An acceptor's configuration, and the next one when its value is stopped, for failure messages.</summary>
+    private static string Describe((RecordConfiguration Configuration, Ballot Accepted, Register Value) state) =>
+        $"epoch {state.Configuration.Epoch} [{string.Join(",", state.Configuration.Members.Select(m => m.Key.ToShortString()))}]"
+        + (state.Value.Next is { } next ? $", stopped for epoch {next.Epoch} [{string.Join(",", next.Members.Select(m => m.Key.ToShortString()))}]" : string.Empty);
+
     /// <summary>Crashes a live acceptor of <paramref name="key"/>'s current configuration other than the first node
     /// (the tests' client), and returns it.</summary>
     private static PastryNode CrashAnAcceptor(PastrySimulation ring, Dictionary<PastryNode, RecordStore> stores, NodeKey key)
@@ -429,6 +434,135 @@ public class RecordQuorumTests
         Assert.True(lost.Count == 0, $"{lost.Count} of {keys.Count} records lost: {string.Join(", ", lost)}");
     }
 
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(4, 0)]
+    [InlineData(6, 3)]
+    public void Records_in_use_survive_a_3_2_split_whose_minority_nodes_hand_over_while_the_ring_is_still_healing(int seed, int secondsAfterHeal)
+    {
+        // As silos do under load: the majority reads and writes the records through the split, the minority learns
+        // it was declared dead a second after the heal and hands over while the ring is still merging, and the
+        // majority's roots, seeing the minority nodes back, would take them into configurations again.
+        var (ring, stores) = Build(5, seed);
+        using var _ = ring;
+        var keys = Enumerable.Range(0, 12).Select(i => NodeKey.FromName($"in-use-{i}")).ToList();
+        var client = stores[ring.Nodes[0]];
+        foreach (var key in keys)
+        {
+            Assert.True(ring.Await(client.CompareAndSwapAsync(key, 0, Text("kept"))).Success);
+        }
+
+        // Reads the majority's client keeps sending; their outcomes do not matter, only what is left at the end.
+        var background = new List<Task>();
+        void Use(int seconds)
+        {
+            for (var s = 0; s < seconds; s++)
+            {
+                keys.ForEach(key => background.Add(client.ReadAsync(key)));
+                ring.Run(TimeSpan.FromSeconds(1));
+            }
+        }
+
+        var minority = ring.Nodes.Skip(3).ToList();
+        ring.Network.Partition(minority.Select(n => n.Self.Address));
+        Use(30);
+        ring.Network.Heal();
+        Use(secondsAfterHeal);
+
+        // The hand-overs' continuations run on the thread pool: simulated time moves in small steps meanwhile, as
+        // Pump's do.
+        var handOff = Task.WhenAll(minority.Select(n => stores[n].HandOffAsync(TimeSpan.FromSeconds(10))));
+        for (var second = 0; !handOff.IsCompleted; second++)
+        {
+            Assert.True(second < 60, "the hand-overs did not end in simulated time");
+            keys.ForEach(key => background.Add(client.ReadAsync(key)));
+            ring.PumpFor(handOff, TimeSpan.FromSeconds(1), TimeSpan.FromMilliseconds(5));
+        }
+
+        foreach (var node in minority)
+        {
+            stores[node].Dispose();
+            ring.Leave(node);
+        }
+
+        for (var i = 0; i < 2; i++)
+        {
+            var node = ring.AddNode();
+            stores[node] = new RecordStore(node, ring.Timers);
+        }
+
+        Use(40);
+        var lost = new List<string>();
+        foreach (var key in keys)
+        {
+            var read = client.ReadAsync(key);
+            ring.Pump(read.ContinueWith(_ => { }, TaskScheduler.Default), Limit);
+            if (!read.IsCompletedSuccessfully || Text(ring.Await(read)) != "kept")
+            {
+                lost.Add($"{key.ToShortString()}: {read.Exception?.InnerException?.GetType().Name ?? "read " + Text(ring.Await(read))}");
+            }
+        }
+
+        Assert.True(lost.Count == 0, $"{lost.Count} of {keys.Count} records lost: {string.Join(", ", lost)}");
+    }
+
+    [Theory]
+    [InlineData(7)]
+    [InlineData(8)]
+    [InlineData(9)]
+    public void Nodes_that_leave_together_take_themselves_out_of_every_record_and_never_hand_one_to_each_other(int seed)
+    {
+        // Two silos stopped at once (or the two silos of a healed minority that learn together they were declared
+        // dead): each hands its records over while the other is still in the ring. Neither may hand a record to the
+        // other, nor be taken back into a configuration by a root, so that once both are gone every record has all
+        // its acceptors among the nodes that stay, and survives one of them crashing.
+        var (ring, stores) = Build(7, seed);
+        using var _ = ring;
+        var keys = Enumerable.Range(0, 16).Select(i => NodeKey.FromName($"leave-together-{i}")).ToList();
+        var client = stores[ring.Nodes[0]];
+        foreach (var key in keys)
+        {
+            Assert.True(ring.Await(client.CompareAndSwapAsync(key, 0, Text("kept"))).Success);
+        }
+
+        // Reads go on meanwhile, so the records' roots reconfigure as the leaving nodes hand over.
+        var leavers = ring.Nodes.Skip(5).ToList();
+        var background = new List<Task>();
+        var handOff = Task.WhenAll(leavers.Select(n => stores[n].HandOffAsync(TimeSpan.FromSeconds(10))));
+        for (var second = 0; !handOff.IsCompleted; second++)
+        {
+            Assert.True(second < 60, "the hand-overs did not end in simulated time");
+            keys.ForEach(key => background.Add(client.ReadAsync(key)));
+            ring.PumpFor(handOff, TimeSpan.FromSeconds(1), TimeSpan.FromMilliseconds(5));
+        }
+
+        var leaving = leavers.Select(n => n.Self.Key).ToHashSet();
+        var stayers = ring.Nodes.Take(5).ToList();
+        var kept = new List<string>();
+        foreach (var key in keys)
+        {
+            var latest = stayers.Select(n => stores[n].AcceptorState(key)).Where(s => s is not null)
+                .Select(s => s!.Value.Value.Next ?? s.Value.Configuration).MaxBy(c => c.Epoch)!;
+            if (latest.Members.Any(m => leaving.Contains(m.Key)))
+            {
+                kept.Add($"{key.ToShortString()}: {string.Join(",", latest.Members.Select(m => m.Key.ToShortString()))}");
+            }
+        }
+
+        Assert.True(kept.Count == 0, $"{kept.Count} of {keys.Count} records still count on a node that left: {string.Join(" | ", kept)}");
+        foreach (var node in leavers)
+        {
+            stores[node].Dispose();
+            ring.Leave(node);
+        }
+
+        CrashAnAcceptor(ring, stores, keys[0]);
+        foreach (var key in keys)
+        {
+            AssertKept(ring, client, key, $"record {key.ToShortString()} was lost");
+        }
+    }
+
     [Fact]
     public void Nodes_that_leave_one_after_another_hand_their_records_over_and_the_last_node_still_writes()
     {
@@ -444,7 +578,7 @@ public class RecordQuorumTests
             ring.Pump(stores[node].HandOffAsync(TimeSpan.FromSeconds(10)), Limit);
             Assert.False(
                 stores[node].AcceptorState(key) is { } state && (state.Value.Next ?? state.Configuration).Contains(node.Self.Key, stores[node].Incarnation),
-                $"{node.Self.Key.ToShortString()} is still an acceptor of the record as it leaves");
+                $"{node.Self.Key.ToShortString()} is still an acceptor of the record as it leaves: {Describe(stores[node].AcceptorState(key)!.Value)} (ring: {string.Join(",", ring.LiveNodes.Select(n => n.Self.Key.ToShortString()))})");
             stores[node].Dispose();
             ring.Leave(node);
             ring.Run(TimeSpan.FromSeconds(1));

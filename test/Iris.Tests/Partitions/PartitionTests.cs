@@ -297,6 +297,7 @@ public sealed class PartitionTests(ITestOutputHelper output)
                 ["Logging__Console__FormatterOptions__TimestampFormat"] = "HH:mm:ss.fff ",
                 ["Logging__LogLevel__Orleans.Runtime.MembershipService"] = "Information",
                 ["Logging__LogLevel__Iris.Placement"] = "Debug",
+                ["Logging__LogLevel__Iris.Overlay.Records"] = "Debug",
                 ["Iris__Network__Key"] = _key,
                 ["Iris__Network__Discovery__Scope"] = "Lan",
                 ["Iris__Network__Discovery__Interfaces__0"] = SwitchedNetwork.Interface,

@@ -17,14 +17,15 @@ internal static class SimulatedAwait
         task.GetAwaiter().GetResult();
     }
 
-    /// <summary>Runs simulated time for <paramref name="duration"/> while <paramref name="task"/> goes on, in steps that
-    /// give its continuations a moment of real time; ends early when it completes.</summary>
-    public static void PumpFor(this PastrySimulation ring, Task task, TimeSpan duration)
+    /// <summary>Runs simulated time for <paramref name="duration"/> while <paramref name="task"/> goes on, in steps (50 ms
+    /// unless <paramref name="step"/> says) that give its continuations a moment of real time; ends early when it
+    /// completes.</summary>
+    public static void PumpFor(this PastrySimulation ring, Task task, TimeSpan duration, TimeSpan? step = null)
     {
-        var step = TimeSpan.FromMilliseconds(50);
-        for (var elapsed = TimeSpan.Zero; elapsed < duration && !task.Wait(TimeSpan.FromMilliseconds(1)); elapsed += step)
+        var each = step ?? TimeSpan.FromMilliseconds(50);
+        for (var elapsed = TimeSpan.Zero; elapsed < duration && !task.Wait(TimeSpan.FromMilliseconds(1)); elapsed += each)
         {
-            ring.Run(step);
+            ring.Run(each);
         }
     }
 
