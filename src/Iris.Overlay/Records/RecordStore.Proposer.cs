@@ -191,8 +191,10 @@ internal sealed partial class RecordStore
         {
             _leavingNodes[from.Key] = reply.Incarnation;
         }
-        else
+        else if (_leavingNodes.TryGetValue(from.Key, out var leaving) && leaving != reply.Incarnation)
         {
+            // Back under its key as another run. A run that said it leaves never stops leaving: an answer it sent
+            // before it said so may arrive after.
             _leavingNodes.Remove(from.Key);
         }
 
@@ -232,6 +234,24 @@ internal sealed partial class RecordStore
             return;
         }
 
+        if (round.Phase == Phase.Prepare && member.Incarnation == reply.Incarnation)
+        {
+            // A member of this configuration that holds nothing of it (its seed was lost, or it was cut off while the
+            // configuration was seeded) is seeded now from the members that have it; otherwise a configuration seeded
+            // on fewer than a majority would never gather one again, though all its members live.
+            if (reply.Status == AcceptorStatus.NotSeeded)
+            {
+                round.Unseeded.Add(member);
+            }
+
+            if (reply.Status == AcceptorStatus.Ok)
+            {
+                round.Answers[from.Key] = reply;
+            }
+
+            SeedLagging(slot, round, outbox);
+        }
+
         if (reply.Status == AcceptorStatus.Ok && member.Incarnation == reply.Incarnation)
         {
             round.Answers[from.Key] = reply;
@@ -260,6 +280,31 @@ internal sealed partial class RecordStore
         }
 
         CountFailure(slot, round, outbox);
+    }
+
+    /// <summary>
+    /// Seeds the members of <paramref name="round"/>'s configuration that answered its prepare "not seeded", with the
+    /// register of the highest ballot among the members that answered it: at ballot zero, as a late seed, which never
+    /// outranks a value accepted in this epoch (the catch-up of <see cref="FinishAccept"/>, for a round that cannot
+    /// finish without it).
+    /// </summary>
+    private void SeedLagging(Slot slot, Round round, Outbox outbox)
+    {
+        if (round.Unseeded.Count == 0 || round.Answers.Count == 0)
+        {
+            return;
+        }
+
+        var register = round.Answers.Values.MaxBy(a => a.Accepted)!.Register!;
+        foreach (var member in round.Unseeded)
+        {
+            Send(member.Handle, new RecordMessage(RecordMessageType.Seed, slot.Key, Self.Key, 0)
+            {
+                Incarnation = member.Incarnation, Configuration = round.Configuration, Register = register,
+            }, outbox);
+        }
+
+        round.Unseeded.Clear();
     }
 
     /// <summary>A message to an acceptor was never acknowledged: that acceptor is unreachable.</summary>
@@ -638,6 +683,10 @@ internal sealed partial class RecordStore
 
         /// <summary>For a prepare that replaces the configuration: the one to move to.</summary>
         public RecordConfiguration? StopFor { get; set; }
+
+        /// <summary>Members that answered a prepare "not seeded", to seed once a member that has the configuration
+        /// answered.</summary>
+        public List<RecordMember> Unseeded { get; } = [];
 
         public Register? Proposed { get; set; }
 

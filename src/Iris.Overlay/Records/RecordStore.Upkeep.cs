@@ -146,9 +146,9 @@ internal sealed partial class RecordStore
             var full = _leafSetChanged || ++_upkeepTicks % FullUpkeepIntervals == 0;
             if (!_leafSetChanged && full)
             {
-                // Now and then every neighbour is asked again: one that restarted at its address faster than the ring
-                // noticed it gone shows itself only so.
-                foreach (var node in view.Where(h => h.Key != Self.Key))
+                // Now and then every neighbour is asked again (those that said they leave too): one that restarted at
+                // its address faster than the ring noticed it gone shows itself only so.
+                foreach (var node in Neighbourhood().Where(h => h.Key != Self.Key))
                 {
                     AskIncarnation(node, outbox);
                 }

@@ -214,12 +214,14 @@ internal sealed partial class RecordStore : IRouteHandler, IDisposable
         return done.Task;
     }
 
-    /// <summary>Records whose latest configuration this node knows counts this node's acceptor among its members.</summary>
+    /// <summary>Records whose latest configuration this node knows (as acceptor, root or requester) counts this node's
+    /// acceptor among its members.</summary>
     private List<NodeKey> RecordsCountingOnSelf()
     {
         lock (_lock)
         {
-            return _acceptors.Where(a => (a.Value.Value.Next ?? a.Value.Configuration).Contains(Self.Key, _incarnation)).Select(a => a.Key).ToList();
+            return _acceptors.Where(a => RecordConfiguration.Latest([KnownConfigurationLocked(a.Key), a.Value.Value.Next ?? a.Value.Configuration]) is { } latest
+                && latest.Contains(Self.Key, _incarnation)).Select(a => a.Key).ToList();
         }
     }
 

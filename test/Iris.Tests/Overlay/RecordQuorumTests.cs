@@ -563,6 +563,39 @@ public class RecordQuorumTests
         }
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void A_configuration_seeded_on_fewer_than_a_majority_of_its_members_is_seeded_on_the_rest_once_they_answer(int seed)
+    {
+        // Five nodes, every one an acceptor: a leaving node has no other node to hand over to and takes itself out,
+        // {L,A,B,C,D} to {A,B,C,D}. Two members are cut off (not yet declared dead): the stop is chosen by L and the
+        // other two (3 of 5), the seeds reach those two only (2 of 4). After the heal the cut-off members answer
+        // "not seeded" and must be seeded then; all four live, so the record must be read and written again.
+        var (ring, stores) = Build(5, seed);
+        using var _ = ring;
+        var key = NodeKey.FromName("half-seeded");
+        var client = stores[ring.Nodes[0]];
+        Assert.True(ring.Await(client.CompareAndSwapAsync(key, 0, Text("kept"))).Success);
+
+        var leaver = ring.Nodes[1];
+        ring.Network.Partition(ring.Nodes.Skip(3).Select(n => n.Self.Address));
+        var handOff = stores[leaver].HandOffAsync(TimeSpan.FromSeconds(5));
+        for (var second = 0; !handOff.IsCompleted; second++)
+        {
+            Assert.True(second < 60, "the hand-over did not end in simulated time");
+            ring.PumpFor(handOff, TimeSpan.FromSeconds(1), TimeSpan.FromMilliseconds(5));
+        }
+
+        stores[leaver].Dispose();
+        ring.Leave(leaver);
+        ring.Run(TimeSpan.FromSeconds(20));
+        ring.Network.Heal();
+        ring.Run(TimeSpan.FromSeconds(60));
+        AssertKept(ring, client, key, "the record stayed unavailable after the heal");
+    }
+
     [Fact]
     public void Nodes_that_leave_one_after_another_hand_their_records_over_and_the_last_node_still_writes()
     {
@@ -847,6 +880,8 @@ public class RecordQuorumTests
         Assert.Equal(config.Members, decoded.Configuration!.Members);
         Assert.Equal(register.Recent, decoded.Register!.Recent);
         Assert.Equal(config.Members, decoded.Register.Next!.Members);
+        Assert.False(decoded.Leaving);
+        Assert.True(RecordMessage.Decode((messages[7] with { Leaving = true }).Encode()).Leaving);
         for (byte retired = 3; retired <= 6; retired++)
         {
             var bytes = messages[6].Encode();
