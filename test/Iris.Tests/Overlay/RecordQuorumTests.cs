@@ -51,6 +51,67 @@ public class RecordQuorumTests
         Assert.Equal("kept", Text(ring.Await(read)));
     }
 
+    /// <summary>Writes "kept" to <paramref name="count"/> records named after <paramref name="prefix"/>, and returns their
+    /// keys.</summary>
+    private static List<NodeKey> WriteKept(PastrySimulation ring, RecordStore client, string prefix, int count)
+    {
+        var keys = Enumerable.Range(0, count).Select(i => NodeKey.FromName($"{prefix}-{i}")).ToList();
+        foreach (var key in keys)
+        {
+            Assert.True(ring.Await(client.CompareAndSwapAsync(key, 0, Text("kept"))).Success);
+        }
+
+        return keys;
+    }
+
+    /// <summary>Reads every record and fails the test naming those that do not read "kept", and why.</summary>
+    private static void AssertAllKept(PastrySimulation ring, RecordStore client, List<NodeKey> keys)
+    {
+        var lost = new List<string>();
+        foreach (var key in keys)
+        {
+            var read = client.ReadAsync(key);
+            ring.Pump(read.ContinueWith(_ => { }, TaskScheduler.Default), Limit);
+            if (!read.IsCompletedSuccessfully || Text(ring.Await(read)) != "kept")
+            {
+                lost.Add($"{key.ToShortString()}: {read.Exception?.InnerException?.GetType().Name ?? "read " + Text(ring.Await(read))}");
+            }
+        }
+
+        Assert.True(lost.Count == 0, $"{lost.Count} of {keys.Count} records lost: {string.Join(", ", lost)}");
+    }
+
+    /// <summary>Runs <paramref name="leavers"/>' hand-overs to their end while <paramref name="client"/> reads every
+    /// record each simulated second (the reads' outcomes go to <paramref name="background"/>, unchecked). The
+    /// hand-overs' continuations run on the thread pool: simulated time moves in small steps meanwhile, as Pump's do.</summary>
+    private static void HandOverWhileReading(
+        PastrySimulation ring, Dictionary<PastryNode, RecordStore> stores, IEnumerable<PastryNode> leavers, RecordStore client, List<NodeKey> keys, List<Task> background)
+    {
+        var handOff = Task.WhenAll(leavers.Select(n => stores[n].HandOffAsync(TimeSpan.FromSeconds(10))));
+        for (var second = 0; !handOff.IsCompleted; second++)
+        {
+            Assert.True(second < 60, "the hand-overs did not end in simulated time");
+            keys.ForEach(key => background.Add(client.ReadAsync(key)));
+            ring.PumpFor(handOff, TimeSpan.FromSeconds(1), TimeSpan.FromMilliseconds(5));
+        }
+    }
+
+    /// <summary>As silos declared dead do: <paramref name="nodes"/> leave the ring, and as many new nodes join it.</summary>
+    private static void ComeBackAsNewNodes(PastrySimulation ring, Dictionary<PastryNode, RecordStore> stores, List<PastryNode> nodes)
+    {
+        foreach (var node in nodes)
+        {
+            stores[node].Dispose();
+            ring.Leave(node);
+        }
+
+        foreach (var _ in nodes)
+        {
+            var node = ring.AddNode();
+            stores[node] = new RecordStore(node, ring.Timers);
+        }
+    }
+
     /// <summary>An acceptor's configuration, and the next one when its value is stopped, for failure messages.</summary>
     private static string Describe((RecordConfiguration Configuration, Ballot Accepted, Register Value) state) =>
         $"epoch {state.Configuration.Epoch} [{string.Join(",", state.Configuration.Members.Select(m => m.Key.ToShortString()))}]"
@@ -392,12 +453,8 @@ public class RecordQuorumTests
         // the ring again for a few seconds, then hand their records over and leave together, and new nodes join.
         var (ring, stores) = Build(5, seed);
         using var _ = ring;
-        var keys = Enumerable.Range(0, 12).Select(i => NodeKey.FromName($"split-heal-{i}")).ToList();
         var client = stores[ring.Nodes[0]];
-        foreach (var key in keys)
-        {
-            Assert.True(ring.Await(client.CompareAndSwapAsync(key, 0, Text("kept"))).Success);
-        }
+        var keys = WriteKept(ring, client, "split-heal", 12);
 
         var minority = ring.Nodes.Skip(3).ToList();
         ring.Network.Partition(minority.Select(n => n.Self.Address));
@@ -407,31 +464,10 @@ public class RecordQuorumTests
 
         var leaving = minority.Select(n => stores[n].HandOffAsync(TimeSpan.FromSeconds(10))).ToList();
         ring.Pump(Task.WhenAll(leaving), Limit);
-        foreach (var node in minority)
-        {
-            stores[node].Dispose();
-            ring.Leave(node);
-        }
-
-        for (var i = 0; i < 2; i++)
-        {
-            var node = ring.AddNode();
-            stores[node] = new RecordStore(node, ring.Timers);
-        }
+        ComeBackAsNewNodes(ring, stores, minority);
 
         ring.Run(TimeSpan.FromSeconds(40));
-        var lost = new List<string>();
-        foreach (var key in keys)
-        {
-            var read = client.ReadAsync(key);
-            ring.Pump(read.ContinueWith(_ => { }, TaskScheduler.Default), Limit);
-            if (!read.IsCompletedSuccessfully || Text(ring.Await(read)) != "kept")
-            {
-                lost.Add($"{key.ToShortString()}: {read.Exception?.InnerException?.GetType().Name ?? "read " + Text(ring.Await(read))}");
-            }
-        }
-
-        Assert.True(lost.Count == 0, $"{lost.Count} of {keys.Count} records lost: {string.Join(", ", lost)}");
+        AssertAllKept(ring, client, keys);
     }
 
     [Theory]
@@ -445,12 +481,8 @@ public class RecordQuorumTests
         // majority's roots, seeing the minority nodes back, would take them into configurations again.
         var (ring, stores) = Build(5, seed);
         using var _ = ring;
-        var keys = Enumerable.Range(0, 12).Select(i => NodeKey.FromName($"in-use-{i}")).ToList();
         var client = stores[ring.Nodes[0]];
-        foreach (var key in keys)
-        {
-            Assert.True(ring.Await(client.CompareAndSwapAsync(key, 0, Text("kept"))).Success);
-        }
+        var keys = WriteKept(ring, client, "in-use", 12);
 
         // Reads the majority's client keeps sending; their outcomes do not matter, only what is left at the end.
         var background = new List<Task>();
@@ -469,41 +501,12 @@ public class RecordQuorumTests
         ring.Network.Heal();
         Use(secondsAfterHeal);
 
-        // The hand-overs' continuations run on the thread pool: simulated time moves in small steps meanwhile, as
-        // Pump's do.
-        var handOff = Task.WhenAll(minority.Select(n => stores[n].HandOffAsync(TimeSpan.FromSeconds(10))));
-        for (var second = 0; !handOff.IsCompleted; second++)
-        {
-            Assert.True(second < 60, "the hand-overs did not end in simulated time");
-            keys.ForEach(key => background.Add(client.ReadAsync(key)));
-            ring.PumpFor(handOff, TimeSpan.FromSeconds(1), TimeSpan.FromMilliseconds(5));
-        }
+        HandOverWhileReading(ring, stores, minority, client, keys, background);
 
-        foreach (var node in minority)
-        {
-            stores[node].Dispose();
-            ring.Leave(node);
-        }
-
-        for (var i = 0; i < 2; i++)
-        {
-            var node = ring.AddNode();
-            stores[node] = new RecordStore(node, ring.Timers);
-        }
+        ComeBackAsNewNodes(ring, stores, minority);
 
         Use(40);
-        var lost = new List<string>();
-        foreach (var key in keys)
-        {
-            var read = client.ReadAsync(key);
-            ring.Pump(read.ContinueWith(_ => { }, TaskScheduler.Default), Limit);
-            if (!read.IsCompletedSuccessfully || Text(ring.Await(read)) != "kept")
-            {
-                lost.Add($"{key.ToShortString()}: {read.Exception?.InnerException?.GetType().Name ?? "read " + Text(ring.Await(read))}");
-            }
-        }
-
-        Assert.True(lost.Count == 0, $"{lost.Count} of {keys.Count} records lost: {string.Join(", ", lost)}");
+        AssertAllKept(ring, client, keys);
     }
 
     [Theory]
@@ -518,23 +521,13 @@ public class RecordQuorumTests
         // its acceptors among the nodes that stay, and survives one of them crashing.
         var (ring, stores) = Build(7, seed);
         using var _ = ring;
-        var keys = Enumerable.Range(0, 16).Select(i => NodeKey.FromName($"leave-together-{i}")).ToList();
         var client = stores[ring.Nodes[0]];
-        foreach (var key in keys)
-        {
-            Assert.True(ring.Await(client.CompareAndSwapAsync(key, 0, Text("kept"))).Success);
-        }
+        var keys = WriteKept(ring, client, "leave-together", 16);
 
         // Reads go on meanwhile, so the records' roots reconfigure as the leaving nodes hand over.
         var leavers = ring.Nodes.Skip(5).ToList();
         var background = new List<Task>();
-        var handOff = Task.WhenAll(leavers.Select(n => stores[n].HandOffAsync(TimeSpan.FromSeconds(10))));
-        for (var second = 0; !handOff.IsCompleted; second++)
-        {
-            Assert.True(second < 60, "the hand-overs did not end in simulated time");
-            keys.ForEach(key => background.Add(client.ReadAsync(key)));
-            ring.PumpFor(handOff, TimeSpan.FromSeconds(1), TimeSpan.FromMilliseconds(5));
-        }
+        HandOverWhileReading(ring, stores, leavers, client, keys, background);
 
         var leaving = leavers.Select(n => n.Self.Key).ToHashSet();
         var stayers = ring.Nodes.Take(5).ToList();
