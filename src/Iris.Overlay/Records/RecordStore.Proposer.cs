@@ -234,27 +234,23 @@ internal sealed partial class RecordStore
             return;
         }
 
-        if (round.Phase == Phase.Prepare && member.Incarnation == reply.Incarnation)
+        // A member of this configuration that holds nothing of it (its seed was lost, or it was cut off while the
+        // configuration was seeded) is seeded from the members that have it once one answered; otherwise a
+        // configuration seeded on fewer than a majority would never gather one again, though all its members live.
+        if (reply.Status == AcceptorStatus.NotSeeded && round.Phase == Phase.Prepare && member.Incarnation == reply.Incarnation)
         {
-            // A member of this configuration that holds nothing of it (its seed was lost, or it was cut off while the
-            // configuration was seeded) is seeded now from the members that have it; otherwise a configuration seeded
-            // on fewer than a majority would never gather one again, though all its members live.
-            if (reply.Status == AcceptorStatus.NotSeeded)
-            {
-                round.Unseeded.Add(member);
-            }
-
-            if (reply.Status == AcceptorStatus.Ok)
-            {
-                round.Answers[from.Key] = reply;
-            }
-
+            round.Unseeded.Add(member);
             SeedLagging(slot, round, outbox);
         }
 
         if (reply.Status == AcceptorStatus.Ok && member.Incarnation == reply.Incarnation)
         {
             round.Answers[from.Key] = reply;
+            if (round.Phase == Phase.Prepare)
+            {
+                SeedLagging(slot, round, outbox);
+            }
+
             if (round.Answers.Count >= round.Configuration.Majority)
             {
                 switch (round.Phase)
