@@ -112,7 +112,7 @@ internal sealed partial class RecordStore
         var op = slot.Current!;
         if (op.NoMajority)
         {
-            LogNoMajority(_logger, slot.Key, Self.Key, slot.Configuration, slot.Round is { } round ? string.Join(", ", round.Answered.Select(k => k.ToShortString())) : "no round in progress");
+            LogNoMajority(_logger, slot.Key, Self.Key, slot.Configuration, slot.Round is { } round ? string.Join(", ", round.Answers.Keys.Select(k => k.ToShortString())) : "no round in progress");
         }
 
         slot.Current = null;

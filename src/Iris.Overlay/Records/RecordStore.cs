@@ -504,7 +504,7 @@ internal sealed partial class RecordStore : IRouteHandler, IDisposable
     [LoggerMessage(EventId = 2100, Level = LogLevel.Debug, Message = "Record {Key}: root {Node} stopped {Configuration} and moves the record to {Next}")]
     private static partial void LogMoving(ILogger logger, NodeKey key, NodeKey node, RecordConfiguration configuration, RecordConfiguration next);
 
-    [LoggerMessage(EventId = 2101, Level = LogLevel.Warning, Message = "Record {Key}: root {Node} gave up an operation, no majority of {Configuration} answered in time (answered: {Answered}); the requester gets RecordUnavailableException")]
+    [LoggerMessage(EventId = 2101, Level = LogLevel.Warning, Message = "Record {Key}: root {Node} gave up an operation, no majority of {Configuration} answered in time (those that did: {Answered}); the requester gets RecordUnavailableException")]
     private static partial void LogNoMajority(ILogger logger, NodeKey key, NodeKey node, RecordConfiguration? configuration, string answered);
 
     [LoggerMessage(EventId = 2102, Level = LogLevel.Information, Message = "Record store of node {Node} is leaving: it hands over the {Count} records it is an acceptor of")]
