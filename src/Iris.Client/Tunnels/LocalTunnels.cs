@@ -277,8 +277,8 @@ internal sealed class LocalTunnels : IAsyncDisposable
 
     /// <summary>
     /// Whether a failed check may mean the peer is gone: a timeout or any failure may, except a failure to connect
-    /// that names another silo than the peer's (Orleans' "Unable to connect to S…" names the silo it could not reach
-    /// in the message, and has no property for it), and a check whose placement never completed (Orleans' lookup of the
+    /// that names another silo than the peer's (Orleans' "Unable to connect to S…" or "… to endpoint S…" names the silo
+    /// it could not reach in the message, and has no property for it), and a check whose placement never completed (Orleans' lookup of the
     /// peer's member host kept failing at the silo holding its directory entry until the message expired: the check
     /// never left this process). Neither has a type or property of its own in Orleans, only its message.
     /// </summary>
@@ -304,7 +304,8 @@ internal sealed class LocalTunnels : IAsyncDisposable
                     return true;
                 }
 
-                named |= e.Message.Contains("Unable to connect to S", StringComparison.Ordinal);
+                named |= e.Message.Contains("Unable to connect to S", StringComparison.Ordinal)
+                    || e.Message.Contains("Unable to connect to endpoint S", StringComparison.Ordinal);
             }
         }
 

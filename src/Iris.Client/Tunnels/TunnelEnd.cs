@@ -364,7 +364,8 @@ internal sealed class TunnelEnd : ITunnel
     /// (<see cref="CallPolicy.HedgedAsync{T}(Task{T}, Func{Task{T}}, HedgeWhile)"/>): a silo that dies with a call on its way through it fails nothing, and
     /// the peer answers these calls at once. Even "silo unavailable" is repeated: a client reports it for every call
     /// that was on its way through a gateway that died, whichever silo the call was for. The tunnel ends when the peer no longer has it, when the
-    /// repeats run out, or when the keep-alive finds the peer gone.
+    /// repeats run out on a failure that may be the peer's (<see cref="LocalTunnels.MayBlame"/>: one at another silo on
+    /// the way renews them), or when the keep-alive finds the peer gone.
     /// </summary>
     private async Task ToPeerAsync(MemberEndpoint peer, Func<IMemberHost, Task<TunnelStatus>> call)
     {
@@ -383,8 +384,15 @@ internal sealed class TunnelEnd : ITunnel
 
                 return;
             }
-            catch (Exception) when (!budget.IsExpired && !IsEnded)
+            catch (Exception e) when (!IsEnded && (!budget.IsExpired || !LocalTunnels.MayBlame(e, peer)))
             {
+                if (budget.IsExpired)
+                {
+                    // The call failed at another silo on its way (one that died holding the peer's directory entry, until
+                    // the cluster declares it dead): that says nothing of the peer, whose death the keep-alive decides.
+                    budget = _owner.Policy.Start(3 * _options.KeepAliveTimeout);
+                }
+
                 await _owner.Policy.PauseAsync(attempt, budget, CancellationToken.None).ConfigureAwait(false);
             }
             catch (Exception e)

@@ -20,6 +20,11 @@ public sealed class TunnelKeepAliveTests
         // As seen when a silo died: the check of a peer on a live silo failed because the silo that held the member
         // host's directory entry could not be reached, until the cluster declared it dead.
         Assert.False(LocalTunnels.MayBlame(CouldNotConnect(Dead), new MemberEndpoint(Peer, 1)));
+
+        // The form a tunnel's data call got, in a CI run where the cluster took longer than its repeats to declare the
+        // dead silo dead.
+        Assert.False(LocalTunnels.MayBlame(new ConnectionFailedException($"Unable to connect to endpoint {Dead}. See InnerException"), new MemberEndpoint(Peer, 1)));
+        Assert.True(LocalTunnels.MayBlame(new ConnectionFailedException($"Unable to connect to endpoint {Peer}. See InnerException"), new MemberEndpoint(Peer, 1)));
     }
 
     [Fact]
