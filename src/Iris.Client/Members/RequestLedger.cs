@@ -105,15 +105,19 @@ internal sealed class RequestLedger(TimeProvider time)
         var reply = run.IsCompletedSuccessfully
             ? run.Result
             : new MemberReply(MemberReplyStatus.Failed, null, run.Exception?.InnerException?.Message ?? "the run was cancelled");
-        entry.Finish(reply, time.GetTimestamp());
+        var at = time.GetTimestamp();
         if (reply.NotStarted || reply.Status == MemberReplyStatus.Expired)
         {
             // It never ran: a repeat may start it.
+            entry.Finish(reply, at);
             _entries.TryRemove(new KeyValuePair<Guid, Entry>(id, entry));
         }
         else
         {
+            // Queued for the sweep before the copies waiting on it hear the reply: what they do next (a request that
+            // sweeps, a generation later) finds it there. A sweep that meets it before it is finished stops at it.
             _finished.Enqueue((id, entry));
+            entry.Finish(reply, at);
         }
     }
 
