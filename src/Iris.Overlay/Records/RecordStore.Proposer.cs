@@ -467,9 +467,9 @@ internal sealed partial class RecordStore
     /// <summary>
     /// The configuration the record should move to, or null when it is where it should be: the nodes closest to the
     /// key among those this node knows alive and staying (itself and its leaf set, less the nodes that said they are
-    /// leaving). One dead, leaving or displaced member is swapped for one new at a time; when the ring grew or shrank
-    /// past an odd size, members are added or removed together. A node that is leaving only takes itself out
-    /// (<see cref="WithoutSelf"/>).
+    /// leaving). One dead, leaving or displaced member is swapped for one new at a time (a node back under its key for
+    /// its own old run); when the ring grew or shrank past an odd size, members are added or removed together. A node
+    /// that is leaving only takes itself out (<see cref="WithoutSelf"/>).
     /// </summary>
     private RecordConfiguration? NextConfiguration(Slot slot, Outbox outbox)
     {
@@ -506,8 +506,12 @@ internal sealed partial class RecordStore
         var members = current.Members.ToList();
         if (remove.Count > 0 && joining.Count > 0)
         {
-            members.Remove(remove[0]);
-            members.Add(joining[0]);
+            // A node back under its key (a new run) takes its old run's place, whatever else is dead: swapped for
+            // another member, the key would hold two places, one of which can never answer.
+            var join = joining[0];
+            var own = remove.FindIndex(m => m.Key == join.Key);
+            members.Remove(remove[Math.Max(own, 0)]);
+            members.Add(join);
         }
         else if (joining.Count > 0 && add.Count == joining.Count && remove.Count == 0)
         {
