@@ -56,6 +56,8 @@ public static class IrisClientBuilderExtensions
             sp.GetRequiredService<IOptions<GatewayOptions>>().Value.GatewayListRefreshPeriod,
             sp.GetRequiredService<TimeProvider>()));
         services.AddIrisProcess(TunnelOptions.ClientSectionName);
+        // The application's calls to cluster and topic grains leave this process as IIrisClient's do: one hop.
+        builder.AddOutgoingGrainCallFilter<ClientEntryCalls>();
         services.AddSingleton<ClientIrisClient>();
         services.AddSingleton<IIrisClient>(sp => sp.GetRequiredService<ClientIrisClient>());
         services.AddHostedService(sp => sp.GetRequiredService<ClientIrisClient>());

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Iris.Hosting;
 using Iris.Overlay.Security;
 using Iris.Tests.Support;
@@ -58,8 +59,27 @@ public class ClientPatternTests
         var echo = new BroadcastCountingEcho();
         await using (await iris.RegisterAsync("echo", echo))
         {
-            var reply = await grains.GetGrain<IClusterGrain>("echo").Request([1, 2, 3], TimeSpan.FromSeconds(5));
+            // The cluster grain's request is sent from this process, as IIrisClient's are (one hop to the member), not
+            // by a cluster grain on the gateway's silo: its client span is here, in the caller's trace.
+            var spans = new System.Collections.Concurrent.ConcurrentQueue<Activity>();
+            using var source = new ActivitySource("Iris.Tests.ClientPatterns");
+            using var listener = new ActivityListener
+            {
+                ShouldListenTo = s => s.Name is "Iris" or "Iris.Tests.ClientPatterns",
+                Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+                ActivityStopped = spans.Enqueue,
+            };
+            ActivitySource.AddActivityListener(listener);
+            byte[] reply;
+            ActivityTraceId trace;
+            using (var call = source.StartActivity("call"))
+            {
+                trace = call!.TraceId;
+                reply = await grains.GetGrain<IClusterGrain>("echo").Request([1, 2, 3], TimeSpan.FromSeconds(5));
+            }
+
             Assert.Equal([1, 2, 3], reply);
+            Assert.Contains(spans, s => s.TraceId == trace && s.Source.Name == "Iris" && s.Kind == ActivityKind.Client && s.OperationName == "request echo");
             await grains.GetGrain<IClusterGrain>("echo").Broadcast([9]);
             await Eventually.SettlesAtAsync(() => echo.Broadcasts, 1, "broadcast delivered");
         }
