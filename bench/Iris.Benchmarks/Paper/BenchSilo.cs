@@ -16,7 +16,9 @@ namespace Iris.Benchmarks.Paper;
 /// for every process of the machine). The member also takes tunnels and counts their messages, checking that each
 /// carries the next sequence number of its tunnel (bytes 8 to 15). Standard input: <c>reset</c> forgets the counts;
 /// <c>counts</c> prints <c>COUNTS broadcast=&lt;n&gt; publish=&lt;n&gt; tunnel=&lt;n&gt; reordered=&lt;n&gt;</c>;
-/// <c>latency broadcast|publish|tunnel</c> prints <c>LATENCY p50=&lt;ms&gt; p99=&lt;ms&gt;</c>.
+/// <c>window start</c> forgets the latency samples and samples from then on, <c>window end</c> stops sampling, and
+/// both print the counts as <c>counts</c> does, taken at that moment; <c>latency broadcast|publish|tunnel</c> prints
+/// <c>LATENCY p50=&lt;ms&gt; p99=&lt;ms&gt;</c> of the samples (since <c>reset</c> or <c>window start</c>).
 /// </summary>
 internal static class BenchSilo
 {
@@ -53,7 +55,11 @@ internal static class BenchSilo
                     Console.WriteLine("RESET");
                     break;
                 case ["counts"]:
-                    Console.WriteLine($"COUNTS broadcast={counter.Broadcasts.Count} publish={counter.Publications.Count} tunnel={counter.TunnelMessages.Count} reordered={counter.Reordered}");
+                    Console.WriteLine($"COUNTS {counter.Counts()}");
+                    break;
+                case ["window", var edge] when edge is "start" or "end":
+                    counter.Sample(edge == "start");
+                    Console.WriteLine($"WINDOW {counter.Counts()}");
                     break;
                 case ["latency", var kind]:
                     var (p50, p99) = (kind switch { "broadcast" => counter.Broadcasts, "publish" => counter.Publications, _ => counter.TunnelMessages }).Percentiles();
@@ -93,6 +99,17 @@ internal static class BenchSilo
             Interlocked.Exchange(ref _reordered, 0);
         }
 
+        /// <summary>Starts sampling latencies afresh, or stops.</summary>
+        public void Sample(bool on)
+        {
+            Broadcasts.Sample(on);
+            Publications.Sample(on);
+            TunnelMessages.Sample(on);
+        }
+
+        public string Counts() =>
+            $"broadcast={Broadcasts.Count} publish={Publications.Count} tunnel={TunnelMessages.Count} reordered={Reordered}";
+
         public async Task HandleTunnelAsync(ITunnel tunnel, CancellationToken cancellationToken)
         {
             long next = 0;
@@ -125,29 +142,52 @@ internal static class BenchSilo
         }
     }
 
-    /// <summary>Deliveries of one kind: a count, and up to a million latency samples.</summary>
+    /// <summary>Deliveries of one kind: a count, and the latencies of up to a million of them, from the first taken
+    /// while sampling is on.</summary>
     private sealed class Deliveries
     {
         private readonly double[] _samples = new double[1 << 20];
         private long _count;
+        private long _sampled;
+        private volatile bool _sampling = true;
 
         public long Count => Interlocked.Read(ref _count);
 
         public void Add(byte[] message)
         {
+            Interlocked.Increment(ref _count);
+            if (!_sampling)
+            {
+                return;
+            }
+
             var latency = message.Length >= 8 ? Stopwatch.GetElapsedTime(BitConverter.ToInt64(message)).TotalMilliseconds : 0;
-            var index = Interlocked.Increment(ref _count) - 1;
+            var index = Interlocked.Increment(ref _sampled) - 1;
             if (index < _samples.Length)
             {
                 _samples[index] = latency;
             }
         }
 
-        public void Reset() => Interlocked.Exchange(ref _count, 0);
+        public void Reset()
+        {
+            Interlocked.Exchange(ref _count, 0);
+            Sample(true);
+        }
+
+        public void Sample(bool on)
+        {
+            _sampling = false;
+            if (on)
+            {
+                Interlocked.Exchange(ref _sampled, 0);
+                _sampling = true;
+            }
+        }
 
         public (double P50, double P99) Percentiles()
         {
-            var n = (int)Math.Min(Count, _samples.Length);
+            var n = (int)Math.Min(Interlocked.Read(ref _sampled), _samples.Length);
             if (n == 0)
             {
                 return (0, 0);

@@ -45,7 +45,7 @@ internal static class PaperCommand
         var disseminationWarmUp = TimeSpan.FromSeconds(Option(args, "--dissemination-warm-up") ?? (quick ? 0 : 60));
 
         // For profiling one side: --only iris|iris-requests|orleans|nats|dissemination, --payload N, --warm-up N (seconds),
-        // --messages N (each broadcast and publish cell).
+        // --seconds N (each cell's window).
         var only = Array.IndexOf(args, "--only") is var o and >= 0 && o + 1 < args.Length ? args[o + 1] : null;
         int[] payloads = Option(args, "--payload") is { } single ? [single] : Payloads;
 
@@ -91,15 +91,14 @@ internal static class PaperCommand
             {
                 foreach (var payload in payloads)
                 {
-                    var messages = Option(args, "--messages") ?? (payload >= 65536 ? (quick ? 500 : 4_000) : (quick ? 40_000 : 200_000));
-                    FanCell(workload, payload)["iris"] = await iris.MeasureAsync(workload == "broadcast", payload, messages);
+                    FanCell(workload, payload)["iris"] = await iris.MeasureAsync(workload == "broadcast", payload, warmUp, duration);
                     Console.Error.WriteLine(FanLine(workload, "iris", payload, FanCell(workload, payload)["iris"]));
                 }
             }
 
             foreach (var payload in payloads)
             {
-                FanCell("tunnel", payload)["iris"] = await iris.StreamAsync(payload, duration);
+                FanCell("tunnel", payload)["iris"] = await iris.StreamAsync(payload, warmUp, duration);
                 Console.Error.WriteLine(FanLine("tunnel", "iris", payload, FanCell("tunnel", payload)["iris"]));
             }
 
