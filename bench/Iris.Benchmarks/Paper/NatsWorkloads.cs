@@ -14,7 +14,8 @@ public static class NatsWorkloads
 {
     private const int Responders = 4;
     private const int Subscribers = 4;
-    private static readonly TimeSpan WarmUp = TimeSpan.FromSeconds(1);
+    /// <summary>How long a cell warms up unless its caller says otherwise.</summary>
+    public static readonly TimeSpan WarmUp = TimeSpan.FromSeconds(1);
 
     /// <summary>
     /// Request/reply: <see cref="Responders"/> responders (a connection each) in queue group "q" on
@@ -80,7 +81,7 @@ public static class NatsWorkloads
                 }
             }, stop.Token)).ToList();
 
-            var result = await window.RunAsync(server, duration, payload, latencies);
+            var result = await window.RunAsync(server, WarmUp, duration, payload, latencies);
             await stop.CancelAsync();
             await IgnoreCancellation(loops);
             return result;
@@ -89,10 +90,7 @@ public static class NatsWorkloads
         {
             await stop.CancelAsync();
             await IgnoreCancellation(responderLoops);
-            foreach (var connection in connections)
-            {
-                await CloseAsync(connection);
-            }
+            await CloseAsync(connections);
         }
     }
 
@@ -100,17 +98,18 @@ public static class NatsWorkloads
     /// Fan-out: one publisher on "fan.&lt;run&gt;", <see cref="Subscribers"/> subscribers (a connection each); per
     /// second counts deliveries summed over the subscribers, latency is per delivery from the timestamp the publisher wrote.
     /// </summary>
-    public static Task<Measurement> FanOutAsync(NatsServer server, int payload, TimeSpan duration, CancellationToken cancellationToken = default)
-        => PublishAsync(server, UniqueSubject("fan"), payload, Subscribers, duration, cancellationToken);
+    public static Task<Measurement> FanOutAsync(NatsServer server, int payload, TimeSpan duration, TimeSpan? warmUp = null, CancellationToken cancellationToken = default)
+        => PublishAsync(server, UniqueSubject("fan"), payload, Subscribers, warmUp ?? WarmUp, duration, cancellationToken);
 
     /// <summary>
     /// One-way stream: one publisher, one subscriber on "stream.&lt;run&gt;"; the subscriber checks that every
     /// message arrives, in order (sequence numbers), and throws otherwise.
     /// </summary>
-    public static Task<Measurement> StreamAsync(NatsServer server, int payload, TimeSpan duration, CancellationToken cancellationToken = default)
-        => PublishAsync(server, UniqueSubject("stream"), payload, 1, duration, cancellationToken);
+    public static Task<Measurement> StreamAsync(NatsServer server, int payload, TimeSpan duration, TimeSpan? warmUp = null, CancellationToken cancellationToken = default)
+        => PublishAsync(server, UniqueSubject("stream"), payload, 1, warmUp ?? WarmUp, duration, cancellationToken);
 
-    private static async Task<Measurement> PublishAsync(NatsServer server, string subject, int payload, int subscribers, TimeSpan duration, CancellationToken cancellationToken)
+    private static async Task<Measurement> PublishAsync(
+        NatsServer server, string subject, int payload, int subscribers, TimeSpan warmUp, TimeSpan duration, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(payload, 16);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -164,7 +163,7 @@ public static class NatsWorkloads
             }, stop.Token);
             loops.Add(publishing);
 
-            var result = await window.RunAsync(server, duration, payload, latencies);
+            var result = await window.RunAsync(server, warmUp, duration, payload, latencies);
             await stop.CancelAsync();
             await IgnoreCancellation(loops);
             return result;
@@ -173,25 +172,27 @@ public static class NatsWorkloads
         {
             await stop.CancelAsync();
             await IgnoreCancellation(loops);
-            foreach (var connection in connections)
-            {
-                await CloseAsync(connection);
-            }
+            await CloseAsync(connections);
         }
     }
 
-    /// <summary>Closes a connection after a cell; a server too busy to confirm its subscriptions' removal in time (the
-    /// client's own timeout) does not end the run: the cell's figures are already taken.</summary>
-    private static async Task CloseAsync(NatsConnection connection)
+    /// <summary>Closes a cell's connections together, waiting a second at most: the figures are already taken. A
+    /// server too busy to confirm a subscription's removal, or a publisher's last flush, in time (the client's own 5-s
+    /// timeout, which a publisher's close met now and then) does not hold up the run; the close goes on meanwhile.</summary>
+    private static async Task CloseAsync(IEnumerable<NatsConnection> connections)
     {
-        try
+        var closing = Task.WhenAll(connections.Select(async connection =>
         {
-            await connection.DisposeAsync();
-        }
-        catch (NatsTimeoutException)
-        {
-            // The connection is closed anyway.
-        }
+            try
+            {
+                await connection.DisposeAsync();
+            }
+            catch (NatsTimeoutException)
+            {
+                // The connection is closed anyway.
+            }
+        }));
+        await Task.WhenAny(closing, Task.Delay(TimeSpan.FromSeconds(1)));
     }
 
     private static async Task ReceiveAsync(
@@ -349,9 +350,9 @@ public static class NatsWorkloads
 
         public void Count() => Interlocked.Increment(ref messages);
 
-        public async Task<Measurement> RunAsync(NatsServer server, TimeSpan duration, int payload, LatencySamples latencies)
+        public async Task<Measurement> RunAsync(NatsServer server, TimeSpan warmUp, TimeSpan duration, int payload, LatencySamples latencies)
         {
-            await Task.Delay(WarmUp);
+            await Task.Delay(warmUp);
             var cpuBefore = Environment.CpuUsage.TotalTime + server.CpuTime;
             var start = Stopwatch.GetTimestamp();
             measuring = true;

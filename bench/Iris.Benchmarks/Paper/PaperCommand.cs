@@ -40,6 +40,11 @@ internal static class PaperCommand
         var longestWarmUp = firstWarmUp + TimeSpan.FromSeconds(quick ? 2 : 60);
         var duration = TimeSpan.FromSeconds(Option(args, "--seconds") ?? (quick ? 2 : 5));
 
+        // Broadcast, publish and streaming cells of every system send without pause and fill their windows within
+        // milliseconds: a shorter warm-up and window each keep the quick run within its 3 minutes.
+        var streamWarmUp = quick ? TimeSpan.FromMilliseconds(500) : NatsWorkloads.WarmUp;
+        var streamDuration = Option(args, "--seconds") is null && quick ? TimeSpan.FromSeconds(1.5) : duration;
+
         // Broadcast and publish warm up in rounds of 20,000 messages each, until compilation settles or this long has
         // passed (one round in the quick run; --dissemination-warm-up N: up to N s).
         var disseminationWarmUp = TimeSpan.FromSeconds(Option(args, "--dissemination-warm-up") ?? (quick ? 0 : 60));
@@ -91,14 +96,14 @@ internal static class PaperCommand
             {
                 foreach (var payload in payloads)
                 {
-                    FanCell(workload, payload)["iris"] = await iris.MeasureAsync(workload == "broadcast", payload, warmUp, duration);
+                    FanCell(workload, payload)["iris"] = await iris.MeasureAsync(workload == "broadcast", payload, streamWarmUp, streamDuration);
                     Console.Error.WriteLine(FanLine(workload, "iris", payload, FanCell(workload, payload)["iris"]));
                 }
             }
 
             foreach (var payload in payloads)
             {
-                FanCell("tunnel", payload)["iris"] = await iris.StreamAsync(payload, warmUp, duration);
+                FanCell("tunnel", payload)["iris"] = await iris.StreamAsync(payload, streamWarmUp, streamDuration);
                 Console.Error.WriteLine(FanLine("tunnel", "iris", payload, FanCell("tunnel", payload)["iris"]));
             }
 
@@ -111,11 +116,11 @@ internal static class PaperCommand
             foreach (var payload in payloads)
             {
                 // NATS subjects are publish/subscribe: its fan-out to 4 subscribers is the baseline of both.
-                var nats = await NatsWorkloads.FanOutAsync(server, payload, duration);
+                var nats = await NatsWorkloads.FanOutAsync(server, payload, streamDuration, streamWarmUp);
                 FanCell("broadcast", payload)["nats"] = nats;
                 FanCell("publish", payload)["nats"] = nats;
                 Console.Error.WriteLine(FanLine("fan-out", "nats", payload, nats));
-                FanCell("tunnel", payload)["nats"] = await NatsWorkloads.StreamAsync(server, Math.Max(payload, 16), duration);
+                FanCell("tunnel", payload)["nats"] = await NatsWorkloads.StreamAsync(server, Math.Max(payload, 16), streamDuration, streamWarmUp);
                 Console.Error.WriteLine(FanLine("tunnel", "nats", payload, FanCell("tunnel", payload)["nats"]));
             }
         }
@@ -171,7 +176,7 @@ internal static class PaperCommand
                 await OrleansBaseline.StreamAsync(grains, 16, TimeSpan.FromSeconds(1), Cpu);
                 foreach (var payload in payloads)
                 {
-                    FanCell("tunnel", payload)["orleans"] = await OrleansBaseline.StreamAsync(grains, payload, duration, Cpu);
+                    FanCell("tunnel", payload)["orleans"] = await OrleansBaseline.StreamAsync(grains, payload, streamDuration, Cpu);
                     Console.Error.WriteLine(FanLine("tunnel", "orleans", payload, FanCell("tunnel", payload)["orleans"]));
                 }
 
@@ -275,6 +280,7 @@ internal static class PaperCommand
                 ["quick"] = quick,
                 ["silosPerSystem"] = Silos,
                 ["measuredSecondsPerCell"] = duration.TotalSeconds,
+                ["measuredSecondsPerStreamCell"] = streamDuration.TotalSeconds,
                 ["peakSiloMemoryMb"] = JsonSerializer.SerializeToNode(memory),
             },
             ["workloads"] = new JsonObject
