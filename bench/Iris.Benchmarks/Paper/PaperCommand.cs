@@ -49,7 +49,7 @@ internal static class PaperCommand
         // passed (one round in the quick run; --dissemination-warm-up N: up to N s).
         var disseminationWarmUp = TimeSpan.FromSeconds(Option(args, "--dissemination-warm-up") ?? (quick ? 0 : 60));
 
-        // For profiling one side: --only iris|iris-requests|orleans|nats|dissemination, --payload N, --warm-up N (seconds),
+        // For profiling one side: --only iris|iris-requests|iris-tunnel|orleans|nats|dissemination, --payload N, --warm-up N (seconds),
         // --seconds N (each cell's window).
         var only = Array.IndexOf(args, "--only") is var o and >= 0 && o + 1 < args.Length ? args[o + 1] : null;
         int[] payloads = Option(args, "--payload") is { } single ? [single] : Payloads;
@@ -87,12 +87,12 @@ internal static class PaperCommand
             await RunNatsAsync();
         }
 
-        if (only is null or "iris" or "dissemination")
+        if (only is null or "iris" or "dissemination" or "iris-tunnel")
         {
             Console.Error.WriteLine("Iris: starting 4 silos with counting members");
             await using var iris = await Dissemination.StartAsync(Silos);
             await iris.WarmUpAsync(disseminationWarmUp);
-            foreach (var workload in new[] { "broadcast", "publish" })
+            foreach (var workload in only is "iris-tunnel" ? [] : new[] { "broadcast", "publish" })
             {
                 foreach (var payload in payloads)
                 {

@@ -18,4 +18,16 @@ internal interface IMemberHostService : IGrainService
     [AlwaysInterleave]
     [ResponseTimeout(Calls.CallPolicy.ReaskAfterText)]
     Task<MemberAnswer> Request(SiloAddress host, Guid id, string cluster, byte[] request, TimeSpan remaining);
+
+    /// <summary>As <see cref="IMemberHost.TunnelData"/>, for silo <paramref name="host"/>: a silo restarted on the same
+    /// endpoint has no tunnel of the one before it (<see cref="TunnelStatus.Unknown"/>).</summary>
+    [AlwaysInterleave]
+    [ResponseTimeout("00:00:08")]
+    Task<TunnelStatus> TunnelData(SiloAddress host, string from, Guid id, TunnelFrame[] frames);
+
+    /// <summary>As <see cref="IMemberHost.TunnelCredit"/>, for silo <paramref name="host"/>, as
+    /// <see cref="TunnelData"/>.</summary>
+    [AlwaysInterleave]
+    [ResponseTimeout("00:00:08")]
+    Task<TunnelStatus> TunnelCredit(SiloAddress host, string from, Guid id, long grantedTotal);
 }

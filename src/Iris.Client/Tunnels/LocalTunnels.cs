@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Iris.Calls;
 using Iris.Diagnostics;
 using Iris.Protocol;
+using Iris.Requests;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Runtime.Messaging;
@@ -30,7 +31,7 @@ internal sealed class LocalTunnels : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _keepAlive;
 
-    public LocalTunnels(IGrainFactory grains, IOptions<TunnelOptions> options, CallPolicy policy, ILogger<LocalTunnels> logger)
+    public LocalTunnels(IGrainFactory grains, IOptions<TunnelOptions> options, CallPolicy policy, ILogger<LocalTunnels> logger, DirectRoutes? direct = null)
     {
         _grains = grains;
         _logger = logger;
@@ -39,6 +40,7 @@ internal sealed class LocalTunnels : IAsyncDisposable
         _abandoned = new RecentIds(_time);
         _stopped = new RecentIds(_time);
         Policy = policy;
+        Direct = direct;
         Options = options.Value;
         _keepAlive = Task.Run(KeepAliveAsync);
     }
@@ -49,6 +51,9 @@ internal sealed class LocalTunnels : IAsyncDisposable
     public TunnelOptions Options { get; }
 
     public CallPolicy Policy { get; }
+
+    /// <summary>One-hop routes to silos' members, in an Orleans client; null in a silo.</summary>
+    public DirectRoutes? Direct { get; }
 
     /// <summary>Where this process's member host is reached; set by the process's <see cref="IIrisClient"/>.</summary>
     public Func<MemberEndpoint>? Self { get; set; }

@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using Iris.Calls;
 using Iris.Diagnostics;
 using Iris.Protocol;
+using Iris.Requests;
 
 namespace Iris.Tunnels;
 
@@ -339,7 +340,10 @@ internal sealed class TunnelEnd : ITunnel
     {
         try
         {
-            await ToPeerAsync(peer, host => host.TunnelData(_owner.SelfId, PeerId, batch)).ConfigureAwait(false);
+            await ToPeerAsync(
+                peer,
+                host => host.TunnelData(_owner.SelfId, PeerId, batch),
+                (service, silo) => service.TunnelData(silo, _owner.SelfId, PeerId, batch)).ConfigureAwait(false);
         }
         finally
         {
@@ -352,7 +356,10 @@ internal sealed class TunnelEnd : ITunnel
     {
         if (Peer is { } peer)
         {
-            _ = ToPeerAsync(peer, host => host.TunnelCredit(_owner.SelfId, PeerId, grantedTotal));
+            _ = ToPeerAsync(
+                peer,
+                host => host.TunnelCredit(_owner.SelfId, PeerId, grantedTotal),
+                (service, silo) => service.TunnelCredit(silo, _owner.SelfId, PeerId, grantedTotal));
         }
     }
 
@@ -367,7 +374,7 @@ internal sealed class TunnelEnd : ITunnel
     /// repeats run out on a failure that may be the peer's (<see cref="LocalTunnels.MayBlame"/>: one at another silo on
     /// the way renews them), or when the keep-alive finds the peer gone.
     /// </summary>
-    private async Task ToPeerAsync(MemberEndpoint peer, Func<IMemberHost, Task<TunnelStatus>> call)
+    private async Task ToPeerAsync(MemberEndpoint peer, Func<IMemberHost, Task<TunnelStatus>> call, Func<IMemberHostService, SiloAddress, Task<TunnelStatus>> direct)
     {
         var budget = _owner.Policy.Start(3 * _options.KeepAliveTimeout);
         for (var attempt = 1; ; attempt++)
@@ -375,7 +382,7 @@ internal sealed class TunnelEnd : ITunnel
             try
             {
                 // Unanswered calls time out after 8 s (the methods' response timeout), not Orleans' default 30 s.
-                var status = await _owner.Policy.HedgedAsync(peer.Call(_grains, call), () => peer.Call(_grains, call), new HedgeWhile(budget, default, default))
+                var status = await _owner.Policy.HedgedAsync(CallPeer(peer, call, direct), () => CallPeer(peer, call, direct), new HedgeWhile(budget, default, default))
                     .ConfigureAwait(false);
                 if (status != TunnelStatus.Open)
                 {
@@ -400,6 +407,29 @@ internal sealed class TunnelEnd : ITunnel
                 End(TunnelCloseReason.PeerDied, e.Message, notifyPeer: false);
                 return;
             }
+        }
+    }
+
+    /// <summary>
+    /// A data or credit call to the peer: from an Orleans client to a silo's member, in one hop to the member's silo when
+    /// <see cref="DirectRoutes"/> has a route there (as requests go), else through the member host grain, which Orleans
+    /// sends through whichever gateway it picks, forwarded from there to the member's silo. A one-hop call refused on the
+    /// way or cut off passes that gateway over, so its repeats go through the grain. Either route is safe to mix and
+    /// repeat: frames carry their numbers and credit its running total.
+    /// </summary>
+    private Task<TunnelStatus> CallPeer(MemberEndpoint peer, Func<IMemberHost, Task<TunnelStatus>> call, Func<IMemberHostService, SiloAddress, Task<TunnelStatus>> direct) =>
+        _owner.Direct?.To(peer) is { } service ? OneHopAsync(peer, service, direct) : peer.Call(_grains, call);
+
+    private async Task<TunnelStatus> OneHopAsync(MemberEndpoint peer, IMemberHostService service, Func<IMemberHostService, SiloAddress, Task<TunnelStatus>> direct)
+    {
+        try
+        {
+            return await direct(service, peer.Silo!).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            _owner.Direct!.Failed(peer, e);
+            throw;
         }
     }
 

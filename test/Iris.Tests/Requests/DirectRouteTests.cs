@@ -103,6 +103,61 @@ public sealed class DirectRouteTests(DirectRouteCluster fixture) : IClassFixture
         Assert.Equal(ran + 30, members.Sum(m => m.Requests));
     }
 
+    private sealed class Collecting : IClusterHandler
+    {
+        public readonly List<byte[]> Taken = [];
+
+        public Task<byte[]> HandleRequestAsync(byte[] request, CancellationToken cancellationToken) => Task.FromResult(request);
+
+        public Task HandleBroadcastAsync(byte[] message, CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public async Task HandleTunnelAsync(ITunnel tunnel, CancellationToken cancellationToken)
+        {
+            await foreach (var message in tunnel.ReadAllAsync(cancellationToken))
+            {
+                lock (Taken)
+                {
+                    Taken.Add(message);
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_clients_tunnel_carries_its_frames_to_the_members_silo_over_its_own_gateway_connection()
+    {
+        var name = Name("tunnel");
+        var member = new Collecting();
+        await using var registration = await Cluster.Silos[1].Iris().RegisterAsync(name, member);
+        await OneHop.UntilAllServedDirectlyAsync(Cluster, name, 5);
+
+        // The frames and the credit of a client's tunnel to a silo's member go as its requests do: each call is taken
+        // by the member host service of the member's silo, on the client's connection to that silo's gateway.
+        var service = Cluster.Silos[1].Services().GetServices<IGrainService>().OfType<MemberHostService>().Single();
+        var before = service.TunnelCalls;
+        await using (var tunnel = await Cluster.Iris().OpenTunnelAsync(name, TimeSpan.FromSeconds(10)))
+        {
+            for (var i = 0; i < 200; i++)
+            {
+                await tunnel.SendAsync(new byte[1000].Select((_, j) => (byte)(i + j)).ToArray());
+            }
+
+            await tunnel.CloseAsync();
+        }
+
+        await Eventually.SettlesAtAsync(() => { lock (member.Taken) { return member.Taken.Count; } }, 200, "every message taken");
+        Assert.All(member.Taken.Select((m, i) => (m, i)), x => Assert.Equal((byte)x.i, x.m[0]));
+        Assert.True(service.TunnelCalls > before, "no tunnel call came to the member host service of the member's silo");
+
+        // A call for an earlier incarnation of the silo at the same endpoint finds no tunnel there.
+        var details = Cluster.Silos[1].Services().GetRequiredService<ILocalSiloDetails>();
+        var direct = Cluster.Client.GetGrain<IMemberHostService>(
+            SystemTargetGrainId.CreateGrainServiceGrainId(DirectRoutes.TypeCode, null!, details.GatewayAddress!));
+        var earlier = SiloAddress.New(details.SiloAddress.Endpoint, details.SiloAddress.Generation - 1);
+        Assert.Equal(TunnelStatus.Unknown, await direct.TunnelData(earlier, "client/nobody", Guid.NewGuid(), []));
+        Assert.Equal(TunnelStatus.Unknown, await direct.TunnelCredit(earlier, "client/nobody", Guid.NewGuid(), 0));
+    }
+
     [Fact]
     public async Task A_request_for_a_silo_that_is_no_longer_at_the_endpoint_is_refused_before_it_runs()
     {
