@@ -21,7 +21,7 @@ public static class NatsWorkloads
     /// Request/reply: <see cref="Responders"/> responders (a connection each) in queue group "q" on
     /// "echo.&lt;run&gt;" reply with the request's data; <paramref name="callers"/> loops send requests and time each one.
     /// </summary>
-    public static async Task<Measurement> RequestAsync(NatsServer server, int payload, int callers, TimeSpan duration, CancellationToken cancellationToken = default)
+    public static async Task<Measurement> RequestAsync(NatsServer server, int payload, int callers, TimeSpan duration, TimeSpan? warmUp = null, CancellationToken cancellationToken = default)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var subject = UniqueSubject("echo");
@@ -81,7 +81,7 @@ public static class NatsWorkloads
                 }
             }, stop.Token)).ToList();
 
-            var result = await window.RunAsync(server, WarmUp, duration, payload, latencies);
+            var result = await window.RunAsync(server, warmUp ?? WarmUp, duration, payload, latencies);
             await stop.CancelAsync();
             await IgnoreCancellation(loops);
             return result;

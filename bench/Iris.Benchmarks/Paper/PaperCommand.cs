@@ -28,11 +28,11 @@ internal static class PaperCommand
         var json = args.Contains("--json");
         // --callers N: only that many concurrent callers (for profiling one regime).
         int[] callers = Option(args, "--callers") is { } fixedCallers ? [fixedCallers] : quick ? [16] : [1, 16, 64];
-        var warmUp = TimeSpan.FromSeconds(quick ? 1 : 2);
+        var warmUp = TimeSpan.FromSeconds(quick ? 0.75 : 2);
 
         // Each system's first seconds are its slowest (JIT tiers, connections, Iris' member lists): one longer warm-up
         // per system before its first cell, then a short one per cell.
-        var firstWarmUp = TimeSpan.FromSeconds(Option(args, "--warm-up") ?? (quick ? 8 : 20));
+        var firstWarmUp = TimeSpan.FromSeconds(Option(args, "--warm-up") ?? (quick ? 7 : 20));
 
         // ... and longer while the runtime still compiles hot methods (Compilation), up to this long in all. The quick
         // run cannot wait for that within its 3 minutes: it measures the share compiling in its last 2 s of warm-up
@@ -133,7 +133,7 @@ internal static class PaperCommand
             {
                 foreach (var payload in payloads)
                 {
-                    Cell(c, payload)["nats"] = await NatsWorkloads.RequestAsync(server, payload, c, duration);
+                    Cell(c, payload)["nats"] = await NatsWorkloads.RequestAsync(server, payload, c, duration, quick ? warmUp : null);
                     Console.Error.WriteLine(Line("nats", c, payload, Cell(c, payload)["nats"]));
                 }
             }
