@@ -28,21 +28,24 @@ internal sealed class ClientEntryCalls(IServiceProvider services) : IOutgoingGra
             var method = call.GetMethodName();
             if (method == nameof(IClusterGrain.Request))
             {
-                return RequestAsync(context, Iris, context.TargetId.Key.ToString()!, (byte[])call.GetArgument(0)!, (TimeSpan)call.GetArgument(1)!);
+                return RequestAsync(context, Iris, Name(context), (byte[])call.GetArgument(0)!, (TimeSpan)call.GetArgument(1)!);
             }
 
             if (method == nameof(IClusterGrain.Broadcast))
             {
-                return SendAsync(context, Iris, Audience.Cluster(context.TargetId.Key.ToString()!), (byte[])call.GetArgument(0)!);
+                return SendAsync(context, Iris, Audience.Cluster(Name(context)), (byte[])call.GetArgument(0)!);
             }
         }
         else if (type == typeof(ITopicGrain) && call.GetMethodName() == nameof(ITopicGrain.Publish))
         {
-            return SendAsync(context, Iris, Audience.Topic(context.TargetId.Key.ToString()!), (byte[])call.GetArgument(0)!);
+            return SendAsync(context, Iris, Audience.Topic(Name(context)), (byte[])call.GetArgument(0)!);
         }
 
         return context.Invoke();
     }
+
+    /// <summary>The cluster or topic name: the grain's string key.</summary>
+    private static string Name(IOutgoingGrainCallContext context) => context.TargetId.Key.ToString()!;
 
     private static async Task RequestAsync(IOutgoingGrainCallContext context, IrisServices iris, string cluster, byte[] request, TimeSpan timeout) =>
         context.Result = await iris.Requests.RequestAsync(cluster, CallIds.Next(), request, timeout, isolate: true, CancellationToken.None).ConfigureAwait(false);
