@@ -98,6 +98,9 @@ internal sealed partial class PastryNode : IOverlayReceiver, IDisposable
     /// <summary>This node's key and address.</summary>
     public NodeHandle Self { get; }
 
+    /// <summary>How long this node remembers a node it declared dead (<see cref="PastryOptions.DeadNodeRetention"/>).</summary>
+    internal TimeSpan DeadNodeRetention => _options.DeadNodeRetention;
+
     /// <summary>Whether the node has joined a ring (or started one) and not stopped.</summary>
     public bool IsReady
     {

@@ -26,6 +26,10 @@ internal sealed partial class RecordStore
     // Where each incarnation in _incarnations answered from: a node back under its key at another address (restarted
     // elsewhere) is another acceptor, whatever this node last heard from that key.
     private readonly Dictionary<NodeKey, NodeAddress> _incarnationAddresses = [];
+
+    // When each node in the three maps above last answered, or was last seen in the leaf set: a node gone from both for
+    // ForgetNodesAfter is forgotten (RecordStore.Upkeep.cs), so they hold the nodes around, not every run ever heard.
+    private readonly Dictionary<NodeKey, long> _heardAtMs = [];
     private ulong _rounds;
 
     /// <summary>A request reached this node as the key's root: queue it, unless it is a retry of one queued.</summary>
@@ -187,6 +191,7 @@ internal sealed partial class RecordStore
     {
         _incarnations[from.Key] = reply.Incarnation;
         _incarnationAddresses[from.Key] = from.Address;
+        _heardAtMs[from.Key] = _timers.NowMs;
         if (reply.Leaving)
         {
             _leavingNodes[from.Key] = reply.Incarnation;

@@ -28,6 +28,10 @@ internal sealed partial class RecordStore
     /// once (a neighbour crashed) spreads their moves over the next intervals.</summary>
     private const int UpkeepReadsPerInterval = 64;
 
+    /// <summary>How long a node gone from the leaf set, and silent, is remembered: twice as long as Pastry remembers a
+    /// dead node (<see cref="Pastry.PastryOptions.DeadNodeRetention"/>, 10 minutes by default).</summary>
+    private TimeSpan ForgetNodesAfter => 2 * _pastry.DeadNodeRetention;
+
     /// <summary>Intervals between two looks at every record held when the leaf set did not change meanwhile.</summary>
     private const int FullUpkeepIntervals = 8;
 
@@ -97,9 +101,44 @@ internal sealed partial class RecordStore
         }
 
         _leaves.Clear();
+        var nowMs = _timers.NowMs;
         foreach (var node in now)
         {
             _leaves[node.Key] = node.Address;
+            if (_heardAtMs.ContainsKey(node.Key))
+            {
+                _heardAtMs[node.Key] = nowMs;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Forgets the nodes that neither answered nor were in the leaf set for <see cref="ForgetNodesAfter"/>: their
+    /// incarnation, address and leaving mark. Silos restart as new nodes (a new random key each run unless
+    /// <c>Iris:Overlay:NodeKeyFile</c> fixes it), and these maps would otherwise hold every run ever heard of. What
+    /// they say matters only for nodes in the leaf set: a member outside it counts as gone whatever is known of it, and
+    /// a node that comes into the leaf set is asked its incarnation before it is taken into a configuration. By then
+    /// Pastry has long stopped remembering such a node as dead, so no stale table brings it back; a node that said it
+    /// leaves and was forgotten would at worst be taken into a configuration again, and moved off like any dead member.
+    /// </summary>
+    private void ForgetGoneNodes()
+    {
+        var horizon = _timers.NowMs - (long)ForgetNodesAfter.TotalMilliseconds;
+        List<NodeKey>? gone = null;
+        foreach (var (key, heard) in _heardAtMs)
+        {
+            if (heard < horizon && !_leaves.ContainsKey(key))
+            {
+                (gone ??= []).Add(key);
+            }
+        }
+
+        foreach (var key in gone ?? [])
+        {
+            _heardAtMs.Remove(key);
+            _incarnations.Remove(key);
+            _incarnationAddresses.Remove(key);
+            _leavingNodes.Remove(key);
         }
     }
 
@@ -113,6 +152,16 @@ internal sealed partial class RecordStore
         lock (_lock)
         {
             return _misplaced.Count;
+        }
+    }
+
+    /// <summary>Other nodes this store remembers (their incarnation, address, or that they said they leave), for tests
+    /// and diagnostics.</summary>
+    internal int NodesRemembered()
+    {
+        lock (_lock)
+        {
+            return _incarnations.Keys.Concat(_incarnationAddresses.Keys).Concat(_leavingNodes.Keys).Distinct().Count();
         }
     }
 
@@ -136,6 +185,7 @@ internal sealed partial class RecordStore
             }
 
             NoteLeaves(outbox);
+            ForgetGoneNodes();
             var view = Candidates();
             var wanted = Math.Min(ReplicationFactor, view.Count);
             if (wanted % 2 == 0)

@@ -677,6 +677,55 @@ public class RecordQuorumTests
     }
 
     [Fact]
+    public void A_node_forgets_the_nodes_gone_from_the_ring_long_ago_and_keeps_every_record()
+    {
+        // Each node remembers the nodes that answered its record messages (their incarnation and address, and whether
+        // they said they leave). Silos restart as new nodes (a new random key each run), so without forgetting, that
+        // memory grows with every run a node ever heard of. Half the runs here crash, half hand over and leave.
+        var pastry = new PastrySimulationOptions().Pastry;
+        pastry.DeadNodeRetention = TimeSpan.FromMinutes(1);
+        using var ring = new PastrySimulation(new PastrySimulationOptions { Seed = 3, Pastry = pastry });
+        ring.AddNodes(7, TimeSpan.FromMilliseconds(2));
+        Assert.True(ring.Stabilise(TimeSpan.FromSeconds(60)) is not null);
+        var stores = ring.Nodes.ToDictionary(n => n, n => new RecordStore(n, ring.Timers));
+        var client = stores[ring.Nodes[0]];
+        var keys = WriteKept(ring, client, "forgetting", 8);
+
+        for (var run = 0; run < 10; run++)
+        {
+            var gone = ring.LiveNodes.Where(n => n != ring.Nodes[0]).OrderBy(n => n.Self.Key.ToString()).ElementAt(run % 6);
+            if (run % 2 == 0)
+            {
+                stores[gone].Dispose();
+                ring.Crash(gone);
+            }
+            else
+            {
+                ring.Pump(stores[gone].HandOffAsync(TimeSpan.FromSeconds(10)), Limit);
+                stores[gone].Dispose();
+                ring.Leave(gone);
+            }
+
+            var node = ring.AddNode();
+            stores[node] = new RecordStore(node, ring.Timers);
+            ring.Run(TimeSpan.FromSeconds(20));
+        }
+
+        // The heard-of count peaks with the churn; twice the ring's own memory of the dead later, only the live remain.
+        var others = ring.LiveNodes.Count() - 1;
+        Assert.True(client.NodesRemembered() > others, $"the churn went unheard: {client.NodesRemembered()} nodes remembered");
+        ring.Run(TimeSpan.FromMinutes(3));
+        foreach (var live in ring.LiveNodes)
+        {
+            Assert.True(
+                stores[live].NodesRemembered() <= others,
+                $"{live.Self.Key.ToShortString()} remembers {stores[live].NodesRemembered()} other nodes; {others} others are alive");
+        }
+
+        AssertAllKept(ring, client, keys);
+    }
+
+    [Fact]
     public void A_side_holding_none_of_a_records_replicas_neither_recreates_it_nor_reads_it_as_never_written()
     {
         // The nodes that know of the record (its acceptors, its root) are all on one side; the other side's root finds
