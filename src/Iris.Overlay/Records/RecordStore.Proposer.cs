@@ -203,6 +203,12 @@ internal sealed partial class RecordStore
             _leavingNodes.Remove(from.Key);
         }
 
+        if (reply.Phase == RecordMessageType.Query && reply.RequestId == SuccessorQuery)
+        {
+            NoteSuccessor(from, reply);
+            return;
+        }
+
         if (!_slots.TryGetValue(reply.Key, out var slot) || slot.Round is not { } round || round.Id != reply.RequestId)
         {
             return;

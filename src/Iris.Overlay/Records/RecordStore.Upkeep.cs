@@ -28,6 +28,14 @@ internal sealed partial class RecordStore
     /// once (a neighbour crashed) spreads their moves over the next intervals.</summary>
     private const int UpkeepReadsPerInterval = 64;
 
+    /// <summary>Records whose successors one store asks per interval at most, after their value was stopped here for
+    /// a configuration that does not count this node (<see cref="AskSuccessors"/>).</summary>
+    private const int SuccessorQueriesPerInterval = 64;
+
+    /// <summary>The request id of the queries <see cref="AskSuccessors"/> sends: never a round's (those count from 1)
+    /// nor an incarnation query's (0).</summary>
+    private const ulong SuccessorQuery = ulong.MaxValue;
+
     /// <summary>How long a node gone from the leaf set, and silent, is remembered: twice as long as Pastry remembers a
     /// dead node (<see cref="Pastry.PastryOptions.DeadNodeRetention"/>, 10 minutes by default).</summary>
     private TimeSpan ForgetNodesAfter => 2 * _pastry.DeadNodeRetention;
@@ -45,6 +53,7 @@ internal sealed partial class RecordStore
     // at once (under a fixed node key, a restarted acceptor comes back as the same key holding nothing).
     private readonly Dictionary<NodeKey, NodeAddress> _leaves = [];
     private TimerQueue.Entry? _upkeep;
+    private ulong _successorTurn;
     private bool _leafSetChanged = true;
     private int _upkeepTicks;
 
@@ -146,6 +155,48 @@ internal sealed partial class RecordStore
     private void AskIncarnation(NodeHandle node, Outbox outbox) =>
         Send(node, new RecordMessage(RecordMessageType.Query, node.Key, Self.Key, 0), outbox);
 
+    /// <summary>
+    /// Asks the members of the next configuration of records whose value was stopped here, for a configuration that
+    /// does not count this node (or of a later one they moved to), which configuration they hold (a <c>Query</c>): once
+    /// a majority of one holds it, this acceptor drops the value (<see cref="NoteSuccessor"/>). Without this, a node kept a full copy of every
+    /// record that ever moved off it, the last 64 write ids included.
+    /// </summary>
+    private void AskSuccessors(Outbox outbox)
+    {
+        var waiting = _acceptors.Where(a => a.Value.Forward is null && a.Value.Value.Next is { } next && !next.Contains(Self.Key, _incarnation)).ToList();
+        if (waiting.Count == 0)
+        {
+            return;
+        }
+
+        // Round robin over the records waiting, so records whose successors never answer do not hold up the others.
+        var first = (int)(_successorTurn % (ulong)waiting.Count);
+        var asking = Math.Min(waiting.Count, SuccessorQueriesPerInterval);
+        _successorTurn += (ulong)asking;
+        for (var i = 0; i < asking; i++)
+        {
+            var (key, acceptor) = waiting[(first + i) % waiting.Count];
+            var target = acceptor.SeededSuccessors is { } count && count.Named.Epoch == acceptor.Value.Next!.Epoch && count.Named.SameMembers(acceptor.Value.Next)
+                ? count.Target
+                : acceptor.Value.Next!;
+            foreach (var member in target.Members.Where(m => m.Key != Self.Key))
+            {
+                Send(member.Handle, new RecordMessage(RecordMessageType.Query, key, Self.Key, SuccessorQuery), outbox);
+            }
+        }
+    }
+
+    /// <summary>Acceptor states of records stopped here for a configuration without this node: those still holding the
+    /// value, and those retired (holding only where the record went); for tests and diagnostics.</summary>
+    internal (int HoldingValue, int Retired) MovedOffAcceptors()
+    {
+        lock (_lock)
+        {
+            var moved = _acceptors.Values.Where(a => a.Value.Next is { } next && !next.Contains(Self.Key, _incarnation)).ToList();
+            return (moved.Count(a => a.Forward is null), moved.Count(a => a.Forward is not null));
+        }
+    }
+
     /// <summary>Records out of place by this node's view, for tests and diagnostics.</summary>
     internal int MisplacedRecords()
     {
@@ -202,6 +253,11 @@ internal sealed partial class RecordStore
                 {
                     AskIncarnation(node, outbox);
                 }
+            }
+
+            if (full)
+            {
+                AskSuccessors(outbox);
             }
 
             _leafSetChanged = false;

@@ -725,6 +725,48 @@ public class RecordQuorumTests
         AssertAllKept(ring, client, keys);
     }
 
+    [Theory]
+    [InlineData(4)]
+    [InlineData(9)]
+    public void An_acceptor_a_record_moved_off_keeps_only_where_it_went_once_a_majority_of_the_next_acceptors_holds_it(int seed)
+    {
+        // A record moves when nodes join nearer its key: its old acceptors keep the stopped value, data and the last
+        // 64 write ids, for as long as they run, unless they learn that the next configuration holds it.
+        var (ring, stores) = Build(7, seed);
+        using var _ = ring;
+        var client = stores[ring.Nodes[0]];
+        var keys = WriteKept(ring, client, "moved-off", 30);
+        for (var added = 0; added < 6; added++)
+        {
+            var node = ring.AddNode();
+            stores[node] = new RecordStore(node, ring.Timers);
+            ring.Run(TimeSpan.FromSeconds(10));
+        }
+
+        ring.Run(TimeSpan.FromSeconds(90));
+        var moved = ring.LiveNodes.Select(n => (Node: n, State: stores[n].MovedOffAcceptors())).ToList();
+        Assert.True(moved.Sum(m => m.State.HoldingValue + m.State.Retired) > 0, "no record moved off a node");
+        Assert.True(
+            moved.All(m => m.State.HoldingValue == 0),
+            $"moved-off acceptors still holding the value: {string.Join(", ", moved.Where(m => m.State.HoldingValue > 0).Select(m => $"{m.Node.Self.Key.ToShortString()} {m.State.HoldingValue}"))}");
+
+        // The records read and write as before, from a node that was in the ring before the moves and from one that
+        // joined; and read again after an acceptor of one crashed.
+        AssertAllKept(ring, client, keys);
+        var joined = stores[ring.LiveNodes.Last()];
+        AssertAllKept(ring, joined, keys);
+        foreach (var key in keys)
+        {
+            var written = Outcome(ring, joined.CompareAndSwapAsync(key, 1, Text("kept")));
+            Assert.True(written is { Success: true }, $"{key.ToShortString()}: no second write after the moves (version {written?.Current?.Version})");
+        }
+
+        var crashed = CrashAnAcceptor(ring, stores, keys[0]);
+        ring.Run(TimeSpan.FromSeconds(10));
+        Assert.NotEqual(crashed, ring.Nodes[0]);
+        AssertAllKept(ring, client, keys);
+    }
+
     [Fact]
     public void A_side_holding_none_of_a_records_replicas_neither_recreates_it_nor_reads_it_as_never_written()
     {
@@ -802,6 +844,115 @@ public class RecordQuorumTests
     /// <summary>A node's transport on which record answers from some nodes to its queries arrive late: each is
     /// acknowledged at once (so Pastry takes the sender as alive, as it does a busy process that still heartbeats) and
     /// handed to the node <paramref name="delay"/> later.</summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void An_acceptor_a_record_moved_off_does_not_forward_to_a_configuration_seeded_on_members_that_then_died(int seed)
+    {
+        // C1 moves to C2 (node A joins nearest the key); the member it displaced, X, does not hear from C2's members
+        // yet (its questions are lost). Node N joins nearer still, becomes root and moves C2 to L, but its seeds reach
+        // only A and itself. X's questions then reach A only, which says it holds L: one member's word, so X must keep
+        // its value. Then A and N crash: no live member holds L, while C2's other members still hold the stop that
+        // names L. Had X retired pointing at L, a root that learnt L from it would prepare there forever and never
+        // re-propose the stop in C2.
+        var key = NodeKey.FromName("seeded-on-two");
+        var holdQuestions = false;
+        NodeKey? root = null;
+        NodeKey? first = null;
+        bool Lost(NodeKey from, NodeKey to, RecordMessage message) =>
+            (message is { Type: RecordMessageType.Query, RequestId: ulong.MaxValue } && (holdQuestions || (first is not null && to != first)))
+            || (from == root && message.Type == RecordMessageType.Seed && to != first && to != root);
+
+        var ring = new PastrySimulation(new PastrySimulationOptions { Seed = seed });
+        using var _ = ring;
+        var stores = new Dictionary<PastryNode, RecordStore>();
+        PastryNode Add(NodeKey? nodeKey = null)
+        {
+            LosingRecordMessages? wrapper = null;
+            var node = ring.AddNode(nodeKey, t => wrapper = new LosingRecordMessages(t, Lost));
+            wrapper!.Self = node.Self.Key;
+            return node;
+        }
+
+        for (var i = 0; i < 7; i++)
+        {
+            Add();
+            ring.Run(TimeSpan.FromMilliseconds(2));
+        }
+
+        Assert.True(ring.Stabilise(TimeSpan.FromSeconds(60)) is not null);
+        foreach (var node in ring.Nodes)
+        {
+            stores[node] = new RecordStore(node, ring.Timers);
+        }
+
+        var client = stores[ring.Nodes.OrderBy(n => key.RingDistance(n.Self.Key)).Last()];
+        Assert.True(ring.Await(client.CompareAndSwapAsync(key, 0, Text("kept"))).Success);
+
+        holdQuestions = true;
+        var a = Add(new NodeKey(key.Value + 2));
+        stores[a] = new RecordStore(a, ring.Timers);
+        ring.Run(TimeSpan.FromSeconds(20));
+        Assert.True(stores[a].AcceptorState(key) is not null, "the record did not move to A");
+
+        (root, first) = (new NodeKey(key.Value + 1), a.Self.Key);
+        var n = Add(root);
+        stores[n] = new RecordStore(n, ring.Timers);
+        ring.Run(TimeSpan.FromSeconds(20));
+        Assert.True(stores[a].AcceptorState(key) is { } atA && atA.Configuration.Contains(n.Self.Key, stores[n].Incarnation), "N did not seed A");
+
+        holdQuestions = false;
+        ring.Run(TimeSpan.FromSeconds(40));
+        var displaced = ring.LiveNodes.Where(x => stores[x].AcceptorState(key) is { Configuration.Epoch: 1 }).ToList();
+        Assert.NotEmpty(displaced);
+        Assert.All(displaced, x => Assert.True(
+            stores[x].MovedOffAcceptors() == (1, 0),
+            $"{x.Self.Key.ToShortString()} retired on the word of one member holding a later configuration: {Describe(stores[x].AcceptorState(key)!.Value)}"));
+
+        foreach (var dead in new[] { a, n })
+        {
+            stores[dead].Dispose();
+            ring.Crash(dead);
+        }
+
+        ring.Run(TimeSpan.FromSeconds(60));
+        AssertKept(ring, client, key, "the record stayed unavailable once the members holding its latest configuration died");
+    }
+
+    /// <summary>A transport that loses the record messages <c>lost</c> names (by sender, receiver and message) on
+    /// arrival, acknowledging their hop so that the sender does not take the receiver for dead.</summary>
+    private sealed class LosingRecordMessages(IOverlayTransport inner, Func<NodeKey, NodeKey, RecordMessage, bool> lost) : IOverlayTransport
+    {
+        public NodeKey Self { get; set; }
+
+        public NodeAddress LocalAddress => inner.LocalAddress;
+
+        public int MaxPayload => inner.MaxPayload;
+
+        public void Send(NodeAddress destination, OverlayMessage message) => inner.Send(destination, message);
+
+        public void SetReceiver(IOverlayReceiver receiver) => inner.SetReceiver(new Receiver(this, receiver));
+
+        private void Receive(IOverlayReceiver node, OverlayMessage message)
+        {
+            if (message is not DirectMessage { Channel: RecordStore.Channel } direct || !lost(direct.Sender.Key, Self, RecordMessage.Decode(direct.Payload)))
+            {
+                node.Receive(message);
+                return;
+            }
+
+            if (direct.HopId != 0)
+            {
+                inner.Send(direct.Sender.Address, new RouteAckMessage { Sender = new NodeHandle(Self, LocalAddress), HopId = direct.HopId });
+            }
+        }
+
+        private sealed class Receiver(LosingRecordMessages transport, IOverlayReceiver node) : IOverlayReceiver
+        {
+            public void Receive(OverlayMessage message) => transport.Receive(node, message);
+        }
+    }
+
     private sealed class LateRecordAnswers(IOverlayTransport inner, NodeKey self, Iris.Overlay.Timing.TimerQueue timers, Func<NodeKey, bool> slow, TimeSpan delay)
         : IOverlayTransport
     {
