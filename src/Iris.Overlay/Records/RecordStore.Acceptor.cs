@@ -132,9 +132,10 @@ internal sealed partial class RecordStore
         }
 
         var target = count.Target;
-        if (!target.Contains(from.Key, reply.Incarnation) || !(theirs.Epoch > target.Epoch || theirs.SameMembers(target)))
+        if (!target.Contains(from.Key, reply.Incarnation) || !(theirs.Epoch > target.Epoch || (theirs.Epoch == target.Epoch && theirs.SameMembers(target))))
         {
-            // Not a member of the configuration counted, or one of another ring's lineage at that epoch.
+            // Not a member of the configuration counted; or an earlier configuration (one with the same members may
+            // come before it), or one of another ring's lineage at that epoch.
             acceptor.SeededSuccessors = count;
             return;
         }

@@ -37,7 +37,7 @@ internal sealed partial class RecordStore
     private const ulong SuccessorQuery = ulong.MaxValue;
 
     /// <summary>How long a node gone from the leaf set, and silent, is remembered: twice as long as Pastry remembers a
-    /// dead node (<see cref="Pastry.PastryOptions.DeadNodeRetention"/>, 10 minutes by default).</summary>
+    /// dead node (<see cref="Pastry.PastryOptions.DeadNodeRetention"/>), so 20 minutes by default.</summary>
     private TimeSpan ForgetNodesAfter => 2 * _pastry.DeadNodeRetention;
 
     /// <summary>Intervals between two looks at every record held when the leaf set did not change meanwhile.</summary>
@@ -126,9 +126,8 @@ internal sealed partial class RecordStore
     /// incarnation, address and leaving mark. Silos restart as new nodes (a new random key each run unless
     /// <c>Iris:Overlay:NodeKeyFile</c> fixes it), and these maps would otherwise hold every run ever heard of. What
     /// they say matters only for nodes in the leaf set: a member outside it counts as gone whatever is known of it, and
-    /// a node that comes into the leaf set is asked its incarnation before it is taken into a configuration. By then
-    /// Pastry has long stopped remembering such a node as dead, so no stale table brings it back; a node that said it
-    /// leaves and was forgotten would at worst be taken into a configuration again, and moved off like any dead member.
+    /// a node that comes into the leaf set is asked its incarnation (and whether it leaves) before it is taken into a
+    /// configuration, so a node forgotten and back is learnt again first.
     /// </summary>
     private void ForgetGoneNodes()
     {
@@ -194,6 +193,18 @@ internal sealed partial class RecordStore
         {
             var moved = _acceptors.Values.Where(a => a.Value.Next is { } next && !next.Contains(Self.Key, _incarnation)).ToList();
             return (moved.Count(a => a.Forward is null), moved.Count(a => a.Forward is not null));
+        }
+    }
+
+    /// <summary>While this node's acceptor of <paramref name="key"/> has not retired: the epoch of the configuration
+    /// whose holders it counts, and how many said they hold it; for tests and diagnostics.</summary>
+    internal (long Epoch, int Holders)? SuccessorsCounted(NodeKey key)
+    {
+        lock (_lock)
+        {
+            return _acceptors.TryGetValue(key, out var acceptor) && acceptor.SeededSuccessors is { } count
+                ? (count.Target.Epoch, count.Members.Count)
+                : null;
         }
     }
 

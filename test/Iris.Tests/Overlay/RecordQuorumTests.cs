@@ -743,7 +743,7 @@ public class RecordQuorumTests
             ring.Run(TimeSpan.FromSeconds(10));
         }
 
-        ring.Run(TimeSpan.FromSeconds(90));
+        ring.Run(TimeSpan.FromSeconds(120));
         var moved = ring.LiveNodes.Select(n => (Node: n, State: stores[n].MovedOffAcceptors())).ToList();
         Assert.True(moved.Sum(m => m.State.HoldingValue + m.State.Retired) > 0, "no record moved off a node");
         Assert.True(
@@ -841,9 +841,6 @@ public class RecordQuorumTests
         Assert.True(ring.Await(reader.CompareAndSwapAsync(fresh, 0, Text("new"))).Success);
     }
 
-    /// <summary>A node's transport on which record answers from some nodes to its queries arrive late: each is
-    /// acknowledged at once (so Pastry takes the sender as alive, as it does a busy process that still heartbeats) and
-    /// handed to the node <paramref name="delay"/> later.</summary>
     [Theory]
     [InlineData(1)]
     [InlineData(2)]
@@ -908,6 +905,7 @@ public class RecordQuorumTests
         Assert.All(displaced, x => Assert.True(
             stores[x].MovedOffAcceptors() == (1, 0),
             $"{x.Self.Key.ToShortString()} retired on the word of one member holding a later configuration: {Describe(stores[x].AcceptorState(key)!.Value)}"));
+        Assert.All(displaced, x => Assert.Equal((3L, 1), stores[x].SuccessorsCounted(key)));
 
         foreach (var dead in new[] { a, n })
         {
@@ -953,6 +951,9 @@ public class RecordQuorumTests
         }
     }
 
+    /// <summary>A node's transport on which record answers from some nodes to its queries arrive late: each is
+    /// acknowledged at once (so Pastry takes the sender as alive, as it does a busy process that still heartbeats) and
+    /// handed to the node <paramref name="delay"/> later.</summary>
     private sealed class LateRecordAnswers(IOverlayTransport inner, NodeKey self, Iris.Overlay.Timing.TimerQueue timers, Func<NodeKey, bool> slow, TimeSpan delay)
         : IOverlayTransport
     {
